@@ -1,0 +1,4 @@
+DROP TABLE "CorporateAction";
+DROP TABLE "Dividend";
+DROP TYPE "CorporateActionType";
+DROP TYPE "DividendType";

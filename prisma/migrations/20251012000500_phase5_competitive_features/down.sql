@@ -1,0 +1,12 @@
+DROP TABLE "PriceAlert";
+DROP TABLE "Goal";
+DROP TABLE "BenchmarkPrice";
+DROP TABLE "PortfolioBenchmark";
+DROP TYPE "PriceAlertType";
+DROP TYPE "GoalStatus";
+DROP TYPE "GoalType";
+ALTER TABLE "Investment"
+  DROP COLUMN "marketCap",
+  DROP COLUMN "country",
+  DROP COLUMN "industry",
+  DROP COLUMN "sector";

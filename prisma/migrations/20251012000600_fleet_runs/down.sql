@@ -1,0 +1,2 @@
+DROP TABLE "FleetRun";
+DROP TYPE "FleetRunStatus";

@@ -1,0 +1,56 @@
+import { ConfigError } from '../config/env.js';
+import { MigrationError } from '../db/migrations.js';
+import { UsageError, type Command, type CommandIo } from './command.js';
+import { migrateCommand } from './migrate.js';
+
+const commands: Command[] = [migrateCommand];
+
+function usage(): string {
+  const width = Math.max(...commands.map((c) => c.name.length));
+  return [
+    'Usage: tys <command> [options]',
+    '',
+    'Track Your Stack data-migration fleet.',
+    '',
+    'Commands:',
+    ...commands.map((c) => `  ${c.name.padEnd(width)}  ${c.summary}`),
+    '',
+    'Run "tys <command> --help" for the options of a command.',
+  ].join('\n');
+}
+
+export const defaultIo: CommandIo = {
+  out: (line) => process.stdout.write(`${line}\n`),
+  err: (line) => process.stderr.write(`${line}\n`),
+  isTty: Boolean(process.stdout.isTTY),
+};
+
+/** Runs one CLI invocation and resolves to its exit status. */
+export async function main(argv: string[], io: CommandIo = defaultIo): Promise<number> {
+  const [name, ...rest] = argv;
+  if (!name || name === '--help' || name === '-h' || name === 'help') {
+    io.out(usage());
+    return name ? 0 : 2;
+  }
+  const command = commands.find((c) => c.name === name);
+  try {
+    if (!command) throw new UsageError(`tys: unknown command "${name}" (expected one of: ${commands.map((c) => c.name).join(', ')})`);
+    return await command.run(rest, io);
+  } catch (error) {
+    if (error instanceof UsageError || error instanceof ConfigError) {
+      io.err(`error: ${error.message}`);
+      return 2;
+    }
+    const message = error instanceof MigrationError ? error.message : describeError(error);
+    io.err(`error: ${message}`);
+    return 1;
+  }
+}
+
+function describeError(error: unknown): string {
+  if (error instanceof Error) {
+    const code = (error as { code?: string }).code;
+    return `${code ? `${code}: ` : ''}${error.message.split('\n').find((l) => l.trim()) ?? error.name}`;
+  }
+  return String(error);
+}
