@@ -5,7 +5,7 @@ import { parseCommandArgs, UsageError, type Command } from './command.js';
 const help = `Usage: tys migrate [status | down --to NAME] [--json]
 
   tys migrate               create the database if needed and apply pending
-                            migrations (prisma migrate deploy)
+                            migrations, recorded in Prisma's _prisma_migrations
   tys migrate status        list migrations: applied, pending, modified since
                             applied; exit 1 when any is pending or modified
   tys migrate down --to N   revert applied migrations newer than N with their
@@ -34,7 +34,8 @@ export const migrateCommand: Command = {
     const [action = 'up', ...extra] = positionals;
     if (extra.length > 0) throw new UsageError(`tys migrate: unexpected argument "${extra[0]}". See "tys migrate --help".`);
     if (action === 'up') {
-      await deployMigrations(config.databaseUrl);
+      const applied = await deployMigrations(config.databaseUrl);
+      for (const name of applied) io.out(`applied ${name}`);
       const states = await migrationStatus(config.databaseUrl);
       io.out(`${states.filter((s) => s.appliedAt).length} of ${states.length} migrations applied; database is up to date`);
       return 0;

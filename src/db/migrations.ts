@@ -1,17 +1,12 @@
-import { createHash } from 'node:crypto';
-import { execFile } from 'node:child_process';
+import { createHash, randomUUID } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
 import pg from 'pg';
 import { redactUrl } from '../config/env.js';
 
-const execFileAsync = promisify(execFile);
-
 export const PROJECT_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const MIGRATIONS_DIR = path.join(PROJECT_ROOT, 'prisma', 'migrations');
-const PRISMA_CLI = path.join(PROJECT_ROOT, 'node_modules', 'prisma', 'build', 'index.js');
 
 export class MigrationError extends Error {
   override name = 'MigrationError';
@@ -61,26 +56,66 @@ export async function ensureDatabase(databaseUrl: string): Promise<boolean> {
   }
 }
 
+/** Prisma Migrate's advisory lock key: deploys from tys and from prisma exclude each other. */
+const PRISMA_MIGRATE_LOCK = 72707369;
+
+const HISTORY_TABLE_DDL = `CREATE TABLE IF NOT EXISTS "_prisma_migrations" (
+  "id"                  VARCHAR(36) PRIMARY KEY NOT NULL,
+  "checksum"            VARCHAR(64) NOT NULL,
+  "finished_at"         TIMESTAMPTZ,
+  "migration_name"      VARCHAR(255) NOT NULL,
+  "logs"                TEXT,
+  "rolled_back_at"      TIMESTAMPTZ,
+  "started_at"          TIMESTAMPTZ NOT NULL DEFAULT now(),
+  "applied_steps_count" INTEGER NOT NULL DEFAULT 0
+)`;
+
 /**
- * Applies pending migrations with Prisma's own `migrate deploy`, so the
- * history stays Prisma's and `prisma migrate status` keeps working.
+ * Applies pending migrations in name order and records them in Prisma's own
+ * `_prisma_migrations` table, row for row as `prisma migrate deploy` does
+ * (same checksum, same lock), so either tool can take over from the other.
+ * Unlike Prisma, each migration and its history row commit in one
+ * transaction: a failing migration leaves neither a half-applied schema nor
+ * a failed record that blocks the next deploy.
  */
-export async function deployMigrations(databaseUrl: string): Promise<string> {
+export async function deployMigrations(databaseUrl: string, dir = MIGRATIONS_DIR): Promise<string[]> {
   await ensureDatabase(databaseUrl);
+  const client = new pg.Client({ connectionString: databaseUrl });
+  await client.connect();
   try {
-    const { stdout } = await execFileAsync(process.execPath, [PRISMA_CLI, 'migrate', 'deploy'], {
-      cwd: PROJECT_ROOT,
-      env: { ...process.env, DATABASE_URL: databaseUrl, PRISMA_HIDE_UPDATE_MESSAGE: '1' },
-    });
-    return stdout;
-  } catch (error) {
-    const failure = error as { stdout?: string; stderr?: string };
-    const detail = `${failure.stdout ?? ''}\n${failure.stderr ?? ''}`
-      .split('\n')
-      .filter((line) => /error|migration/i.test(line))
-      .slice(0, 6)
-      .join(' | ');
-    throw new MigrationError(`prisma migrate deploy failed: ${detail || String(error)}`);
+    await client.query('SELECT pg_advisory_lock($1)', [PRISMA_MIGRATE_LOCK]);
+    await client.query(HISTORY_TABLE_DDL);
+    const unfinished = await client.query(
+      'SELECT migration_name FROM _prisma_migrations WHERE finished_at IS NULL AND rolled_back_at IS NULL',
+    );
+    if (unfinished.rowCount) {
+      throw new MigrationError(
+        `migration ${unfinished.rows[0].migration_name} failed earlier and is unresolved: fix it, then run "prisma migrate resolve"`,
+      );
+    }
+    const applied = await appliedMigrations(client);
+    const done: string[] = [];
+    for (const file of listMigrationFiles(dir)) {
+      if (applied.has(file.name)) continue;
+      const sql = readFileSync(path.join(dir, file.name, 'migration.sql'), 'utf8');
+      await client.query('BEGIN');
+      try {
+        await client.query(sql);
+        await client.query(
+          `INSERT INTO _prisma_migrations (id, checksum, migration_name, started_at, finished_at, applied_steps_count)
+           VALUES ($1, $2, $3, now(), clock_timestamp(), 1)`,
+          [randomUUID(), file.checksum, file.name],
+        );
+        await client.query('COMMIT');
+      } catch (error) {
+        await client.query('ROLLBACK');
+        throw new MigrationError(`migration ${file.name} failed and was rolled back: ${(error as Error).message}`);
+      }
+      done.push(file.name);
+    }
+    return done;
+  } finally {
+    await client.end();
   }
 }
 
