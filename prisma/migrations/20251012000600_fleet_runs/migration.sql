@@ -1,7 +1,7 @@
 -- The fleet's own run history (not part of the Track Your Stack application).
 
 -- CreateEnum
-CREATE TYPE "FleetRunStatus" AS ENUM ('ENQUEUEING', 'RUNNING', 'COMPLETED', 'FAILED');
+CREATE TYPE "FleetRunStatus" AS ENUM ('ENQUEUEING', 'RUNNING', 'COMPLETED', 'FAILED', 'INTERRUPTED');
 
 -- CreateTable
 CREATE TABLE "FleetRun" (
@@ -10,7 +10,6 @@ CREATE TABLE "FleetRun" (
     "scope" JSONB NOT NULL,
     "status" "FleetRunStatus" NOT NULL DEFAULT 'ENQUEUEING',
     "total" INTEGER NOT NULL DEFAULT 0,
-    "added" INTEGER NOT NULL DEFAULT 0,
     "alreadyQueued" INTEGER NOT NULL DEFAULT 0,
     "completed" INTEGER NOT NULL DEFAULT 0,
     "failed" INTEGER NOT NULL DEFAULT 0,

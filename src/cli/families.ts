@@ -1,0 +1,42 @@
+import { familyNames, findFamily } from '../families/index.js';
+import type { JobFamily } from '../fleet/family.js';
+import { isRowId, type Scope } from '../fleet/scope.js';
+import { UsageError } from './command.js';
+
+export function requireFamily(command: string, name: string | undefined): JobFamily {
+  if (!name) throw new UsageError(`tys ${command}: name a family (one of: ${familyNames().join(', ')})`);
+  const family = findFamily(name);
+  if (!family) throw new UsageError(`tys ${command}: unknown family "${name}" (expected one of: ${familyNames().join(', ')})`);
+  return family;
+}
+
+export function parseFamilyList(command: string, list: string | undefined): JobFamily[] {
+  if (!list) return familyNames().map((name) => findFamily(name)!);
+  return list.split(',').map((name) => requireFamily(command, name.trim()));
+}
+
+function requireId(flag: string, value: string): string {
+  if (!isRowId(value)) throw new UsageError(`tys enqueue: --${flag} "${String(value).slice(0, 40)}" is not a valid id`);
+  return value;
+}
+
+/** Exactly one of --all, --investment ID..., --portfolio ID, --user ID. */
+export function parseScope(
+  family: JobFamily,
+  values: { all?: boolean; investment?: string[]; portfolio?: string; user?: string },
+): Scope {
+  const given = [values.all && 'all', values.investment?.length && 'investment', values.portfolio && 'portfolio', values.user && 'user']
+    .filter(Boolean);
+  if (given.length !== 1) {
+    throw new UsageError('tys enqueue: give exactly one of --all, --investment ID, --portfolio ID, --user ID');
+  }
+  let scope: Scope;
+  if (values.all) scope = { kind: 'all' };
+  else if (values.investment?.length) scope = { kind: 'investments', ids: values.investment.map((id) => requireId('investment', id)) };
+  else if (values.portfolio) scope = { kind: 'portfolio', id: requireId('portfolio', values.portfolio) };
+  else scope = { kind: 'user', id: requireId('user', values.user!) };
+  if (!family.scopes.includes(scope.kind)) {
+    throw new UsageError(`tys enqueue: family ${family.name} does not take --${given[0]} (it takes: ${family.scopes.join(', ')})`);
+  }
+  return scope;
+}

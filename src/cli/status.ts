@@ -1,0 +1,96 @@
+import { loadConfig } from '../config/env.js';
+import { families } from '../families/index.js';
+import { openFleet, type FleetContext } from '../fleet/context.js';
+import { RUN_ID_PATTERN, type RunView } from '../fleet/runs.js';
+import { parseCommandArgs, UsageError, type Command } from './command.js';
+import { progressLine } from './progress.js';
+
+const help = `Usage: tys status [--run ID] [--json]
+
+Without --run: job counts per family (waiting, active, delayed, completed,
+failed) and the latest runs. With --run: that run's progress and the reasons
+of its failed jobs.
+
+Options:
+  --run ID      one run
+  --limit N     runs listed (default 10)
+  --json        machine-readable output
+  -h, --help    this help`;
+
+const STATES = ['waiting', 'active', 'delayed', 'completed', 'failed'] as const;
+
+async function familyCounts(fleet: FleetContext) {
+  const counts: Record<string, Record<string, number>> = {};
+  for (const family of families) counts[family.name] = await fleet.queue(family).getJobCounts(...STATES);
+  return counts;
+}
+
+async function failuresOf(fleet: FleetContext, run: RunView, limit = 20) {
+  const family = families.find((f) => f.name === run.family);
+  if (!family) return [];
+  const failed = await fleet.queue(family).getFailed(0, 999);
+  return failed
+    .filter((job) => job.data?.runId === run.id)
+    .slice(0, limit)
+    .map((job) => ({ jobId: job.id, key: job.data.key, attempts: job.attemptsMade, reason: job.failedReason }));
+}
+
+function runLine(run: RunView): string {
+  const state = run.finishedAt ? run.status : run.live ? run.status : `${run.status} (no live counters)`;
+  return `${run.id}  ${run.family.padEnd(12)} ${state.padEnd(11)} started ${run.startedAt.toISOString()}  ${progressLine(run, (run.finishedAt ?? new Date()).getTime() - run.startedAt.getTime())}`;
+}
+
+export const statusCommand: Command = {
+  name: 'status',
+  summary: 'job counts per family and progress per run',
+  help,
+  async run(argv, io) {
+    const { values, positionals } = parseCommandArgs('status', argv, {
+      run: { type: 'string' },
+      limit: { type: 'string' },
+      json: { type: 'boolean' },
+    });
+    if (values.help) {
+      io.out(help);
+      return 0;
+    }
+    if (positionals.length > 0) throw new UsageError(`tys status: unexpected argument "${positionals[0]}"`);
+    if (values.run !== undefined && !RUN_ID_PATTERN.test(values.run)) {
+      throw new UsageError(`tys status: "${values.run.slice(0, 40)}" is not a run id (like run-20260101T000000Z-abcdef)`);
+    }
+    const limit = values.limit === undefined ? 10 : Number(values.limit);
+    if (!Number.isInteger(limit) || limit < 1 || limit > 1_000) throw new UsageError('tys status: --limit must be an integer from 1 to 1000');
+
+    const fleet = await openFleet(loadConfig());
+    try {
+      if (values.run) {
+        const run = await fleet.runs.get(values.run);
+        if (!run) {
+          io.err(`error: no run ${values.run}`);
+          return 1;
+        }
+        const failures = await failuresOf(fleet, run);
+        if (values.json) io.out(JSON.stringify({ run, failures }, null, 2));
+        else {
+          io.out(runLine(run));
+          for (const failure of failures) io.out(`  failed ${failure.jobId} (${failure.attempts} attempts): ${failure.reason}`);
+        }
+        return 0;
+      }
+      const counts = await familyCounts(fleet);
+      const runs = await fleet.runs.list({ limit });
+      if (values.json) {
+        io.out(JSON.stringify({ families: counts, runs }, null, 2));
+        return 0;
+      }
+      io.out(`${'family'.padEnd(14)}${STATES.map((s) => s.padStart(11)).join('')}`);
+      for (const [name, c] of Object.entries(counts)) io.out(`${name.padEnd(14)}${STATES.map((s) => String(c[s] ?? 0).padStart(11)).join('')}`);
+      io.out('');
+      io.out(runs.length ? 'latest runs:' : 'no runs yet');
+      for (const run of runs) io.out(runLine(run));
+      return 0;
+    } finally {
+      await fleet.close();
+    }
+  },
+};

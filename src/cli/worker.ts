@@ -1,0 +1,45 @@
+import { loadConfig } from '../config/env.js';
+import { familyNames } from '../families/index.js';
+import { runWorkerProcess } from '../fleet/worker-process.js';
+import { parseCommandArgs, UsageError, type Command } from './command.js';
+import { parseFamilyList } from './families.js';
+
+const help = `Usage: tys worker [--families NAME,...] [--concurrency N]
+
+Runs workers in the foreground until SIGTERM or SIGINT (Ctrl-C), then lets
+active jobs finish and exits 0. Start as many worker processes, on as many
+machines, as the work needs: they share the queues through Redis.
+
+Options:
+  --families LIST     comma-separated families (default all: ${familyNames().join(', ')})
+  --concurrency N     jobs per family at once in this process (default: the family's own)
+  -h, --help          this help
+
+Environment: DATABASE_URL, REDIS_URL, TYS_QUEUE_PREFIX, TYS_LOG_LEVEL`;
+
+export const workerCommand: Command = {
+  name: 'worker',
+  summary: 'run workers in the foreground',
+  help,
+  async run(argv, io) {
+    const { values, positionals } = parseCommandArgs('worker', argv, {
+      families: { type: 'string' },
+      concurrency: { type: 'string' },
+    });
+    if (values.help) {
+      io.out(help);
+      return 0;
+    }
+    if (positionals.length > 0) throw new UsageError(`tys worker: unexpected argument "${positionals[0]}"`);
+    const families = parseFamilyList('worker', values.families);
+    let concurrency: number | undefined;
+    if (values.concurrency !== undefined) {
+      concurrency = Number(values.concurrency);
+      if (!Number.isInteger(concurrency) || concurrency < 1 || concurrency > 1_000) {
+        throw new UsageError(`tys worker: --concurrency must be an integer from 1 to 1000, got "${values.concurrency}"`);
+      }
+    }
+    await runWorkerProcess(loadConfig(), { families, concurrency });
+    return 0;
+  },
+};

@@ -1,0 +1,13 @@
+import type { JobFamily } from '../fleet/family.js';
+import { lotsFamily } from './lots.js';
+
+/** Every job family the fleet knows. Producer, workers, CLI and dashboard take them from here. */
+export const families: readonly JobFamily[] = [lotsFamily];
+
+export function familyNames(): string[] {
+  return families.map((family) => family.name);
+}
+
+export function findFamily(name: string): JobFamily | undefined {
+  return families.find((family) => family.name === name);
+}

@@ -1,0 +1,15 @@
+import { UnrecoverableError } from 'bullmq';
+
+/**
+ * A failure that no retry can fix (bad data, a row that needs a person):
+ * the job fails at once with this message as its readable reason.
+ */
+export class PermanentJobError extends UnrecoverableError {
+  constructor(message: string) {
+    super(message);
+    this.name = 'UnrecoverableError';
+  }
+}
+
+/** Job data that does not have the family's shape. */
+export class InvalidJobDataError extends PermanentJobError {}

@@ -1,0 +1,84 @@
+import type { Logger } from 'pino';
+import type { PrismaClient } from '../db/prisma.js';
+import type { Scope } from './scope.js';
+
+/** What every job of every family carries: ids only, never row contents or secrets. */
+export interface JobData {
+  runId: string;
+  /** The row (or ticker) the job works on; the family's source query produced it. */
+  key: string;
+}
+
+export type JobOutcome =
+  | { status: 'changed'; detail?: string }
+  | { status: 'skipped'; reason: string };
+
+export interface HandlerContext {
+  prisma: PrismaClient;
+  runId: string;
+  jobId: string;
+  log: Logger;
+}
+
+export interface FamilyOptions {
+  /** Tries per job before it fails for good. */
+  attempts: number;
+  /** Exponential backoff base delay in ms; BullMQ adds jitter. */
+  backoffMs: number;
+  /** Jobs one worker process runs at once for this family. */
+  concurrency: number;
+  /** Global rate limit of the family's queue, shared by every worker process. */
+  limiter?: { max: number; duration: number };
+  /** Completed jobs kept in Redis for the dashboard. */
+  keepCompleted: number;
+  /** Failed jobs kept in Redis, with their reasons. */
+  keepFailed: number;
+}
+
+export const DEFAULT_FAMILY_OPTIONS: FamilyOptions = {
+  attempts: 5,
+  backoffMs: 1_000,
+  concurrency: 20,
+  keepCompleted: 1_000,
+  keepFailed: 50_000,
+};
+
+/**
+ * A job family: everything the producer, the workers, the CLI and the
+ * dashboard need to know about one kind of work. Adding a family is adding a
+ * module that exports one of these and listing it in families/index.ts.
+ */
+export interface JobFamily {
+  /** Also the BullMQ queue name. Lowercase letters and dashes. */
+  name: string;
+  description: string;
+  /** Scope kinds the family accepts on enqueue. */
+  scopes: ReadonlyArray<Scope['kind']>;
+  /**
+   * One page of the keys that still need work, in ascending key order,
+   * strictly after `after` (keyset pagination: never the whole table).
+   */
+  source(prisma: PrismaClient, scope: Scope, after: string, limit: number): Promise<string[]>;
+  /** Validates a key before it becomes a job id or reaches SQL. */
+  isValidKey(key: string): boolean;
+  /** Does the work for one key. Must be idempotent: a job can run more than once. */
+  handle(ctx: HandlerContext, key: string): Promise<JobOutcome>;
+  /** Checks that the family's work is complete and correct over the whole database. */
+  verify?(prisma: PrismaClient): Promise<VerifyReport>;
+  options: FamilyOptions;
+}
+
+export interface VerifyReport {
+  ok: boolean;
+  /** Rows checked. */
+  checked: number;
+  /** Offending rows, each with what is wrong; at most `sampleLimit` of them. */
+  problems: { id: string; problem: string }[];
+  /** Offending rows in all. */
+  problemCount: number;
+}
+
+/** Deterministic, so enqueuing the same row twice is a no-op. BullMQ ids may not contain ':' nor be all digits. */
+export function jobIdFor(family: JobFamily, key: string): string {
+  return `${family.name}-${key}`;
+}

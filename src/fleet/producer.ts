@@ -1,0 +1,111 @@
+import type { Queue } from 'bullmq';
+import type { Redis } from 'ioredis';
+import type { PrismaClient } from '../db/prisma.js';
+import { jobIdFor, type JobData, type JobFamily } from './family.js';
+import { newRunId, type RunStore } from './runs.js';
+import type { Scope } from './scope.js';
+
+export interface EnqueueOptions {
+  /** Keys read from the source query per page. Default 1,000. */
+  pageSize?: number;
+  /** Count what would be enqueued, add nothing. Default false. */
+  dryRun?: boolean;
+  /** Called after each page with the totals so far. */
+  onProgress?: (progress: EnqueueProgress) => void;
+}
+
+export interface EnqueueProgress {
+  /** Rows the source query returned: they still need the work. */
+  found: number;
+  /** New jobs added by this run. */
+  added: number;
+  /** Rows whose job was already waiting, delayed or active (from an earlier run). */
+  alreadyQueued: number;
+  /** Rows whose earlier job had finished (failed, or completed while the row still needs work): re-added. */
+  requeued: number;
+}
+
+export interface EnqueueResult extends EnqueueProgress {
+  runId: string | null;
+}
+
+type JobState = 'absent' | 'finished' | 'pending';
+
+/**
+ * Streams the family's source query page by page and turns every key into a
+ * job of one run. A key whose job is still pending is left alone; a key whose
+ * job already finished but which the source query still selects (it failed, or
+ * its row was changed back) gets a fresh job.
+ */
+export async function enqueue(
+  deps: { prisma: PrismaClient; redis: Redis; queue: Queue<JobData>; runs: RunStore; prefix: string },
+  family: JobFamily,
+  scope: Scope,
+  options: EnqueueOptions = {},
+): Promise<EnqueueResult> {
+  const pageSize = options.pageSize ?? 1_000;
+  const progress: EnqueueProgress = { found: 0, added: 0, alreadyQueued: 0, requeued: 0 };
+  const runId = options.dryRun ? null : newRunId();
+  if (runId) await deps.runs.create(runId, family.name, scope);
+
+  let after = '';
+  let inFlight: Promise<unknown> = Promise.resolve();
+  for (;;) {
+    const keys = await family.source(deps.prisma, scope, after, pageSize);
+    if (keys.length === 0) break;
+    after = keys[keys.length - 1]!;
+    progress.found += keys.length;
+    const ids = keys.map((key) => jobIdFor(family, key));
+    const states = await jobStates(deps.redis, deps.prefix, family.name, ids);
+    const fresh: { key: string; id: string }[] = [];
+    const finished: string[] = [];
+    keys.forEach((key, i) => {
+      const state = states[i]!;
+      if (state === 'pending') progress.alreadyQueued += 1;
+      else {
+        if (state === 'finished') finished.push(ids[i]!);
+        fresh.push({ key, id: ids[i]! });
+      }
+    });
+    if (options.dryRun) {
+      progress.added += fresh.length;
+      options.onProgress?.({ ...progress });
+      continue;
+    }
+    // The previous page's addBulk overlaps this page's source query; wait for
+    // it before the next one so at most one page is in flight.
+    await inFlight;
+    if (finished.length > 0) {
+      await Promise.all(finished.map((id) => deps.queue.remove(id)));
+      progress.requeued += finished.length;
+    }
+    progress.added += fresh.length;
+    inFlight = deps.queue.addBulk(
+      fresh.map(({ key, id }) => ({ name: family.name, data: { runId: runId!, key }, opts: { jobId: id } })),
+    );
+    options.onProgress?.({ ...progress });
+  }
+  await inFlight;
+  if (runId) await deps.runs.markEnqueued(runId, progress.added, progress.alreadyQueued);
+  return { runId, ...progress };
+}
+
+/** One pipelined round trip for a page: does each job exist, and has it finished? */
+async function jobStates(redis: Redis, prefix: string, queueName: string, ids: string[]): Promise<JobState[]> {
+  const base = `${prefix}:${queueName}`;
+  const pipeline = redis.pipeline();
+  for (const id of ids) {
+    pipeline.exists(`${base}:${id}`);
+    pipeline.zscore(`${base}:completed`, id);
+    pipeline.zscore(`${base}:failed`, id);
+  }
+  const replies = (await pipeline.exec()) ?? [];
+  return ids.map((_, i) => {
+    const [existsErr, exists] = replies[i * 3]!;
+    if (existsErr) throw existsErr;
+    if (!exists) return 'absent';
+    const completed = replies[i * 3 + 1]![1];
+    const failed = replies[i * 3 + 2]![1];
+    return completed !== null || failed !== null ? 'finished' : 'pending';
+  });
+}

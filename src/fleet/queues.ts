@@ -1,0 +1,18 @@
+import { Queue, type JobsOptions } from 'bullmq';
+import type { Redis } from 'ioredis';
+import type { JobData, JobFamily } from './family.js';
+
+/** BullMQ job options of a family: retries with jittered exponential backoff, bounded retention. */
+export function jobOptionsFor(family: JobFamily): JobsOptions {
+  const { attempts, backoffMs, keepCompleted, keepFailed } = family.options;
+  return {
+    attempts,
+    backoff: { type: 'exponential', delay: backoffMs, jitter: 0.5 },
+    removeOnComplete: { count: keepCompleted },
+    removeOnFail: { count: keepFailed },
+  };
+}
+
+export function openQueue(family: JobFamily, connection: Redis, prefix: string): Queue<JobData> {
+  return new Queue<JobData>(family.name, { connection, prefix, defaultJobOptions: jobOptionsFor(family) });
+}

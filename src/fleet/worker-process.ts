@@ -1,0 +1,49 @@
+import type { FleetConfig } from '../config/env.js';
+import { createPrisma } from '../db/prisma.js';
+import { createLogger } from '../log.js';
+import { producerConnection, connectProducer, workerConnection } from '../redis/connection.js';
+import type { JobFamily } from './family.js';
+import { RunStore } from './runs.js';
+import { startWorkers } from './worker.js';
+
+export interface WorkerProcessOptions {
+  families: JobFamily[];
+  /** Overrides each family's concurrency. */
+  concurrency?: number;
+}
+
+/**
+ * Runs workers for the given families until SIGTERM or SIGINT, then stops
+ * taking jobs, lets active ones finish (BullMQ hands back to the queue any
+ * that a killed process leaves behind, as stalled), closes every connection
+ * and resolves.
+ */
+export async function runWorkerProcess(config: FleetConfig, options: WorkerProcessOptions): Promise<void> {
+  const log = createLogger('tys-worker');
+  const connection = workerConnection(config.redisUrl);
+  const bookkeeping = await connectProducer(producerConnection(config.redisUrl, { enableOfflineQueue: true, maxRetriesPerRequest: 5 }), config.redisUrl);
+  const maxConcurrency = Math.max(...options.families.map((f) => options.concurrency ?? f.options.concurrency));
+  const prisma = createPrisma(config.databaseUrl, { maxConnections: Math.min(maxConcurrency, 50) });
+  const runs = new RunStore(prisma, bookkeeping, config.queuePrefix);
+  const fleet = startWorkers({ prisma, connection, runs, prefix: config.queuePrefix, log }, options.families, {
+    concurrency: options.concurrency,
+  });
+  await Promise.all(fleet.workers.map((worker) => worker.waitUntilReady()));
+  log.info({ families: options.families.map((f) => f.name), concurrency: options.concurrency, pid: process.pid }, 'workers started');
+
+  await new Promise<void>((resolve) => {
+    const stop = (signal: NodeJS.Signals) => {
+      log.info({ signal }, 'shutting down: finishing active jobs');
+      process.off('SIGTERM', stop);
+      process.off('SIGINT', stop);
+      resolve();
+    };
+    process.on('SIGTERM', stop);
+    process.on('SIGINT', stop);
+  });
+  await fleet.close();
+  await prisma.$disconnect();
+  connection.disconnect();
+  bookkeeping.disconnect();
+  log.info('workers stopped');
+}
