@@ -15,7 +15,19 @@ Options:
   --concurrency N     jobs per family at once in this process (default: the family's own)
   -h, --help          this help
 
-Environment: DATABASE_URL, REDIS_URL, TYS_QUEUE_PREFIX, TYS_LOG_LEVEL`;
+Environment: DATABASE_URL, REDIS_URL, TYS_QUEUE_PREFIX, TYS_LOG_LEVEL, and
+  TYS_LOCK_DURATION_MS     how long a job stays locked to a worker that stops
+                           renewing it (killed, frozen) before another takes
+                           it over (default 30000)
+  TYS_STALLED_INTERVAL_MS  how often workers look for such jobs (default 30000)`;
+
+function positiveMs(name: string): number | undefined {
+  const raw = process.env[name];
+  if (raw === undefined || raw === '') return undefined;
+  const value = Number(raw);
+  if (!Number.isInteger(value) || value < 100) throw new UsageError(`${name} must be an integer number of ms >= 100, got "${raw}"`);
+  return value;
+}
 
 export const workerCommand: Command = {
   name: 'worker',
@@ -39,7 +51,12 @@ export const workerCommand: Command = {
         throw new UsageError(`tys worker: --concurrency must be an integer from 1 to 1000, got "${values.concurrency}"`);
       }
     }
-    await runWorkerProcess(loadConfig(), { families, concurrency });
+    await runWorkerProcess(loadConfig(), {
+      families,
+      concurrency,
+      lockDuration: positiveMs('TYS_LOCK_DURATION_MS'),
+      stalledInterval: positiveMs('TYS_STALLED_INTERVAL_MS'),
+    });
     return 0;
   },
 };

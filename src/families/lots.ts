@@ -12,7 +12,6 @@ interface LockedInvestment {
   averageCostBasis: Prisma.Decimal;
   createdAt: Date;
   userId: string;
-  lotCount: bigint;
 }
 
 /**
@@ -39,15 +38,18 @@ export const lotsFamily: JobFamily = {
   async handle({ prisma, runId, jobId }, investmentId) {
     return prisma.$transaction(async (tx) => {
       // The row lock serialises racing jobs for one investment: the second
-      // waits, then sees the first one's lot and skips.
+      // waits for the first to commit. The lot count must be a statement of
+      // its own, after the lock: only a new statement's snapshot (READ
+      // COMMITTED) sees the lot the first job committed.
       const [investment] = await tx.$queryRaw<LockedInvestment[]>`
-        SELECT i.id, i."totalQuantity", i."averageCostBasis", i."createdAt", p."userId",
-               (SELECT count(*) FROM "TaxLot" t WHERE t."investmentId" = i.id) AS "lotCount"
+        SELECT i.id, i."totalQuantity", i."averageCostBasis", i."createdAt", p."userId"
           FROM "Investment" i JOIN "Portfolio" p ON p.id = i."portfolioId"
          WHERE i.id = ${investmentId}
            FOR NO KEY UPDATE OF i`;
       if (!investment) return { status: 'skipped', reason: 'investment no longer exists' };
-      if (investment.lotCount > 0n) return { status: 'skipped', reason: 'investment already has tax lots' };
+      if ((await tx.taxLot.count({ where: { investmentId } })) > 0) {
+        return { status: 'skipped', reason: 'investment already has tax lots' };
+      }
       const quantity = new Prisma.Decimal(investment.totalQuantity);
       if (quantity.lte(0)) {
         throw new PermanentJobError(

@@ -26,6 +26,14 @@ export interface RunView extends RunCounters {
   live: boolean;
 }
 
+// Counts a job's outcome only if the run's hash still exists (a flushed
+// Redis must not resurrect a run) and the job has not been counted already.
+const RECORD_ONCE = `
+if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
+if redis.call('HSETNX', KEYS[2], ARGV[1], ARGV[2]) == 0 then return 0 end
+redis.call('HINCRBY', KEYS[1], ARGV[2], 1)
+return 1`;
+
 /** Sortable by time, unique across machines, safe in Redis keys and job data. */
 export function newRunId(now = new Date()): string {
   const stamp = now.toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z');
@@ -64,15 +72,20 @@ export class RunStore {
     await this.finishIfDone(runId);
   }
 
-  /** Records the final outcome of one job; finishes the run when it was the last. */
-  async record(runId: string, outcome: 'completed' | 'skipped' | 'failed'): Promise<void> {
-    const exists = await this.redis.hincrby(this.key(runId), outcome, 1);
-    if (exists === 1 && !(await this.redis.hexists(this.key(runId), 'family'))) {
-      // The hash was lost (Redis flushed) and this increment recreated it: drop it again.
-      await this.redis.del(this.key(runId));
-      return;
-    }
-    await this.finishIfDone(runId);
+  /**
+   * Records the final outcome of one job, once: a job that runs again after
+   * a crash (stalled, handed to another worker) finds its outcome already
+   * recorded and counts nothing. Called before BullMQ marks the job finished,
+   * so a crash in between loses no count. Finishes the run when it was the last.
+   */
+  async record(runId: string, jobId: string, outcome: 'completed' | 'skipped' | 'failed'): Promise<void> {
+    const counted = await this.redis.eval(RECORD_ONCE, 2, this.key(runId), `${this.key(runId)}:pending`, jobId, outcome);
+    if (counted === 1) await this.finishIfDone(runId);
+  }
+
+  /** Drops the once-only marker of a job that BullMQ has marked finished; keeps memory bounded by concurrency. */
+  async forget(runId: string, jobId: string): Promise<void> {
+    await this.redis.hdel(`${this.key(runId)}:pending`, jobId);
   }
 
   async counters(runId: string): Promise<RunCounters | null> {

@@ -10,6 +10,9 @@ export interface WorkerProcessOptions {
   families: JobFamily[];
   /** Overrides each family's concurrency. */
   concurrency?: number;
+  /** Lock duration and stalled-job check interval in ms (see FleetWorkerOptions). */
+  lockDuration?: number;
+  stalledInterval?: number;
 }
 
 /**
@@ -27,6 +30,8 @@ export async function runWorkerProcess(config: FleetConfig, options: WorkerProce
   const runs = new RunStore(prisma, bookkeeping, config.queuePrefix);
   const fleet = startWorkers({ prisma, connection, runs, prefix: config.queuePrefix, log }, options.families, {
     concurrency: options.concurrency,
+    lockDuration: options.lockDuration,
+    stalledInterval: options.stalledInterval,
   });
   await Promise.all(fleet.workers.map((worker) => worker.waitUntilReady()));
   log.info({ families: options.families.map((f) => f.name), concurrency: options.concurrency, pid: process.pid }, 'workers started');

@@ -1,4 +1,4 @@
-import { Worker, type Job } from 'bullmq';
+import { DelayedError, RateLimitError, UnrecoverableError, WaitingChildrenError, Worker, type Job } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import type { PrismaClient } from '../db/prisma.js';
@@ -11,6 +11,8 @@ export interface FleetWorkerOptions {
   concurrency?: number;
   /** Lock duration in ms: a job whose worker stops renewing it is stalled and handed to another worker. Default 30 s. */
   lockDuration?: number;
+  /** How often, in ms, workers look for stalled jobs to hand back. Default 30 s. */
+  stalledInterval?: number;
 }
 
 export interface FleetWorkers {
@@ -45,23 +47,37 @@ export function startWorkers(
   families: JobFamily[],
   options: FleetWorkerOptions = {},
 ): FleetWorkers {
-  // Outcome bookkeeping runs after BullMQ's events; close() waits for it.
-  const recording = new Set<Promise<void>>();
-  const record = (runId: string, outcome: 'completed' | 'skipped' | 'failed', log: Logger, jobId?: string) => {
-    const pending = deps.runs
-      .record(runId, outcome)
-      .catch((error) => log.error({ err: error, runId, jobId }, 'could not record job outcome'))
-      .finally(() => recording.delete(pending));
-    recording.add(pending);
+  // Once BullMQ has marked a job finished its once-only marker can go. A job
+  // that failed without reaching the processor (stalled too often) is counted
+  // here first; counting is once-only, so the usual double call is harmless.
+  // close() waits for these.
+  const settling = new Set<Promise<void>>();
+  const settle = (job: Job, log: Logger, failed: boolean) => {
+    const runId = runIdOf(job);
+    if (!runId || !job.id) return;
+    const jobId = job.id;
+    const pending = (failed ? deps.runs.record(runId, jobId, 'failed') : Promise.resolve())
+      .then(() => deps.runs.forget(runId, jobId))
+      .catch((error) => log.error({ err: error, runId, jobId }, 'could not settle job outcome'))
+      .finally(() => settling.delete(pending));
+    settling.add(pending);
   };
   const workers = families.map((family) => {
     const log = deps.log.child({ family: family.name });
     const worker = new Worker<JobData, JobOutcome>(
       family.name,
       async (job: Job<JobData, JobOutcome>) => {
-        const data = parseJobData(family, job.data);
-        const jobLog = log.child({ runId: data.runId, jobId: job.id });
-        return family.handle({ prisma: deps.prisma, runId: data.runId, jobId: job.id!, log: jobLog }, data.key);
+        const runId = runIdOf(job);
+        try {
+          const data = parseJobData(family, job.data);
+          const jobLog = log.child({ runId: data.runId, jobId: job.id });
+          const outcome = await family.handle({ prisma: deps.prisma, runId: data.runId, jobId: job.id!, log: jobLog }, data.key);
+          await deps.runs.record(data.runId, job.id!, outcome.status === 'skipped' ? 'skipped' : 'completed');
+          return outcome;
+        } catch (error) {
+          if (runId && isFinalAttempt(job, error)) await deps.runs.record(runId, job.id!, 'failed');
+          throw error;
+        }
       },
       {
         connection: deps.connection,
@@ -69,21 +85,17 @@ export function startWorkers(
         concurrency: options.concurrency ?? family.options.concurrency,
         limiter: family.options.limiter,
         lockDuration: options.lockDuration ?? 30_000,
+        stalledInterval: options.stalledInterval ?? 30_000,
         autorun: true,
       },
     );
-    worker.on('completed', (job, outcome) => {
-      const runId = runIdOf(job);
-      if (!runId) return;
-      record(runId, outcome?.status === 'skipped' ? 'skipped' : 'completed', log, job.id);
-    });
+    worker.on('completed', (job) => settle(job, log, false));
     worker.on('failed', (job, error) => {
       if (!job) return;
       const runId = runIdOf(job);
       const final = Boolean(job.finishedOn);
       log.warn({ runId, jobId: job.id, attemptsMade: job.attemptsMade, final, reason: error.message }, 'job failed');
-      if (!runId || !final) return;
-      record(runId, 'failed', log, job.id);
+      if (final) settle(job, log, true);
     });
     worker.on('error', (error) => log.error({ err: error }, 'worker error'));
     return worker;
@@ -92,9 +104,16 @@ export function startWorkers(
     workers,
     async close() {
       await Promise.all(workers.map((worker) => worker.close()));
-      await Promise.all([...recording]);
+      await Promise.all([...settling]);
     },
   };
+}
+
+/** Whether BullMQ will give up on the job after this error: no retry can follow. */
+function isFinalAttempt(job: Job, error: unknown): boolean {
+  if (error instanceof UnrecoverableError) return true;
+  if (error instanceof DelayedError || error instanceof RateLimitError || error instanceof WaitingChildrenError) return false;
+  return job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
 }
 
 /** The run id of a job, if its data has one of the right form (bad data still fails under its own run). */

@@ -1,0 +1,105 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { seedMvp } from '../src/demo/seed.js';
+import { lotsFamily } from '../src/families/lots.js';
+import { createTestDatabase, type TestDatabase } from './support/databases.js';
+import { testFleet } from './support/fleet.js';
+import { fleetEnv, runTys } from './support/processes.js';
+
+describe('tys CLI', () => {
+  let db: TestDatabase;
+  let fleet: Awaited<ReturnType<typeof testFleet>>;
+  let env: NodeJS.ProcessEnv;
+
+  beforeAll(async () => {
+    db = await createTestDatabase();
+    await seedMvp(db.prisma, { investments: 500, badQuantityRate: 0.01 });
+    fleet = await testFleet(db);
+    env = fleetEnv(fleet.config);
+  });
+  afterAll(async () => {
+    await fleet?.close();
+    await db?.drop();
+  });
+
+  it.each([
+    [['enqueue', 'nope', '--all'], /unknown family "nope" \(expected one of: lots/],
+    [['enqueue', 'lots'], /give exactly one of --all, --investment ID, --portfolio ID, --user ID/],
+    [['enqueue', 'lots', '--all', '--user', 'u1'], /give exactly one of/],
+    [['enqueue', 'lots', '--investment', "x'; DROP TABLE \"Investment\"; --"], /--investment "x'; DROP TABLE .*" is not a valid id/],
+    [['enqueue', 'lots', '--all', '--frobnicate'], /unknown option '--frobnicate'/],
+    [['enqueue', 'lots', '--all', '--page-size', '0'], /--page-size must be an integer from 1 to 100000/],
+    [['worker', '--concurrency', 'many'], /--concurrency must be an integer/],
+    [['status', '--run', '42'], /"42" is not a run id/],
+    [['verify', 'unknown'], /unknown family "unknown"/],
+    [['launch'], /unknown command "launch"/],
+    [['migrate', 'sideways'], /unknown action "sideways"/],
+  ])('tys %j: one line on stderr, exit status 2', async (args, message) => {
+    const result = await runTys(args, env);
+    expect(result.code).toBe(2);
+    expect(result.stderr.trim().split('\n')).toHaveLength(1);
+    expect(result.stderr).toMatch(message);
+    expect(result.stdout).toBe('');
+  });
+
+  it('rejects a bad environment before doing anything, exit 2', async () => {
+    const result = await runTys(['status'], { ...env, REDIS_URL: 'http://example.com' });
+    expect(result.code).toBe(2);
+    expect(result.stderr).toMatch(/REDIS_URL must start with redis:\/\/ or rediss:\/\//);
+    const secret = await runTys(['status'], { ...env, DATABASE_URL: 'mysql://admin:hunter2@db/x' });
+    expect(secret.code).toBe(2);
+    expect(secret.stderr).not.toContain('hunter2');
+  });
+
+  it.each([['--help'], ['enqueue', '--help'], ['worker', '--help'], ['status', '--help'], ['verify', '--help'], ['migrate', '--help']])(
+    'tys %j prints help and exits 0',
+    async (...args) => {
+      const result = await runTys(args, env);
+      expect(result.code).toBe(0);
+      expect(result.stdout).toMatch(/Usage: tys/);
+    },
+  );
+
+  it('fails fast with a clear message when Redis is unreachable', async () => {
+    const result = await runTys(['status'], { ...env, REDIS_URL: 'redis://127.0.0.1:1' });
+    expect(result.code).toBe(1);
+    expect(result.stderr).toMatch(/cannot reach Redis at 127\.0\.0\.1:1/);
+  });
+
+  it('counts without enqueuing on --dry-run', async () => {
+    const result = await runTys(['enqueue', 'lots', '--all', '--dry-run'], env);
+    expect(result.code).toBe(0);
+    expect(result.stdout).toMatch(/500 rows need work, would add 500 jobs \(0 already queued\)/);
+    expect(await fleet.context.queue(lotsFamily).count()).toBe(0);
+  });
+
+  it('enqueue --wait shows progress, exits 1 when jobs failed; verify lists the offenders and exits 1', async () => {
+    fleet.startWorkers([lotsFamily]);
+    const result = await runTys(['enqueue', 'lots', '--all', '--wait'], env);
+    expect(result.stdout).toMatch(/^run run-\d{8}T\d{6}Z-[0-9a-f]{6}: lots over all rows: added 500 jobs/m);
+    expect(result.stdout).toMatch(/\[#+\] 100\.0% 500\/500 \(completed 495, skipped 0, failed 5\)/);
+    expect(result.stdout).toMatch(/finished: 495 completed, 0 skipped, 5 failed/);
+    expect(result.code).toBe(1);
+
+    const verify = await runTys(['verify', 'lots'], env);
+    expect(verify.code).toBe(1);
+    expect(verify.stdout).toMatch(/verify lots: FAILED, 5 of 500 rows wrong/);
+    expect(verify.stdout.match(/: no tax lots/g)).toHaveLength(5);
+
+    const runId = /run (run-\S+):/.exec(result.stdout)![1]!;
+    const status = await runTys(['status', '--run', runId], env);
+    expect(status.code).toBe(0);
+    expect(status.stdout).toMatch(/FAILED/);
+    expect(status.stdout.match(/run the constraints family first/g)).toHaveLength(5);
+
+    const json = JSON.parse((await runTys(['status', '--json'], env)).stdout);
+    expect(json.families.lots).toMatchObject({ failed: 5, waiting: 0, active: 0 });
+    expect(json.runs[0]).toMatchObject({ id: runId, status: 'FAILED', total: 500, completed: 495, failed: 5 });
+  });
+
+  it('verify exits 0 once every investment is right', async () => {
+    await db.prisma.$executeRaw`DELETE FROM "Investment" WHERE "totalQuantity" <= 0`;
+    const verify = await runTys(['verify', 'lots'], env);
+    expect(verify.stdout).toMatch(/verify lots: OK, 495 rows checked/);
+    expect(verify.code).toBe(0);
+  });
+});

@@ -1,0 +1,102 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { lotsFamily } from '../src/families/lots.js';
+import { seedMvp } from '../src/demo/seed.js';
+import { createTestDatabase, type TestDatabase } from './support/databases.js';
+import { flushPrefix, testFleet } from './support/fleet.js';
+import { fleetEnv, spawnWorker, until } from './support/processes.js';
+
+const INVESTMENTS = 3_000;
+
+async function lotCount(db: TestDatabase): Promise<number> {
+  return db.prisma.taxLot.count();
+}
+
+async function expectOneLotEach(db: TestDatabase): Promise<void> {
+  const duplicates = await db.prisma.$queryRaw<{ id: string }[]>`
+    SELECT "investmentId" AS id FROM "TaxLot" GROUP BY "investmentId" HAVING count(*) > 1`;
+  expect(duplicates).toEqual([]);
+  const report = await lotsFamily.verify!(db.prisma);
+  expect(report).toMatchObject({ ok: true, checked: INVESTMENTS, problemCount: 0 });
+}
+
+describe('crashes and restarts', () => {
+  const cleanups: (() => Promise<void>)[] = [];
+  afterAll(async () => {
+    for (const cleanup of cleanups.reverse()) await cleanup();
+  });
+
+  async function setup() {
+    const db = await createTestDatabase();
+    await seedMvp(db.prisma, { investments: INVESTMENTS });
+    const fleet = await testFleet(db);
+    cleanups.push(async () => {
+      await fleet.close();
+      await db.drop();
+    });
+    return { db, fleet };
+  }
+
+  it('a worker killed with SIGKILL mid-run, and a new one started, still leaves exactly one lot each', async () => {
+    const { db, fleet } = await setup();
+    const env = fleetEnv(fleet.config, { TYS_LOCK_DURATION_MS: '2000', TYS_STALLED_INTERVAL_MS: '1000' });
+    const first = spawnWorker(env, ['--families', 'lots', '--concurrency', '10']);
+    const { runId } = await fleet.enqueue(lotsFamily);
+    await until('the first worker to create some lots', async () => (await lotCount(db)) >= 300);
+    first.kill('SIGKILL');
+    const killed = await first.exited;
+    expect(killed.signal).toBe('SIGKILL');
+    const atKill = await lotCount(db);
+    expect(atKill).toBeLessThan(INVESTMENTS);
+
+    const second = spawnWorker(env, ['--families', 'lots', '--concurrency', '10']);
+    const run = await fleet.waitForRun(runId!);
+    second.kill('SIGTERM');
+    expect((await second.exited).code).toBe(0);
+
+    expect(run.status).toBe('COMPLETED');
+    expect(run.completed + run.skipped).toBe(INVESTMENTS);
+    await expectOneLotEach(db);
+  });
+
+  it('SIGTERM under load lets active jobs finish, exits 0 and leaves no job active', async () => {
+    const { db, fleet } = await setup();
+    const env = fleetEnv(fleet.config);
+    const worker = spawnWorker(env, ['--families', 'lots', '--concurrency', '20']);
+    const { runId } = await fleet.enqueue(lotsFamily);
+    await until('the worker to create some lots', async () => (await lotCount(db)) >= 200);
+    worker.kill('SIGTERM');
+    const exit = await worker.exited;
+    expect(exit.code).toBe(0);
+    const counts = await fleet.context.queue(lotsFamily).getJobCounts('active', 'waiting', 'completed');
+    expect(counts.active).toBe(0);
+    expect(counts.waiting).toBeGreaterThan(0);
+    // Every job that was active at SIGTERM finished: the lots in the database match the completed jobs.
+    expect(await lotCount(db)).toBe((await fleet.context.runs.counters(runId!))!.completed);
+
+    fleet.startWorkers([lotsFamily]);
+    const run = await fleet.waitForRun(runId!);
+    expect(run).toMatchObject({ status: 'COMPLETED', completed: INVESTMENTS, skipped: 0 });
+    await expectOneLotEach(db);
+  });
+
+  it('Redis losing every job mid-run: the run is reported interrupted and enqueuing again converges', async () => {
+    const { db, fleet } = await setup();
+    fleet.startWorkers([lotsFamily], { concurrency: 5 });
+    const first = await fleet.enqueue(lotsFamily);
+    await until('some lots', async () => (await lotCount(db)) >= 200);
+    expect(await flushPrefix(fleet.prefix)).toBeGreaterThan(0);
+
+    const lost = await fleet.context.runs.get(first.runId!);
+    expect(lost).toMatchObject({ status: 'INTERRUPTED', live: false });
+    const partial = await lotCount(db);
+    expect(partial).toBeLessThan(INVESTMENTS);
+
+    const second = await fleet.enqueue(lotsFamily);
+    // Only what is missing is enqueued (a few jobs may finish between the count and the enqueue).
+    expect(second.added).toBeLessThanOrEqual(INVESTMENTS - partial);
+    expect(second.added).toBeGreaterThan(0);
+    const run = await fleet.waitForRun(second.runId!);
+    expect(run.status).toBe('COMPLETED');
+    await expectOneLotEach(db);
+  });
+});

@@ -1,0 +1,96 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { lotsFamily } from '../src/families/lots.js';
+import { Prisma } from '../src/db/prisma.js';
+import { seedMvp } from '../src/demo/seed.js';
+import { createTestDatabase, type TestDatabase } from './support/databases.js';
+import { testFleet } from './support/fleet.js';
+
+const INVESTMENTS = 3_000;
+const BAD_EVERY = 100; // seedMvp's badQuantityRate 0.01: every 100th investment has quantity <= 0
+
+describe('lots family end to end', () => {
+  let db: TestDatabase;
+  let fleet: Awaited<ReturnType<typeof testFleet>>;
+
+  beforeAll(async () => {
+    db = await createTestDatabase();
+    await seedMvp(db.prisma, { investments: INVESTMENTS, badQuantityRate: 1 / BAD_EVERY });
+    fleet = await testFleet(db);
+  });
+  afterAll(async () => {
+    await fleet?.close();
+    await db?.drop();
+  });
+
+  it('gives every valid investment exactly one correct lot, with one audit entry each', async () => {
+    fleet.startWorkers([lotsFamily]);
+    const result = await fleet.enqueue(lotsFamily, { kind: 'all' }, { pageSize: 500 });
+    expect(result.added).toBe(INVESTMENTS);
+    const run = await fleet.waitForRun(result.runId!);
+    const bad = INVESTMENTS / BAD_EVERY;
+    expect(run).toMatchObject({ status: 'FAILED', total: INVESTMENTS, completed: INVESTMENTS - bad, failed: bad, skipped: 0 });
+
+    const wrong = await db.prisma.$queryRaw<{ id: string }[]>`
+      SELECT i.id FROM "Investment" i
+        JOIN "TaxLot" t ON t."investmentId" = i.id
+       WHERE t.quantity <> i."totalQuantity" OR t."remainingQuantity" <> i."totalQuantity"
+          OR t."costBasisPerUnit" <> i."averageCostBasis" OR t.fees <> 0 OR t.status <> 'OPEN'
+          OR t."purchaseDate" <> (i."createdAt" AT TIME ZONE 'UTC')::date`;
+    expect(wrong).toEqual([]);
+    const perInvestment = await db.prisma.$queryRaw<{ lots: bigint; n: bigint }[]>`
+      SELECT lots, count(*) AS n FROM (
+        SELECT i.id, count(t.id) AS lots FROM "Investment" i LEFT JOIN "TaxLot" t ON t."investmentId" = i.id GROUP BY i.id
+      ) x GROUP BY lots ORDER BY lots`;
+    expect(perInvestment).toEqual([
+      { lots: 0n, n: BigInt(bad) },
+      { lots: 1n, n: BigInt(INVESTMENTS - bad) },
+    ]);
+
+    const audits = await db.prisma.auditLog.findMany({ where: { action: 'CREATE_TAX_LOT' } });
+    expect(audits).toHaveLength(INVESTMENTS - bad);
+    expect(new Set(audits.map((a) => a.entityId)).size).toBe(INVESTMENTS - bad);
+    expect(audits.every((a) => (a.metadata as { runId: string }).runId === result.runId)).toBe(true);
+  });
+
+  it('fails investments with a non-positive quantity at once, with a reason that names the fix', async () => {
+    const failed = await fleet.context.queue(lotsFamily).getFailed(0, 1_000);
+    expect(failed).toHaveLength(INVESTMENTS / BAD_EVERY);
+    for (const job of failed) {
+      expect(job.attemptsMade).toBe(1);
+      expect(job.failedReason).toMatch(/has totalQuantity -?\d+ \(must be > 0\): run the constraints family first/);
+    }
+    const report = await lotsFamily.verify!(db.prisma);
+    expect(report).toMatchObject({ ok: false, checked: INVESTMENTS, problemCount: INVESTMENTS / BAD_EVERY });
+    expect(report.problems[0]!.problem).toBe('no tax lots');
+  });
+
+  it('adds and changes nothing when enqueued again for rows that are done', async () => {
+    const before = await db.prisma.taxLot.aggregate({ _count: true, _max: { updatedAt: true } });
+    const validOnly = await db.prisma.investment.findMany({ where: { totalQuantity: { gt: 0 } }, select: { id: true }, take: 50 });
+    const again = await fleet.enqueue(lotsFamily, { kind: 'investments', ids: validOnly.map((i) => i.id) });
+    expect(again).toMatchObject({ found: 0, added: 0, alreadyQueued: 0 });
+    const run = await fleet.waitForRun(again.runId!);
+    expect(run).toMatchObject({ status: 'COMPLETED', total: 0 });
+    const after = await db.prisma.taxLot.aggregate({ _count: true, _max: { updatedAt: true } });
+    expect(after).toEqual(before);
+  });
+
+  it('skips a job whose investment no longer exists', async () => {
+    const outcome = await lotsFamily.handle(
+      { prisma: db.prisma, runId: 'run-20260101T000000Z-000000', jobId: 'lots-gone', log: (await import('pino')).default({ level: 'silent' }) },
+      'no-such-investment',
+    );
+    expect(outcome).toEqual({ status: 'skipped', reason: 'investment no longer exists' });
+  });
+
+  it('verifies exactly, with no tolerance: a lot one 0.00000001 short is reported', async () => {
+    const lot = await db.prisma.taxLot.findFirstOrThrow();
+    await db.prisma.taxLot.update({
+      where: { id: lot.id },
+      data: { remainingQuantity: lot.remainingQuantity.minus(new Prisma.Decimal('0.00000001')) },
+    });
+    const report = await lotsFamily.verify!(db.prisma);
+    expect(report.problems.find((p) => p.id === lot.investmentId)?.problem).toMatch(/^lots hold .* but totalQuantity is /);
+    await db.prisma.taxLot.update({ where: { id: lot.id }, data: { remainingQuantity: lot.remainingQuantity } });
+  });
+});

@@ -1,0 +1,57 @@
+import pino from 'pino';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createPrisma } from '../src/db/prisma.js';
+import { seedMvp } from '../src/demo/seed.js';
+import { lotsFamily } from '../src/families/lots.js';
+import { createTestDatabase, type TestDatabase } from './support/databases.js';
+import { testFleet } from './support/fleet.js';
+
+const silent = pino({ level: 'silent' });
+
+describe('racing duplicates', () => {
+  let db: TestDatabase;
+  beforeAll(async () => {
+    db = await createTestDatabase();
+    await seedMvp(db.prisma, { investments: 200 });
+  });
+  afterAll(async () => db?.drop());
+
+  it('leaves one lot when many workers, on separate connections, run the same investment at once', async () => {
+    const investments = await db.prisma.investment.findMany({ select: { id: true }, take: 20 });
+    // Separate clients stand for separate worker processes.
+    const clients = Array.from({ length: 4 }, () => createPrisma(db.url, { maxConnections: 10 }));
+    try {
+      const outcomes = await Promise.all(
+        investments.flatMap(({ id }) =>
+          clients.flatMap((prisma, c) =>
+            [0, 1].map((k) =>
+              lotsFamily.handle({ prisma, runId: 'run-20260101T000000Z-000000', jobId: `lots-${id}-${c}-${k}`, log: silent }, id),
+            ),
+          ),
+        ),
+      );
+      expect(outcomes.filter((o) => o.status === 'changed')).toHaveLength(investments.length);
+      expect(outcomes.filter((o) => o.status === 'skipped').every((o) => o.status === 'skipped' && o.reason === 'investment already has tax lots')).toBe(true);
+    } finally {
+      await Promise.all(clients.map((c) => c.$disconnect()));
+    }
+    const lots = await db.prisma.taxLot.groupBy({ by: ['investmentId'], _count: true, where: { investmentId: { in: investments.map((i) => i.id) } } });
+    expect(lots).toHaveLength(investments.length);
+    expect(lots.every((l) => l._count === 1)).toBe(true);
+    expect(await db.prisma.auditLog.count({ where: { action: 'CREATE_TAX_LOT' } })).toBe(investments.length);
+  });
+
+  it('two producers enqueuing the same rows at once create each job once', async () => {
+    const fleet = await testFleet(db);
+    try {
+      const [a, b] = await Promise.all([fleet.enqueue(lotsFamily), fleet.enqueue(lotsFamily)]);
+      const remaining = 200 - 20;
+      expect(a.found).toBe(remaining);
+      expect(b.found).toBe(remaining);
+      const counts = await fleet.context.queue(lotsFamily).getJobCounts('waiting');
+      expect(counts.waiting).toBe(remaining);
+    } finally {
+      await fleet.close();
+    }
+  });
+});

@@ -1,0 +1,88 @@
+import { randomBytes } from 'node:crypto';
+import { Redis } from 'ioredis';
+import pino from 'pino';
+import type { FleetConfig } from '../../src/config/env.js';
+import { openFleet, type FleetContext } from '../../src/fleet/context.js';
+import type { JobFamily } from '../../src/fleet/family.js';
+import { enqueue, type EnqueueOptions } from '../../src/fleet/producer.js';
+import { RunStore } from '../../src/fleet/runs.js';
+import type { Scope } from '../../src/fleet/scope.js';
+import { startWorkers, type FleetWorkers, type FleetWorkerOptions } from '../../src/fleet/worker.js';
+import { workerConnection } from '../../src/redis/connection.js';
+import type { TestDatabase } from './databases.js';
+
+export const REDIS_URL = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
+
+/** A queue prefix of the test file's own, so parallel files never see each other's jobs. */
+export function testPrefix(): string {
+  return `tys-test-${randomBytes(4).toString('hex')}`;
+}
+
+/** Deletes every key under a prefix: the test's own "Redis flush" that leaves other files alone. */
+export async function flushPrefix(prefix: string): Promise<number> {
+  const redis = new Redis(REDIS_URL);
+  let deleted = 0;
+  try {
+    let cursor = '0';
+    do {
+      const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 1000);
+      cursor = next;
+      if (keys.length) deleted += await redis.del(...keys);
+    } while (cursor !== '0');
+  } finally {
+    redis.disconnect();
+  }
+  return deleted;
+}
+
+export function testConfig(db: TestDatabase, prefix: string): FleetConfig {
+  return { databaseUrl: db.url, redisUrl: REDIS_URL, queuePrefix: prefix };
+}
+
+/** In-process fleet for tests: a context for producing and workers on their own connection. */
+export async function testFleet(db: TestDatabase, prefix = testPrefix()) {
+  const config = testConfig(db, prefix);
+  const context: FleetContext = await openFleet(config);
+  const running: { workers: FleetWorkers; connection: Redis }[] = [];
+  return {
+    prefix,
+    config,
+    context,
+    enqueue(family: JobFamily, scope: Scope = { kind: 'all' }, options?: EnqueueOptions) {
+      return enqueue(
+        { prisma: context.prisma, redis: context.redis, queue: context.queue(family), runs: context.runs, prefix },
+        family,
+        scope,
+        options,
+      );
+    },
+    startWorkers(families: JobFamily[], options?: FleetWorkerOptions) {
+      const connection = workerConnection(REDIS_URL);
+      const workers = startWorkers(
+        { prisma: db.prisma, connection, runs: new RunStore(db.prisma, context.redis, prefix), prefix, log: pino({ level: 'silent' }) },
+        families,
+        options,
+      );
+      running.push({ workers, connection });
+      return workers;
+    },
+    /** Polls the run's durable record until it has finished, or fails after the deadline. */
+    async waitForRun(runId: string, deadlineMs = 60_000) {
+      const until = Date.now() + deadlineMs;
+      for (;;) {
+        const run = await context.runs.get(runId);
+        if (run?.finishedAt) return run;
+        if (Date.now() > until) throw new Error(`run ${runId} did not finish within ${deadlineMs} ms: ${JSON.stringify(run)}`);
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+    },
+    async close() {
+      for (const { workers, connection } of running) {
+        await workers.close();
+        connection.disconnect();
+      }
+      await context.close();
+      await flushPrefix(prefix);
+    },
+  };
+}

@@ -1,0 +1,60 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import path from 'node:path';
+import { PROJECT_ROOT } from '../../src/db/migrations.js';
+import type { FleetConfig } from '../../src/config/env.js';
+
+const TYS = path.join(PROJECT_ROOT, 'bin', 'tys.js');
+
+export function fleetEnv(config: FleetConfig, extra: Record<string, string> = {}): NodeJS.ProcessEnv {
+  return {
+    ...process.env,
+    DATABASE_URL: config.databaseUrl,
+    REDIS_URL: config.redisUrl,
+    TYS_QUEUE_PREFIX: config.queuePrefix,
+    TYS_LOG_LEVEL: 'warn',
+    ...extra,
+  };
+}
+
+export interface TysResult {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs `tys ...` as a real child process and collects its output. */
+export function runTys(args: string[], env: NodeJS.ProcessEnv = process.env): Promise<TysResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [TYS, ...args], { env, cwd: PROJECT_ROOT });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (chunk) => (stdout += chunk));
+    child.stderr.on('data', (chunk) => (stderr += chunk));
+    child.on('error', reject);
+    child.on('close', (code, signal) => resolve({ code, signal, stdout, stderr }));
+  });
+}
+
+/** A `tys worker` child process. */
+export function spawnWorker(env: NodeJS.ProcessEnv, args: string[] = []): ChildProcess & { exited: Promise<TysResult> } {
+  const child = spawn(process.execPath, [TYS, 'worker', ...args], { env, cwd: PROJECT_ROOT });
+  let stdout = '';
+  let stderr = '';
+  child.stdout!.on('data', (chunk) => (stdout += chunk));
+  child.stderr!.on('data', (chunk) => (stderr += chunk));
+  const exited = new Promise<TysResult>((resolve) =>
+    child.on('close', (code, signal) => resolve({ code, signal, stdout, stderr })),
+  );
+  return Object.assign(child, { exited });
+}
+
+/** Polls `check` until it returns true, failing after the deadline with `what`. */
+export async function until(what: string, check: () => Promise<boolean>, deadlineMs = 60_000, everyMs = 100): Promise<void> {
+  const deadline = Date.now() + deadlineMs;
+  for (;;) {
+    if (await check()) return;
+    if (Date.now() > deadline) throw new Error(`timed out after ${deadlineMs} ms waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, everyMs));
+  }
+}
