@@ -3,7 +3,7 @@ import { lotsFamily } from '../src/families/lots.js';
 import { seedMvp } from '../src/demo/seed.js';
 import { createTestDatabase, type TestDatabase } from './support/databases.js';
 import { flushPrefix, testFleet } from './support/fleet.js';
-import { fleetEnv, spawnWorker, until } from './support/processes.js';
+import { fleetEnv, killSpawnedWorkers, spawnWorker, until } from './support/processes.js';
 
 const INVESTMENTS = 3_000;
 
@@ -22,6 +22,7 @@ async function expectOneLotEach(db: TestDatabase): Promise<void> {
 describe('crashes and restarts', () => {
   const cleanups: (() => Promise<void>)[] = [];
   afterAll(async () => {
+    killSpawnedWorkers();
     for (const cleanup of cleanups.reverse()) await cleanup();
   });
 

@@ -36,9 +36,18 @@ export function runTys(args: string[], env: NodeJS.ProcessEnv = process.env): Pr
   });
 }
 
+const spawned = new Set<ChildProcess>();
+
+/** Kills every worker process a test started and did not stop, so a failed test leaves none running. */
+export function killSpawnedWorkers(): void {
+  for (const child of spawned) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+  spawned.clear();
+}
+
 /** A `tys worker` child process. */
 export function spawnWorker(env: NodeJS.ProcessEnv, args: string[] = []): ChildProcess & { exited: Promise<TysResult> } {
   const child = spawn(process.execPath, [TYS, 'worker', ...args], { env, cwd: PROJECT_ROOT });
+  spawned.add(child);
   let stdout = '';
   let stderr = '';
   child.stdout!.on('data', (chunk) => (stdout += chunk));
