@@ -1,13 +1,14 @@
 import { ConfigError } from '../config/env.js';
 import { MigrationError } from '../db/migrations.js';
 import { UsageError, type Command, type CommandIo } from './command.js';
+import { demoCommand } from './demo.js';
 import { enqueueCommand } from './enqueue.js';
 import { migrateCommand } from './migrate.js';
 import { statusCommand } from './status.js';
 import { verifyCommand } from './verify.js';
 import { workerCommand } from './worker.js';
 
-const commands: Command[] = [migrateCommand, enqueueCommand, workerCommand, statusCommand, verifyCommand];
+const commands: Command[] = [migrateCommand, enqueueCommand, workerCommand, statusCommand, verifyCommand, demoCommand];
 
 function usage(): string {
   const width = Math.max(...commands.map((c) => c.name.length));
