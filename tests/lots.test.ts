@@ -76,11 +76,10 @@ describe('lots family end to end', () => {
   });
 
   it('skips a job whose investment no longer exists', async () => {
-    const outcome = await lotsFamily.handle(
-      { prisma: db.prisma, runId: 'run-20260101T000000Z-000000', jobId: 'lots-gone', log: (await import('pino')).default({ level: 'silent' }) },
-      'no-such-investment',
-    );
-    expect(outcome).toEqual({ status: 'skipped', reason: 'investment no longer exists' });
+    const outcome = await lotsFamily.handle({ prisma: db.prisma, log: (await import('pino')).default({ level: 'silent' }) }, [
+      { key: 'no-such-investment', runId: 'run-20260101T000000Z-000000', jobId: 'lots-no-such-investment' },
+    ]);
+    expect(outcome).toEqual([{ status: 'skipped', reason: 'investment no longer exists' }]);
   });
 
   it('verifies exactly, with no tolerance: a lot one 0.00000001 short is reported', async () => {

@@ -3,6 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createPrisma } from '../src/db/prisma.js';
 import { seedMvp } from '../src/demo/seed.js';
 import { lotsFamily } from '../src/families/lots.js';
+import type { JobOutcome } from '../src/fleet/family.js';
 import { createTestDatabase, type TestDatabase } from './support/databases.js';
 import { testFleet } from './support/fleet.js';
 
@@ -21,15 +22,18 @@ describe('racing duplicates', () => {
     // Separate clients stand for separate worker processes.
     const clients = Array.from({ length: 4 }, () => createPrisma(db.url, { maxConnections: 10 }));
     try {
-      const outcomes = await Promise.all(
-        investments.flatMap(({ id }) =>
-          clients.flatMap((prisma, c) =>
-            [0, 1].map((k) =>
-              lotsFamily.handle({ prisma, runId: 'run-20260101T000000Z-000000', jobId: `lots-${id}-${c}-${k}`, log: silent }, id),
-            ),
-          ),
-        ),
+      const item = (id: string, tag: string) => ({ key: id, runId: 'run-20260101T000000Z-000000', jobId: `lots-${id}-${tag}` });
+      // Every client runs every investment alone and again inside a batch
+      // that holds each investment twice, all at the same time.
+      const ids = investments.map((i) => i.id);
+      const batches = await Promise.all(
+        clients.flatMap((prisma, c) => [
+          ...ids.map((id) => lotsFamily.handle({ prisma, log: silent }, [item(id, `single-${c}`)])),
+          lotsFamily.handle({ prisma, log: silent }, [...ids, ...ids.slice().reverse()].map((id, k) => item(id, `batch-${c}-${k}`))),
+        ]),
       );
+      expect(batches.flat().some((o) => o instanceof Error)).toBe(false);
+      const outcomes = batches.flat() as JobOutcome[];
       expect(outcomes.filter((o) => o.status === 'changed')).toHaveLength(investments.length);
       expect(outcomes.filter((o) => o.status === 'skipped').every((o) => o.status === 'skipped' && o.reason === 'investment already has tax lots')).toBe(true);
     } finally {

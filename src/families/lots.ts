@@ -1,18 +1,11 @@
 import { Prisma } from '../db/prisma.js';
-import { auditRecord } from '../fleet/audit.js';
+import { auditMetadataSql, FLEET_ACTOR } from '../fleet/audit.js';
 import { PermanentJobError } from '../fleet/errors.js';
-import { DEFAULT_FAMILY_OPTIONS, type JobFamily } from '../fleet/family.js';
+import { DEFAULT_FAMILY_OPTIONS, type ItemResult, type JobFamily } from '../fleet/family.js';
 import { investmentScopeSql, isRowId } from '../fleet/scope.js';
 
 const VERIFY_SAMPLE = 100;
 
-interface LockedInvestment {
-  id: string;
-  totalQuantity: Prisma.Decimal;
-  averageCostBasis: Prisma.Decimal;
-  createdAt: Date;
-  userId: string;
-}
 
 /**
  * Phase 2: one OPEN tax lot per investment that has none, carrying the
@@ -35,57 +28,71 @@ export const lotsFamily: JobFamily = {
 
   isValidKey: isRowId,
 
-  async handle({ prisma, runId, jobId }, investmentId) {
+  // Set-based: one transaction of two statements per batch, however many
+  // jobs the batch holds.
+  async handle({ prisma }, items) {
+    const ids = items.map((item) => item.key);
     return prisma.$transaction(async (tx) => {
-      // The row lock serialises racing jobs for one investment: the second
-      // waits for the first to commit. The lot count must be a statement of
+      // Row locks, taken in id order so that overlapping batches cannot
+      // deadlock, serialise racing jobs for one investment: the later one
+      // waits for the earlier to commit. The lot check must be a statement of
       // its own, after the lock: only a new statement's snapshot (READ
-      // COMMITTED) sees the lot the first job committed.
-      const [investment] = await tx.$queryRaw<LockedInvestment[]>`
-        SELECT i.id, i."totalQuantity", i."averageCostBasis", i."createdAt", p."userId"
-          FROM "Investment" i JOIN "Portfolio" p ON p.id = i."portfolioId"
-         WHERE i.id = ${investmentId}
-           FOR NO KEY UPDATE OF i`;
-      if (!investment) return { status: 'skipped', reason: 'investment no longer exists' };
-      if ((await tx.taxLot.count({ where: { investmentId } })) > 0) {
+      // COMMITTED) sees the lots the earlier job committed.
+      const locked = await tx.$queryRaw<{ id: string; totalQuantity: Prisma.Decimal }[]>`
+        SELECT id, "totalQuantity" FROM "Investment"
+         WHERE id = ANY(${ids}::text[]) ORDER BY id FOR NO KEY UPDATE`;
+      const created = await tx.$queryRaw<{ investmentId: string; lotId: string }[]>`
+        WITH input AS (
+          SELECT DISTINCT ON (id) id, run_id, job_id
+            FROM unnest(${ids}::text[], ${items.map((i) => i.runId)}::text[], ${items.map((i) => i.jobId)}::text[])
+                 AS u(id, run_id, job_id)
+           ORDER BY id
+        ), lots AS (
+          INSERT INTO "TaxLot" (id, "investmentId", "purchaseDate", quantity, "costBasisPerUnit", fees,
+                                "remainingQuantity", status, "updatedAt")
+          SELECT gen_random_uuid()::text, i.id, i."createdAt"::date, i."totalQuantity", i."averageCostBasis", 0,
+                 i."totalQuantity", 'OPEN', now()
+            FROM "Investment" i JOIN input ON input.id = i.id
+           WHERE i."totalQuantity" > 0
+             AND NOT EXISTS (SELECT 1 FROM "TaxLot" t WHERE t."investmentId" = i.id)
+          RETURNING id, "investmentId", "purchaseDate", quantity, "costBasisPerUnit", "remainingQuantity"
+        ), audit AS (
+          INSERT INTO "AuditLog" (id, "userId", action, entity, "entityId", "userAgent", metadata)
+          SELECT gen_random_uuid()::text, p."userId", 'CREATE_TAX_LOT', 'TaxLot', lots.id, ${FLEET_ACTOR},
+                 ${auditMetadataSql(
+                   Prisma.sql`input.run_id`,
+                   Prisma.sql`input.job_id`,
+                   Prisma.sql`NULL`,
+                   Prisma.sql`jsonb_build_object(
+                     'investmentId', lots."investmentId",
+                     'purchaseDate', to_char(lots."purchaseDate", 'YYYY-MM-DD'),
+                     'quantity', lots.quantity::text,
+                     'costBasisPerUnit', lots."costBasisPerUnit"::text,
+                     'remainingQuantity', lots."remainingQuantity"::text)`,
+                 )}
+            FROM lots
+            JOIN input ON input.id = lots."investmentId"
+            JOIN "Investment" i ON i.id = lots."investmentId"
+            JOIN "Portfolio" p ON p.id = i."portfolioId"
+        )
+        SELECT "investmentId", id AS "lotId" FROM lots`;
+      const quantities = new Map(locked.map((row) => [row.id, new Prisma.Decimal(row.totalQuantity)]));
+      const lotOf = new Map(created.map((row) => [row.investmentId, row.lotId]));
+      return items.map((item): ItemResult => {
+        const quantity = quantities.get(item.key);
+        if (!quantity) return { status: 'skipped', reason: 'investment no longer exists' };
+        const lotId = lotOf.get(item.key);
+        if (lotId) {
+          lotOf.delete(item.key); // the same key twice in a batch: the second finds the lot
+          return { status: 'changed', detail: `lot ${lotId}` };
+        }
+        if (quantity.lte(0)) {
+          return new PermanentJobError(
+            `investment ${item.key} has totalQuantity ${quantity.toFixed()} (must be > 0): run the constraints family first`,
+          );
+        }
         return { status: 'skipped', reason: 'investment already has tax lots' };
-      }
-      const quantity = new Prisma.Decimal(investment.totalQuantity);
-      if (quantity.lte(0)) {
-        throw new PermanentJobError(
-          `investment ${investmentId} has totalQuantity ${quantity.toFixed()} (must be > 0): run the constraints family first`,
-        );
-      }
-      const lot = await tx.taxLot.create({
-        data: {
-          investmentId,
-          purchaseDate: investment.createdAt,
-          quantity,
-          remainingQuantity: quantity,
-          costBasisPerUnit: new Prisma.Decimal(investment.averageCostBasis),
-          fees: new Prisma.Decimal(0),
-          status: 'OPEN',
-        },
       });
-      await tx.auditLog.create({
-        data: auditRecord({
-          userId: investment.userId,
-          action: 'CREATE_TAX_LOT',
-          entity: 'TaxLot',
-          entityId: lot.id,
-          runId,
-          jobId,
-          before: null,
-          after: {
-            investmentId,
-            purchaseDate: lot.purchaseDate.toISOString().slice(0, 10),
-            quantity: lot.quantity.toFixed(),
-            costBasisPerUnit: lot.costBasisPerUnit.toFixed(),
-            remainingQuantity: lot.remainingQuantity.toFixed(),
-          },
-        }),
-      });
-      return { status: 'changed', detail: `lot ${lot.id}` };
     });
   },
 
@@ -118,5 +125,5 @@ export const lotsFamily: JobFamily = {
     };
   },
 
-  options: { ...DEFAULT_FAMILY_OPTIONS, concurrency: 50 },
+  options: { ...DEFAULT_FAMILY_OPTIONS, concurrency: 500, batch: { maxSize: 250, maxWaitMs: 10 } },
 };

@@ -1,4 +1,4 @@
-import type { Prisma } from '../db/prisma.js';
+import { Prisma } from '../db/prisma.js';
 
 /** Who made a change the fleet audits: recorded in every entry's metadata. */
 export const FLEET_ACTOR = 'tys-fleet';
@@ -30,4 +30,12 @@ export function auditRecord(entry: AuditEntry): Prisma.AuditLogCreateManyInput {
       ...(entry.after !== undefined ? { after: entry.after } : {}),
     },
   };
+}
+
+/**
+ * The metadata of auditRecord, built in SQL for set-based handlers that write
+ * their audit entries in the same statement as the change.
+ */
+export function auditMetadataSql(runId: Prisma.Sql, jobId: Prisma.Sql, before: Prisma.Sql, after: Prisma.Sql): Prisma.Sql {
+  return Prisma.sql`jsonb_build_object('actor', ${FLEET_ACTOR}::text, 'runId', ${runId}, 'jobId', ${jobId}, 'before', ${before}, 'after', ${after})`;
 }

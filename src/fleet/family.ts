@@ -15,10 +15,18 @@ export type JobOutcome =
 
 export interface HandlerContext {
   prisma: PrismaClient;
-  runId: string;
-  jobId: string;
   log: Logger;
 }
+
+/** One job's work as the handler sees it. */
+export interface WorkItem {
+  key: string;
+  runId: string;
+  jobId: string;
+}
+
+/** An outcome, or an Error that fails this item's job alone (a PermanentJobError fails it without retry). */
+export type ItemResult = JobOutcome | Error;
 
 export interface FamilyOptions {
   /** Tries per job before it fails for good. */
@@ -29,6 +37,12 @@ export interface FamilyOptions {
   concurrency: number;
   /** Global rate limit of the family's queue, shared by every worker process. */
   limiter?: { max: number; duration: number };
+  /**
+   * Items of concurrent jobs handled together, at most `maxSize` per call
+   * after waiting at most `maxWaitMs` for the batch to fill. maxSize 1 turns
+   * batching off.
+   */
+  batch: { maxSize: number; maxWaitMs: number };
   /** Completed jobs kept in Redis for the dashboard. */
   keepCompleted: number;
   /** Failed jobs kept in Redis, with their reasons. */
@@ -39,6 +53,7 @@ export const DEFAULT_FAMILY_OPTIONS: FamilyOptions = {
   attempts: 5,
   backoffMs: 1_000,
   concurrency: 20,
+  batch: { maxSize: 1, maxWaitMs: 0 },
   keepCompleted: 1_000,
   keepFailed: 50_000,
 };
@@ -61,8 +76,12 @@ export interface JobFamily {
   source(prisma: PrismaClient, scope: Scope, after: string, limit: number): Promise<string[]>;
   /** Validates a key before it becomes a job id or reaches SQL. */
   isValidKey(key: string): boolean;
-  /** Does the work for one key. Must be idempotent: a job can run more than once. */
-  handle(ctx: HandlerContext, key: string): Promise<JobOutcome>;
+  /**
+   * Does the work for a batch of keys (distinct jobs; see options.batch) and
+   * returns one result per item, in order. Must be idempotent: a job can run
+   * more than once, and the same key can even arrive twice in one batch.
+   */
+  handle(ctx: HandlerContext, items: WorkItem[]): Promise<ItemResult[]>;
   /** Checks that the family's work is complete and correct over the whole database. */
   verify?(prisma: PrismaClient): Promise<VerifyReport>;
   options: FamilyOptions;

@@ -90,22 +90,27 @@ export async function enqueue(
   return { runId, ...progress };
 }
 
-/** One pipelined round trip for a page: does each job exist, and has it finished? */
+/**
+ * Which jobs of a page exist, and which of those have finished: one
+ * pipelined round trip, and a second only for the ids that exist.
+ */
 async function jobStates(redis: Redis, prefix: string, queueName: string, ids: string[]): Promise<JobState[]> {
   const base = `${prefix}:${queueName}`;
-  const pipeline = redis.pipeline();
-  for (const id of ids) {
-    pipeline.exists(`${base}:${id}`);
-    pipeline.zscore(`${base}:completed`, id);
-    pipeline.zscore(`${base}:failed`, id);
-  }
-  const replies = (await pipeline.exec()) ?? [];
-  return ids.map((_, i) => {
-    const [existsErr, exists] = replies[i * 3]!;
-    if (existsErr) throw existsErr;
-    if (!exists) return 'absent';
-    const completed = replies[i * 3 + 1]![1];
-    const failed = replies[i * 3 + 2]![1];
-    return completed !== null || failed !== null ? 'finished' : 'pending';
+  const exists = await execAll(redis, ids.map((id) => ['exists', `${base}:${id}`]));
+  const present = ids.filter((_, i) => exists[i] === 1);
+  if (present.length === 0) return ids.map(() => 'absent');
+  const scores = await execAll(
+    redis,
+    present.flatMap((id) => [['zscore', `${base}:completed`, id], ['zscore', `${base}:failed`, id]]),
+  );
+  const finished = new Set(present.filter((_, i) => scores[i * 2] !== null || scores[i * 2 + 1] !== null));
+  return ids.map((id, i) => (exists[i] !== 1 ? 'absent' : finished.has(id) ? 'finished' : 'pending'));
+}
+
+async function execAll(redis: Redis, commands: string[][]): Promise<unknown[]> {
+  const replies = (await redis.pipeline(commands).exec()) ?? [];
+  return replies.map(([error, value]) => {
+    if (error) throw error;
+    return value;
   });
 }

@@ -26,13 +26,31 @@ export interface RunView extends RunCounters {
   live: boolean;
 }
 
-// Counts a job's outcome only if the run's hash still exists (a flushed
-// Redis must not resurrect a run) and the job has not been counted already.
+// Counts each (jobId, outcome) pair of ARGV once, and only if the run's hash
+// still exists (a flushed Redis must not resurrect a run). Returns -1 for a
+// lost run, 2 when every job of the run now has an outcome, 1 otherwise.
 const RECORD_ONCE = `
 if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
-if redis.call('HSETNX', KEYS[2], ARGV[1], ARGV[2]) == 0 then return 0 end
-redis.call('HINCRBY', KEYS[1], ARGV[2], 1)
+for i = 1, #ARGV, 2 do
+  if redis.call('HSETNX', KEYS[2], ARGV[i], ARGV[i + 1]) == 1 then
+    redis.call('HINCRBY', KEYS[1], ARGV[i + 1], 1)
+  end
+end
+redis.call('EXPIRE', KEYS[2], 2592000) -- RUN_TTL_SECONDS
+local c = redis.call('HMGET', KEYS[1], 'total', 'completed', 'skipped', 'failed', 'enqueued')
+if c[5] == '1' and tonumber(c[2]) + tonumber(c[3]) + tonumber(c[4]) >= tonumber(c[1]) then return 2 end
 return 1`;
+
+/** Live counters outlive any sane run; the durable record is in Postgres. */
+const RUN_TTL_SECONDS = 30 * 24 * 3600;
+const FORGET_BATCH = 1_000;
+const FORGET_DELAY_MS = 200;
+
+export interface JobOutcomeRecord {
+  runId: string;
+  jobId: string;
+  outcome: 'completed' | 'skipped' | 'failed';
+}
 
 /** Sortable by time, unique across machines, safe in Redis keys and job data. */
 export function newRunId(now = new Date()): string {
@@ -54,13 +72,24 @@ export class RunStore {
     private readonly prefix: string,
   ) {}
 
+  private readonly forgotten = new Map<string, string[]>();
+  private forgetTimer: NodeJS.Timeout | null = null;
+
   private key(runId: string): string {
     return `${this.prefix}:runs:${runId}`;
   }
 
+  private pendingKey(runId: string): string {
+    return `${this.prefix}:runs:${runId}:pending`;
+  }
+
   async create(runId: string, family: string, scope: Scope): Promise<void> {
     await this.prisma.fleetRun.create({ data: { id: runId, family, scope } });
-    await this.redis.hset(this.key(runId), { family, total: 0, completed: 0, skipped: 0, failed: 0, enqueued: 0 });
+    await this.redis
+      .multi()
+      .hset(this.key(runId), { family, total: 0, completed: 0, skipped: 0, failed: 0, enqueued: 0 })
+      .expire(this.key(runId), RUN_TTL_SECONDS)
+      .exec();
   }
 
   async markEnqueued(runId: string, total: number, alreadyQueued: number): Promise<void> {
@@ -73,19 +102,49 @@ export class RunStore {
   }
 
   /**
-   * Records the final outcome of one job, once: a job that runs again after
-   * a crash (stalled, handed to another worker) finds its outcome already
-   * recorded and counts nothing. Called before BullMQ marks the job finished,
-   * so a crash in between loses no count. Finishes the run when it was the last.
+   * Records final job outcomes, each once: a job that runs again after a
+   * crash (stalled, handed to another worker) finds its outcome already
+   * recorded and counts nothing. Called before BullMQ marks the jobs
+   * finished, so a crash in between loses no count. One round trip per run
+   * in the list; finishes every run whose last job this was.
    */
-  async record(runId: string, jobId: string, outcome: 'completed' | 'skipped' | 'failed'): Promise<void> {
-    const counted = await this.redis.eval(RECORD_ONCE, 2, this.key(runId), `${this.key(runId)}:pending`, jobId, outcome);
-    if (counted === 1) await this.finishIfDone(runId);
+  async record(outcomes: JobOutcomeRecord[]): Promise<void> {
+    const byRun = new Map<string, string[]>();
+    for (const { runId, jobId, outcome } of outcomes) {
+      const args = byRun.get(runId) ?? [];
+      args.push(jobId, outcome);
+      byRun.set(runId, args);
+    }
+    await Promise.all(
+      [...byRun].map(async ([runId, args]) => {
+        const state = await this.redis.eval(RECORD_ONCE, 2, this.key(runId), this.pendingKey(runId), ...args);
+        if (state === 2) await this.finishIfDone(runId);
+      }),
+    );
   }
 
-  /** Drops the once-only marker of a job that BullMQ has marked finished; keeps memory bounded by concurrency. */
-  async forget(runId: string, jobId: string): Promise<void> {
-    await this.redis.hdel(`${this.key(runId)}:pending`, jobId);
+  /**
+   * Drops the once-only markers of jobs that BullMQ has marked finished,
+   * gathered and deleted together a moment later: memory stays bounded by
+   * the jobs in flight, at a fraction of a round trip per job.
+   */
+  forget(runId: string, jobId: string): void {
+    const ids = this.forgotten.get(runId) ?? [];
+    ids.push(jobId);
+    this.forgotten.set(runId, ids);
+    if (ids.length >= FORGET_BATCH) void this.flushForgotten();
+    else this.forgetTimer ??= setTimeout(() => void this.flushForgotten(), FORGET_DELAY_MS);
+  }
+
+  async flushForgotten(): Promise<void> {
+    if (this.forgetTimer) clearTimeout(this.forgetTimer);
+    this.forgetTimer = null;
+    const batches = [...this.forgotten];
+    this.forgotten.clear();
+    if (batches.length === 0) return;
+    const pipeline = this.redis.pipeline();
+    for (const [runId, ids] of batches) pipeline.hdel(this.pendingKey(runId), ...ids);
+    await pipeline.exec();
   }
 
   async counters(runId: string): Promise<RunCounters | null> {

@@ -3,8 +3,9 @@ import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import type { PrismaClient } from '../db/prisma.js';
 import { InvalidJobDataError } from './errors.js';
-import type { JobData, JobFamily, JobOutcome } from './family.js';
-import { RUN_ID_PATTERN, type RunStore } from './runs.js';
+import { Batcher } from './batcher.js';
+import type { JobData, JobFamily, JobOutcome, WorkItem } from './family.js';
+import { RUN_ID_PATTERN, type JobOutcomeRecord, type RunStore } from './runs.js';
 
 export interface FleetWorkerOptions {
   /** Overrides every family's own concurrency. */
@@ -47,35 +48,49 @@ export function startWorkers(
   families: JobFamily[],
   options: FleetWorkerOptions = {},
 ): FleetWorkers {
-  // Once BullMQ has marked a job finished its once-only marker can go. A job
-  // that failed without reaching the processor (stalled too often) is counted
-  // here first; counting is once-only, so the usual double call is harmless.
+  // A job that failed without reaching the processor (stalled too often) is
+  // counted when BullMQ reports it; counting is once-only, so the usual
+  // second call for a job the processor already counted is harmless.
   // close() waits for these.
   const settling = new Set<Promise<void>>();
-  const settle = (job: Job, log: Logger, failed: boolean) => {
-    const runId = runIdOf(job);
-    if (!runId || !job.id) return;
-    const jobId = job.id;
-    const pending = (failed ? deps.runs.record(runId, jobId, 'failed') : Promise.resolve())
+  const recordFailure = (runId: string, jobId: string, log: Logger) => {
+    const pending = deps.runs
+      .record([{ runId, jobId, outcome: 'failed' }])
       .then(() => deps.runs.forget(runId, jobId))
-      .catch((error) => log.error({ err: error, runId, jobId }, 'could not settle job outcome'))
+      .catch((error) => log.error({ err: error, runId, jobId }, 'could not record job outcome'))
       .finally(() => settling.delete(pending));
     settling.add(pending);
   };
   const workers = families.map((family) => {
     const log = deps.log.child({ family: family.name });
+    // Errors whose failure the batch already counted, so the processor does not count them again.
+    const counted = new WeakSet<object>();
+    const batcher = new Batcher<QueuedItem, JobOutcome>(async (entries) => {
+      const results = await family.handle({ prisma: deps.prisma, log }, entries.map((entry) => entry.work));
+      const records: JobOutcomeRecord[] = [];
+      results.forEach((result, i) => {
+        const { work, final } = entries[i]!;
+        if (!(result instanceof Error)) {
+          records.push({ runId: work.runId, jobId: work.jobId, outcome: result.status === 'skipped' ? 'skipped' : 'completed' });
+        } else if (final || result instanceof UnrecoverableError) {
+          records.push({ runId: work.runId, jobId: work.jobId, outcome: 'failed' });
+          counted.add(result);
+        }
+      });
+      await deps.runs.record(records);
+      return results;
+    }, family.options.batch);
     const worker = new Worker<JobData, JobOutcome>(
       family.name,
       async (job: Job<JobData, JobOutcome>) => {
-        const runId = runIdOf(job);
         try {
           const data = parseJobData(family, job.data);
-          const jobLog = log.child({ runId: data.runId, jobId: job.id });
-          const outcome = await family.handle({ prisma: deps.prisma, runId: data.runId, jobId: job.id!, log: jobLog }, data.key);
-          await deps.runs.record(data.runId, job.id!, outcome.status === 'skipped' ? 'skipped' : 'completed');
-          return outcome;
+          return await batcher.submit({ work: { key: data.key, runId: data.runId, jobId: job.id! }, final: isLastAttempt(job) });
         } catch (error) {
-          if (runId && isFinalAttempt(job, error)) await deps.runs.record(runId, job.id!, 'failed');
+          const runId = runIdOf(job);
+          if (runId && isFinalAttempt(job, error) && !counted.has(error as object)) {
+            await deps.runs.record([{ runId, jobId: job.id!, outcome: 'failed' }]);
+          }
           throw error;
         }
       },
@@ -89,13 +104,16 @@ export function startWorkers(
         autorun: true,
       },
     );
-    worker.on('completed', (job) => settle(job, log, false));
+    worker.on('completed', (job) => {
+      const runId = runIdOf(job);
+      if (runId) deps.runs.forget(runId, job.id!);
+    });
     worker.on('failed', (job, error) => {
       if (!job) return;
       const runId = runIdOf(job);
       const final = Boolean(job.finishedOn);
       log.warn({ runId, jobId: job.id, attemptsMade: job.attemptsMade, final, reason: error.message }, 'job failed');
-      if (final) settle(job, log, true);
+      if (final && runId && job.id) recordFailure(runId, job.id, log);
     });
     worker.on('error', (error) => log.error({ err: error }, 'worker error'));
     return worker;
@@ -105,15 +123,26 @@ export function startWorkers(
     async close() {
       await Promise.all(workers.map((worker) => worker.close()));
       await Promise.all([...settling]);
+      await deps.runs.flushForgotten();
     },
   };
+}
+
+/** A job's work, and whether this is its last attempt (so a failure is final). */
+interface QueuedItem {
+  work: WorkItem;
+  final: boolean;
+}
+
+function isLastAttempt(job: Job): boolean {
+  return job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
 }
 
 /** Whether BullMQ will give up on the job after this error: no retry can follow. */
 function isFinalAttempt(job: Job, error: unknown): boolean {
   if (error instanceof UnrecoverableError) return true;
   if (error instanceof DelayedError || error instanceof RateLimitError || error instanceof WaitingChildrenError) return false;
-  return job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
+  return isLastAttempt(job);
 }
 
 /** The run id of a job, if its data has one of the right form (bad data still fails under its own run). */

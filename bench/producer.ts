@@ -1,0 +1,19 @@
+// Runs one enqueue in a process of its own so that the benchmark can report
+// the producer's peak RSS apart from everything else. Prints one JSON line.
+import { loadConfig } from '../src/config/env.js';
+import { findFamily } from '../src/families/index.js';
+import { openFleet } from '../src/fleet/context.js';
+import { enqueue } from '../src/fleet/producer.js';
+
+const family = findFamily(process.argv[2] ?? 'lots');
+if (!family) throw new Error(`unknown family ${process.argv[2]}`);
+const fleet = await openFleet(loadConfig());
+const started = process.hrtime.bigint();
+const result = await enqueue(
+  { prisma: fleet.prisma, redis: fleet.redis, queue: fleet.queue(family), runs: fleet.runs, prefix: fleet.config.queuePrefix },
+  family,
+  { kind: 'all' },
+);
+const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+await fleet.close();
+process.stdout.write(`${JSON.stringify({ ...result, seconds, maxRssMb: process.resourceUsage().maxRSS / 1024 })}\n`);
