@@ -8,7 +8,7 @@ export function jobOptionsFor(family: JobFamily): JobsOptions {
   return {
     attempts,
     backoff: { type: 'exponential', delay: backoffMs, jitter: 0.5 },
-    removeOnComplete: { count: keepCompleted },
+    removeOnComplete: keepCompleted === 0 ? true : { count: keepCompleted },
     removeOnFail: { count: keepFailed },
   };
 }
