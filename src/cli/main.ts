@@ -1,14 +1,17 @@
 import { ConfigError } from '../config/env.js';
 import { MigrationError } from '../db/migrations.js';
 import { UsageError, type Command, type CommandIo } from './command.js';
+import { auditCommand } from './audit.js';
 import { demoCommand } from './demo.js';
 import { enqueueCommand } from './enqueue.js';
 import { migrateCommand } from './migrate.js';
+import { revertCommand } from './revert.js';
 import { statusCommand } from './status.js';
+import { validateCommand } from './validate.js';
 import { verifyCommand } from './verify.js';
 import { workerCommand } from './worker.js';
 
-const commands: Command[] = [migrateCommand, enqueueCommand, workerCommand, statusCommand, verifyCommand, demoCommand];
+const commands: Command[] = [migrateCommand, enqueueCommand, workerCommand, statusCommand, verifyCommand, auditCommand, validateCommand, revertCommand, demoCommand];
 
 function usage(): string {
   const width = Math.max(...commands.map((c) => c.name.length));
@@ -55,7 +58,10 @@ export async function main(argv: string[], io: CommandIo = defaultIo): Promise<n
 function describeError(error: unknown): string {
   if (error instanceof Error) {
     const code = (error as { code?: string }).code;
-    return `${code ? `${code}: ` : ''}${error.message.split('\n').find((l) => l.trim()) ?? error.name}`;
+    const lines = error.message.split('\n').map((l) => l.trim()).filter(Boolean);
+    // Prisma's messages open with the call site; what went wrong is the last line.
+    const line = error.name.startsWith('PrismaClient') ? lines[lines.length - 1] : lines[0];
+    return `${code ? `${code}: ` : ''}${line ?? error.name}`;
   }
   return String(error);
 }

@@ -12,8 +12,9 @@ Checks over the whole database that the family's work is complete and exact.
 Exit status 0 when it is, 1 when any row is wrong (the first 100 are listed).
 
 Families: ${verifiable.join(', ')}
-  lots   every investment has tax lots, and the sum of their remainingQuantity
-         equals its totalQuantity exactly (decimal, no tolerance)
+  lots          every investment has tax lots, and the sum of their
+                remainingQuantity equals its totalQuantity exactly (no tolerance)
+  constraints   no Investment or TaxLot row breaks a phase 4 constraint
 
 Options:
   --json       machine-readable report

@@ -1,8 +1,9 @@
 import type { JobFamily } from '../fleet/family.js';
+import { constraintsFamily } from './constraints.js';
 import { lotsFamily } from './lots.js';
 
 /** Every job family the fleet knows. Producer, workers, CLI and dashboard take them from here. */
-export const families: readonly JobFamily[] = [lotsFamily];
+export const families: readonly JobFamily[] = [lotsFamily, constraintsFamily];
 
 export function familyNames(): string[] {
   return families.map((family) => family.name);

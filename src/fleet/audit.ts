@@ -13,6 +13,8 @@ export interface AuditEntry {
   jobId: string;
   before?: Prisma.InputJsonValue | null;
   after?: Prisma.InputJsonValue | null;
+  /** More context, merged into the metadata. */
+  extra?: Record<string, Prisma.InputJsonValue>;
 }
 
 export function auditRecord(entry: AuditEntry): Prisma.AuditLogCreateManyInput {
@@ -28,6 +30,7 @@ export function auditRecord(entry: AuditEntry): Prisma.AuditLogCreateManyInput {
       jobId: entry.jobId,
       ...(entry.before !== undefined ? { before: entry.before } : {}),
       ...(entry.after !== undefined ? { after: entry.after } : {}),
+      ...entry.extra,
     },
   };
 }

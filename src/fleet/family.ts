@@ -82,9 +82,17 @@ export interface JobFamily {
    * more than once, and the same key can even arrive twice in one batch.
    */
   handle(ctx: HandlerContext, items: WorkItem[]): Promise<ItemResult[]>;
+  /** What work the database still needs, by check: counts and a sample of offending ids. */
+  audit?(prisma: PrismaClient): Promise<AuditFinding[]>;
   /** Checks that the family's work is complete and correct over the whole database. */
   verify?(prisma: PrismaClient): Promise<VerifyReport>;
   options: FamilyOptions;
+}
+
+export interface AuditFinding {
+  check: string;
+  count: number;
+  sample: string[];
 }
 
 export interface VerifyReport {

@@ -21,7 +21,10 @@ export interface EnqueueProgress {
   added: number;
   /** Rows whose job was already waiting, delayed or active (from an earlier run). */
   alreadyQueued: number;
-  /** Rows whose earlier job had finished (failed, or completed while the row still needs work): re-added. */
+  /**
+   * Rows whose earlier job had finished (failed, or completed while the row
+   * still needs work) or was left broken by a loss of Redis: re-added.
+   */
   requeued: number;
 }
 
@@ -29,7 +32,13 @@ export interface EnqueueResult extends EnqueueProgress {
   runId: string | null;
 }
 
-type JobState = 'absent' | 'finished' | 'pending';
+/**
+ * absent: no job. pending: a real job still waiting, delayed or active.
+ * finished: a job that completed or failed. orphan: a job hash without data,
+ * left when Redis lost keys under a running worker; BullMQ would take it for
+ * a duplicate and add nothing, so it is removed like a finished job.
+ */
+type JobState = 'absent' | 'finished' | 'pending' | 'orphan';
 
 /**
  * Streams the family's source query page by page and turns every key into a
@@ -63,7 +72,7 @@ export async function enqueue(
       const state = states[i]!;
       if (state === 'pending') progress.alreadyQueued += 1;
       else {
-        if (state === 'finished') finished.push(ids[i]!);
+        if (state !== 'absent') finished.push(ids[i]!);
         fresh.push({ key, id: ids[i]! });
       }
     });
@@ -75,13 +84,19 @@ export async function enqueue(
     // The previous page's addBulk overlaps this page's source query; wait for
     // it before the next one so at most one page is in flight.
     await inFlight;
+    let toAdd = fresh;
     if (finished.length > 0) {
-      await Promise.all(finished.map((id) => deps.queue.remove(id)));
-      progress.requeued += finished.length;
+      // BullMQ refuses to remove a job a worker holds locked; such a row keeps
+      // its job and is counted as already queued, not added.
+      const removed = await Promise.all(finished.map((id) => deps.queue.remove(id)));
+      const kept = new Set(finished.filter((_, i) => removed[i] !== 1));
+      progress.requeued += finished.length - kept.size;
+      progress.alreadyQueued += kept.size;
+      if (kept.size > 0) toAdd = fresh.filter(({ id }) => !kept.has(id));
     }
-    progress.added += fresh.length;
+    progress.added += toAdd.length;
     inFlight = deps.queue.addBulk(
-      fresh.map(({ key, id }) => ({ name: family.name, data: { runId: runId!, key }, opts: { jobId: id } })),
+      toAdd.map(({ key, id }) => ({ name: family.name, data: { runId: runId!, key }, opts: { jobId: id } })),
     );
     options.onProgress?.({ ...progress });
   }
@@ -99,12 +114,17 @@ async function jobStates(redis: Redis, prefix: string, queueName: string, ids: s
   const exists = await execAll(redis, ids.map((id) => ['exists', `${base}:${id}`]));
   const present = ids.filter((_, i) => exists[i] === 1);
   if (present.length === 0) return ids.map(() => 'absent');
-  const scores = await execAll(
+  const replies = await execAll(
     redis,
-    present.flatMap((id) => [['zscore', `${base}:completed`, id], ['zscore', `${base}:failed`, id]]),
+    present.flatMap((id) => [['hexists', `${base}:${id}`, 'data'], ['zscore', `${base}:completed`, id], ['zscore', `${base}:failed`, id]]),
   );
-  const finished = new Set(present.filter((_, i) => scores[i * 2] !== null || scores[i * 2 + 1] !== null));
-  return ids.map((id, i) => (exists[i] !== 1 ? 'absent' : finished.has(id) ? 'finished' : 'pending'));
+  const states = new Map<string, JobState>(
+    present.map((id, i) => {
+      const [hasData, completed, failed] = replies.slice(i * 3, i * 3 + 3);
+      return [id, hasData !== 1 ? 'orphan' : completed !== null || failed !== null ? 'finished' : 'pending'];
+    }),
+  );
+  return ids.map((id) => states.get(id) ?? 'absent');
 }
 
 async function execAll(redis: Redis, commands: string[][]): Promise<unknown[]> {

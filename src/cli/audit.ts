@@ -1,0 +1,50 @@
+import { loadConfig } from '../config/env.js';
+import { createPrisma } from '../db/prisma.js';
+import { families } from '../families/index.js';
+import { parseCommandArgs, UsageError, type Command } from './command.js';
+import { requireFamily } from './families.js';
+
+const auditable = families.filter((f) => f.audit).map((f) => f.name);
+
+const help = `Usage: tys audit <family> [--json]
+
+Counts what the family still has to do, check by check, with a sample of
+offending ids. Exit status 1 when anything is found, 0 when nothing is.
+
+Families: ${auditable.join(', ')}
+  constraints   violations of each phase 4 CHECK constraint
+
+Options:
+  --json       machine-readable report
+  -h, --help   this help`;
+
+export const auditCommand: Command = {
+  name: 'audit',
+  summary: 'count what a family still has to fix, with sample ids',
+  help,
+  async run(argv, io) {
+    const { values, positionals } = parseCommandArgs('audit', argv, { json: { type: 'boolean' } });
+    if (values.help) {
+      io.out(help);
+      return 0;
+    }
+    const family = requireFamily('audit', positionals[0]);
+    if (!family.audit) throw new UsageError(`tys audit: family ${family.name} has no audit (families that do: ${auditable.join(', ')})`);
+    const prisma = createPrisma(loadConfig().databaseUrl);
+    try {
+      const findings = await family.audit(prisma);
+      const total = findings.reduce((sum, f) => sum + f.count, 0);
+      if (values.json) io.out(JSON.stringify({ family: family.name, total, findings }, null, 2));
+      else {
+        const width = Math.max(...findings.map((f) => f.check.length));
+        for (const f of findings) {
+          io.out(`${f.check.padEnd(width)}  ${String(f.count).padStart(8)}${f.sample.length ? `  e.g. ${f.sample.join(', ')}` : ''}`);
+        }
+        io.out(total === 0 ? `audit ${family.name}: nothing to fix` : `audit ${family.name}: ${total} to fix`);
+      }
+      return total === 0 ? 0 : 1;
+    } finally {
+      await prisma.$disconnect();
+    }
+  },
+};

@@ -1,0 +1,56 @@
+import { loadConfig } from '../config/env.js';
+import { createPrisma } from '../db/prisma.js';
+import { revertRun } from '../fleet/revert.js';
+import { RUN_ID_PATTERN } from '../fleet/runs.js';
+import { parseCommandArgs, UsageError, type Command } from './command.js';
+
+const help = `Usage: tys revert --run ID [--json]
+
+Restores the values a run changed, from its audit entries, newest first, and
+deletes the rows it created: only where the row still holds exactly what the
+run wrote. Restored values may break a phase 4 constraint (that is what a
+constraints run fixed): such a constraint is put back NOT VALID. A row changed since is reported as a conflict and left as it is.
+The revert writes audit entries of its own, under a new run id, so it can be
+reverted in turn. Running it twice changes nothing the second time.
+Exit status 0 when everything was restored, 1 when any conflict remains.
+
+Options:
+  --run ID     the run to revert (see tys status)
+  --json       machine-readable report
+  -h, --help   this help`;
+
+export const revertCommand: Command = {
+  name: 'revert',
+  summary: 'restore what a run changed, where nothing changed since',
+  help,
+  async run(argv, io) {
+    const { values, positionals } = parseCommandArgs('revert', argv, { run: { type: 'string' }, json: { type: 'boolean' } }, false);
+    if (values.help) {
+      io.out(help);
+      return 0;
+    }
+    if (positionals.length > 0) throw new UsageError(`tys revert: unexpected argument "${positionals[0]}"`);
+    if (!values.run) throw new UsageError('tys revert: --run ID is required');
+    if (!RUN_ID_PATTERN.test(values.run)) throw new UsageError(`tys revert: "${values.run.slice(0, 40)}" is not a run id (like run-20260101T000000Z-abcdef)`);
+    const prisma = createPrisma(loadConfig().databaseUrl);
+    try {
+      const report = await revertRun(prisma, values.run);
+      if (values.json) io.out(JSON.stringify(report, null, 2));
+      else {
+        io.out(
+          `revert of ${values.run} (as ${report.revertRunId}): ${report.entries} audit entries, ${report.reverted} restored, ` +
+            `${report.alreadyReverted} already reverted, ${report.conflicts.length} conflicts`,
+        );
+        for (const name of report.constraintsReopened) {
+          io.out(`  constraint ${name} is NOT VALID again: the restored values break it (tys validate constraints once fixed)`);
+        }
+        for (const c of report.conflicts) {
+          io.out(`  conflict ${c.entity} ${c.entityId}: ${c.reason}${c.found ? ` (expected ${JSON.stringify(c.expected)}, found ${JSON.stringify(c.found)})` : ''}`);
+        }
+      }
+      return report.conflicts.length === 0 ? 0 : 1;
+    } finally {
+      await prisma.$disconnect();
+    }
+  },
+};
