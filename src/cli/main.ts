@@ -2,16 +2,18 @@ import { ConfigError } from '../config/env.js';
 import { MigrationError } from '../db/migrations.js';
 import { UsageError, type Command, type CommandIo } from './command.js';
 import { auditCommand } from './audit.js';
+import { dashboardCommand } from './dashboard.js';
 import { demoCommand } from './demo.js';
 import { enqueueCommand } from './enqueue.js';
 import { migrateCommand } from './migrate.js';
 import { revertCommand } from './revert.js';
+import { scheduleCommand } from './schedule.js';
 import { statusCommand } from './status.js';
 import { validateCommand } from './validate.js';
 import { verifyCommand } from './verify.js';
 import { workerCommand } from './worker.js';
 
-const commands: Command[] = [migrateCommand, enqueueCommand, workerCommand, statusCommand, verifyCommand, auditCommand, validateCommand, revertCommand, demoCommand];
+const commands: Command[] = [migrateCommand, enqueueCommand, workerCommand, statusCommand, verifyCommand, auditCommand, validateCommand, revertCommand, scheduleCommand, dashboardCommand, demoCommand];
 
 function usage(): string {
   const width = Math.max(...commands.map((c) => c.name.length));

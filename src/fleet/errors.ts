@@ -8,6 +8,8 @@ export class PermanentJobError extends UnrecoverableError {
   constructor(message: string) {
     super(message);
     this.name = 'UnrecoverableError';
+    // The reason is the whole story; a stack trace would only bury it in the dashboard.
+    this.stack = `${this.name}: ${message}`;
   }
 }
 

@@ -16,3 +16,9 @@ export function jobOptionsFor(family: JobFamily): JobsOptions {
 export function openQueue(family: JobFamily, connection: Redis, prefix: string): Queue<JobData> {
   return new Queue<JobData>(family.name, { connection, prefix, defaultJobOptions: jobOptionsFor(family) });
 }
+
+/** The queue whose jobs are enqueues: BullMQ's job schedulers add one at each tick. */
+export const SCHEDULES_QUEUE = 'schedules';
+
+/** Queues that are not job families but that operators watch too. */
+export const AUXILIARY_QUEUES: readonly string[] = [SCHEDULES_QUEUE];

@@ -72,6 +72,11 @@ export class RunStore {
     private readonly prefix: string,
   ) {}
 
+  /** The non-blocking connection the store writes through, for other bookkeeping of the same process. */
+  get redisConnection(): Redis {
+    return this.redis;
+  }
+
   private readonly forgotten = new Map<string, string[]>();
   private forgetTimer: NodeJS.Timeout | null = null;
 

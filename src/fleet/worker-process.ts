@@ -4,6 +4,8 @@ import { createLogger } from '../log.js';
 import { producerConnection, connectProducer, workerConnection } from '../redis/connection.js';
 import type { JobFamily } from './family.js';
 import { RunStore } from './runs.js';
+import { startScheduleRunner } from './schedules.js';
+import { families } from '../families/index.js';
 import { startWorkers } from './worker.js';
 
 export interface WorkerProcessOptions {
@@ -16,7 +18,8 @@ export interface WorkerProcessOptions {
 }
 
 /**
- * Runs workers for the given families until SIGTERM or SIGINT, then stops
+ * Runs workers for the given families, and the runner of scheduled
+ * enqueues, until SIGTERM or SIGINT, then stops
  * taking jobs, lets active ones finish (BullMQ hands back to the queue any
  * that a killed process leaves behind, as stalled), closes every connection
  * and resolves.
@@ -33,7 +36,11 @@ export async function runWorkerProcess(config: FleetConfig, options: WorkerProce
     lockDuration: options.lockDuration,
     stalledInterval: options.stalledInterval,
   });
-  await Promise.all(fleet.workers.map((worker) => worker.waitUntilReady()));
+  const scheduleRunner = startScheduleRunner(
+    { prisma, connection, producer: bookkeeping, prefix: config.queuePrefix, log: log.child({ queue: 'schedules' }) },
+    families,
+  );
+  await Promise.all([...fleet.workers, scheduleRunner].map((worker) => worker.waitUntilReady()));
   log.info({ families: options.families.map((f) => f.name), concurrency: options.concurrency, pid: process.pid }, 'workers started');
 
   await new Promise<void>((resolve) => {
@@ -46,7 +53,7 @@ export async function runWorkerProcess(config: FleetConfig, options: WorkerProce
     process.on('SIGTERM', stop);
     process.on('SIGINT', stop);
   });
-  await fleet.close();
+  await Promise.all([fleet.close(), scheduleRunner.close()]);
   await prisma.$disconnect();
   connection.disconnect();
   bookkeeping.disconnect();

@@ -4,6 +4,7 @@ import type { Logger } from 'pino';
 import type { PrismaClient } from '../db/prisma.js';
 import { InvalidJobDataError } from './errors.js';
 import { Batcher } from './batcher.js';
+import { FleetMetrics } from './metrics.js';
 import type { JobData, JobFamily, JobOutcome, WorkItem } from './family.js';
 import { RUN_ID_PATTERN, type JobOutcomeRecord, type RunStore } from './runs.js';
 
@@ -53,6 +54,7 @@ export function startWorkers(
   // second call for a job the processor already counted is harmless.
   // close() waits for these.
   const settling = new Set<Promise<void>>();
+  const metrics = new FleetMetrics(deps.runs.redisConnection, deps.prefix);
   const recordFailure = (runId: string, jobId: string, log: Logger) => {
     const pending = deps.runs
       .record([{ runId, jobId, outcome: 'failed' }])
@@ -67,6 +69,10 @@ export function startWorkers(
     const counted = new WeakSet<object>();
     const batcher = new Batcher<QueuedItem, JobOutcome>(async (entries) => {
       const results = await family.handle({ prisma: deps.prisma, log }, entries.map((entry) => entry.work));
+      const finishedAt = Date.now();
+      void metrics
+        .recordDurations(family.name, entries.map((entry) => finishedAt - entry.startedAt))
+        .catch((error) => log.warn({ err: error }, 'could not record job durations'));
       const records: JobOutcomeRecord[] = [];
       results.forEach((result, i) => {
         const { work, final } = entries[i]!;
@@ -85,7 +91,11 @@ export function startWorkers(
       async (job: Job<JobData, JobOutcome>) => {
         try {
           const data = parseJobData(family, job.data);
-          return await batcher.submit({ work: { key: data.key, runId: data.runId, jobId: job.id! }, final: isLastAttempt(job) });
+          return await batcher.submit({
+            work: { key: data.key, runId: data.runId, jobId: job.id! },
+            final: isLastAttempt(job),
+            startedAt: Date.now(),
+          });
         } catch (error) {
           const runId = runIdOf(job);
           if (runId && isFinalAttempt(job, error) && !counted.has(error as object)) {
@@ -132,6 +142,7 @@ export function startWorkers(
 interface QueuedItem {
   work: WorkItem;
   final: boolean;
+  startedAt: number;
 }
 
 function isLastAttempt(job: Job): boolean {

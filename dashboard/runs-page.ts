@@ -1,0 +1,45 @@
+import type { RunView } from '../src/fleet/runs.js';
+
+const escape = (text: string) =>
+  text.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
+
+function scopeText(scope: RunView['scope']): string {
+  switch (scope.kind) {
+    case 'all':
+      return 'all';
+    case 'investments':
+      return `${scope.ids.length} investment(s)`;
+    default:
+      return `${scope.kind} ${scope.id}`;
+  }
+}
+
+/** The runs as a whole: what an operator wants to see of a migration, beside the per-job view of bull-board. */
+export function runsPage(runs: RunView[], boardPath: string): string {
+  const rows = runs
+    .map((run) => {
+      const done = run.completed + run.skipped + run.failed;
+      const percent = run.total === 0 ? 100 : Math.floor((100 * done) / run.total);
+      return `<tr class="run" data-run="${escape(run.id)}">
+  <td><code>${escape(run.id)}</code></td><td>${escape(run.family)}</td><td>${escape(scopeText(run.scope))}</td>
+  <td>${escape(run.startedAt.toISOString())}</td><td class="status status-${escape(run.status.toLowerCase())}">${escape(run.status)}</td>
+  <td><progress max="100" value="${percent}"></progress> ${percent}%</td>
+  <td class="num">${run.total}</td><td class="num">${run.completed}</td><td class="num">${run.skipped}</td><td class="num failed">${run.failed}</td>
+  <td>${run.finishedAt ? escape(run.finishedAt.toISOString()) : ''}</td></tr>`;
+    })
+    .join('\n');
+  return `<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>tys runs</title>
+<meta http-equiv="refresh" content="5">
+<style>
+body { font-family: system-ui, sans-serif; margin: 2rem; color: #222; }
+table { border-collapse: collapse; width: 100%; } th, td { padding: .4rem .6rem; border-bottom: 1px solid #ddd; text-align: left; }
+td.num { text-align: right; } .failed { color: #b00; } .status-completed { color: #070; } .status-failed, .status-interrupted { color: #b00; }
+</style></head>
+<body><h1>Runs</h1><p><a href="${escape(boardPath)}">Queues and jobs</a> · refreshes every 5 s · <a href="api/runs">JSON</a></p>
+<table><thead><tr><th>run</th><th>family</th><th>scope</th><th>started</th><th>status</th><th>progress</th>
+<th>total</th><th>completed</th><th>skipped</th><th>failed</th><th>finished</th></tr></thead>
+<tbody>
+${rows || '<tr><td colspan="11">no runs yet</td></tr>'}
+</tbody></table></body></html>`;
+}

@@ -1,0 +1,149 @@
+import type { Server } from 'node:http';
+import { createBullBoard } from '@bull-board/api';
+import { BullMQAdapter } from '@bull-board/api/bullMQAdapter';
+import { ExpressAdapter } from '@bull-board/express';
+import { Queue } from 'bullmq';
+import express, { type NextFunction, type Request, type Response } from 'express';
+import type { Logger } from 'pino';
+import type { FleetConfig } from '../src/config/env.js';
+import { createPrisma } from '../src/db/prisma.js';
+import { families } from '../src/families/index.js';
+import { FleetMetrics } from '../src/fleet/metrics.js';
+import { RunStore } from '../src/fleet/runs.js';
+import { AUXILIARY_QUEUES } from '../src/fleet/queues.js';
+import { connectProducer, producerConnection } from '../src/redis/connection.js';
+import { basicAuth, readOnlyGuard, type Account } from './auth.js';
+import { createMetricsRegistry } from './metrics.js';
+import { runsPage } from './runs-page.js';
+
+export interface DashboardOptions {
+  config: FleetConfig;
+  /** Who may sign in; empty only with `insecure`. */
+  accounts: Account[];
+  /** Bearer token that opens /metrics alone. */
+  metricsToken?: string;
+  /** No authentication at all: only for a dashboard bound to 127.0.0.1. */
+  insecure?: boolean;
+  log: Logger;
+}
+
+export interface Dashboard {
+  app: express.Express;
+  close(): Promise<void>;
+}
+
+const BOARD_PATH = '/board';
+
+function securityHeaders(_req: Request, res: Response, next: NextFunction): void {
+  res.setHeader('X-Content-Type-Options', 'nosniff');
+  res.setHeader('X-Frame-Options', 'DENY');
+  res.setHeader('Referrer-Policy', 'no-referrer');
+  res.setHeader('Cross-Origin-Opener-Policy', 'same-origin');
+  res.setHeader(
+    'Content-Security-Policy',
+    "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; script-src 'self' 'unsafe-inline'; frame-ancestors 'none'",
+  );
+  next();
+}
+
+function board(queues: Map<string, Queue>, readOnlyMode: boolean): express.Router {
+  const adapter = new ExpressAdapter();
+  adapter.setBasePath(BOARD_PATH);
+  createBullBoard({
+    queues: [...queues.values()].map((queue) => new BullMQAdapter(queue, { readOnlyMode, allowRetries: !readOnlyMode })),
+    serverAdapter: adapter,
+    options: { uiConfig: { boardTitle: readOnlyMode ? 'tys (read-only)' : 'tys', miscLinks: [{ text: 'Runs', url: '/runs' }] } },
+  });
+  return adapter.getRouter();
+}
+
+export async function createDashboard(options: DashboardOptions): Promise<Dashboard> {
+  const { config, log } = options;
+  if (!options.insecure && options.accounts.length === 0) throw new Error('the dashboard needs at least one account');
+  // Requests fail fast while Redis is away (no offline queue), but a
+  // long-running dashboard keeps reconnecting until it is back.
+  const redis = await connectProducer(
+    producerConnection(config.redisUrl, { retryStrategy: (attempt) => Math.min(attempt * 200, 2_000) }),
+    config.redisUrl,
+  );
+  redis.on('error', (error) => log.warn({ err: error.message }, 'redis connection error'));
+  const prisma = createPrisma(config.databaseUrl, { maxConnections: 5 });
+  const queues = new Map<string, Queue>();
+  for (const name of [...families.map((f) => f.name), ...AUXILIARY_QUEUES]) {
+    queues.set(name, new Queue(name, { connection: redis, prefix: config.queuePrefix }));
+  }
+  const runs = new RunStore(prisma, redis, config.queuePrefix);
+  const metrics = createMetricsRegistry({ queues, prisma, metrics: new FleetMetrics(redis, config.queuePrefix) });
+
+  const app = express();
+  app.disable('x-powered-by');
+  app.set('trust proxy', 'loopback');
+  app.use(securityHeaders);
+
+  // Unauthenticated on purpose (load balancers, orchestrators); says what is down, nothing more.
+  app.get('/healthz', async (_req, res) => {
+    const check = async (probe: () => Promise<unknown>) => {
+      try {
+        await Promise.race([probe(), new Promise((_, reject) => setTimeout(() => reject(new Error('timeout')), 2_000))]);
+        return 'up';
+      } catch {
+        return 'down';
+      }
+    };
+    const [redisState, postgresState] = await Promise.all([check(() => redis.ping()), check(() => prisma.$queryRaw`SELECT 1`)]);
+    const ok = redisState === 'up' && postgresState === 'up';
+    res.status(ok ? 200 : 503).json({ status: ok ? 'ok' : 'unavailable', redis: redisState, postgres: postgresState });
+  });
+
+  if (options.insecure) app.use((req, _res, next) => ((req.role = 'admin'), next()));
+  else app.use(basicAuth({ accounts: options.accounts, metricsToken: options.metricsToken }));
+
+  app.get('/metrics', async (_req, res, next) => {
+    try {
+      res.type('text/plain; version=0.0.4').send(await metrics.render());
+    } catch (error) {
+      next(error);
+    }
+  });
+  app.get('/', (_req, res) => res.redirect(BOARD_PATH));
+  app.get('/api/runs', async (_req, res, next) => {
+    try {
+      res.json(await runs.list({ limit: 50 }));
+    } catch (error) {
+      next(error);
+    }
+  });
+  app.get('/runs', async (_req, res, next) => {
+    try {
+      res.type('html').send(runsPage(await runs.list({ limit: 50 }), BOARD_PATH));
+    } catch (error) {
+      next(error);
+    }
+  });
+
+  const adminBoard = board(queues, false);
+  const readOnlyBoard = board(queues, true);
+  app.use(BOARD_PATH, readOnlyGuard, (req, res, next) => (req.role === 'admin' ? adminBoard : readOnlyBoard)(req, res, next));
+
+  // Errors are logged here and answered without detail: no stack trace leaves the server.
+  app.use((error: Error, req: Request, res: Response, _next: NextFunction) => {
+    log.error({ err: error, path: req.path }, 'dashboard request failed');
+    if (!res.headersSent) res.status(500).json({ error: 'internal error' });
+  });
+
+  return {
+    app,
+    async close() {
+      await Promise.all([...queues.values()].map((queue) => queue.close()));
+      await prisma.$disconnect();
+      redis.disconnect();
+    },
+  };
+}
+
+export function listen(app: express.Express, port: number, host: string): Promise<Server> {
+  return new Promise((resolve, reject) => {
+    const server = app.listen(port, host, () => resolve(server));
+    server.on('error', reject);
+  });
+}

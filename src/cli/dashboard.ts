@@ -1,0 +1,82 @@
+import type { Account } from '../../dashboard/auth.js';
+import { createDashboard, listen } from '../../dashboard/server.js';
+import { ConfigError, loadConfig } from '../config/env.js';
+import { createLogger } from '../log.js';
+import { parseCommandArgs, UsageError, type Command } from './command.js';
+
+const help = `Usage: tys dashboard [--port N] [--host ADDRESS] [--insecure]
+
+Serves bull-board for every family's queue, a runs page (/runs), health
+(/healthz, no authentication) and Prometheus metrics (/metrics), until
+SIGTERM or SIGINT.
+
+Authentication (HTTP Basic) is required. Accounts come from the environment:
+  DASHBOARD_USER, DASHBOARD_PASSWORD                    full access
+  DASHBOARD_READONLY_USER, DASHBOARD_READONLY_PASSWORD  optional: sees
+                                                        everything, changes nothing
+  METRICS_TOKEN         optional bearer token that opens /metrics alone
+
+Options:
+  --port N        port (default 3000, or PORT)
+  --host ADDRESS  address to bind (default 0.0.0.0)
+  --insecure      no authentication; binds 127.0.0.1 only
+  -h, --help      this help`;
+
+/** Accounts from the environment; a half-configured account is an error, not a silent open door. */
+export function accountsFromEnv(env: NodeJS.ProcessEnv = process.env): Account[] {
+  const accounts: Account[] = [];
+  const pair = (userVar: string, passwordVar: string, role: Account['role']) => {
+    const user = env[userVar];
+    const password = env[passwordVar];
+    if (!user && !password) return;
+    if (!user || !password) throw new ConfigError(`${userVar} and ${passwordVar} must be set together`);
+    if (password.length < 8) throw new ConfigError(`${passwordVar} must be at least 8 characters`);
+    accounts.push({ user, password, role });
+  };
+  pair('DASHBOARD_USER', 'DASHBOARD_PASSWORD', 'admin');
+  pair('DASHBOARD_READONLY_USER', 'DASHBOARD_READONLY_PASSWORD', 'readonly');
+  return accounts;
+}
+
+export const dashboardCommand: Command = {
+  name: 'dashboard',
+  summary: 'serve the queue dashboard, runs, health and metrics',
+  help,
+  async run(argv, io) {
+    const { values } = parseCommandArgs('dashboard', argv, { port: { type: 'string' }, host: { type: 'string' }, insecure: { type: 'boolean' } }, false);
+    if (values.help) {
+      io.out(help);
+      return 0;
+    }
+    const port = Number(values.port ?? process.env.PORT ?? 3000);
+    if (!Number.isInteger(port) || port < 0 || port > 65_535) throw new UsageError(`tys dashboard: --port must be 0-65535, got "${values.port}"`);
+    const accounts = accountsFromEnv();
+    if (!values.insecure && accounts.length === 0) {
+      throw new ConfigError('tys dashboard: set DASHBOARD_USER and DASHBOARD_PASSWORD (or pass --insecure to serve 127.0.0.1 only, without authentication)');
+    }
+    if (values.insecure && values.host && values.host !== '127.0.0.1') {
+      throw new UsageError('tys dashboard: --insecure binds 127.0.0.1 only; drop --host or set credentials');
+    }
+    const host = values.insecure ? '127.0.0.1' : (values.host ?? '0.0.0.0');
+    const log = createLogger('tys-dashboard');
+    const dashboard = await createDashboard({
+      config: loadConfig(),
+      accounts: values.insecure ? [] : accounts,
+      metricsToken: process.env.METRICS_TOKEN || undefined,
+      insecure: values.insecure,
+      log,
+    });
+    const server = await listen(dashboard.app, port, host);
+    const address = server.address();
+    const bound = typeof address === 'object' && address ? address.port : port;
+    io.out(`dashboard on http://${host}:${bound}/ ${values.insecure ? '(INSECURE: no authentication, local only)' : `(${accounts.length} account(s))`}`);
+    log.info({ host, port: bound, insecure: Boolean(values.insecure) }, 'dashboard listening');
+    await new Promise<void>((resolve) => {
+      process.once('SIGTERM', resolve);
+      process.once('SIGINT', resolve);
+    });
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+    await dashboard.close();
+    return 0;
+  },
+};

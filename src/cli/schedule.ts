@@ -1,0 +1,95 @@
+import path from 'node:path';
+import { Queue } from 'bullmq';
+import { loadConfig } from '../config/env.js';
+import { PROJECT_ROOT } from '../db/migrations.js';
+import { families } from '../families/index.js';
+import { SCHEDULES_QUEUE } from '../fleet/queues.js';
+import { applySchedules, loadSchedules, ScheduleError } from '../fleet/schedules.js';
+import { connectProducer, producerConnection } from '../redis/connection.js';
+import { parseCommandArgs, UsageError, type Command } from './command.js';
+
+const DEFAULT_FILE = path.join(PROJECT_ROOT, 'config', 'schedules.json');
+
+const help = `Usage: tys schedule (apply | list | remove NAME) [--file PATH] [--json]
+
+Recurring enqueues, declared in one file and installed as BullMQ job
+schedulers. Worker processes run the enqueues they produce.
+
+  tys schedule apply         make Redis match the file: create, update, and
+                             remove schedulers no longer declared; applying
+                             twice changes nothing
+  tys schedule list          the installed schedulers and their next run
+  tys schedule remove NAME   remove one scheduler
+
+Options:
+  --file PATH   schedule file (default config/schedules.json, or TYS_SCHEDULES)
+  --json        machine-readable output
+  -h, --help    this help
+
+File format: {"schedules": [{"name": "alerts-every-5-minutes", "family": "...",
+  "every": "5m" | "pattern": "0 3 * * *", "scope": {"kind": "all"}}]}`;
+
+export const scheduleCommand: Command = {
+  name: 'schedule',
+  summary: 'install, list or remove recurring enqueues',
+  help,
+  async run(argv, io) {
+    const { values, positionals } = parseCommandArgs('schedule', argv, { file: { type: 'string' }, json: { type: 'boolean' } });
+    if (values.help) {
+      io.out(help);
+      return 0;
+    }
+    const [action, name, ...extra] = positionals;
+    if (extra.length > 0) throw new UsageError(`tys schedule: unexpected argument "${extra[0]}"`);
+    if (action !== 'apply' && action !== 'list' && action !== 'remove') {
+      throw new UsageError(`tys schedule: expected apply, list or remove, got "${action ?? ''}". See "tys schedule --help".`);
+    }
+    if (action === 'remove' && !name) throw new UsageError('tys schedule remove: name the scheduler to remove');
+    if (action !== 'remove' && name) throw new UsageError(`tys schedule ${action}: unexpected argument "${name}"`);
+    const file = values.file ?? process.env.TYS_SCHEDULES ?? DEFAULT_FILE;
+    let schedules;
+    try {
+      schedules = action === 'apply' ? loadSchedules(file, families) : [];
+    } catch (error) {
+      if (error instanceof ScheduleError) throw new UsageError(`tys schedule: ${error.message}`);
+      throw error;
+    }
+    const config = loadConfig();
+    const redis = await connectProducer(producerConnection(config.redisUrl), config.redisUrl);
+    const queue = new Queue(SCHEDULES_QUEUE, { connection: redis, prefix: config.queuePrefix });
+    try {
+      if (action === 'apply') {
+        const report = await applySchedules(queue, schedules);
+        if (values.json) io.out(JSON.stringify(report, null, 2));
+        else {
+          for (const [what, names] of Object.entries(report)) if (names.length) io.out(`${what}: ${names.join(', ')}`);
+          const changes = report.created.length + report.updated.length + report.removed.length;
+          io.out(changes === 0 ? 'schedules unchanged' : `${changes} scheduler(s) changed`);
+        }
+        return 0;
+      }
+      if (action === 'remove') {
+        const removed = await queue.removeJobScheduler(name!);
+        if (!removed) {
+          io.err(`error: no scheduler named "${name}"`);
+          return 1;
+        }
+        io.out(`removed ${name}`);
+        return 0;
+      }
+      const list = await queue.getJobSchedulers(0, -1, true);
+      if (values.json) io.out(JSON.stringify(list, null, 2));
+      else if (list.length === 0) io.out('no schedulers installed (tys schedule apply)');
+      else {
+        for (const s of list) {
+          const data = s.template?.data as { family?: string } | undefined;
+          io.out(`${s.key.padEnd(28)} ${(data?.family ?? '?').padEnd(12)} ${s.pattern ? `cron ${s.pattern}` : `every ${Number(s.every) / 1000}s`}  next ${s.next ? new Date(s.next).toISOString() : '-'}`);
+        }
+      }
+      return 0;
+    } finally {
+      await queue.close();
+      redis.disconnect();
+    }
+  },
+};

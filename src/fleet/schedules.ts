@@ -1,0 +1,151 @@
+import { readFileSync } from 'node:fs';
+import { Queue, Worker, type Job } from 'bullmq';
+import type { Redis } from 'ioredis';
+import type { Logger } from 'pino';
+import type { PrismaClient } from '../db/prisma.js';
+import type { JobFamily } from './family.js';
+import { enqueue } from './producer.js';
+import { openQueue, SCHEDULES_QUEUE } from './queues.js';
+import { RunStore } from './runs.js';
+import { isRowId, type Scope } from './scope.js';
+
+export interface Schedule {
+  /** Also the BullMQ job scheduler id. */
+  name: string;
+  family: string;
+  /** Cron pattern (minute hour day month weekday), or */
+  pattern?: string;
+  /** an interval such as "30s", "5m", "1h". */
+  every?: string;
+  scope: Scope;
+}
+
+export class ScheduleError extends Error {
+  override name = 'ScheduleError';
+}
+
+const NAME_PATTERN = /^[a-z0-9][a-z0-9-]{0,62}$/;
+const EVERY_PATTERN = /^(\d+)(s|m|h)$/;
+
+export function everyMs(every: string): number {
+  const match = EVERY_PATTERN.exec(every);
+  if (!match) throw new ScheduleError(`"every" must look like 30s, 5m or 1h, got "${every}"`);
+  return Number(match[1]) * { s: 1_000, m: 60_000, h: 3_600_000 }[match[2] as 's' | 'm' | 'h'];
+}
+
+function parseScope(where: string, raw: unknown): Scope {
+  if (raw === undefined) return { kind: 'all' };
+  const scope = raw as Partial<Record<string, unknown>>;
+  if (scope?.kind === 'all') return { kind: 'all' };
+  if ((scope?.kind === 'portfolio' || scope?.kind === 'user') && isRowId(scope.id)) return { kind: scope.kind, id: scope.id };
+  if (scope?.kind === 'investments' && Array.isArray(scope.ids) && scope.ids.every(isRowId)) return { kind: 'investments', ids: scope.ids };
+  throw new ScheduleError(`${where}: scope must be {"kind":"all"}, {"kind":"portfolio"|"user","id":ID} or {"kind":"investments","ids":[...]}`);
+}
+
+/** Reads and checks the schedule file: every entry names a known family and exactly one of pattern or every. */
+export function loadSchedules(file: string, families: readonly JobFamily[]): Schedule[] {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(readFileSync(file, 'utf8'));
+  } catch (error) {
+    throw new ScheduleError(`cannot read schedules from ${file}: ${(error as Error).message}`);
+  }
+  const list = (parsed as { schedules?: unknown })?.schedules;
+  if (!Array.isArray(list)) throw new ScheduleError(`${file}: expected {"schedules": [...]}`);
+  const names = new Set<string>();
+  return list.map((raw, i) => {
+    const entry = raw as Record<string, unknown>;
+    const where = `${file}: schedule ${i + 1}`;
+    if (typeof entry.name !== 'string' || !NAME_PATTERN.test(entry.name)) {
+      throw new ScheduleError(`${where}: "name" must be lowercase letters, digits and dashes`);
+    }
+    if (names.has(entry.name)) throw new ScheduleError(`${where}: name "${entry.name}" is used twice`);
+    names.add(entry.name);
+    const family = families.find((f) => f.name === entry.family);
+    if (!family) {
+      throw new ScheduleError(`${where} (${entry.name}): unknown family "${String(entry.family)}" (expected one of: ${families.map((f) => f.name).join(', ')})`);
+    }
+    const hasPattern = typeof entry.pattern === 'string';
+    const hasEvery = typeof entry.every === 'string';
+    if (hasPattern === hasEvery) throw new ScheduleError(`${where} (${entry.name}): give exactly one of "pattern" (cron) or "every"`);
+    if (hasEvery) everyMs(entry.every as string);
+    if (hasPattern && (entry.pattern as string).trim().split(/\s+/).length !== 5) {
+      throw new ScheduleError(`${where} (${entry.name}): "pattern" must be a 5-field cron pattern, got "${entry.pattern}"`);
+    }
+    const scope = parseScope(where, entry.scope);
+    if (!family.scopes.includes(scope.kind)) throw new ScheduleError(`${where} (${entry.name}): family ${family.name} does not take scope ${scope.kind}`);
+    return { name: entry.name, family: family.name, scope, ...(hasPattern ? { pattern: entry.pattern as string } : { every: entry.every as string }) };
+  });
+}
+
+interface ScheduledEnqueue {
+  family: string;
+  scope: Scope;
+}
+
+export interface ApplyReport {
+  created: string[];
+  updated: string[];
+  unchanged: string[];
+  removed: string[];
+}
+
+/**
+ * Makes the job schedulers in Redis match the declared schedules: upserts the
+ * ones that are new or changed, removes the ones no longer declared. Applying
+ * the same file twice changes nothing.
+ */
+export async function applySchedules(queue: Queue, schedules: Schedule[]): Promise<ApplyReport> {
+  const report: ApplyReport = { created: [], updated: [], unchanged: [], removed: [] };
+  const existing = new Map((await queue.getJobSchedulers(0, -1)).map((s) => [s.key, s]));
+  for (const schedule of schedules) {
+    const current = existing.get(schedule.name);
+    existing.delete(schedule.name);
+    const data: ScheduledEnqueue = { family: schedule.family, scope: schedule.scope };
+    const every = schedule.every ? everyMs(schedule.every) : undefined;
+    const same =
+      current &&
+      (current.pattern ?? undefined) === schedule.pattern &&
+      (current.every === undefined || current.every === null ? undefined : Number(current.every)) === every &&
+      JSON.stringify(current.template?.data) === JSON.stringify(data);
+    if (same) {
+      report.unchanged.push(schedule.name);
+      continue;
+    }
+    await queue.upsertJobScheduler(schedule.name, schedule.pattern ? { pattern: schedule.pattern } : { every: every! }, {
+      name: 'enqueue',
+      data,
+      opts: { removeOnComplete: { count: 100 }, removeOnFail: { count: 100 } },
+    });
+    (current ? report.updated : report.created).push(schedule.name);
+  }
+  for (const name of existing.keys()) {
+    await queue.removeJobScheduler(name);
+    report.removed.push(name);
+  }
+  return report;
+}
+
+/** Runs the enqueues that the schedulers add: one at a time per process, each a normal run. */
+export function startScheduleRunner(
+  deps: { prisma: PrismaClient; connection: Redis; producer: Redis; prefix: string; log: Logger },
+  families: readonly JobFamily[],
+): Worker {
+  const runs = new RunStore(deps.prisma, deps.producer, deps.prefix);
+  const queues = new Map<string, Queue>();
+  const worker = new Worker(
+    SCHEDULES_QUEUE,
+    async (job: Job<ScheduledEnqueue>) => {
+      const family = families.find((f) => f.name === job.data?.family);
+      if (!family) throw new ScheduleError(`scheduled job ${job.id} names unknown family "${String(job.data?.family)}"`);
+      let queue = queues.get(family.name);
+      if (!queue) queues.set(family.name, (queue = openQueue(family, deps.producer, deps.prefix)));
+      const result = await enqueue({ prisma: deps.prisma, redis: deps.producer, queue, runs, prefix: deps.prefix }, family, job.data.scope);
+      deps.log.info({ schedule: job.repeatJobKey, runId: result.runId, added: result.added }, 'scheduled enqueue');
+      return { runId: result.runId, added: result.added, alreadyQueued: result.alreadyQueued };
+    },
+    { connection: deps.connection, prefix: deps.prefix, concurrency: 1 },
+  );
+  worker.on('closed', () => void Promise.all([...queues.values()].map((q) => q.close())));
+  return worker;
+}

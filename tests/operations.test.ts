@@ -1,0 +1,157 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createServer } from 'node:net';
+import path from 'node:path';
+import { Queue } from 'bullmq';
+import { Redis } from 'ioredis';
+import pino from 'pino';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { seedMvp } from '../src/demo/seed.js';
+import { families } from '../src/families/index.js';
+import { SCHEDULES_QUEUE } from '../src/fleet/queues.js';
+import { applySchedules, loadSchedules, startScheduleRunner } from '../src/fleet/schedules.js';
+import { lotsFamily } from '../src/families/lots.js';
+import { workerConnection } from '../src/redis/connection.js';
+import { createTestDatabase, type TestDatabase } from './support/databases.js';
+import { startDashboard } from './support/dashboard.js';
+import { REDIS_URL, testFleet, testPrefix } from './support/fleet.js';
+import { runTys, until } from './support/processes.js';
+import { writeFileSync, mkdtempSync } from 'node:fs';
+import os from 'node:os';
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const server = createServer();
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as { port: number };
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+describe('health', () => {
+  let db: TestDatabase;
+  let redisServer: ChildProcess;
+  let port: number;
+  beforeAll(async () => {
+    db = await createTestDatabase();
+    port = await freePort();
+    // A Redis of this test's own, so stopping it disturbs no other test.
+    redisServer = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' });
+    await until('the private Redis to answer', async () => {
+      const probe = new Redis({ port, lazyConnect: true, retryStrategy: () => null, maxRetriesPerRequest: 0 });
+      try {
+        await probe.connect();
+        return (await probe.ping()) === 'PONG';
+      } catch {
+        return false;
+      } finally {
+        probe.disconnect();
+      }
+    }, 10_000);
+  });
+  afterAll(async () => {
+    redisServer?.kill('SIGKILL');
+    await db?.drop();
+  });
+
+  it('is 200 with both up, 503 naming Redis once it stops, 503 naming Postgres when unreachable', async () => {
+    const config = { databaseUrl: db.url, redisUrl: `redis://127.0.0.1:${port}`, queuePrefix: testPrefix() };
+    const dashboard = await startDashboard(config);
+    try {
+      expect(await (await fetch(`${dashboard.url}/healthz`)).json()).toEqual({ status: 'ok', redis: 'up', postgres: 'up' });
+      redisServer.kill('SIGTERM');
+      await until('health to notice Redis is gone', async () => (await fetch(`${dashboard.url}/healthz`)).status === 503, 15_000);
+      const body = await (await fetch(`${dashboard.url}/healthz`)).json();
+      expect(body).toEqual({ status: 'unavailable', redis: 'down', postgres: 'up' });
+    } finally {
+      await dashboard.close();
+    }
+    const badDb = { databaseUrl: db.url.replace(/\/[^/]+$/, '/no_such_database'), redisUrl: REDIS_URL, queuePrefix: testPrefix() };
+    const second = await startDashboard(badDb);
+    try {
+      const response = await fetch(`${second.url}/healthz`);
+      expect(response.status).toBe(503);
+      expect(await response.json()).toEqual({ status: 'unavailable', redis: 'up', postgres: 'down' });
+    } finally {
+      await second.close();
+    }
+  });
+});
+
+describe('schedules', () => {
+  let db: TestDatabase;
+  let fleet: Awaited<ReturnType<typeof testFleet>>;
+  let dir: string;
+  beforeAll(async () => {
+    db = await createTestDatabase();
+    await seedMvp(db.prisma, { investments: 50 });
+    fleet = await testFleet(db);
+    dir = mkdtempSync(path.join(os.tmpdir(), 'tys-schedules-'));
+  });
+  afterAll(async () => {
+    await fleet?.close();
+    await db?.drop();
+  });
+
+  const write = (name: string, schedules: unknown[]) => {
+    const file = path.join(dir, name);
+    writeFileSync(file, JSON.stringify({ schedules }));
+    return file;
+  };
+
+  it('applying twice changes nothing; changed and undeclared schedulers are updated and removed', async () => {
+    const queue = new Queue(SCHEDULES_QUEUE, { connection: fleet.context.redis, prefix: fleet.prefix });
+    try {
+      const file = write('a.json', [
+        { name: 'lots-often', family: 'lots', every: '5m' },
+        { name: 'constraints-nightly', family: 'constraints', pattern: '30 2 * * *', scope: { kind: 'all' } },
+      ]);
+      expect(await applySchedules(queue, loadSchedules(file, families))).toEqual({
+        created: ['lots-often', 'constraints-nightly'], updated: [], unchanged: [], removed: [],
+      });
+      expect(await applySchedules(queue, loadSchedules(file, families))).toEqual({
+        created: [], updated: [], unchanged: ['lots-often', 'constraints-nightly'], removed: [],
+      });
+      expect(await queue.getJobSchedulersCount()).toBe(2);
+      const changed = write('b.json', [{ name: 'lots-often', family: 'lots', every: '10m' }]);
+      expect(await applySchedules(queue, loadSchedules(changed, families))).toEqual({
+        created: [], updated: ['lots-often'], unchanged: [], removed: ['constraints-nightly'],
+      });
+      expect((await queue.getJobScheduler('lots-often'))!.every).toBe(600_000);
+      expect(await queue.getJobSchedulersCount()).toBe(1);
+    } finally {
+      await queue.close();
+    }
+  });
+
+  it('refuses a scheduler whose family is unknown, exit 2 from the CLI', async () => {
+    const file = write('bad.json', [{ name: 'mystery', family: 'mystery', every: '5m' }]);
+    expect(() => loadSchedules(file, families)).toThrow(/unknown family "mystery"/);
+    const result = await runTys(['schedule', 'apply', '--file', file], { ...process.env, TYS_QUEUE_PREFIX: fleet.prefix });
+    expect(result.code).toBe(2);
+    expect(result.stderr).toMatch(/unknown family "mystery"/);
+  });
+
+  it('a due scheduler enqueues a real run that the workers carry out', async () => {
+    const queue = new Queue(SCHEDULES_QUEUE, { connection: fleet.context.redis, prefix: fleet.prefix });
+    const connection = workerConnection(REDIS_URL);
+    const runner = startScheduleRunner(
+      { prisma: db.prisma, connection, producer: fleet.context.redis, prefix: fleet.prefix, log: pino({ level: 'silent' }) },
+      families,
+    );
+    fleet.startWorkers([lotsFamily]);
+    try {
+      await applySchedules(queue, loadSchedules(write('due.json', [{ name: 'lots-now', family: 'lots', every: '1s' }]), families));
+      await until('a scheduled run to finish', async () => {
+        const run = await db.prisma.fleetRun.findFirst({ where: { family: 'lots', total: 50 } });
+        return Boolean(run?.finishedAt);
+      }, 30_000);
+      expect(await db.prisma.taxLot.count()).toBe(50);
+    } finally {
+      await queue.removeJobScheduler('lots-now');
+      await runner.close();
+      connection.disconnect();
+      await queue.close();
+    }
+  });
+});
