@@ -3,7 +3,7 @@ import { lotsFamily } from '../src/families/lots.js';
 import { Prisma } from '../src/db/prisma.js';
 import { seedMvp } from '../src/demo/seed.js';
 import { createTestDatabase, type TestDatabase } from './support/databases.js';
-import { testFleet } from './support/fleet.js';
+import { handlerContext, testFleet } from './support/fleet.js';
 
 const INVESTMENTS = 3_000;
 const BAD_EVERY = 100; // seedMvp's badQuantityRate 0.01: every 100th investment has quantity <= 0
@@ -76,9 +76,11 @@ describe('lots family end to end', () => {
   });
 
   it('skips a job whose investment no longer exists', async () => {
-    const outcome = await lotsFamily.handle({ prisma: db.prisma, log: (await import('pino')).default({ level: 'silent' }) }, [
+    const ctx = handlerContext(db.prisma);
+    const outcome = await lotsFamily.handle(ctx, [
       { key: 'no-such-investment', runId: 'run-20260101T000000Z-000000', jobId: 'lots-no-such-investment' },
     ]);
+    ctx.redis.disconnect();
     expect(outcome).toEqual([{ status: 'skipped', reason: 'investment no longer exists' }]);
   });
 

@@ -1,13 +1,11 @@
-import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createPrisma } from '../src/db/prisma.js';
 import { seedMvp } from '../src/demo/seed.js';
 import { lotsFamily } from '../src/families/lots.js';
 import type { JobOutcome } from '../src/fleet/family.js';
 import { createTestDatabase, type TestDatabase } from './support/databases.js';
-import { testFleet } from './support/fleet.js';
-
-const silent = pino({ level: 'silent' });
+import { handlerContext, testFleet } from './support/fleet.js';
+import { Redis } from 'ioredis';
 
 describe('racing duplicates', () => {
   let db: TestDatabase;
@@ -21,6 +19,7 @@ describe('racing duplicates', () => {
     const investments = await db.prisma.investment.findMany({ select: { id: true }, take: 20 });
     // Separate clients stand for separate worker processes.
     const clients = Array.from({ length: 4 }, () => createPrisma(db.url, { maxConnections: 10 }));
+    const redis = new Redis();
     try {
       const item = (id: string, tag: string) => ({ key: id, runId: 'run-20260101T000000Z-000000', jobId: `lots-${id}-${tag}` });
       // Every client runs every investment alone and again inside a batch
@@ -28,8 +27,8 @@ describe('racing duplicates', () => {
       const ids = investments.map((i) => i.id);
       const batches = await Promise.all(
         clients.flatMap((prisma, c) => [
-          ...ids.map((id) => lotsFamily.handle({ prisma, log: silent }, [item(id, `single-${c}`)])),
-          lotsFamily.handle({ prisma, log: silent }, [...ids, ...ids.slice().reverse()].map((id, k) => item(id, `batch-${c}-${k}`))),
+          ...ids.map((id) => lotsFamily.handle(handlerContext(prisma, redis), [item(id, `single-${c}`)])),
+          lotsFamily.handle(handlerContext(prisma, redis), [...ids, ...ids.slice().reverse()].map((id, k) => item(id, `batch-${c}-${k}`))),
         ]),
       );
       expect(batches.flat().some((o) => o instanceof Error)).toBe(false);
@@ -38,6 +37,7 @@ describe('racing duplicates', () => {
       expect(outcomes.filter((o) => o.status === 'skipped').every((o) => o.status === 'skipped' && o.reason === 'investment already has tax lots')).toBe(true);
     } finally {
       await Promise.all(clients.map((c) => c.$disconnect()));
+      redis.disconnect();
     }
     const lots = await db.prisma.taxLot.groupBy({ by: ['investmentId'], _count: true, where: { investmentId: { in: investments.map((i) => i.id) } } });
     expect(lots).toHaveLength(investments.length);

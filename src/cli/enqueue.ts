@@ -77,8 +77,10 @@ export const enqueueCommand: Command = {
         io.err(`run ${result.runId} interrupted: Redis lost its jobs and counters. Enqueue again to pick up what is missing.`);
         return 1;
       }
-      const { completed, skipped, failed } = outcome.counters;
+      const { completed, skipped, failed, stats } = outcome.counters;
       io.out(`run ${result.runId} finished: ${completed} completed, ${skipped} skipped, ${failed} failed`);
+      const figures = Object.entries(stats).map(([name, n]) => `${name} ${n}`);
+      if (figures.length > 0) io.out(`  ${figures.join(', ')}`);
       if (failed > 0) io.out(`see the reasons with: tys status --run ${result.runId}`);
       return failed > 0 ? 1 : 0;
     } finally {

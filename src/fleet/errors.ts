@@ -15,3 +15,18 @@ export class PermanentJobError extends UnrecoverableError {
 
 /** Job data that does not have the family's shape. */
 export class InvalidJobDataError extends PermanentJobError {}
+
+/**
+ * The work must wait: a shared budget is spent or the provider asked to slow
+ * down. The worker holds the family's queue back for `delayMs` and the job
+ * runs again later without spending one of its attempts. No handler sleeps.
+ */
+export class RateLimitedError extends Error {
+  override name = 'RateLimitedError';
+  constructor(
+    message: string,
+    readonly delayMs: number,
+  ) {
+    super(message);
+  }
+}

@@ -1,3 +1,4 @@
+import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import type { PrismaClient } from '../db/prisma.js';
 import type { Scope } from './scope.js';
@@ -15,7 +16,13 @@ export type JobOutcome =
 
 export interface HandlerContext {
   prisma: PrismaClient;
+  /** Non-blocking Redis connection of the worker process, for shared state (budgets, queues). */
+  redis: Redis;
+  /** Queue key prefix of the fleet. */
+  prefix: string;
   log: Logger;
+  /** Adds to a named figure of a run (calls made, rows updated...), shown with its progress. */
+  count(runId: string, stat: string, n?: number): void;
 }
 
 /** One job's work as the handler sees it. */

@@ -20,5 +20,8 @@ export function openQueue(family: JobFamily, connection: Redis, prefix: string):
 /** The queue whose jobs are enqueues: BullMQ's job schedulers add one at each tick. */
 export const SCHEDULES_QUEUE = 'schedules';
 
+/** Triggered price alerts, for the application's notifier to deliver. */
+export const NOTIFICATIONS_QUEUE = 'notifications';
+
 /** Queues that are not job families but that operators watch too. */
-export const AUXILIARY_QUEUES: readonly string[] = [SCHEDULES_QUEUE];
+export const AUXILIARY_QUEUES: readonly string[] = [SCHEDULES_QUEUE, NOTIFICATIONS_QUEUE];

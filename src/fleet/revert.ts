@@ -10,7 +10,10 @@ type ColumnType = 'numeric' | 'text';
  */
 const REVERTIBLE: Record<string, { columns: Record<string, ColumnType>; deletable: boolean; hasUpdatedAt: boolean }> = {
   Investment: {
-    columns: { totalQuantity: 'numeric', averageCostBasis: 'numeric', currentPrice: 'numeric', ticker: 'text' },
+    columns: {
+      totalQuantity: 'numeric', averageCostBasis: 'numeric', currentPrice: 'numeric', ticker: 'text',
+      sector: 'text', industry: 'text', country: 'text', marketCap: 'numeric',
+    },
     deletable: false,
     hasUpdatedAt: true,
   },

@@ -11,6 +11,8 @@ export interface RunCounters {
   failed: number;
   /** The producer has added every job of the run, so `total` is final. */
   enqueued: boolean;
+  /** Figures the family's handlers add (calls made, rows updated...). */
+  stats: Record<string, number>;
 }
 
 export interface RunView extends RunCounters {
@@ -43,6 +45,7 @@ return 1`;
 
 /** Live counters outlive any sane run; the durable record is in Postgres. */
 const RUN_TTL_SECONDS = 30 * 24 * 3600;
+const ADD_STAT = `if redis.call('EXISTS', KEYS[1]) == 1 then redis.call('HINCRBY', KEYS[1], ARGV[1], ARGV[2]) end`;
 const FORGET_BATCH = 1_000;
 const FORGET_DELAY_MS = 200;
 
@@ -155,13 +158,21 @@ export class RunStore {
   async counters(runId: string): Promise<RunCounters | null> {
     const raw = await this.redis.hgetall(this.key(runId));
     if (!raw.family) return null;
+    const stats: Record<string, number> = {};
+    for (const [field, value] of Object.entries(raw)) if (field.startsWith('stat:')) stats[field.slice(5)] = Number(value);
     return {
       total: Number(raw.total ?? 0),
       completed: Number(raw.completed ?? 0),
       skipped: Number(raw.skipped ?? 0),
       failed: Number(raw.failed ?? 0),
       enqueued: raw.enqueued === '1',
+      stats,
     };
+  }
+
+  /** Adds to a named figure of a live run; nothing happens to a run Redis no longer has. */
+  async addStat(runId: string, stat: string, n: number): Promise<void> {
+    await this.redis.eval(ADD_STAT, 1, this.key(runId), `stat:${stat}`, n);
   }
 
   /** Writes the final counters to Postgres once every job of the run has an outcome. */
@@ -176,6 +187,7 @@ export class RunStore {
         completed: counters.completed,
         skipped: counters.skipped,
         failed: counters.failed,
+        stats: counters.stats,
         finishedAt: new Date(),
       },
     });
@@ -231,6 +243,7 @@ export class RunStore {
       skipped: live?.skipped ?? row.skipped,
       failed: live?.failed ?? row.failed,
       enqueued: live?.enqueued ?? row.status !== 'ENQUEUEING',
+      stats: live?.stats ?? ((row.stats ?? {}) as Record<string, number>),
     };
   }
 }

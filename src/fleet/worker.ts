@@ -2,10 +2,10 @@ import { DelayedError, RateLimitError, UnrecoverableError, WaitingChildrenError,
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import type { PrismaClient } from '../db/prisma.js';
-import { InvalidJobDataError } from './errors.js';
+import { InvalidJobDataError, RateLimitedError } from './errors.js';
 import { Batcher } from './batcher.js';
 import { FleetMetrics } from './metrics.js';
-import type { JobData, JobFamily, JobOutcome, WorkItem } from './family.js';
+import type { HandlerContext, JobData, JobFamily, JobOutcome, WorkItem } from './family.js';
 import { RUN_ID_PATTERN, type JobOutcomeRecord, type RunStore } from './runs.js';
 
 export interface FleetWorkerOptions {
@@ -67,8 +67,16 @@ export function startWorkers(
     const log = deps.log.child({ family: family.name });
     // Errors whose failure the batch already counted, so the processor does not count them again.
     const counted = new WeakSet<object>();
+    const context: HandlerContext = {
+      prisma: deps.prisma,
+      redis: deps.runs.redisConnection,
+      prefix: deps.prefix,
+      log,
+      count: (runId, stat, n = 1) =>
+        void deps.runs.addStat(runId, stat, n).catch((error) => log.warn({ err: error, runId, stat }, 'could not count')),
+    };
     const batcher = new Batcher<QueuedItem, JobOutcome>(async (entries) => {
-      const results = await family.handle({ prisma: deps.prisma, log }, entries.map((entry) => entry.work));
+      const results = await family.handle(context, entries.map((entry) => entry.work));
       const finishedAt = Date.now();
       void metrics
         .recordDurations(family.name, entries.map((entry) => finishedAt - entry.startedAt))
@@ -78,6 +86,8 @@ export function startWorkers(
         const { work, final } = entries[i]!;
         if (!(result instanceof Error)) {
           records.push({ runId: work.runId, jobId: work.jobId, outcome: result.status === 'skipped' ? 'skipped' : 'completed' });
+        } else if (result instanceof RateLimitedError) {
+          // Not an outcome: the job runs again once the window allows.
         } else if (final || result instanceof UnrecoverableError) {
           records.push({ runId: work.runId, jobId: work.jobId, outcome: 'failed' });
           counted.add(result);
@@ -97,6 +107,14 @@ export function startWorkers(
             startedAt: Date.now(),
           });
         } catch (error) {
+          if (error instanceof RateLimitedError) {
+            // Holds the whole queue back (every worker process) and puts the
+            // job back without spending an attempt.
+            await worker.rateLimit(error.delayMs);
+            void metrics.recordRateLimitDelay(family.name, error.delayMs).catch(() => undefined);
+            log.info({ jobId: job.id, delayMs: error.delayMs, reason: error.message }, 'rate limited');
+            throw Worker.RateLimitError();
+          }
           const runId = runIdOf(job);
           if (runId && isFinalAttempt(job, error) && !counted.has(error as object)) {
             await deps.runs.record([{ runId, jobId: job.id!, outcome: 'failed' }]);
@@ -152,7 +170,7 @@ function isLastAttempt(job: Job): boolean {
 /** Whether BullMQ will give up on the job after this error: no retry can follow. */
 function isFinalAttempt(job: Job, error: unknown): boolean {
   if (error instanceof UnrecoverableError) return true;
-  if (error instanceof DelayedError || error instanceof RateLimitError || error instanceof WaitingChildrenError) return false;
+  if (error instanceof RateLimitedError || error instanceof DelayedError || error instanceof RateLimitError || error instanceof WaitingChildrenError) return false;
   return isLastAttempt(job);
 }
 

@@ -3,7 +3,8 @@ import { Redis } from 'ioredis';
 import pino from 'pino';
 import type { FleetConfig } from '../../src/config/env.js';
 import { openFleet, type FleetContext } from '../../src/fleet/context.js';
-import type { JobFamily } from '../../src/fleet/family.js';
+import type { HandlerContext, JobFamily } from '../../src/fleet/family.js';
+import type { PrismaClient } from '../../src/db/prisma.js';
 import { enqueue, type EnqueueOptions } from '../../src/fleet/producer.js';
 import { RunStore } from '../../src/fleet/runs.js';
 import type { Scope } from '../../src/fleet/scope.js';
@@ -85,4 +86,9 @@ export async function testFleet(db: TestDatabase, prefix = testPrefix()) {
       await flushPrefix(prefix);
     },
   };
+}
+
+/** The context a worker gives handlers, for tests that call a family's handler directly. */
+export function handlerContext(prisma: PrismaClient, redis: Redis = new Redis(REDIS_URL), prefix = testPrefix()): HandlerContext {
+  return { prisma, redis, prefix, log: pino({ level: 'silent' }), count: () => undefined };
 }

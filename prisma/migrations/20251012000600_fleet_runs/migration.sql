@@ -14,6 +14,7 @@ CREATE TABLE "FleetRun" (
     "completed" INTEGER NOT NULL DEFAULT 0,
     "failed" INTEGER NOT NULL DEFAULT 0,
     "skipped" INTEGER NOT NULL DEFAULT 0,
+    "stats" JSONB,
     "startedAt" TIMESTAMP(3) NOT NULL DEFAULT CURRENT_TIMESTAMP,
     "enqueuedAt" TIMESTAMP(3),
     "finishedAt" TIMESTAMP(3),

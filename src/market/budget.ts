@@ -1,0 +1,63 @@
+import type { Redis } from 'ioredis';
+
+export interface BudgetLimits {
+  /** Calls allowed in any window of `windowMs` (a sliding window, not fixed slots). */
+  max: number;
+  windowMs: number;
+  /** Calls allowed per UTC day, if the plan caps them. */
+  daily?: number;
+}
+
+/**
+ * Parses "5/60s", "75/1m", "1000/1h": calls per window.
+ */
+export function parseRate(text: string): { max: number; windowMs: number } {
+  const match = /^(\d+)\s*\/\s*(\d+)?\s*(ms|s|m|h)$/.exec(text.trim());
+  if (!match || Number(match[1]) < 1) throw new Error(`rate "${text}" must look like 5/60s, 75/1m or 1000/1h`);
+  const unit = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000 }[match[3] as 'ms' | 's' | 'm' | 'h'];
+  return { max: Number(match[1]), windowMs: Number(match[2] ?? 1) * unit };
+}
+
+// Sliding window log in a sorted set, timed by the Redis server's clock so that
+// every process on every machine agrees. Returns 0 when the call may go ahead
+// (and records it), or the ms to wait before asking again.
+const TAKE = `
+local now = redis.call('TIME')
+local nowMs = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
+local windowMs = tonumber(ARGV[2])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', nowMs - windowMs)
+if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[1]) then
+  local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+  return math.max(1, tonumber(oldest[2]) + windowMs - nowMs)
+end
+local daily = tonumber(ARGV[3])
+local dayKey = KEYS[2] .. ':' .. math.floor(nowMs / 86400000)
+if daily > 0 then
+  local used = tonumber(redis.call('GET', dayKey) or '0')
+  if used >= daily then return 86400000 - (nowMs % 86400000) end
+  redis.call('INCR', dayKey)
+  redis.call('PEXPIRE', dayKey, 172800000)
+end
+local seq = redis.call('INCR', KEYS[1] .. ':seq')
+redis.call('ZADD', KEYS[1], nowMs, nowMs .. '-' .. seq)
+redis.call('PEXPIRE', KEYS[1], windowMs * 2)
+return 0`;
+
+/**
+ * One call budget per provider account, shared by every family and every
+ * worker process through Redis (BullMQ's limiter is per queue; two families
+ * calling one provider must not add up to twice the budget).
+ */
+export class CallBudget {
+  constructor(
+    private readonly redis: Redis,
+    private readonly key: string,
+    private readonly limits: BudgetLimits,
+  ) {}
+
+  /** 0 when a call may be made now (it is counted), otherwise how long to wait in ms. */
+  async take(): Promise<number> {
+    const wait = await this.redis.eval(TAKE, 2, `${this.key}:window`, `${this.key}:day`, this.limits.max, this.limits.windowMs, this.limits.daily ?? 0);
+    return Number(wait);
+  }
+}

@@ -1,0 +1,47 @@
+import { ConfigError } from '../config/env.js';
+import { everyMs } from '../fleet/schedules.js';
+import { parseRate, type BudgetLimits } from './budget.js';
+
+export interface MarketConfig {
+  baseUrl: string;
+  /** Never logged, never put in job data. */
+  apiKey: string | undefined;
+  timeoutMs: number;
+  budget: BudgetLimits;
+  /** How long a ticker without data is not asked about again. */
+  noDataTtlMs: number;
+  /** A stored price younger than this is used instead of a quote call. */
+  priceMaxAgeMs: number;
+}
+
+function duration(name: string, value: string | undefined, fallback: string): number {
+  try {
+    return everyMs(value || fallback);
+  } catch {
+    throw new ConfigError(`${name} must look like 30s, 15m or 24h, got "${value}"`);
+  }
+}
+
+/** Market-data settings from the environment, checked when a family that calls the provider starts. */
+export function loadMarketConfig(env: NodeJS.ProcessEnv = process.env): MarketConfig {
+  let rate;
+  try {
+    rate = parseRate(env.MARKET_DATA_RATE_LIMIT || '5/60s');
+  } catch (error) {
+    throw new ConfigError(`MARKET_DATA_RATE_LIMIT: ${(error as Error).message}`);
+  }
+  const daily = env.MARKET_DATA_DAILY_LIMIT ? Number(env.MARKET_DATA_DAILY_LIMIT) : undefined;
+  if (daily !== undefined && (!Number.isInteger(daily) || daily < 1)) {
+    throw new ConfigError(`MARKET_DATA_DAILY_LIMIT must be a positive integer, got "${env.MARKET_DATA_DAILY_LIMIT}"`);
+  }
+  const timeoutMs = Number(env.ALPHA_VANTAGE_TIMEOUT_MS || 10_000);
+  if (!Number.isInteger(timeoutMs) || timeoutMs < 1) throw new ConfigError('ALPHA_VANTAGE_TIMEOUT_MS must be a positive integer');
+  return {
+    baseUrl: env.ALPHA_VANTAGE_BASE_URL || 'https://www.alphavantage.co',
+    apiKey: env.ALPHA_VANTAGE_API_KEY || undefined,
+    timeoutMs,
+    budget: { ...rate, daily },
+    noDataTtlMs: duration('MARKET_DATA_NO_DATA_TTL', env.MARKET_DATA_NO_DATA_TTL, '168h'),
+    priceMaxAgeMs: duration('ALERT_PRICE_MAX_AGE', env.ALERT_PRICE_MAX_AGE, '15m'),
+  };
+}

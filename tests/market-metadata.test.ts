@@ -1,0 +1,113 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { metadataFamily } from '../src/families/metadata.js';
+import { AlphaVantageStandIn } from './support/alpha-vantage-server.js';
+import { createTestDatabase, type TestDatabase } from './support/databases.js';
+import { testFleet } from './support/fleet.js';
+
+describe('metadata family', () => {
+  let db: TestDatabase;
+  let fleet: Awaited<ReturnType<typeof testFleet>>;
+  let server: AlphaVantageStandIn;
+  let portfolioId: string;
+
+  const investment = (ticker: string, assetType: 'STOCK' | 'ETF' | 'CRYPTO', extra: Record<string, unknown> = {}) =>
+    db.prisma.investment.create({
+      data: { portfolioId, ticker, name: ticker, assetType, totalQuantity: '1', averageCostBasis: '10', ...extra },
+    });
+
+  beforeAll(async () => {
+    server = await new AlphaVantageStandIn().start();
+    server.overviews.set('AAPL', { Sector: 'TECHNOLOGY', Industry: 'None', Country: 'USA', MarketCapitalization: '3456789012345' });
+    server.overviews.set('MSFT', { Sector: 'TECHNOLOGY', Industry: 'SERVICES-PREPACKAGED SOFTWARE', Country: 'USA', MarketCapitalization: '3100000000000' });
+    server.overviews.set('NADA', { Sector: 'None', Industry: '-', Country: '', MarketCapitalization: 'None' });
+    Object.assign(process.env, {
+      ALPHA_VANTAGE_BASE_URL: server.url,
+      ALPHA_VANTAGE_API_KEY: server.validKey,
+      MARKET_DATA_RATE_LIMIT: '100/300ms',
+    });
+    db = await createTestDatabase();
+    const user = await db.prisma.user.create({ data: { email: 'meta@example.com' } });
+    portfolioId = (await db.prisma.portfolio.create({ data: { name: 'P', userId: user.id } })).id;
+    for (let i = 0; i < 20; i += 1) await investment(i % 2 ? 'AAPL' : ' aapl ', 'STOCK');
+    for (let i = 0; i < 10; i += 1) await investment('MSFT', 'STOCK');
+    for (let i = 0; i < 5; i += 1) await investment('vti', 'ETF');
+    await investment('NADA', 'STOCK');
+    await investment('BTC', 'CRYPTO');
+    await investment('AAPL', 'STOCK', { sector: 'Preset Sector' });
+    await investment('MSFT', 'STOCK', { sector: null, country: 'Canada' });
+    fleet = await testFleet(db);
+    fleet.startWorkers([metadataFamily]);
+  });
+  afterAll(async () => {
+    await fleet?.close();
+    await db?.drop();
+    await server?.stop();
+  });
+
+  it('makes one call per distinct ticker, fills only empty columns, stores unknowns as null and marketCap exactly', async () => {
+    const { runId, added } = await fleet.enqueue(metadataFamily);
+    expect(added).toBe(4); // AAPL, MSFT, NADA, VTI: normalised, CRYPTO left out
+    const run = await fleet.waitForRun(runId!);
+    expect(server.callsFor('OVERVIEW').map((c) => c.symbol).sort()).toEqual(['AAPL', 'MSFT', 'NADA', 'VTI']);
+    expect(run.stats).toEqual({ calls: 4, investmentsUpdated: 32, tickersWithoutData: 2 });
+    expect(run).toMatchObject({ status: 'COMPLETED', completed: 2, skipped: 2 });
+
+    const aapl = await db.prisma.investment.findMany({ where: { ticker: { contains: 'apl', mode: 'insensitive' } } });
+    expect(aapl).toHaveLength(21);
+    for (const row of aapl.filter((r) => r.sector !== 'Preset Sector')) {
+      expect(row).toMatchObject({ sector: 'TECHNOLOGY', industry: null, country: 'USA' });
+      expect(row.marketCap!.toFixed(2)).toBe('3456789012345.00');
+    }
+    const preset = aapl.find((r) => r.sector === 'Preset Sector')!;
+    expect(preset.country).toBe('USA');
+    const canadian = await db.prisma.investment.findFirstOrThrow({ where: { ticker: 'MSFT', country: 'Canada' } });
+    expect(canadian.sector).toBe('TECHNOLOGY');
+    expect(await db.prisma.investment.count({ where: { OR: [{ sector: 'None' }, { industry: 'None' }, { industry: '-' }, { country: '' }] } })).toBe(0);
+    expect(await db.prisma.investment.count({ where: { ticker: 'BTC', sector: null } })).toBe(1);
+
+    const audits = await db.prisma.auditLog.findMany({ where: { action: 'BACKFILL_METADATA' } });
+    expect(audits).toHaveLength(32);
+    expect(audits.find((a) => a.entityId === preset.id)!.metadata).toMatchObject({
+      before: { country: null, marketCap: null }, after: { country: 'USA', marketCap: '3456789012345.00' },
+    });
+  });
+
+  it('remembers tickers without data: the next run asks the provider nothing', async () => {
+    const calls = server.calls.length;
+    const { runId, added } = await fleet.enqueue(metadataFamily);
+    expect(added).toBe(2); // NADA and VTI still have no sector
+    const run = await fleet.waitForRun(runId!);
+    expect(run).toMatchObject({ status: 'COMPLETED', skipped: 2 });
+    expect(server.calls.length).toBe(calls);
+  });
+
+  it('waits out rate-limit answers without spending attempts, then succeeds', async () => {
+    server.overviews.set('SLOWW', { Sector: 'ENERGY' });
+    server.behaviours.set('SLOWW', { kind: 'note', times: metadataFamily.options.attempts + 1 });
+    await investment('SLOWW', 'STOCK');
+    const { runId } = await fleet.enqueue(metadataFamily, { kind: 'all' });
+    const run = await fleet.waitForRun(runId!);
+    expect(server.callsFor('OVERVIEW', 'SLOWW')).toHaveLength(metadataFamily.options.attempts + 2);
+    expect(run).toMatchObject({ failed: 0 });
+    expect((await db.prisma.investment.findFirstOrThrow({ where: { ticker: 'SLOWW' } })).sector).toBe('ENERGY');
+    const delays = await fleet.context.redis.hgetall(`${fleet.prefix}:metrics:ratelimit:metadata`);
+    expect(Number(delays.count)).toBeGreaterThanOrEqual(metadataFamily.options.attempts + 1);
+  });
+
+  it('stops on a refused key with one clear reason instead of a retry storm, the key never shown', async () => {
+    process.env.ALPHA_VANTAGE_API_KEY = 'wrong-key-SECRET-999';
+    for (const t of ['K1', 'K2', 'K3', 'K4', 'K5', 'K6', 'K7', 'K8']) await investment(t, 'STOCK');
+    const calls = server.calls.length;
+    const { runId } = await fleet.enqueue(metadataFamily);
+    const run = await fleet.waitForRun(runId!);
+    // At most one call per job already running when the first refusal came back.
+    expect(server.calls.length - calls).toBeLessThanOrEqual(metadataFamily.options.concurrency);
+    expect(run).toMatchObject({ failed: 8, skipped: 2 }); // K1..K8; NADA and VTI are remembered without data
+    const failed = await fleet.context.queue(metadataFamily).getFailed();
+    const reasons = failed.filter((j) => j.data.runId === runId).map((j) => j.failedReason);
+    expect(reasons.every((r) => /apikey is invalid or missing/.test(r))).toBe(true);
+    expect(JSON.stringify(failed)).not.toContain('wrong-key-SECRET-999');
+    expect(failed.every((j) => j.attemptsMade === 1)).toBe(true);
+    process.env.ALPHA_VANTAGE_API_KEY = server.validKey;
+  });
+});
