@@ -84,7 +84,7 @@ describe('alerts family', () => {
 
   it('quotes a stale ticker once, refreshes every holding, and triggers only what crosses its boundary', async () => {
     const old = new Date(Date.now() - 3_600_000);
-    for (const [qty, cost] of [['3', '10'], ['1', '30']]) {
+    for (const [qty, cost] of [['3', '10'], ['1', '30']] as const) {
       await db.prisma.investment.create({
         data: { portfolioId, ticker: 'STALE', name: 'Stale', assetType: 'STOCK', totalQuantity: qty, averageCostBasis: cost, currentPrice: '1', priceUpdatedAt: old },
       });

@@ -1,7 +1,7 @@
 import { loadConfig } from '../config/env.js';
 import { createPrisma } from '../db/prisma.js';
 import { families } from '../families/index.js';
-import { parseCommandArgs, UsageError, type Command } from './command.js';
+import { defineCommand, UsageError } from './command.js';
 import { requireFamily } from './families.js';
 
 const auditable = families.filter((f) => f.audit).map((f) => f.name);
@@ -18,16 +18,12 @@ Options:
   --json       machine-readable report
   -h, --help   this help`;
 
-export const auditCommand: Command = {
+export const auditCommand = defineCommand({
   name: 'audit',
   summary: 'count what a family still has to fix, with sample ids',
   help,
-  async run(argv, io) {
-    const { values, positionals } = parseCommandArgs('audit', argv, { json: { type: 'boolean' } });
-    if (values.help) {
-      io.out(help);
-      return 0;
-    }
+  options: { json: { type: 'boolean' } },
+  async run({ values, positionals }, io) {
     const family = requireFamily('audit', positionals[0]);
     if (!family.audit) throw new UsageError(`tys audit: family ${family.name} has no audit (families that do: ${auditable.join(', ')})`);
     const prisma = createPrisma(loadConfig().databaseUrl);
@@ -47,4 +43,4 @@ export const auditCommand: Command = {
       await prisma.$disconnect();
     }
   },
-};
+});

@@ -23,12 +23,56 @@ export interface Command {
 
 type Options = NonNullable<ParseArgsConfig['options']>;
 
-/** parseArgs that turns every parse failure into a UsageError naming the command. */
-export function parseCommandArgs<T extends Options>(command: string, argv: string[], options: T, allowPositionals = true) {
-  try {
-    return parseArgs({ args: argv, options: { ...options, help: { type: 'boolean', short: 'h' } }, allowPositionals, strict: true });
-  } catch (error) {
-    const message = (error as Error).message.split('\n')[0]!.split('. To specify')[0]!.replace(/^Unknown/, 'unknown');
-    throw new UsageError(`tys ${command}: ${message}. See "tys ${command} --help".`);
+type Parsed<O extends Options> = ReturnType<typeof parseArgs<{ options: O; allowPositionals: true; strict: true }>>;
+
+export interface CommandSpec<O extends Options> {
+  name: string;
+  summary: string;
+  help: string;
+  /** The command's flags; --help / -h is added to every command. */
+  options: O;
+  /** Whether the command takes positional arguments. Default true. */
+  positionals?: boolean;
+  run(args: { values: Parsed<O>['values']; positionals: string[] }, io: CommandIo): Promise<number>;
+}
+
+/**
+ * A command whose flags are parsed before it runs: a parse failure is a
+ * UsageError naming the command, and --help prints the help and exits 0.
+ */
+export function defineCommand<O extends Options>(spec: CommandSpec<O>): Command {
+  return {
+    name: spec.name,
+    summary: spec.summary,
+    help: spec.help,
+    async run(argv, io) {
+      let parsed: Parsed<O>;
+      try {
+        parsed = parseArgs({
+          args: argv,
+          options: { ...spec.options, help: { type: 'boolean', short: 'h' } },
+          allowPositionals: spec.positionals ?? true,
+          strict: true,
+        }) as Parsed<O>;
+      } catch (error) {
+        const message = (error as Error).message.split('\n')[0]!.split('. To specify')[0]!.replace(/^Unknown/, 'unknown');
+        throw new UsageError(`tys ${spec.name}: ${message}. See "tys ${spec.name} --help".`);
+      }
+      if ((parsed.values as { help?: boolean }).help) {
+        io.out(spec.help);
+        return 0;
+      }
+      return spec.run({ values: parsed.values, positionals: parsed.positionals }, io);
+    },
+  };
+}
+
+/** An integer flag within bounds, or a UsageError that names the flag; undefined when not given. */
+export function integerFlag(command: string, flag: string, raw: string | undefined, min: number, max: number): number | undefined {
+  if (raw === undefined) return undefined;
+  const value = Number(raw);
+  if (!Number.isInteger(value) || value < min || value > max) {
+    throw new UsageError(`tys ${command}: --${flag} must be an integer from ${min} to ${max}, got "${raw}"`);
   }
+  return value;
 }

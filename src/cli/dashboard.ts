@@ -2,7 +2,7 @@ import type { Account } from '../../dashboard/auth.js';
 import { createDashboard, listen } from '../../dashboard/server.js';
 import { ConfigError, loadConfig } from '../config/env.js';
 import { createLogger } from '../log.js';
-import { parseCommandArgs, UsageError, type Command } from './command.js';
+import { defineCommand, integerFlag, UsageError } from './command.js';
 
 const help = `Usage: tys dashboard [--port N] [--host ADDRESS] [--insecure]
 
@@ -38,18 +38,14 @@ export function accountsFromEnv(env: NodeJS.ProcessEnv = process.env): Account[]
   return accounts;
 }
 
-export const dashboardCommand: Command = {
+export const dashboardCommand = defineCommand({
   name: 'dashboard',
   summary: 'serve the queue dashboard, runs, health and metrics',
   help,
-  async run(argv, io) {
-    const { values } = parseCommandArgs('dashboard', argv, { port: { type: 'string' }, host: { type: 'string' }, insecure: { type: 'boolean' } }, false);
-    if (values.help) {
-      io.out(help);
-      return 0;
-    }
-    const port = Number(values.port ?? process.env.PORT ?? 3000);
-    if (!Number.isInteger(port) || port < 0 || port > 65_535) throw new UsageError(`tys dashboard: --port must be 0-65535, got "${values.port}"`);
+  options: { port: { type: 'string' }, host: { type: 'string' }, insecure: { type: 'boolean' } },
+  positionals: false,
+  async run({ values, positionals }, io) {
+    const port = integerFlag('dashboard', 'port', values.port ?? process.env.PORT, 0, 65_535) ?? 3000;
     const accounts = accountsFromEnv();
     if (!values.insecure && accounts.length === 0) {
       throw new ConfigError('tys dashboard: set DASHBOARD_USER and DASHBOARD_PASSWORD (or pass --insecure to serve 127.0.0.1 only, without authentication)');
@@ -79,4 +75,4 @@ export const dashboardCommand: Command = {
     await dashboard.close();
     return 0;
   },
-};
+});

@@ -7,7 +7,7 @@ import { openFleet } from '../fleet/context.js';
 import { enqueue } from '../fleet/producer.js';
 import { startWorkers } from '../fleet/worker.js';
 import { workerConnection } from '../redis/connection.js';
-import { parseCommandArgs, UsageError, type Command } from './command.js';
+import { defineCommand, integerFlag } from './command.js';
 import { waitForRun } from './progress.js';
 
 const help = `Usage: tys demo [--investments N]
@@ -22,20 +22,14 @@ Options:
   --investments N   investments to seed (default 5000, at most 1000000)
   -h, --help        this help`;
 
-export const demoCommand: Command = {
+export const demoCommand = defineCommand({
   name: 'demo',
   summary: 'migrate, seed demo data and run the lots family end to end',
   help,
-  async run(argv, io) {
-    const { values } = parseCommandArgs('demo', argv, { investments: { type: 'string' } }, false);
-    if (values.help) {
-      io.out(help);
-      return 0;
-    }
-    const count = values.investments === undefined ? 5_000 : Number(values.investments);
-    if (!Number.isInteger(count) || count < 1 || count > 1_000_000) {
-      throw new UsageError(`tys demo: --investments must be an integer from 1 to 1000000, got "${values.investments}"`);
-    }
+  options: { investments: { type: 'string' } },
+  positionals: false,
+  async run({ values, positionals }, io) {
+    const count = integerFlag('demo', 'investments', values.investments, 1, 1_000_000) ?? 5_000;
     const config = loadConfig();
     const applied = await deployMigrations(config.databaseUrl);
     io.out(`migrations: ${applied.length} applied, database up to date`);
@@ -73,4 +67,4 @@ export const demoCommand: Command = {
       await fleet.close();
     }
   },
-};
+});

@@ -3,7 +3,7 @@ import { familyNames } from '../families/index.js';
 import { openFleet } from '../fleet/context.js';
 import { enqueue } from '../fleet/producer.js';
 import { describeScope } from '../fleet/scope.js';
-import { parseCommandArgs, UsageError, type Command } from './command.js';
+import { defineCommand, integerFlag, UsageError } from './command.js';
 import { parseScope, requireFamily } from './families.js';
 import { waitForRun } from './progress.js';
 
@@ -25,12 +25,11 @@ Options:
   --page-size N         rows read per source page (default 1000)
   -h, --help            this help`;
 
-export const enqueueCommand: Command = {
+export const enqueueCommand = defineCommand({
   name: 'enqueue',
   summary: 'enqueue the jobs of a family as one run',
   help,
-  async run(argv, io) {
-    const { values, positionals } = parseCommandArgs('enqueue', argv, {
+  options: {
       all: { type: 'boolean' },
       investment: { type: 'string', multiple: true },
       portfolio: { type: 'string' },
@@ -38,18 +37,12 @@ export const enqueueCommand: Command = {
       'dry-run': { type: 'boolean' },
       wait: { type: 'boolean' },
       'page-size': { type: 'string' },
-    });
-    if (values.help) {
-      io.out(help);
-      return 0;
-    }
+    },
+  async run({ values, positionals }, io) {
     if (positionals.length > 1) throw new UsageError(`tys enqueue: unexpected argument "${positionals[1]}"`);
     const family = requireFamily('enqueue', positionals[0]);
     const scope = parseScope(family, values);
-    const pageSize = values['page-size'] === undefined ? 1_000 : Number(values['page-size']);
-    if (!Number.isInteger(pageSize) || pageSize < 1 || pageSize > 100_000) {
-      throw new UsageError(`tys enqueue: --page-size must be an integer from 1 to 100000, got "${values['page-size']}"`);
-    }
+    const pageSize = integerFlag('enqueue', 'page-size', values['page-size'], 1, 100_000) ?? 1_000;
     if (values['dry-run'] && values.wait) throw new UsageError('tys enqueue: --dry-run and --wait exclude each other');
 
     const fleet = await openFleet(loadConfig());
@@ -87,4 +80,4 @@ export const enqueueCommand: Command = {
       await fleet.close();
     }
   },
-};
+});

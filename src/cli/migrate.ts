@@ -1,6 +1,6 @@
 import { loadConfig } from '../config/env.js';
 import { deployMigrations, migrationStatus, revertMigrations } from '../db/migrations.js';
-import { parseCommandArgs, UsageError, type Command } from './command.js';
+import { defineCommand, UsageError } from './command.js';
 
 const help = `Usage: tys migrate [status | down --to NAME] [--json]
 
@@ -17,19 +17,15 @@ Options:
 
 Environment: DATABASE_URL (default postgresql://postgres@127.0.0.1:5432/tys)`;
 
-export const migrateCommand: Command = {
+export const migrateCommand = defineCommand({
   name: 'migrate',
   summary: 'apply, list or revert the schema migrations',
   help,
-  async run(argv, io) {
-    const { values, positionals } = parseCommandArgs('migrate', argv, {
+  options: {
       json: { type: 'boolean' },
       to: { type: 'string' },
-    });
-    if (values.help) {
-      io.out(help);
-      return 0;
-    }
+    },
+  async run({ values, positionals }, io) {
     const config = loadConfig();
     const [action = 'up', ...extra] = positionals;
     if (extra.length > 0) throw new UsageError(`tys migrate: unexpected argument "${extra[0]}". See "tys migrate --help".`);
@@ -67,4 +63,4 @@ export const migrateCommand: Command = {
     }
     throw new UsageError(`tys migrate: unknown action "${action}" (expected status or down). See "tys migrate --help".`);
   },
-};
+});

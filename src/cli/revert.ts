@@ -2,7 +2,7 @@ import { loadConfig } from '../config/env.js';
 import { createPrisma } from '../db/prisma.js';
 import { revertRun } from '../fleet/revert.js';
 import { RUN_ID_PATTERN } from '../fleet/runs.js';
-import { parseCommandArgs, UsageError, type Command } from './command.js';
+import { defineCommand, UsageError } from './command.js';
 
 const help = `Usage: tys revert --run ID [--json]
 
@@ -19,16 +19,13 @@ Options:
   --json       machine-readable report
   -h, --help   this help`;
 
-export const revertCommand: Command = {
+export const revertCommand = defineCommand({
   name: 'revert',
   summary: 'restore what a run changed, where nothing changed since',
   help,
-  async run(argv, io) {
-    const { values, positionals } = parseCommandArgs('revert', argv, { run: { type: 'string' }, json: { type: 'boolean' } }, false);
-    if (values.help) {
-      io.out(help);
-      return 0;
-    }
+  options: { run: { type: 'string' }, json: { type: 'boolean' } },
+  positionals: false,
+  async run({ values, positionals }, io) {
     if (positionals.length > 0) throw new UsageError(`tys revert: unexpected argument "${positionals[0]}"`);
     if (!values.run) throw new UsageError('tys revert: --run ID is required');
     if (!RUN_ID_PATTERN.test(values.run)) throw new UsageError(`tys revert: "${values.run.slice(0, 40)}" is not a run id (like run-20260101T000000Z-abcdef)`);
@@ -53,4 +50,4 @@ export const revertCommand: Command = {
       await prisma.$disconnect();
     }
   },
-};
+});

@@ -6,7 +6,7 @@ import { families } from '../families/index.js';
 import { SCHEDULES_QUEUE } from '../fleet/queues.js';
 import { applySchedules, loadSchedules, ScheduleError } from '../fleet/schedules.js';
 import { connectProducer, producerConnection } from '../redis/connection.js';
-import { parseCommandArgs, UsageError, type Command } from './command.js';
+import { defineCommand, UsageError } from './command.js';
 
 const DEFAULT_FILE = path.join(PROJECT_ROOT, 'config', 'schedules.json');
 
@@ -29,16 +29,12 @@ Options:
 File format: {"schedules": [{"name": "alerts-every-5-minutes", "family": "...",
   "every": "5m" | "pattern": "0 3 * * *", "scope": {"kind": "all"}}]}`;
 
-export const scheduleCommand: Command = {
+export const scheduleCommand = defineCommand({
   name: 'schedule',
   summary: 'install, list or remove recurring enqueues',
   help,
-  async run(argv, io) {
-    const { values, positionals } = parseCommandArgs('schedule', argv, { file: { type: 'string' }, json: { type: 'boolean' } });
-    if (values.help) {
-      io.out(help);
-      return 0;
-    }
+  options: { file: { type: 'string' }, json: { type: 'boolean' } },
+  async run({ values, positionals }, io) {
     const [action, name, ...extra] = positionals;
     if (extra.length > 0) throw new UsageError(`tys schedule: unexpected argument "${extra[0]}"`);
     if (action !== 'apply' && action !== 'list' && action !== 'remove') {
@@ -92,4 +88,4 @@ export const scheduleCommand: Command = {
       redis.disconnect();
     }
   },
-};
+});

@@ -2,7 +2,7 @@ import { loadConfig } from '../config/env.js';
 import { families } from '../families/index.js';
 import { openFleet, type FleetContext } from '../fleet/context.js';
 import { RUN_ID_PATTERN, type RunView } from '../fleet/runs.js';
-import { parseCommandArgs, UsageError, type Command } from './command.js';
+import { defineCommand, integerFlag, UsageError } from './command.js';
 import { progressLine } from './progress.js';
 
 const help = `Usage: tys status [--run ID] [--json]
@@ -40,26 +40,21 @@ function runLine(run: RunView): string {
   return `${run.id}  ${run.family.padEnd(12)} ${state.padEnd(11)} started ${run.startedAt.toISOString()}  ${progressLine(run, (run.finishedAt ?? new Date()).getTime() - run.startedAt.getTime())}`;
 }
 
-export const statusCommand: Command = {
+export const statusCommand = defineCommand({
   name: 'status',
   summary: 'job counts per family and progress per run',
   help,
-  async run(argv, io) {
-    const { values, positionals } = parseCommandArgs('status', argv, {
+  options: {
       run: { type: 'string' },
       limit: { type: 'string' },
       json: { type: 'boolean' },
-    });
-    if (values.help) {
-      io.out(help);
-      return 0;
-    }
+    },
+  async run({ values, positionals }, io) {
     if (positionals.length > 0) throw new UsageError(`tys status: unexpected argument "${positionals[0]}"`);
     if (values.run !== undefined && !RUN_ID_PATTERN.test(values.run)) {
       throw new UsageError(`tys status: "${values.run.slice(0, 40)}" is not a run id (like run-20260101T000000Z-abcdef)`);
     }
-    const limit = values.limit === undefined ? 10 : Number(values.limit);
-    if (!Number.isInteger(limit) || limit < 1 || limit > 1_000) throw new UsageError('tys status: --limit must be an integer from 1 to 1000');
+    const limit = integerFlag('status', 'limit', values.limit, 1, 1_000) ?? 10;
 
     const fleet = await openFleet(loadConfig());
     try {
@@ -93,4 +88,4 @@ export const statusCommand: Command = {
       await fleet.close();
     }
   },
-};
+});

@@ -1,7 +1,7 @@
 import { loadConfig } from '../config/env.js';
 import { createPrisma } from '../db/prisma.js';
 import { auditConstraints, validateConstraints } from '../families/constraints.js';
-import { parseCommandArgs, UsageError, type Command } from './command.js';
+import { defineCommand, UsageError } from './command.js';
 
 const help = `Usage: tys validate constraints [--json]
 
@@ -14,16 +14,12 @@ Options:
   --json       machine-readable report
   -h, --help   this help`;
 
-export const validateCommand: Command = {
+export const validateCommand = defineCommand({
   name: 'validate',
   summary: 'validate the phase 4 constraints once the data is clean',
   help,
-  async run(argv, io) {
-    const { values, positionals } = parseCommandArgs('validate', argv, { json: { type: 'boolean' } });
-    if (values.help) {
-      io.out(help);
-      return 0;
-    }
+  options: { json: { type: 'boolean' } },
+  async run({ values, positionals }, io) {
     if (positionals[0] !== 'constraints' || positionals.length > 1) {
       throw new UsageError(`tys validate: expected "tys validate constraints", got "${positionals.join(' ')}"`);
     }
@@ -52,4 +48,4 @@ export const validateCommand: Command = {
       await prisma.$disconnect();
     }
   },
-};
+});

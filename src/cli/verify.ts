@@ -1,7 +1,7 @@
 import { loadConfig } from '../config/env.js';
 import { createPrisma } from '../db/prisma.js';
 import { families } from '../families/index.js';
-import { parseCommandArgs, UsageError, type Command } from './command.js';
+import { defineCommand, UsageError } from './command.js';
 import { requireFamily } from './families.js';
 
 const verifiable = families.filter((f) => f.verify).map((f) => f.name);
@@ -20,16 +20,12 @@ Options:
   --json       machine-readable report
   -h, --help   this help`;
 
-export const verifyCommand: Command = {
+export const verifyCommand = defineCommand({
   name: 'verify',
   summary: "check that a family's work is complete and exact",
   help,
-  async run(argv, io) {
-    const { values, positionals } = parseCommandArgs('verify', argv, { json: { type: 'boolean' } });
-    if (values.help) {
-      io.out(help);
-      return 0;
-    }
+  options: { json: { type: 'boolean' } },
+  async run({ values, positionals }, io) {
     const family = requireFamily('verify', positionals[0]);
     if (!family.verify) throw new UsageError(`tys verify: family ${family.name} has no verification (families that do: ${verifiable.join(', ')})`);
     const prisma = createPrisma(loadConfig().databaseUrl);
@@ -47,4 +43,4 @@ export const verifyCommand: Command = {
       await prisma.$disconnect();
     }
   },
-};
+});

@@ -1,7 +1,7 @@
 import { loadConfig } from '../config/env.js';
 import { familyNames } from '../families/index.js';
 import { runWorkerProcess } from '../fleet/worker-process.js';
-import { parseCommandArgs, UsageError, type Command } from './command.js';
+import { defineCommand, integerFlag, UsageError } from './command.js';
 import { parseFamilyList } from './families.js';
 
 const help = `Usage: tys worker [--families NAME,...] [--concurrency N]
@@ -29,28 +29,18 @@ function positiveMs(name: string): number | undefined {
   return value;
 }
 
-export const workerCommand: Command = {
+export const workerCommand = defineCommand({
   name: 'worker',
   summary: 'run workers in the foreground',
   help,
-  async run(argv, io) {
-    const { values, positionals } = parseCommandArgs('worker', argv, {
+  options: {
       families: { type: 'string' },
       concurrency: { type: 'string' },
-    });
-    if (values.help) {
-      io.out(help);
-      return 0;
-    }
+    },
+  async run({ values, positionals }, io) {
     if (positionals.length > 0) throw new UsageError(`tys worker: unexpected argument "${positionals[0]}"`);
     const families = parseFamilyList('worker', values.families);
-    let concurrency: number | undefined;
-    if (values.concurrency !== undefined) {
-      concurrency = Number(values.concurrency);
-      if (!Number.isInteger(concurrency) || concurrency < 1 || concurrency > 1_000) {
-        throw new UsageError(`tys worker: --concurrency must be an integer from 1 to 1000, got "${values.concurrency}"`);
-      }
-    }
+    const concurrency = integerFlag('worker', 'concurrency', values.concurrency, 1, 1_000);
     await runWorkerProcess(loadConfig(), {
       families,
       concurrency,
@@ -59,4 +49,4 @@ export const workerCommand: Command = {
     });
     return 0;
   },
-};
+});

@@ -2,7 +2,7 @@ import { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { Prisma } from '../db/prisma.js';
 import { auditRecord } from '../fleet/audit.js';
-import { DEFAULT_FAMILY_OPTIONS, type HandlerContext, type ItemResult, type JobFamily } from '../fleet/family.js';
+import { DEFAULT_FAMILY_OPTIONS, eachItem, type HandlerContext, type ItemResult, type JobFamily } from '../fleet/family.js';
 import { NOTIFICATIONS_QUEUE } from '../fleet/queues.js';
 import { MarketGateway } from '../market/gateway.js';
 import { TICKER_PATTERN } from '../market/provider.js';
@@ -129,67 +129,63 @@ export const alertsFamily: JobFamily = {
 
   isValidKey: (key) => TICKER_PATTERN.test(key),
 
-  async handle(ctx, items) {
-    return Promise.all(
-      items.map(async ({ key: ticker, runId, jobId }): Promise<ItemResult> => {
-        const alerts = await ctx.prisma.$queryRaw<(AlertRule & { id: string; userId: string })[]>`
-          SELECT id, "userId", "alertType", "targetPrice"::text AS "targetPrice", "percentChange"::text AS "percentChange"
-            FROM "PriceAlert" WHERE upper(trim(ticker)) = ${ticker} AND triggered = false ORDER BY id`;
-        if (alerts.length === 0) return { status: 'skipped', reason: `no untriggered alerts for ${ticker}` };
-        const market = MarketGateway.open(ctx);
-        const price = await currentPrice(ctx, market, ticker, runId, jobId);
-        if (!price) return { status: 'skipped', reason: `no price for ${ticker}` };
-        const positions = new Map(
-          (
-            await ctx.prisma.$queryRaw<(Position & { userId: string })[]>`
-              SELECT p."userId", sum(i."totalQuantity")::text AS quantity,
-                     sum(i."totalQuantity" * i."averageCostBasis")::text AS cost
-                FROM "Investment" i JOIN "Portfolio" p ON p.id = i."portfolioId"
-               WHERE upper(trim(i.ticker)) = ${ticker} AND p."userId" = ANY(${[...new Set(alerts.map((a) => a.userId))]}::text[])
-               GROUP BY p."userId"`
-          ).map((row) => [row.userId, row]),
-        );
-        let triggered = 0;
-        for (const alert of alerts) {
-          const verdict = evaluateAlert(alert, price, positions.get(alert.userId) ?? null);
-          if ('skip' in verdict) {
-            ctx.count(runId, 'alertsNotEvaluable');
-            ctx.log.info({ alertId: alert.id, reason: verdict.skip }, 'alert not evaluable');
-            continue;
-          }
-          if (!verdict.trigger) continue;
-          const flipped = await ctx.prisma.$transaction(async (tx) => {
-            const [row] = await tx.$queryRaw<{ id: string }[]>`
-              UPDATE "PriceAlert" SET triggered = true, "triggeredAt" = now()
-               WHERE id = ${alert.id} AND triggered = false RETURNING id`;
-            if (!row) return false;
-            const priceText = price.toFixed();
-            await tx.auditLog.create({
-              data: auditRecord({
-                userId: alert.userId, action: 'TRIGGER_ALERT', entity: 'PriceAlert', entityId: alert.id, runId, jobId,
-                before: { triggered: 'false' }, after: { triggered: 'true' },
-                extra: { ticker, price: priceText, rule: alert.alertType },
-              }),
-            });
-            // Inside the transaction: if the commit fails, the alert stays untriggered and a
-            // later evaluation adds the same job id again, which BullMQ treats as a duplicate.
-            await notifications(ctx).add(
-              'price-alert',
-              { alertId: alert.id, userId: alert.userId, ticker, price: priceText, rule: alert.alertType,
-                targetPrice: alert.targetPrice, percentChange: alert.percentChange },
-              { jobId: `alert-${alert.id}` },
-            );
-            return true;
-          });
-          if (flipped) triggered += 1;
-        }
-        ctx.count(runId, 'alertsTriggered', triggered);
-        return triggered > 0
-          ? { status: 'changed', detail: `${triggered} alert(s) of ${ticker} triggered at ${price.toFixed()}` }
-          : { status: 'skipped', reason: `no alert of ${ticker} triggers at ${price.toFixed()}` };
-      }),
+  handle: eachItem(async (ctx, { key: ticker, runId, jobId }): Promise<ItemResult> => {
+    const alerts = await ctx.prisma.$queryRaw<(AlertRule & { id: string; userId: string })[]>`
+      SELECT id, "userId", "alertType", "targetPrice"::text AS "targetPrice", "percentChange"::text AS "percentChange"
+        FROM "PriceAlert" WHERE upper(trim(ticker)) = ${ticker} AND triggered = false ORDER BY id`;
+    if (alerts.length === 0) return { status: 'skipped', reason: `no untriggered alerts for ${ticker}` };
+    const market = MarketGateway.open(ctx);
+    const price = await currentPrice(ctx, market, ticker, runId, jobId);
+    if (!price) return { status: 'skipped', reason: `no price for ${ticker}` };
+    const positions = new Map(
+      (
+        await ctx.prisma.$queryRaw<(Position & { userId: string })[]>`
+          SELECT p."userId", sum(i."totalQuantity")::text AS quantity,
+                 sum(i."totalQuantity" * i."averageCostBasis")::text AS cost
+            FROM "Investment" i JOIN "Portfolio" p ON p.id = i."portfolioId"
+           WHERE upper(trim(i.ticker)) = ${ticker} AND p."userId" = ANY(${[...new Set(alerts.map((a) => a.userId))]}::text[])
+           GROUP BY p."userId"`
+      ).map((row) => [row.userId, row]),
     );
-  },
+    let triggered = 0;
+    for (const alert of alerts) {
+      const verdict = evaluateAlert(alert, price, positions.get(alert.userId) ?? null);
+      if ('skip' in verdict) {
+        ctx.count(runId, 'alertsNotEvaluable');
+        ctx.log.info({ alertId: alert.id, reason: verdict.skip }, 'alert not evaluable');
+        continue;
+      }
+      if (!verdict.trigger) continue;
+      const flipped = await ctx.prisma.$transaction(async (tx) => {
+        const [row] = await tx.$queryRaw<{ id: string }[]>`
+          UPDATE "PriceAlert" SET triggered = true, "triggeredAt" = now()
+           WHERE id = ${alert.id} AND triggered = false RETURNING id`;
+        if (!row) return false;
+        const priceText = price.toFixed();
+        await tx.auditLog.create({
+          data: auditRecord({
+            userId: alert.userId, action: 'TRIGGER_ALERT', entity: 'PriceAlert', entityId: alert.id, runId, jobId,
+            before: { triggered: 'false' }, after: { triggered: 'true' },
+            extra: { ticker, price: priceText, rule: alert.alertType },
+          }),
+        });
+        // Inside the transaction: if the commit fails, the alert stays untriggered and a
+        // later evaluation adds the same job id again, which BullMQ treats as a duplicate.
+        await notifications(ctx).add(
+          'price-alert',
+          { alertId: alert.id, userId: alert.userId, ticker, price: priceText, rule: alert.alertType,
+            targetPrice: alert.targetPrice, percentChange: alert.percentChange },
+          { jobId: `alert-${alert.id}` },
+        );
+        return true;
+      });
+      if (flipped) triggered += 1;
+    }
+    ctx.count(runId, 'alertsTriggered', triggered);
+    return triggered > 0
+      ? { status: 'changed', detail: `${triggered} alert(s) of ${ticker} triggered at ${price.toFixed()}` }
+      : { status: 'skipped', reason: `no alert of ${ticker} triggers at ${price.toFixed()}` };
+  }),
 
   options: { ...DEFAULT_FAMILY_OPTIONS, concurrency: 4, backoffMs: 2_000, keepCompleted: 0 },
 };

@@ -1,7 +1,7 @@
 import { Prisma, type PrismaClient } from '../db/prisma.js';
 import { auditRecord } from '../fleet/audit.js';
 import { PermanentJobError } from '../fleet/errors.js';
-import { DEFAULT_FAMILY_OPTIONS, type ItemResult, type JobFamily, type WorkItem } from '../fleet/family.js';
+import { DEFAULT_FAMILY_OPTIONS, eachItem, type ItemResult, type JobFamily, type WorkItem } from '../fleet/family.js';
 import { investmentScopeSql, isRowId } from '../fleet/scope.js';
 
 type Entity = 'Investment' | 'TaxLot';
@@ -240,9 +240,7 @@ export const constraintsFamily: JobFamily = {
 
   isValidKey: (key) => KEY_PATTERN.test(key) && isRowId(parseKey(key).id),
 
-  async handle({ prisma }, items) {
-    return Promise.all(items.map((item) => fixRow(prisma, item)));
-  },
+  handle: eachItem((ctx, item) => fixRow(ctx.prisma, item)),
 
   async audit(prisma) {
     const audits = await auditConstraints(prisma);

@@ -1,5 +1,5 @@
 import { auditRecord } from '../fleet/audit.js';
-import { DEFAULT_FAMILY_OPTIONS, type ItemResult, type JobFamily } from '../fleet/family.js';
+import { DEFAULT_FAMILY_OPTIONS, eachItem, type ItemResult, type JobFamily } from '../fleet/family.js';
 import { investmentScopeSql } from '../fleet/scope.js';
 import { MarketGateway } from '../market/gateway.js';
 import { TICKER_PATTERN, type Overview } from '../market/provider.js';
@@ -39,64 +39,60 @@ export const metadataFamily: JobFamily = {
 
   isValidKey: (key) => TICKER_PATTERN.test(key),
 
-  async handle(ctx, items) {
-    return Promise.all(
-      items.map(async ({ key: ticker, runId, jobId }): Promise<ItemResult> => {
-        const market = MarketGateway.open(ctx);
-        if (await market.knownWithoutData('overview', ticker)) {
-          return { status: 'skipped', reason: `no overview for ${ticker} (remembered; not asked again yet)` };
-        }
-        const overview = await market.fetch('overview', ticker, () => ctx.count(runId, 'calls'));
-        const values = overview && overviewValues(overview);
-        if (!values || COLUMNS.every((c) => values[c] === null)) {
-          if (overview) await market.rememberWithoutData('overview', ticker);
-          ctx.count(runId, 'tickersWithoutData');
-          return { status: 'skipped', reason: `no overview for ${ticker}` };
-        }
-        const changed = await ctx.prisma.$transaction(async (tx) => {
-          const rows = await tx.$queryRaw<Row[]>`
-            SELECT i.id, i.sector, i.industry, i.country, i."marketCap"::text AS "marketCap", p."userId"
-              FROM "Investment" i JOIN "Portfolio" p ON p.id = i."portfolioId"
-             WHERE upper(trim(i.ticker)) = ${ticker} AND i."assetType" IN ('STOCK', 'ETF')
-               AND (i.sector IS NULL OR i.industry IS NULL OR i.country IS NULL OR i."marketCap" IS NULL)
-             ORDER BY i.id FOR NO KEY UPDATE OF i`;
-          // Only empty columns are filled: a value already set stays.
-          const changes = rows
-            .map((row) => ({ row, columns: COLUMNS.filter((c) => row[c] === null && values[c] !== null) }))
-            .filter((change) => change.columns.length > 0);
-          if (changes.length === 0) return 0;
-          const updated = await tx.$queryRaw<Row[]>`
-            UPDATE "Investment" SET
-              sector = COALESCE(sector, ${values.sector}), industry = COALESCE(industry, ${values.industry}),
-              country = COALESCE(country, ${values.country}), "marketCap" = COALESCE("marketCap", ${values.marketCap}::numeric),
-              "updatedAt" = now()
-             WHERE id = ANY(${changes.map((c) => c.row.id)}::text[])
-             RETURNING id, sector, industry, country, "marketCap"::text AS "marketCap"`;
-          const after = new Map(updated.map((row) => [row.id, row]));
-          await tx.auditLog.createMany({
-            data: changes.map(({ row, columns }) =>
-              auditRecord({
-                userId: row.userId,
-                action: 'BACKFILL_METADATA',
-                entity: 'Investment',
-                entityId: row.id,
-                runId,
-                jobId,
-                before: Object.fromEntries(columns.map((c) => [c, row[c]])),
-                after: Object.fromEntries(columns.map((c) => [c, after.get(row.id)![c]])),
-                extra: { ticker },
-              }),
-            ),
-          });
-          return changes.length;
-        });
-        ctx.count(runId, 'investmentsUpdated', changed);
-        return changed > 0
-          ? { status: 'changed', detail: `${changed} investment(s) of ${ticker}` }
-          : { status: 'skipped', reason: `every ${ticker} investment already has its metadata` };
-      }),
-    );
-  },
+  handle: eachItem(async (ctx, { key: ticker, runId, jobId }): Promise<ItemResult> => {
+    const market = MarketGateway.open(ctx);
+    if (await market.knownWithoutData('overview', ticker)) {
+      return { status: 'skipped', reason: `no overview for ${ticker} (remembered; not asked again yet)` };
+    }
+    const overview = await market.fetch('overview', ticker, () => ctx.count(runId, 'calls'));
+    const values = overview && overviewValues(overview);
+    if (!values || COLUMNS.every((c) => values[c] === null)) {
+      if (overview) await market.rememberWithoutData('overview', ticker);
+      ctx.count(runId, 'tickersWithoutData');
+      return { status: 'skipped', reason: `no overview for ${ticker}` };
+    }
+    const changed = await ctx.prisma.$transaction(async (tx) => {
+      const rows = await tx.$queryRaw<Row[]>`
+        SELECT i.id, i.sector, i.industry, i.country, i."marketCap"::text AS "marketCap", p."userId"
+          FROM "Investment" i JOIN "Portfolio" p ON p.id = i."portfolioId"
+         WHERE upper(trim(i.ticker)) = ${ticker} AND i."assetType" IN ('STOCK', 'ETF')
+           AND (i.sector IS NULL OR i.industry IS NULL OR i.country IS NULL OR i."marketCap" IS NULL)
+         ORDER BY i.id FOR NO KEY UPDATE OF i`;
+      // Only empty columns are filled: a value already set stays.
+      const changes = rows
+        .map((row) => ({ row, columns: COLUMNS.filter((c) => row[c] === null && values[c] !== null) }))
+        .filter((change) => change.columns.length > 0);
+      if (changes.length === 0) return 0;
+      const updated = await tx.$queryRaw<Row[]>`
+        UPDATE "Investment" SET
+          sector = COALESCE(sector, ${values.sector}), industry = COALESCE(industry, ${values.industry}),
+          country = COALESCE(country, ${values.country}), "marketCap" = COALESCE("marketCap", ${values.marketCap}::numeric),
+          "updatedAt" = now()
+         WHERE id = ANY(${changes.map((c) => c.row.id)}::text[])
+         RETURNING id, sector, industry, country, "marketCap"::text AS "marketCap"`;
+      const after = new Map(updated.map((row) => [row.id, row]));
+      await tx.auditLog.createMany({
+        data: changes.map(({ row, columns }) =>
+          auditRecord({
+            userId: row.userId,
+            action: 'BACKFILL_METADATA',
+            entity: 'Investment',
+            entityId: row.id,
+            runId,
+            jobId,
+            before: Object.fromEntries(columns.map((c) => [c, row[c]])),
+            after: Object.fromEntries(columns.map((c) => [c, after.get(row.id)![c]])),
+            extra: { ticker },
+          }),
+        ),
+      });
+      return changes.length;
+    });
+    ctx.count(runId, 'investmentsUpdated', changed);
+    return changed > 0
+      ? { status: 'changed', detail: `${changed} investment(s) of ${ticker}` }
+      : { status: 'skipped', reason: `every ${ticker} investment already has its metadata` };
+  }),
 
   // Few jobs, each bound by the provider's budget rather than by the database.
   options: { ...DEFAULT_FAMILY_OPTIONS, concurrency: 4, backoffMs: 2_000, keepCompleted: 1_000 },

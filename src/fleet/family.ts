@@ -116,3 +116,8 @@ export interface VerifyReport {
 export function jobIdFor(family: JobFamily, key: string): string {
   return `${family.name}-${key}`;
 }
+
+/** The handler of a family that takes each item on its own (no batching): items run side by side. */
+export function eachItem(handle: (ctx: HandlerContext, item: WorkItem) => Promise<ItemResult>): JobFamily['handle'] {
+  return (ctx, items) => Promise.all(items.map((item) => handle(ctx, item)));
+}

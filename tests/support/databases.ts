@@ -1,20 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
+import { inject } from 'vitest';
 import { createPrisma, type PrismaClient } from '../../src/db/prisma.js';
-
-/** Tests use the server of TEST_DATABASE_URL (default the local one) and make their own databases on it. */
-const BASE_URL = process.env.TEST_DATABASE_URL ?? 'postgresql://postgres@127.0.0.1:5432/postgres';
-export const TEMPLATE_DATABASE = 'tys_test_template';
-
-export function serverUrl(database: string): string {
-  const url = new URL(BASE_URL);
-  url.pathname = `/${database}`;
-  return url.toString();
-}
-
-export function adminUrl(): string {
-  return serverUrl('postgres');
-}
+import { adminUrl, serverUrl } from './server.js';
 
 async function admin<T>(work: (client: pg.Client) => Promise<T>): Promise<T> {
   const client = new pg.Client({ connectionString: adminUrl() });
@@ -37,7 +25,7 @@ export interface TestDatabase {
 export async function createTestDatabase(options: { empty?: boolean } = {}): Promise<TestDatabase> {
   const name = `tys_test_${randomBytes(6).toString('hex')}`;
   await admin((client) =>
-    client.query(options.empty ? `CREATE DATABASE "${name}"` : `CREATE DATABASE "${name}" TEMPLATE "${TEMPLATE_DATABASE}"`),
+    client.query(options.empty ? `CREATE DATABASE "${name}"` : `CREATE DATABASE "${name}" TEMPLATE "${inject('templateDatabase')}"`),
   );
   const url = serverUrl(name);
   const prisma = createPrisma(url, { maxConnections: 20 });
