@@ -12,7 +12,9 @@ Counts what the family still has to do, check by check, with a sample of
 offending ids. Exit status 1 when anything is found, 0 when nothing is.
 
 Families: ${auditable.join(', ')}
-  constraints   violations of each phase 4 CHECK constraint
+  constraints         violations of each phase 4 CHECK constraint
+  corporate-actions   due actions left for a person (unsupported types,
+                      malformed ratios) and those waiting to be applied
 
 Options:
   --json       machine-readable report

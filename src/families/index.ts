@@ -1,11 +1,12 @@
 import type { JobFamily } from '../fleet/family.js';
 import { alertsFamily } from './alerts.js';
 import { constraintsFamily } from './constraints.js';
+import { corporateActionsFamily } from './corporate-actions.js';
 import { lotsFamily } from './lots.js';
 import { metadataFamily } from './metadata.js';
 
 /** Every job family the fleet knows. Producer, workers, CLI and dashboard take them from here. */
-export const families: readonly JobFamily[] = [lotsFamily, constraintsFamily, metadataFamily, alertsFamily];
+export const families: readonly JobFamily[] = [lotsFamily, constraintsFamily, corporateActionsFamily, metadataFamily, alertsFamily];
 
 export function familyNames(): string[] {
   return families.map((family) => family.name);

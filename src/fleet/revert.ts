@@ -2,7 +2,7 @@ import { Prisma, type PrismaClient } from '../db/prisma.js';
 import { auditRecord } from './audit.js';
 import { newRunId } from './runs.js';
 
-type ColumnType = 'numeric' | 'text';
+type ColumnType = 'numeric' | 'text' | 'boolean' | 'timestamp(3)';
 
 /**
  * What a revert may write: the entities and columns the fleet changes. Audit
@@ -23,6 +23,8 @@ const REVERTIBLE: Record<string, { columns: Record<string, ColumnType>; deletabl
     hasUpdatedAt: true,
   },
   PriceAlert: { columns: { ticker: 'text' }, deletable: false, hasUpdatedAt: false },
+  // Reverting an applied corporate action makes it due again.
+  CorporateAction: { columns: { processed: 'boolean', processedAt: 'timestamp(3)' }, deletable: false, hasUpdatedAt: false },
 };
 
 export interface RevertConflict {
