@@ -4,9 +4,9 @@ import { PermanentJobError } from '../fleet/errors.js';
 import { DEFAULT_FAMILY_OPTIONS, eachItem, type ItemResult, type JobFamily, type WorkItem } from '../fleet/family.js';
 import { investmentScopeSql, isRowId } from '../fleet/scope.js';
 
-type Entity = 'Investment' | 'TaxLot';
+export type Entity = 'Investment' | 'TaxLot';
 /** Column values as Postgres prints them (numeric::text): exact, and comparable as text. */
-type Row = Record<string, string | null>;
+export type Row = Record<string, string | null>;
 
 /** What to do with a row that breaks a constraint. */
 type Fix =
@@ -117,6 +117,21 @@ function fixedValue(policy: ConstraintPolicy, row: Row): string | null {
   throw new Error(`policy ${policy.constraint} has no automatic fix`);
 }
 
+/** What the policies make of one row: nothing, new values for some columns, or a refusal that needs a person. */
+export type FixPlan =
+  | { kind: 'clean' }
+  | { kind: 'fix'; broken: ConstraintPolicy[]; changes: Map<string, string | null> }
+  | { kind: 'manual'; policy: ConstraintPolicy; reason: string };
+
+/** Pure: the policies applied to a row's values (as numeric text), in their order. */
+export function planFix(entity: Entity, row: Row): FixPlan {
+  const broken = CONSTRAINT_POLICIES.filter((p) => p.entity === entity && p.violated(row));
+  if (broken.length === 0) return { kind: 'clean' };
+  const manual = broken.find((p) => p.fix.kind === 'manual');
+  if (manual?.fix.kind === 'manual') return { kind: 'manual', policy: manual, reason: manual.fix.reason };
+  return { kind: 'fix', broken, changes: new Map(broken.map((p) => [p.column, fixedValue(p, row)])) };
+}
+
 async function fixRow(prisma: PrismaClient, item: WorkItem): Promise<ItemResult> {
   const { entity, id } = parseKey(item.key);
   const { table, columns, owner } = ENTITY_SQL[entity];
@@ -126,13 +141,13 @@ async function fixRow(prisma: PrismaClient, item: WorkItem): Promise<ItemResult>
       SELECT ${Prisma.join(columns.map((c) => Prisma.sql`x.${column(c)}::text AS ${column(c)}`))}, ${owner} AS "userId"
         FROM ${table} x WHERE x.id = ${id} FOR UPDATE`;
     if (!row) return { status: 'skipped', reason: `${entity} no longer exists` };
-    const broken = CONSTRAINT_POLICIES.filter((p) => p.entity === entity && p.violated(row));
-    if (broken.length === 0) return { status: 'skipped', reason: `${entity} already satisfies every constraint` };
-    const manual = broken.find((p) => p.fix.kind === 'manual');
-    if (manual && manual.fix.kind === 'manual') {
-      return new PermanentJobError(`${entity} ${id} breaks ${manual.constraint} (${manual.column} = ${row[manual.column]}): ${manual.fix.reason}`);
+    const plan = planFix(entity, row);
+    if (plan.kind === 'clean') return { status: 'skipped', reason: `${entity} already satisfies every constraint` };
+    if (plan.kind === 'manual') {
+      const { policy, reason } = plan;
+      return new PermanentJobError(`${entity} ${id} breaks ${policy.constraint} (${policy.column} = ${row[policy.column]}): ${reason}`);
     }
-    const changes = new Map(broken.map((p) => [p.column, fixedValue(p, row)]));
+    const { broken, changes } = plan;
     const [after] = await tx.$queryRaw<Row[]>`
       UPDATE ${table} x SET ${Prisma.join(
         [...changes].map(([c, value]) => Prisma.sql`${column(c)} = ${value}::numeric`),
