@@ -1,8 +1,5 @@
-import { spawn, type ChildProcess } from 'node:child_process';
-import { createServer } from 'node:net';
 import path from 'node:path';
 import { Queue } from 'bullmq';
-import { Redis } from 'ioredis';
 import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { seedMvp } from '../src/demo/seed.js';
@@ -15,51 +12,29 @@ import { createTestDatabase, type TestDatabase } from './support/databases.js';
 import { startDashboard } from './support/dashboard.js';
 import { REDIS_URL, testFleet, testPrefix } from './support/fleet.js';
 import { runTys, until } from './support/processes.js';
+import { PrivateRedis } from './support/redis-server.js';
 import { writeFileSync, mkdtempSync } from 'node:fs';
 import os from 'node:os';
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const server = createServer();
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
-}
-
 describe('health', () => {
   let db: TestDatabase;
-  let redisServer: ChildProcess;
-  let port: number;
+  let redis: PrivateRedis;
   beforeAll(async () => {
     db = await createTestDatabase();
-    port = await freePort();
     // A Redis of this test's own, so stopping it disturbs no other test.
-    redisServer = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' });
-    await until('the private Redis to answer', async () => {
-      const probe = new Redis({ port, lazyConnect: true, retryStrategy: () => null, maxRetriesPerRequest: 0 });
-      try {
-        await probe.connect();
-        return (await probe.ping()) === 'PONG';
-      } catch {
-        return false;
-      } finally {
-        probe.disconnect();
-      }
-    }, 10_000);
+    redis = await PrivateRedis.start();
   });
   afterAll(async () => {
-    redisServer?.kill('SIGKILL');
+    await redis?.stop();
     await db?.drop();
   });
 
   it('is 200 with both up, 503 naming Redis once it stops, 503 naming Postgres when unreachable', async () => {
-    const config = { databaseUrl: db.url, redisUrl: `redis://127.0.0.1:${port}`, queuePrefix: testPrefix() };
+    const config = { databaseUrl: db.url, redisUrl: redis.url, queuePrefix: testPrefix() };
     const dashboard = await startDashboard(config);
     try {
       expect(await (await fetch(`${dashboard.url}/healthz`)).json()).toEqual({ status: 'ok', redis: 'up', postgres: 'up' });
-      redisServer.kill('SIGTERM');
+      await redis.stop('SIGTERM');
       await until('health to notice Redis is gone', async () => (await fetch(`${dashboard.url}/healthz`)).status === 503, 15_000);
       const body = await (await fetch(`${dashboard.url}/healthz`)).json();
       expect(body).toEqual({ status: 'unavailable', redis: 'down', postgres: 'up' });

@@ -223,8 +223,11 @@ export class RunStore {
 
   private async view(row: Awaited<ReturnType<PrismaClient['fleetRun']['findUniqueOrThrow']>>): Promise<RunView> {
     const live = row.finishedAt ? null : await this.counters(row.id);
-    if (!row.finishedAt && !live && row.status !== 'ENQUEUEING') {
-      await this.markInterrupted(row.id);
+    // The worker that counted a run's last job finishes it; if Postgres was
+    // unreachable at that moment, whoever looks at the run next does.
+    const finishedMeanwhile = live !== null && (await this.finishIfDone(row.id));
+    if (finishedMeanwhile || (!row.finishedAt && !live && row.status !== 'ENQUEUEING')) {
+      if (!finishedMeanwhile) await this.markInterrupted(row.id);
       const updated = await this.prisma.fleetRun.findUniqueOrThrow({ where: { id: row.id } });
       return this.view(updated);
     }
