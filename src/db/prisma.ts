@@ -1,5 +1,6 @@
 import { PrismaPg } from '@prisma/adapter-pg';
 import { PrismaClient } from '../generated/prisma/client.js';
+import { releaseBrokenTransactions } from './release-guard.js';
 
 export { Prisma, PrismaClient } from '../generated/prisma/client.js';
 
@@ -9,6 +10,6 @@ export interface PrismaOptions {
 }
 
 export function createPrisma(databaseUrl: string, options: PrismaOptions = {}): PrismaClient {
-  const adapter = new PrismaPg({ connectionString: databaseUrl, max: options.maxConnections ?? 10 });
+  const adapter = releaseBrokenTransactions(new PrismaPg({ connectionString: databaseUrl, max: options.maxConnections ?? 10 }));
   return new PrismaClient({ adapter });
 }

@@ -59,48 +59,62 @@ export async function enqueue(
 
   let after = '';
   let inFlight: Promise<unknown> = Promise.resolve();
-  for (;;) {
-    const keys = await family.source(deps.prisma, scope, after, pageSize);
-    if (keys.length === 0) break;
-    after = keys[keys.length - 1]!;
-    progress.found += keys.length;
-    const ids = keys.map((key) => jobIdFor(family, key));
-    const states = await jobStates(deps.redis, deps.prefix, family.name, ids);
-    const fresh: { key: string; id: string }[] = [];
-    const finished: string[] = [];
-    keys.forEach((key, i) => {
-      const state = states[i]!;
-      if (state === 'pending') progress.alreadyQueued += 1;
-      else {
-        if (state !== 'absent') finished.push(ids[i]!);
-        fresh.push({ key, id: ids[i]! });
+  // Jobs Redis has accepted; `progress.added` runs ahead of it by the page in flight.
+  let confirmed = 0;
+  try {
+    for (;;) {
+      const keys = await family.source(deps.prisma, scope, after, pageSize);
+      if (keys.length === 0) break;
+      after = keys[keys.length - 1]!;
+      progress.found += keys.length;
+      const ids = keys.map((key) => jobIdFor(family, key));
+      const states = await jobStates(deps.redis, deps.prefix, family.name, ids);
+      const fresh: { key: string; id: string }[] = [];
+      const finished: string[] = [];
+      keys.forEach((key, i) => {
+        const state = states[i]!;
+        if (state === 'pending') progress.alreadyQueued += 1;
+        else {
+          if (state !== 'absent') finished.push(ids[i]!);
+          fresh.push({ key, id: ids[i]! });
+        }
+      });
+      if (options.dryRun) {
+        progress.added += fresh.length;
+        options.onProgress?.({ ...progress });
+        continue;
       }
-    });
-    if (options.dryRun) {
-      progress.added += fresh.length;
+      // The previous page's addBulk overlaps this page's source query; wait for
+      // it before the next one so at most one page is in flight.
+      await inFlight;
+      let toAdd = fresh;
+      if (finished.length > 0) {
+        // BullMQ refuses to remove a job a worker holds locked; such a row keeps
+        // its job and is counted as already queued, not added.
+        const removed = await Promise.all(finished.map((id) => deps.queue.remove(id)));
+        const kept = new Set(finished.filter((_, i) => removed[i] !== 1));
+        progress.requeued += finished.length - kept.size;
+        progress.alreadyQueued += kept.size;
+        if (kept.size > 0) toAdd = fresh.filter(({ id }) => !kept.has(id));
+      }
+      progress.added += toAdd.length;
+      inFlight = deps.queue
+        .addBulk(toAdd.map(({ key, id }) => ({ name: family.name, data: { runId: runId!, key }, opts: { jobId: id } })))
+        .then(() => (confirmed += toAdd.length));
       options.onProgress?.({ ...progress });
-      continue;
     }
-    // The previous page's addBulk overlaps this page's source query; wait for
-    // it before the next one so at most one page is in flight.
     await inFlight;
-    let toAdd = fresh;
-    if (finished.length > 0) {
-      // BullMQ refuses to remove a job a worker holds locked; such a row keeps
-      // its job and is counted as already queued, not added.
-      const removed = await Promise.all(finished.map((id) => deps.queue.remove(id)));
-      const kept = new Set(finished.filter((_, i) => removed[i] !== 1));
-      progress.requeued += finished.length - kept.size;
-      progress.alreadyQueued += kept.size;
-      if (kept.size > 0) toAdd = fresh.filter(({ id }) => !kept.has(id));
-    }
-    progress.added += toAdd.length;
-    inFlight = deps.queue.addBulk(
-      toAdd.map(({ key, id }) => ({ name: family.name, data: { runId: runId!, key }, opts: { jobId: id } })),
+  } catch (error) {
+    if (!runId) throw error;
+    // The jobs already added run and count under this run: it is sealed with
+    // them, so that it can finish and nobody waits for it forever.
+    await inFlight.catch(() => undefined);
+    await deps.runs.markEnqueued(runId, confirmed, progress.alreadyQueued).catch(() => undefined);
+    throw new Error(
+      `run ${runId} stopped enqueuing after ${confirmed} jobs (they still run): ${(error as Error).message}; enqueue again for the rest`,
+      { cause: error },
     );
-    options.onProgress?.({ ...progress });
   }
-  await inFlight;
   if (runId) await deps.runs.markEnqueued(runId, progress.added, progress.alreadyQueued);
   return { runId, ...progress };
 }

@@ -1,7 +1,7 @@
 import type { FleetConfig } from '../config/env.js';
 import { createPrisma } from '../db/prisma.js';
 import { createLogger } from '../log.js';
-import { producerConnection, connectProducer, workerConnection } from '../redis/connection.js';
+import { bookkeepingConnection, connectProducer, workerConnection } from '../redis/connection.js';
 import type { JobFamily } from './family.js';
 import { RunStore } from './runs.js';
 import { startScheduleRunner } from './schedules.js';
@@ -26,8 +26,20 @@ export interface WorkerProcessOptions {
  */
 export async function runWorkerProcess(config: FleetConfig, options: WorkerProcessOptions): Promise<void> {
   const log = createLogger('tys-worker');
+  // Listening from the first moment: a signal that arrives while the process
+  // is still starting must also end in a clean shutdown, not a kill.
+  const stopRequested = new Promise<void>((resolve) => {
+    const stop = (signal: NodeJS.Signals) => {
+      log.info({ signal }, 'shutting down: finishing active jobs');
+      process.off('SIGTERM', stop);
+      process.off('SIGINT', stop);
+      resolve();
+    };
+    process.on('SIGTERM', stop);
+    process.on('SIGINT', stop);
+  });
   const connection = workerConnection(config.redisUrl);
-  const bookkeeping = await connectProducer(producerConnection(config.redisUrl, { enableOfflineQueue: true, maxRetriesPerRequest: 5 }), config.redisUrl);
+  const bookkeeping = await connectProducer(bookkeepingConnection(config.redisUrl), config.redisUrl);
   const maxConcurrency = Math.max(...options.families.map((f) => options.concurrency ?? f.options.concurrency));
   const prisma = createPrisma(config.databaseUrl, { maxConnections: Math.min(maxConcurrency, 50) });
   const runs = new RunStore(prisma, bookkeeping, config.queuePrefix);
@@ -43,16 +55,7 @@ export async function runWorkerProcess(config: FleetConfig, options: WorkerProce
   await Promise.all([...fleet.workers, scheduleRunner].map((worker) => worker.waitUntilReady()));
   log.info({ families: options.families.map((f) => f.name), concurrency: options.concurrency, pid: process.pid }, 'workers started');
 
-  await new Promise<void>((resolve) => {
-    const stop = (signal: NodeJS.Signals) => {
-      log.info({ signal }, 'shutting down: finishing active jobs');
-      process.off('SIGTERM', stop);
-      process.off('SIGINT', stop);
-      resolve();
-    };
-    process.on('SIGTERM', stop);
-    process.on('SIGINT', stop);
-  });
+  await stopRequested;
   await Promise.all([fleet.close(), scheduleRunner.close()]);
   await prisma.$disconnect();
   connection.disconnect();

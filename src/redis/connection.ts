@@ -24,6 +24,27 @@ export function producerConnection(redisUrl: string, options: RedisOptions = {})
   });
 }
 
+/**
+ * The run bookkeeping of a long-running process (outcomes, counters,
+ * schedules): fails fast when Redis is absent at start, like a producer, but
+ * once connected rides out any later outage, so a Redis restart does not
+ * leave a worker that can no longer record what it does.
+ */
+export function bookkeepingConnection(redisUrl: string): Redis {
+  let connectedOnce = false;
+  const redis = producerConnection(redisUrl, {
+    enableOfflineQueue: true,
+    maxRetriesPerRequest: 20,
+    connectionName: 'tys-bookkeeping',
+    retryStrategy: (attempt) => (connectedOnce ? Math.min(200 * attempt, 2_000) : attempt > 3 ? null : 200 * attempt),
+  });
+  redis.once('ready', () => (connectedOnce = true));
+  // Outages surface as failed commands, with their own handling; the
+  // connection's error events only repeat them.
+  redis.on('error', () => undefined);
+  return redis;
+}
+
 /** Connects a lazy producer connection, naming Redis in the error when it is unreachable. */
 export async function connectProducer(redis: Redis, redisUrl: string): Promise<Redis> {
   if (redis.status === 'wait') {

@@ -36,6 +36,11 @@ export class AlphaVantageStandIn {
   readonly prices = new Map<string, string>();
   readonly behaviours = new Map<string, Behaviour>();
   validKey = 'test-key-0123456789';
+  /** Share (0 to 1) of calls, beyond the per-symbol behaviours, answered with a fault picked at random. */
+  faultRate = 0;
+  random: () => number = Math.random;
+  /** Faults answered, by kind. */
+  readonly faults: Record<Behaviour['kind'], number> = { note: 0, information: 0, http: 0, hang: 0, garbage: 0 };
   private server: Server | null = null;
   url = '';
 
@@ -55,6 +60,17 @@ export class AlphaVantageStandIn {
     return this.calls.filter((c) => c.fn === fn && (symbol === undefined || c.symbol === symbol));
   }
 
+  private randomFault(): Behaviour | null {
+    if (this.faultRate <= 0 || this.random() >= this.faultRate) return null;
+    const kinds: Behaviour[] = [
+      { kind: 'note', times: 1 },
+      { kind: 'http', status: 500 + Math.floor(this.random() * 4), times: 1 },
+      { kind: 'hang', times: 1 },
+      { kind: 'garbage', times: 1 },
+    ];
+    return kinds[Math.floor(this.random() * kinds.length)]!;
+  }
+
   private answer(req: IncomingMessage, res: ServerResponse): void {
     const url = new URL(req.url ?? '/', 'http://localhost');
     const fn = url.searchParams.get('function') ?? '';
@@ -70,15 +86,17 @@ export class AlphaVantageStandIn {
       return json({ 'Error Message': 'the parameter apikey is invalid or missing. Please claim your free API key on (https://www.alphavantage.co/support/#api-key).' });
     }
     const behaviour = this.behaviours.get(symbol);
-    if (behaviour && behaviour.times > 0) {
-      behaviour.times -= 1;
-      switch (behaviour.kind) {
+    const fault = behaviour && behaviour.times > 0 ? behaviour : this.randomFault();
+    if (fault) {
+      fault.times -= 1;
+      this.faults[fault.kind] += 1;
+      switch (fault.kind) {
         case 'note':
           return json({ Note: 'Thank you for using Alpha Vantage! Our standard API call frequency is 5 calls per minute and 500 calls per day.' });
         case 'information':
           return json({ Information: 'We have detected your API key as ' + apikey + ' and our standard API rate limit is 25 requests per day.' });
         case 'http':
-          res.writeHead(behaviour.status);
+          res.writeHead(fault.status);
           return void res.end('upstream trouble');
         case 'hang':
           return; // never answers: the client's timeout must fire

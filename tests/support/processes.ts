@@ -44,8 +44,8 @@ export function killSpawnedWorkers(): void {
   spawned.clear();
 }
 
-/** A `tys worker` child process. */
-export function spawnWorker(env: NodeJS.ProcessEnv, args: string[] = []): ChildProcess & { exited: Promise<TysResult> } {
+/** A `tys worker` child process; output() is what it has printed so far. */
+export function spawnWorker(env: NodeJS.ProcessEnv, args: string[] = []): ChildProcess & { exited: Promise<TysResult>; output(): string } {
   const child = spawn(process.execPath, [TYS, 'worker', ...args], { env, cwd: PROJECT_ROOT });
   spawned.add(child);
   let stdout = '';
@@ -55,7 +55,7 @@ export function spawnWorker(env: NodeJS.ProcessEnv, args: string[] = []): ChildP
   const exited = new Promise<TysResult>((resolve) =>
     child.on('close', (code, signal) => resolve({ code, signal, stdout, stderr })),
   );
-  return Object.assign(child, { exited });
+  return Object.assign(child, { exited, output: () => stdout + stderr });
 }
 
 /** Polls `check` until it returns true, failing after the deadline with `what`. */

@@ -1,0 +1,333 @@
+import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import path from 'node:path';
+import pg from 'pg';
+import type { FleetConfig } from '../../src/config/env.js';
+import { deployMigrations, PROJECT_ROOT } from '../../src/db/migrations.js';
+import { createPrisma, type PrismaClient } from '../../src/db/prisma.js';
+import { RunStore, type RunView } from '../../src/fleet/runs.js';
+import { bookkeepingConnection, connectProducer } from '../../src/redis/connection.js';
+import { AlphaVantageStandIn } from '../support/alpha-vantage-server.js';
+import { fleetEnv, runTys, until } from '../support/processes.js';
+import { freePort, PrivateRedis } from '../support/redis-server.js';
+import { adminUrl, serverUrl } from '../support/server.js';
+import { checkState, type StateCheck } from './check.js';
+import { FaultInjector, WorkerPool, type FaultKind } from './faults.js';
+import { findSecrets } from './secrets.js';
+import { seedChaos } from './seed.js';
+
+export interface ChaosOptions {
+  /** Investments seeded. Default 20,000. */
+  investments?: number;
+  /** Worker processes, each running every family. Default 3. */
+  workers?: number;
+  /** Seed of every random choice (data, faults, provider answers); printed so a failure can be replayed. */
+  seed?: number;
+  /** Pause between two injected faults, in ms. Default [500, 1500]. */
+  faultEveryMs?: [number, number];
+  /** How long the database stays unreachable in an outage. Default 2,000 ms. */
+  outageMs?: number;
+  /** Share of provider calls answered with a fault. Default 0.15. */
+  providerFaultRate?: number;
+  /** Rounds of each phase during which faults are injected; later rounds run quiet. Default 2. */
+  faultRounds?: number;
+  /** Rounds after which a phase that has not converged fails the scenario. Default 8. */
+  maxRounds?: number;
+  log?: (line: string) => void;
+  /** A directory for every worker's whole output. Default none. */
+  logDir?: string;
+}
+
+export interface PhaseFigures {
+  families: string[];
+  rounds: number;
+  seconds: number;
+}
+
+export interface ChaosReport extends StateCheck {
+  ok: boolean;
+  seed: number;
+  data: { investments: number; tickers: number; violations: number; alerts: number; actions: number };
+  jobsProcessed: number;
+  retries: number;
+  finalFailures: number;
+  runs: Record<'COMPLETED' | 'FAILED' | 'INTERRUPTED', number>;
+  faults: Record<FaultKind, number>;
+  providerFaults: Record<string, number>;
+  producerRetries: number;
+  uncleanShutdowns: string[];
+  secretsFound: string[];
+  phases: PhaseFigures[];
+  convergeSeconds: number;
+}
+
+/** Deterministic random numbers from a seed (mulberry32). */
+function seededRandom(seed: number): () => number {
+  let state = seed >>> 0;
+  return () => {
+    state = (state + 0x6d2b79f5) >>> 0;
+    let t = state;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+const PHASES: { families: string[]; redisRestart?: boolean }[] = [
+  { families: ['constraints'] },
+  // Lots need the fixed quantities; alerts judge positions after the fix.
+  { families: ['lots', 'metadata', 'alerts'], redisRestart: true },
+  // Splits apply to the lots.
+  { families: ['corporate-actions'] },
+];
+
+/**
+ * Seeds a database of its own, starts worker processes, a dashboard and a
+ * market-data stand-in, runs every family through crashes, outages and
+ * provider faults until it converges, and checks the result against the
+ * independently computed expectation.
+ */
+export async function runChaos(options: ChaosOptions = {}): Promise<ChaosReport> {
+  const seed = options.seed ?? Math.floor(Math.random() * 2 ** 31);
+  const random = seededRandom(seed);
+  const log = options.log ?? (() => undefined);
+  const started = Date.now();
+  const say = (line: string) => log(`[${((Date.now() - started) / 1000).toFixed(1)}s] ${line}`);
+  const secrets = { apiKey: `av-${randomBytes(12).toString('hex')}`, password: `dash-${randomBytes(12).toString('hex')}` };
+  const database = `tys_chaos_${randomBytes(5).toString('hex')}`;
+  const cleanups: (() => Promise<unknown>)[] = [];
+
+  const admin = async (sql: string) => {
+    const client = new pg.Client({ connectionString: adminUrl() });
+    await client.connect();
+    try {
+      await client.query(sql);
+    } finally {
+      await client.end();
+    }
+  };
+  try {
+    await admin(`CREATE DATABASE "${database}"`);
+    cleanups.push(() => admin(`DROP DATABASE IF EXISTS "${database}" WITH (FORCE)`));
+    const databaseUrl = serverUrl(database);
+    await deployMigrations(databaseUrl);
+    const redis = await PrivateRedis.start();
+    cleanups.push(() => redis.stop());
+    const market = await new AlphaVantageStandIn().start();
+    cleanups.push(() => market.stop());
+    market.validKey = secrets.apiKey;
+    market.random = random;
+    const prisma = createPrisma(databaseUrl);
+    cleanups.push(() => prisma.$disconnect());
+
+    const data = await seedChaos(prisma, { investments: options.investments ?? 20_000, random }, market);
+    say(`seeded ${data.investments} investments over ${data.tickers} tickers: ${data.violations} constraint violations, ${data.alerts} alerts, ${data.actions} splits`);
+    market.faultRate = options.providerFaultRate ?? 0.15;
+
+    const config: FleetConfig = { databaseUrl, redisUrl: redis.url, queuePrefix: `chaos-${randomBytes(3).toString('hex')}` };
+    const dashboardPort = await freePort();
+    const env = fleetEnv(config, {
+      ALPHA_VANTAGE_BASE_URL: market.url,
+      ALPHA_VANTAGE_API_KEY: secrets.apiKey,
+      ALPHA_VANTAGE_TIMEOUT_MS: '1000',
+      MARKET_DATA_RATE_LIMIT: '200/1s',
+      TYS_LOCK_DURATION_MS: '3000',
+      TYS_STALLED_INTERVAL_MS: '1500',
+      TYS_LOG_LEVEL: 'info',
+      DASHBOARD_USER: 'operator',
+      DASHBOARD_PASSWORD: secrets.password,
+    });
+    const pool = new WorkerPool(options.workers ?? 3, env, options.logDir);
+    pool.start();
+    cleanups.push(() => pool.stopAll(60_000));
+    const dashboard = startDashboardProcess(env, dashboardPort);
+    cleanups.push(() => dashboard.stop());
+
+    const bookkeeping = await connectProducer(bookkeepingConnection(redis.url), redis.url);
+    cleanups.push(async () => bookkeeping.disconnect());
+    const runs = new RunStore(prisma, bookkeeping, config.queuePrefix);
+    const injector = new FaultInjector({
+      pool,
+      redis,
+      adminUrl: adminUrl(),
+      database,
+      random,
+      everyMs: options.faultEveryMs ?? [500, 1_500],
+      outageMs: options.outageMs ?? 2_000,
+      log: say,
+    });
+    cleanups.push(() => injector.stop());
+
+    let producerRetries = 0;
+    const producerOutput: string[] = [];
+    const enqueue = async (family: string): Promise<string> => {
+      for (const deadline = Date.now() + 120_000; ; ) {
+        const result = await runTys(['enqueue', family, '--all'], env);
+        producerOutput.push(result.stdout, result.stderr);
+        const runId = /^run (\S+):/m.exec(result.stdout)?.[1];
+        if (result.code === 0 && runId) return runId;
+        producerRetries += 1;
+        if (Date.now() > deadline) throw new Error(`tys enqueue ${family} kept failing: ${result.stderr.trim()}`);
+        say(`enqueue ${family} failed (${result.stderr.trim().split('\n')[0]}); again`);
+      }
+    };
+    const finished: RunView[] = [];
+    const waitForEnd = async (runId: string): Promise<RunView> => {
+      let view: RunView | null = null;
+      await until(`run ${runId} to end`, async () => {
+        // The harness rides out the same outages as the fleet.
+        view = await runs.get(runId).catch(() => null);
+        return Boolean(view?.finishedAt);
+      }, 600_000, 200);
+      finished.push(view!);
+      return view!;
+    };
+
+    const phases: PhaseFigures[] = [];
+    const maxRounds = options.maxRounds ?? 8;
+    const faultRounds = options.faultRounds ?? 2;
+    for (const phase of PHASES) {
+      const phaseStarted = Date.now();
+      let rounds = 0;
+      for (;;) {
+        rounds += 1;
+        if (rounds > maxRounds) throw new Error(`${phase.families.join(', ')} did not converge in ${maxRounds} rounds`);
+        if (rounds <= faultRounds) injector.start();
+        const runIds = await Promise.all(phase.families.map(enqueue));
+        say(`${phase.families.join(', ')}: round ${rounds}, runs ${runIds.join(' ')}`);
+        const restart = phase.redisRestart && rounds === 1 ? restartRedisMidRun(prisma, injector, data.investments) : null;
+        const views = await Promise.all(runIds.map(waitForEnd));
+        await restart;
+        await injector.stop();
+        say(`${phase.families.join(', ')}: ${views.map((v) => `${v.family} ${v.status} (${v.completed} completed, ${v.skipped} skipped, ${v.failed} failed)`).join('; ')}`);
+        // Converged when every run completed and covered all the work itself:
+        // jobs it found queued by an earlier run may still be in flight.
+        if (views.every((v) => v.status === 'COMPLETED' && v.alreadyQueued === 0)) break;
+      }
+      phases.push({ families: phase.families, rounds, seconds: (Date.now() - phaseStarted) / 1000 });
+    }
+    const convergeSeconds = phases.reduce((sum, p) => sum + p.seconds, 0);
+    say(`converged in ${convergeSeconds.toFixed(1)} s`);
+
+    const dashboardBodies = await dashboard.fetchAll();
+    const redisValues = await dumpRedis(bookkeeping, config.queuePrefix);
+    await pool.stopAll(60_000);
+    const state = await checkState(prisma, data.expected);
+    const workerOutput = pool.output();
+    const secretsFound = findSecrets(Object.values(secrets), {
+      'worker logs': workerOutput,
+      'producer output': producerOutput.join('\n'),
+      'dashboard logs': dashboard.output(),
+      'dashboard responses': dashboardBodies,
+      'Redis (job data, runs, budgets)': redisValues,
+      'Postgres (audit log, runs)': await databaseText(prisma),
+    });
+    if (!market.calls.some((call) => call.apikey === secrets.apiKey)) secretsFound.push('the API key never reached the provider: the check proves nothing');
+
+    const count = (status: RunView['status']) => finished.filter((v) => v.status === status).length;
+    const report: ChaosReport = {
+      ok: false,
+      seed,
+      data: { investments: data.investments, tickers: data.tickers, violations: data.violations, alerts: data.alerts, actions: data.actions },
+      jobsProcessed: finished.reduce((sum, v) => sum + v.completed + v.skipped + v.failed, 0),
+      retries: countLogLines(workerOutput, (entry) => entry.msg === 'job failed' && entry.final === false),
+      finalFailures: countLogLines(workerOutput, (entry) => entry.msg === 'job failed' && entry.final === true),
+      runs: { COMPLETED: count('COMPLETED'), FAILED: count('FAILED'), INTERRUPTED: count('INTERRUPTED') },
+      faults: { ...injector.counts },
+      providerFaults: { ...market.faults },
+      producerRetries,
+      uncleanShutdowns: [...pool.unclean],
+      secretsFound,
+      phases,
+      convergeSeconds,
+      ...state,
+    };
+    report.ok = report.duplicates === 0 && report.lost === 0 && report.wrong === 0 && secretsFound.length === 0 && report.uncleanShutdowns.length === 0;
+    return report;
+  } finally {
+    for (const cleanup of cleanups.reverse()) await cleanup().catch((error) => log(`cleanup: ${(error as Error).message}`));
+  }
+}
+
+/** Restarts Redis once about a third of the lots exist: every queued job and run counter is lost mid-run. */
+async function restartRedisMidRun(prisma: PrismaClient, injector: FaultInjector, investments: number): Promise<void> {
+  await until('a third of the lots', async () => (await prisma.taxLot.count().catch(() => 0)) >= investments / 3, 600_000, 100);
+  await injector.inject('redis-restart');
+}
+
+function countLogLines(output: string, match: (entry: Record<string, unknown>) => boolean): number {
+  let n = 0;
+  for (const line of output.split('\n')) {
+    if (!line.startsWith('{')) continue;
+    try {
+      if (match(JSON.parse(line) as Record<string, unknown>)) n += 1;
+    } catch {
+      // a line cut short by SIGKILL
+    }
+  }
+  return n;
+}
+
+/** Every value under the fleet's prefix, whatever its type. */
+async function dumpRedis(redis: import('ioredis').Redis, prefix: string): Promise<string> {
+  const parts: string[] = [];
+  let cursor = '0';
+  do {
+    const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 1000);
+    cursor = next;
+    for (const key of keys) {
+      const type = await redis.type(key);
+      parts.push(key);
+      if (type === 'string') parts.push((await redis.get(key)) ?? '');
+      else if (type === 'hash') parts.push(JSON.stringify(await redis.hgetall(key)));
+      else if (type === 'list') parts.push(...(await redis.lrange(key, 0, -1)));
+      else if (type === 'set') parts.push(...(await redis.smembers(key)));
+      else if (type === 'zset') parts.push(...(await redis.zrange(key, 0, -1)));
+      else if (type === 'stream') parts.push(JSON.stringify(await redis.xrange(key, '-', '+')));
+    }
+  } while (cursor !== '0');
+  return parts.join('\n');
+}
+
+/** The fleet's own records in Postgres, as text. */
+async function databaseText(prisma: PrismaClient): Promise<string> {
+  const rows = await prisma.$queryRaw<{ text: string }[]>`
+    SELECT a::text AS text FROM "AuditLog" a UNION ALL SELECT r::text FROM "FleetRun" r`;
+  return rows.map((row) => row.text).join('\n');
+}
+
+/** `tys dashboard` as a child process, and what an operator's browser would fetch from it. */
+function startDashboardProcess(env: NodeJS.ProcessEnv, port: number) {
+  const child = spawn(process.execPath, [path.join(PROJECT_ROOT, 'bin', 'tys.js'), 'dashboard', '--port', String(port), '--host', '127.0.0.1'], {
+    env,
+    cwd: PROJECT_ROOT,
+  });
+  let output = '';
+  child.stdout.on('data', (chunk) => (output += chunk));
+  child.stderr.on('data', (chunk) => (output += chunk));
+  const exited = new Promise((resolve) => child.on('close', resolve));
+  const url = `http://127.0.0.1:${port}`;
+  const auth = { authorization: `Basic ${Buffer.from(`operator:${env.DASHBOARD_PASSWORD}`).toString('base64')}` };
+  return {
+    output: () => output,
+    async fetchAll(): Promise<string> {
+      await until('the dashboard to answer', async () => (await fetch(`${url}/healthz`).catch(() => null)) !== null, 30_000);
+      const bodies: string[] = [];
+      const get = async (route: string, headers: Record<string, string> = auth) => {
+        const response = await fetch(`${url}${route}`, { headers });
+        bodies.push(`${route} ${response.status} ${JSON.stringify([...response.headers])}\n${await response.text()}`);
+      };
+      await get('/board/api/queues?activeQueue=lots&status=failed&page=1');
+      for (const queue of ['constraints', 'metadata', 'alerts', 'corporate-actions']) {
+        await get(`/board/api/queues?activeQueue=${queue}&status=completed&page=1`);
+      }
+      for (const route of ['/board', '/runs', '/metrics', '/healthz']) await get(route);
+      await get('/board', {});
+      return bodies.join('\n');
+    },
+    async stop() {
+      child.kill('SIGTERM');
+      await exited;
+    },
+  };
+}
