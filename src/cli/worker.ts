@@ -19,15 +19,20 @@ Environment: DATABASE_URL, REDIS_URL, TYS_QUEUE_PREFIX, TYS_LOG_LEVEL, and
   TYS_LOCK_DURATION_MS     how long a job stays locked to a worker that stops
                            renewing it (killed, frozen) before another takes
                            it over (default 30000)
-  TYS_STALLED_INTERVAL_MS  how often workers look for such jobs (default 30000)`;
+  TYS_STALLED_INTERVAL_MS  how often workers look for such jobs (default 30000)
+  TYS_DB_POOL_SIZE         Postgres connections this process may open
+                           (default 20; mind the server's max_connections
+                           times the number of worker processes)`;
 
-function positiveMs(name: string): number | undefined {
+function integerFromEnv(name: string, min: number, max: number, what: string): number | undefined {
   const raw = process.env[name];
   if (raw === undefined || raw === '') return undefined;
   const value = Number(raw);
-  if (!Number.isInteger(value) || value < 100) throw new UsageError(`${name} must be an integer number of ms >= 100, got "${raw}"`);
+  if (!Number.isInteger(value) || value < min || value > max) throw new UsageError(`${name} must be ${what}, got "${raw}"`);
   return value;
 }
+
+const positiveMs = (name: string) => integerFromEnv(name, 100, 2 ** 31 - 1, 'an integer number of ms >= 100');
 
 export const workerCommand = defineCommand({
   name: 'worker',
@@ -46,6 +51,7 @@ export const workerCommand = defineCommand({
       concurrency,
       lockDuration: positiveMs('TYS_LOCK_DURATION_MS'),
       stalledInterval: positiveMs('TYS_STALLED_INTERVAL_MS'),
+      poolSize: integerFromEnv('TYS_DB_POOL_SIZE', 1, 1_000, 'an integer from 1 to 1000'),
     });
     return 0;
   },

@@ -15,6 +15,8 @@ export interface WorkerProcessOptions {
   /** Lock duration and stalled-job check interval in ms (see FleetWorkerOptions). */
   lockDuration?: number;
   stalledInterval?: number;
+  /** Postgres connections the process may open. Default 20: with batching, few connections carry many jobs. */
+  poolSize?: number;
 }
 
 /**
@@ -40,8 +42,7 @@ export async function runWorkerProcess(config: FleetConfig, options: WorkerProce
   });
   const connection = workerConnection(config.redisUrl);
   const bookkeeping = await connectProducer(bookkeepingConnection(config.redisUrl), config.redisUrl);
-  const maxConcurrency = Math.max(...options.families.map((f) => options.concurrency ?? f.options.concurrency));
-  const prisma = createPrisma(config.databaseUrl, { maxConnections: Math.min(maxConcurrency, 50) });
+  const prisma = createPrisma(config.databaseUrl, { maxConnections: options.poolSize ?? 20 });
   const runs = new RunStore(prisma, bookkeeping, config.queuePrefix);
   const fleet = startWorkers({ prisma, connection, runs, prefix: config.queuePrefix, log }, options.families, {
     concurrency: options.concurrency,

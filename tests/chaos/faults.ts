@@ -154,7 +154,8 @@ export class FaultInjector {
       });
       if (!this.running) break;
       if (bag.length === 0) bag = this.shuffled(['worker-sigkill', 'worker-sigkill', 'worker-sigterm', 'postgres-terminate', 'postgres-outage']);
-      await this.inject(bag.pop()!);
+      const kind = bag.pop()!;
+      await this.inject(kind).catch((error) => this.options.log(`fault ${kind} not injected: ${(error as Error).message}`));
     }
   }
 

@@ -1,6 +1,8 @@
 import { writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { runChaos, type ChaosReport } from './scenario.js';
+import { killSpawnedWorkers } from '../support/processes.js';
+import { formatReport } from './run-report.js';
+import { runChaos, type ChaosOptions } from './scenario.js';
 
 const help = `Usage: npm run chaos -- [--investments N] [--workers K] [--seed S] [--provider-fault-rate R] [--json FILE]
 
@@ -29,62 +31,53 @@ function integer(name: string, value: string | undefined, min: number, max: numb
   return n;
 }
 
-export function formatReport(report: ChaosReport): string {
-  const faults = Object.entries(report.faults).map(([kind, n]) => `${kind} ${n}`).join(', ');
-  const provider = Object.entries(report.providerFaults).map(([kind, n]) => `${kind} ${n}`).join(', ');
-  return [
-    `chaos ${report.ok ? 'PASSED' : 'FAILED'} (seed ${report.seed})`,
-    `  data               ${report.data.investments} investments, ${report.data.tickers} tickers, ${report.data.violations} violations, ${report.data.alerts} alerts, ${report.data.actions} splits`,
-    `  jobs processed     ${report.jobsProcessed}`,
-    `  faults injected    ${faults}`,
-    `  provider faults    ${provider}`,
-    `  retries            ${report.retries} (jobs failed for good: ${report.finalFailures}, enqueues retried: ${report.producerRetries})`,
-    `  runs               ${report.runs.COMPLETED} completed, ${report.runs.FAILED} failed, ${report.runs.INTERRUPTED} interrupted`,
-    `  duplicates found   ${report.duplicates}`,
-    `  rows lost          ${report.lost}`,
-    `  rows wrong         ${report.wrong}`,
-    `  secrets found      ${report.secretsFound.length}`,
-    `  unclean shutdowns  ${report.uncleanShutdowns.length}`,
-    `  time to converge   ${report.convergeSeconds.toFixed(1)} s (${report.phases.map((p) => `${p.families.join('+')}: ${p.rounds} rounds, ${p.seconds.toFixed(1)} s`).join('; ')})`,
-    ...[...report.findings, ...report.secretsFound, ...report.uncleanShutdowns].map((line) => `  ! ${line}`),
-  ].join('\n');
+/** The scenario's options from the command line; throws with a readable reason on bad input. */
+function parseOptions(argv: string[]): (ChaosOptions & { json?: string }) | 'help' {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      investments: { type: 'string' },
+      workers: { type: 'string' },
+      seed: { type: 'string' },
+      'provider-fault-rate': { type: 'string' },
+      json: { type: 'string' },
+      logs: { type: 'string' },
+      help: { type: 'boolean', short: 'h' },
+    },
+  });
+  if (values.help) return 'help';
+  const rate = values['provider-fault-rate'] === undefined ? undefined : Number(values['provider-fault-rate']);
+  if (rate !== undefined && !(rate >= 0 && rate < 1)) {
+    throw new Error(`--provider-fault-rate must be a number from 0 to below 1, got "${values['provider-fault-rate']}"`);
+  }
+  return {
+    investments: integer('investments', values.investments, 100, 10_000_000) ?? 100_000,
+    workers: integer('workers', values.workers, 1, 64) ?? 4,
+    seed: integer('seed', values.seed, 0, 2 ** 31),
+    providerFaultRate: rate,
+    logDir: values.logs,
+    json: values.json,
+  };
 }
 
 async function main(): Promise<number> {
-  let values;
+  let options;
   try {
-    ({ values } = parseArgs({
-      options: {
-        investments: { type: 'string' },
-        workers: { type: 'string' },
-        seed: { type: 'string' },
-        'provider-fault-rate': { type: 'string' },
-        json: { type: 'string' },
-        logs: { type: 'string' },
-        help: { type: 'boolean', short: 'h' },
-      },
-    }));
-    if (values.help) {
-      console.log(help);
-      return 0;
-    }
-    const rate = values['provider-fault-rate'] === undefined ? undefined : Number(values['provider-fault-rate']);
-    if (rate !== undefined && !(rate >= 0 && rate < 1)) throw new Error(`--provider-fault-rate must be a number from 0 to below 1, got "${values['provider-fault-rate']}"`);
-    var options = {
-      investments: integer('investments', values.investments, 100, 10_000_000) ?? 100_000,
-      workers: integer('workers', values.workers, 1, 64) ?? 4,
-      seed: integer('seed', values.seed, 0, 2 ** 31),
-      providerFaultRate: rate,
-      logDir: values.logs,
-    };
+    options = parseOptions(process.argv.slice(2));
   } catch (error) {
     console.error(`chaos: ${(error as Error).message}`);
     return 2;
   }
+  if (options === 'help') {
+    console.log(help);
+    return 0;
+  }
   const report = await runChaos({ ...options, log: (line) => console.log(line) });
   console.log(formatReport(report));
-  if (values.json) writeFileSync(values.json, `${JSON.stringify(report, null, 2)}\n`);
+  if (options.json) writeFileSync(options.json, `${JSON.stringify(report, null, 2)}\n`);
   return report.ok ? 0 : 1;
 }
 
+// Whatever happens, no worker process outlives the scenario.
+process.on('exit', killSpawnedWorkers);
 process.exitCode = await main();

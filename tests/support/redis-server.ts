@@ -44,6 +44,7 @@ export class PrivateRedis {
 
   async answers(): Promise<boolean> {
     const probe = new Redis({ port: this.port, lazyConnect: true, retryStrategy: () => null, maxRetriesPerRequest: 0 });
+    probe.on('error', () => undefined); // a refused probe is an answer: not yet
     try {
       await probe.connect();
       return (await probe.ping()) === 'PONG';
