@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { seedMvp } from '../src/demo/seed.js';
+import { families } from '../src/families/index.js';
 import { lotsFamily } from '../src/families/lots.js';
 import { createTestDatabase, type TestDatabase } from './support/databases.js';
 import { testFleet } from './support/fleet.js';
@@ -33,6 +34,11 @@ describe('tys CLI', () => {
     [['verify', 'unknown'], /unknown family "unknown"/],
     [['launch'], /unknown command "launch"/],
     [['migrate', 'sideways'], /unknown action "sideways"/],
+    [['enqueue', 'lots', '--investment', 'nosuchinvestment'], /no investment nosuchinvestment; nothing enqueued/],
+    [['enqueue', 'constraints', '--user', 'nosuchuser'], /no user nosuchuser; nothing enqueued/],
+    [['enqueue', 'metadata', '--portfolio', 'nosuchportfolio'], /no portfolio nosuchportfolio; nothing enqueued/],
+    [['status', '--run', 'run-20990101T000000Z-abcdef'], /no run run-20990101T000000Z-abcdef/],
+    [['revert', '--run', 'run-20990101T000000Z-abcdef'], /no run run-20990101T000000Z-abcdef/],
   ])('tys %j: one line on stderr, exit status 2', async (args, message) => {
     const result = await runTys(args, env);
     expect(result.code).toBe(2);
@@ -45,6 +51,13 @@ describe('tys CLI', () => {
     const result = await runTys(['status'], { ...env, REDIS_URL: 'http://example.com' });
     expect(result.code).toBe(2);
     expect(result.stderr).toMatch(/REDIS_URL must start with redis:\/\/ or rediss:\/\//);
+    const malformed: [string, string][] = [['REDIS_URL', 'redis://127.0.0.1:notaport'], ['DATABASE_URL', 'postgresql://a b'], ['TYS_QUEUE_PREFIX', 'a:b']];
+    for (const [name, value] of malformed) {
+      const bad = await runTys(['enqueue', 'lots', '--all'], { ...env, [name]: value });
+      expect(bad.code, name).toBe(2);
+      expect(bad.stderr.trim().split('\n'), name).toHaveLength(1);
+      expect(bad.stderr, name).toMatch(new RegExp(name));
+    }
     const secret = await runTys(['status'], { ...env, DATABASE_URL: 'mysql://admin:hunter2@db/x' });
     expect(secret.code).toBe(2);
     expect(secret.stderr).not.toContain('hunter2');
@@ -63,6 +76,11 @@ describe('tys CLI', () => {
     const result = await runTys(['status'], { ...env, REDIS_URL: 'redis://127.0.0.1:1' });
     expect(result.code).toBe(1);
     expect(result.stderr).toMatch(/cannot reach Redis at 127\.0\.0\.1:1/);
+  });
+
+  it('enqueued nothing and recorded no run for any of the refused commands', async () => {
+    expect(await db.prisma.fleetRun.count()).toBe(0);
+    for (const family of families) expect(await fleet.context.queue(family).count(), family.name).toBe(0);
   });
 
   it('counts without enqueuing on --dry-run', async () => {

@@ -1,6 +1,10 @@
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createPrisma } from '../src/db/prisma.js';
+import { isTransientDatabaseError } from '../src/db/transient.js';
+import { seedMvp } from '../src/demo/seed.js';
+import { lotsFamily } from '../src/families/lots.js';
+import { testFleet } from './support/fleet.js';
 import { createTestDatabase, type TestDatabase } from './support/databases.js';
 import { adminUrl } from './support/server.js';
 
@@ -39,5 +43,50 @@ describe('Postgres connections cut inside transactions', () => {
     }
     expect(await withinDeadline(prisma.$queryRaw<{ ok: number }[]>`SELECT 1 AS ok`, 10_000)).toEqual([{ ok: 1 }]);
     expect(await withinDeadline(prisma.$disconnect().then(() => 'disconnected'), 10_000)).toBe('disconnected');
+  });
+
+  it('a producer rides out a database outage in the middle of a run: every row gets its job, once', async () => {
+    await seedMvp(db.prisma, { investments: 3_000 });
+    const fleet = await testFleet(db);
+    try {
+      let cut = false;
+      let outage: Promise<void> = Promise.resolve();
+      const result = await fleet.enqueue(lotsFamily, { kind: 'all' }, {
+        pageSize: 200,
+        onProgress: () => {
+          if (cut) return;
+          cut = true;
+          outage = (async () => {
+            await admin.query(`ALTER DATABASE "${db.name}" WITH ALLOW_CONNECTIONS false`);
+            await admin.query('SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1', [db.name]);
+            await new Promise((resolve) => setTimeout(resolve, 1_500));
+            await admin.query(`ALTER DATABASE "${db.name}" WITH ALLOW_CONNECTIONS true`);
+          })();
+        },
+      });
+      await outage;
+      expect(cut).toBe(true);
+      expect(result).toMatchObject({ found: 3_000, added: 3_000, alreadyQueued: 0 });
+      expect(await fleet.context.queue(lotsFamily).count()).toBe(3_000);
+    } finally {
+      await admin.query(`ALTER DATABASE "${db.name}" WITH ALLOW_CONNECTIONS true`);
+      await fleet.close();
+    }
+  });
+
+  it('tells connection failures from errors in the statement', () => {
+    const transient = [
+      Object.assign(new Error('terminating connection due to administrator command'), { code: '57P01' }),
+      new Error('database "x" is not currently accepting connections'),
+      Object.assign(new Error("Can't reach database server at 127.0.0.1:5432"), { code: 'P1001' }),
+      new Error('wrapped', { cause: Object.assign(new Error('read ECONNRESET'), { code: 'ECONNRESET' }) }),
+    ];
+    const permanent = [
+      Object.assign(new Error('The table `public.FleetRun` does not exist in the current database.'), { code: 'P2021' }),
+      Object.assign(new Error('duplicate key value violates unique constraint'), { code: '23505' }),
+      new Error('syntax error at or near "SELEC"'),
+    ];
+    for (const error of transient) expect(isTransientDatabaseError(error), error.message).toBe(true);
+    for (const error of permanent) expect(isTransientDatabaseError(error), error.message).toBe(false);
   });
 });

@@ -2,7 +2,7 @@ import { loadConfig } from '../config/env.js';
 import { familyNames } from '../families/index.js';
 import { openFleet } from '../fleet/context.js';
 import { enqueue } from '../fleet/producer.js';
-import { describeScope } from '../fleet/scope.js';
+import { describeScope, missingScopeRows } from '../fleet/scope.js';
 import { defineCommand, integerFlag, UsageError } from './command.js';
 import { parseScope, requireFamily } from './families.js';
 import { waitForRun } from './progress.js';
@@ -47,6 +47,11 @@ export const enqueueCommand = defineCommand({
 
     const fleet = await openFleet(loadConfig());
     try {
+      const missing = await missingScopeRows(fleet.prisma, scope);
+      if (missing.length > 0) {
+        const more = missing.length > 3 ? ` and ${missing.length - 3} more` : '';
+        throw new UsageError(`tys enqueue: no ${missing.slice(0, 3).join(', ')}${more}; nothing enqueued`);
+      }
       const result = await enqueue(
         { prisma: fleet.prisma, redis: fleet.redis, queue: fleet.queue(family), runs: fleet.runs, prefix: fleet.config.queuePrefix },
         family,

@@ -63,7 +63,9 @@ function describeError(error: unknown): string {
     const lines = error.message.split('\n').map((l) => l.trim()).filter(Boolean);
     // Prisma's messages open with the call site; what went wrong is the last line.
     const line = error.name.startsWith('PrismaClient') ? lines[lines.length - 1] : lines[0];
-    return `${code ? `${code}: ` : ''}${line ?? error.name}`;
+    // A missing table means a database the migrations have not reached yet.
+    const hint = code === 'P2021' ? ' (apply the migrations first: tys migrate)' : '';
+    return `${code ? `${code}: ` : ''}${line ?? error.name}${hint}`;
   }
   return String(error);
 }

@@ -31,6 +31,9 @@ export const revertCommand = defineCommand({
     if (!RUN_ID_PATTERN.test(values.run)) throw new UsageError(`tys revert: "${values.run.slice(0, 40)}" is not a run id (like run-20260101T000000Z-abcdef)`);
     const prisma = createPrisma(loadConfig().databaseUrl);
     try {
+      if (!(await prisma.fleetRun.findUnique({ where: { id: values.run }, select: { id: true } }))) {
+        throw new UsageError(`tys revert: no run ${values.run}`);
+      }
       const report = await revertRun(prisma, values.run);
       if (values.json) io.out(JSON.stringify(report, null, 2));
       else {

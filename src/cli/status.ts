@@ -60,10 +60,7 @@ export const statusCommand = defineCommand({
     try {
       if (values.run) {
         const run = await fleet.runs.get(values.run);
-        if (!run) {
-          io.err(`error: no run ${values.run}`);
-          return 1;
-        }
+        if (!run) throw new UsageError(`tys status: no run ${values.run}`);
         const failures = await failuresOf(fleet, run);
         if (values.json) io.out(JSON.stringify({ run, failures }, null, 2));
         else {

@@ -1,6 +1,7 @@
 import type { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { PrismaClient } from '../db/prisma.js';
+import { retryTransient } from '../db/transient.js';
 import { jobIdFor, type JobData, type JobFamily } from './family.js';
 import { newRunId, type RunStore } from './runs.js';
 import type { Scope } from './scope.js';
@@ -55,7 +56,7 @@ export async function enqueue(
   const pageSize = options.pageSize ?? 1_000;
   const progress: EnqueueProgress = { found: 0, added: 0, alreadyQueued: 0, requeued: 0 };
   const runId = options.dryRun ? null : newRunId();
-  if (runId) await deps.runs.create(runId, family.name, scope);
+  if (runId) await retryTransient(() => deps.runs.create(runId, family.name, scope));
 
   let after = '';
   let inFlight: Promise<unknown> = Promise.resolve();
@@ -63,7 +64,8 @@ export async function enqueue(
   let confirmed = 0;
   try {
     for (;;) {
-      const keys = await family.source(deps.prisma, scope, after, pageSize);
+      // Pages are reads: a dropped connection costs a pause, not the run.
+      const keys = await retryTransient(() => family.source(deps.prisma, scope, after, pageSize));
       if (keys.length === 0) break;
       after = keys[keys.length - 1]!;
       progress.found += keys.length;
@@ -115,7 +117,7 @@ export async function enqueue(
       { cause: error },
     );
   }
-  if (runId) await deps.runs.markEnqueued(runId, progress.added, progress.alreadyQueued);
+  if (runId) await retryTransient(() => deps.runs.markEnqueued(runId, progress.added, progress.alreadyQueued));
   return { runId, ...progress };
 }
 

@@ -1,4 +1,4 @@
-import { Prisma } from '../db/prisma.js';
+import { Prisma, type PrismaClient } from '../db/prisma.js';
 
 /** Which rows an enqueue covers. */
 export type Scope =
@@ -41,5 +41,21 @@ export function investmentScopeSql(scope: Scope): Prisma.Sql {
       return Prisma.sql`i."portfolioId" = ${scope.id}`;
     case 'user':
       return Prisma.sql`p."userId" = ${scope.id}`;
+  }
+}
+
+/** The rows a scope names that do not exist, as "investment ID" and the like: an enqueue over them would silently do nothing. */
+export async function missingScopeRows(prisma: PrismaClient, scope: Scope): Promise<string[]> {
+  switch (scope.kind) {
+    case 'all':
+      return [];
+    case 'investments': {
+      const found = new Set((await prisma.investment.findMany({ where: { id: { in: scope.ids } }, select: { id: true } })).map((row) => row.id));
+      return scope.ids.filter((id) => !found.has(id)).map((id) => `investment ${id}`);
+    }
+    case 'portfolio':
+      return (await prisma.portfolio.count({ where: { id: scope.id } })) > 0 ? [] : [`portfolio ${scope.id}`];
+    case 'user':
+      return (await prisma.user.count({ where: { id: scope.id } })) > 0 ? [] : [`user ${scope.id}`];
   }
 }

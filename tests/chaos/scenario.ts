@@ -134,6 +134,7 @@ export async function runChaos(options: ChaosOptions = {}): Promise<ChaosReport>
       TYS_LOCK_DURATION_MS: '3000',
       TYS_STALLED_INTERVAL_MS: '1500',
       TYS_LOG_LEVEL: 'info',
+      TYS_DB_POOL_SIZE: '10',
       DASHBOARD_USER: 'operator',
       DASHBOARD_PASSWORD: secrets.password,
     });
