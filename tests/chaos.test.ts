@@ -28,6 +28,7 @@ describe('chaos', () => {
     // The Redis restart was noticed: the runs it cut short are reported interrupted, not waited for.
     expect(report.runs.INTERRUPTED).toBeGreaterThan(0);
     expect(report.uncleanShutdowns).toEqual([]);
+    expect(report.crashes).toEqual([]);
     expect(report.ok).toBe(true);
   }, 300_000);
 

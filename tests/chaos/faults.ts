@@ -15,6 +15,9 @@ export class WorkerPool {
   readonly exits: TysResult[] = [];
   /** SIGTERM exits that were not clean (status other than 0, or too slow). */
   readonly unclean: string[] = [];
+  /** Workers that exited without being told to. */
+  readonly crashes: string[] = [];
+  private stopping = false;
 
   private spawned = 0;
 
@@ -36,6 +39,13 @@ export class WorkerPool {
     void worker.exited.then((result) => {
       this.exits.push(result);
       if (this.logDir) writeFileSync(path.join(this.logDir, `worker-${n}.log`), result.stdout + result.stderr);
+      if (this.workers.includes(worker)) {
+        // Nobody stopped it: it crashed. Reported, and replaced so the scenario goes on.
+        const last = (result.stdout + result.stderr).trim().split('\n').slice(-6).join(' | ');
+        this.crashes.push(`worker exited ${result.code ?? result.signal} on its own; it last said: ${last.slice(0, 600)}`);
+        this.workers.splice(this.workers.indexOf(worker), 1);
+        if (!this.stopping) this.spawn();
+      }
     });
   }
 
@@ -69,6 +79,7 @@ export class WorkerPool {
 
   /** SIGTERM to every worker, restarting none. */
   async stopAll(deadlineMs: number): Promise<void> {
+    this.stopping = true;
     await Promise.all(this.workers.splice(0).map((worker) => this.stopGracefully(worker, deadlineMs)));
   }
 

@@ -17,7 +17,8 @@ export function formatReport(report: ChaosReport): string {
     `  rows wrong         ${report.wrong}`,
     `  secrets found      ${report.secretsFound.length}`,
     `  unclean shutdowns  ${report.uncleanShutdowns.length}`,
+    `  worker crashes     ${report.crashes.length}`,
     `  time to converge   ${report.convergeSeconds.toFixed(1)} s (${report.phases.map((p) => `${p.families.join('+')}: ${p.rounds} rounds, ${p.seconds.toFixed(1)} s`).join('; ')})`,
-    ...[...report.findings, ...report.secretsFound, ...report.uncleanShutdowns].map((line) => `  ! ${line}`),
+    ...[...report.findings, ...report.secretsFound, ...report.uncleanShutdowns, ...report.crashes].map((line) => `  ! ${line}`),
   ].join('\n');
 }

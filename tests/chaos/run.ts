@@ -80,4 +80,10 @@ async function main(): Promise<number> {
 
 // Whatever happens, no worker process outlives the scenario.
 process.on('exit', killSpawnedWorkers);
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.once(signal, () => {
+    killSpawnedWorkers();
+    process.exit(130);
+  });
+}
 process.exitCode = await main();

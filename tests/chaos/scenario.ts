@@ -8,7 +8,7 @@ import { createPrisma, type PrismaClient } from '../../src/db/prisma.js';
 import { RunStore, type RunView } from '../../src/fleet/runs.js';
 import { bookkeepingConnection, connectProducer } from '../../src/redis/connection.js';
 import { AlphaVantageStandIn } from '../support/alpha-vantage-server.js';
-import { fleetEnv, runTys, until } from '../support/processes.js';
+import { fleetEnv, killOnExit, runTys, until } from '../support/processes.js';
 import { freePort, PrivateRedis } from '../support/redis-server.js';
 import { adminUrl, serverUrl } from '../support/server.js';
 import { checkState, type StateCheck } from './check.js';
@@ -56,6 +56,7 @@ export interface ChaosReport extends StateCheck {
   providerFaults: Record<string, number>;
   producerRetries: number;
   uncleanShutdowns: string[];
+  crashes: string[];
   secretsFound: string[];
   phases: PhaseFigures[];
   convergeSeconds: number;
@@ -238,12 +239,13 @@ export async function runChaos(options: ChaosOptions = {}): Promise<ChaosReport>
       providerFaults: { ...market.faults },
       producerRetries,
       uncleanShutdowns: [...pool.unclean],
+      crashes: [...pool.crashes],
       secretsFound,
       phases,
       convergeSeconds,
       ...state,
     };
-    report.ok = report.duplicates === 0 && report.lost === 0 && report.wrong === 0 && secretsFound.length === 0 && report.uncleanShutdowns.length === 0;
+    report.ok = report.duplicates === 0 && report.lost === 0 && report.wrong === 0 && secretsFound.length === 0 && report.uncleanShutdowns.length === 0 && report.crashes.length === 0;
     return report;
   } finally {
     for (const cleanup of cleanups.reverse()) await cleanup().catch((error) => log(`cleanup: ${(error as Error).message}`));
@@ -299,10 +301,10 @@ async function databaseText(prisma: PrismaClient): Promise<string> {
 
 /** `tys dashboard` as a child process, and what an operator's browser would fetch from it. */
 function startDashboardProcess(env: NodeJS.ProcessEnv, port: number) {
-  const child = spawn(process.execPath, [path.join(PROJECT_ROOT, 'bin', 'tys.js'), 'dashboard', '--port', String(port), '--host', '127.0.0.1'], {
+  const child = killOnExit(spawn(process.execPath, [path.join(PROJECT_ROOT, 'bin', 'tys.js'), 'dashboard', '--port', String(port), '--host', '127.0.0.1'], {
     env,
     cwd: PROJECT_ROOT,
-  });
+  }));
   let output = '';
   child.stdout.on('data', (chunk) => (output += chunk));
   child.stderr.on('data', (chunk) => (output += chunk));

@@ -38,6 +38,12 @@ export function runTys(args: string[], env: NodeJS.ProcessEnv = process.env): Pr
 
 const spawned = new Set<ChildProcess>();
 
+/** Registers a child process for killSpawnedWorkers. */
+export function killOnExit<T extends ChildProcess>(child: T): T {
+  spawned.add(child);
+  return child;
+}
+
 /** Kills every worker process a test started and did not stop, so a failed test leaves none running. */
 export function killSpawnedWorkers(): void {
   for (const child of spawned) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');

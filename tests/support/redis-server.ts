@@ -1,7 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createServer } from 'node:net';
 import { Redis } from 'ioredis';
-import { until } from './processes.js';
+import { killOnExit, until } from './processes.js';
 
 export async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -34,11 +34,11 @@ export class PrivateRedis {
   }
 
   private async up(): Promise<void> {
-    this.process = spawn(
+    this.process = killOnExit(spawn(
       'redis-server',
       ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--maxmemory-policy', 'noeviction'],
       { stdio: 'ignore' },
-    );
+    ));
     await until('the private Redis to answer', () => this.answers(), 10_000, 50);
   }
 
