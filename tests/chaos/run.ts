@@ -4,7 +4,7 @@ import { killSpawnedWorkers } from '../support/processes.js';
 import { formatReport } from './run-report.js';
 import { runChaos, type ChaosOptions } from './scenario.js';
 
-const help = `Usage: npm run chaos -- [--investments N] [--workers K] [--seed S] [--provider-fault-rate R] [--json FILE]
+const help = `Usage: npm run chaos -- [--investments N] [--workers K] [--fault-every MIN-MAX] [--seed S] [--provider-fault-rate R] [--json FILE] [--logs DIR]
 
 Seeds a database of its own on the local Postgres (TEST_DATABASE_URL), starts
 K worker processes, a dashboard, a private Redis and a market-data stand-in,
@@ -16,9 +16,10 @@ its own, and searches logs, Redis, Postgres and dashboard responses for the
 API key and dashboard password. Exit status 0 when all holds, 1 otherwise.
 
 Options:
-  --investments N          investments to seed (default 100000)
+  --investments N          investments to seed (default 50000)
   --workers K              worker processes (default 4)
-  --seed S                 seed of every random choice, to replay a run (default random)
+  --fault-every MIN-MAX    pause between two faults, in ms, drawn from the range (default 2000-6000)
+  --seed S                 seed of the random choices: fault order, provider faults, alerts (default random)
   --provider-fault-rate R  share of provider calls answered with a fault (default 0.15)
   --json FILE              also write the figures as JSON
   --logs DIR               write each worker's whole output there
@@ -40,6 +41,7 @@ function parseOptions(argv: string[]): (ChaosOptions & { json?: string }) | 'hel
       workers: { type: 'string' },
       seed: { type: 'string' },
       'provider-fault-rate': { type: 'string' },
+      'fault-every': { type: 'string' },
       json: { type: 'string' },
       logs: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
@@ -50,8 +52,13 @@ function parseOptions(argv: string[]): (ChaosOptions & { json?: string }) | 'hel
   if (rate !== undefined && !(rate >= 0 && rate < 1)) {
     throw new Error(`--provider-fault-rate must be a number from 0 to below 1, got "${values['provider-fault-rate']}"`);
   }
+  const every = /^(\d+)-(\d+)$/.exec(values['fault-every'] ?? '2000-6000');
+  if (!every || Number(every[1]) < 100 || Number(every[1]) > Number(every[2])) {
+    throw new Error(`--fault-every must look like MIN-MAX in ms (such as 2000-6000), MIN at least 100, got "${values['fault-every']}"`);
+  }
   return {
-    investments: integer('investments', values.investments, 100, 10_000_000) ?? 100_000,
+    investments: integer('investments', values.investments, 100, 10_000_000) ?? 50_000,
+    faultEveryMs: [Number(every[1]), Number(every[2])],
     workers: integer('workers', values.workers, 1, 64) ?? 4,
     seed: integer('seed', values.seed, 0, 2 ** 31),
     providerFaultRate: rate,

@@ -21,7 +21,7 @@ export interface ChaosOptions {
   investments?: number;
   /** Worker processes, each running every family. Default 3. */
   workers?: number;
-  /** Seed of every random choice (data, faults, provider answers); printed so a failure can be replayed. */
+  /** Seed of the random choices (fault order, provider faults, alerts, prices); printed with the figures. */
   seed?: number;
   /** Pause between two injected faults, in ms. Default [500, 1500]. */
   faultEveryMs?: [number, number];
