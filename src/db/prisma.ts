@@ -1,4 +1,5 @@
 import { PrismaPg } from '@prisma/adapter-pg';
+import pg from 'pg';
 import { PrismaClient } from '../generated/prisma/client.js';
 import { releaseBrokenTransactions } from './release-guard.js';
 
@@ -10,6 +11,13 @@ export interface PrismaOptions {
 }
 
 export function createPrisma(databaseUrl: string, options: PrismaOptions = {}): PrismaClient {
-  const adapter = releaseBrokenTransactions(new PrismaPg({ connectionString: databaseUrl, max: options.maxConnections ?? 10 }));
+  const pool = new pg.Pool({ connectionString: databaseUrl, max: options.maxConnections ?? 10 });
+  // A connection the server ends (restart, failover, terminated backend)
+  // fails the query that meets it, which is how callers learn of it. As an
+  // 'error' event on the pool or on a client that nobody listens to at that
+  // moment, it would crash the process instead.
+  pool.on('error', () => undefined);
+  pool.on('connect', (client) => client.on('error', () => undefined));
+  const adapter = releaseBrokenTransactions(new PrismaPg(pool, { disposeExternalPool: true }));
   return new PrismaClient({ adapter });
 }

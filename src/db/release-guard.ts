@@ -27,20 +27,8 @@ export function releaseBrokenTransactions(factory: PrismaPg): PrismaPg {
   return factory;
 }
 
-/** Connections that already carry the listener below: one each, however many transactions they serve. */
-const listening = new WeakSet<pg.PoolClient>();
-
 function guard(transaction: Transaction): Transaction {
   const client = (transaction as unknown as { client: pg.PoolClient }).client;
-  // The adapter listens for connection errors only while the transaction is
-  // open, and the pool only while the connection is idle; an error that
-  // arrives in between (the server ending a connection just handed back, or
-  // one destroyed above) would be an unhandled 'error' event and crash the
-  // process. The failure already reaches the query that meets it.
-  if (!listening.has(client)) {
-    listening.add(client);
-    client.on('error', () => undefined);
-  }
   let released = false;
   const release = client.release.bind(client);
   client.release = (error?: Error | boolean) => {
