@@ -20,6 +20,10 @@ Environment: DATABASE_URL, REDIS_URL, TYS_QUEUE_PREFIX, TYS_LOG_LEVEL, and
                            renewing it (killed, frozen) before another takes
                            it over (default 30000)
   TYS_STALLED_INTERVAL_MS  how often workers look for such jobs (default 30000)
+  TYS_SHUTDOWN_TIMEOUT_MS  how long active jobs may take to finish after
+                           SIGTERM before the process exits 1 anyway; the
+                           jobs it still holds go to other workers as
+                           stalled (default 60000)
   TYS_DB_POOL_SIZE         Postgres connections this process may open
                            (default 20; mind the server's max_connections
                            times the number of worker processes)`;
@@ -52,6 +56,7 @@ export const workerCommand = defineCommand({
       lockDuration: positiveMs('TYS_LOCK_DURATION_MS'),
       stalledInterval: positiveMs('TYS_STALLED_INTERVAL_MS'),
       poolSize: integerFromEnv('TYS_DB_POOL_SIZE', 1, 1_000, 'an integer from 1 to 1000'),
+      shutdownTimeoutMs: positiveMs('TYS_SHUTDOWN_TIMEOUT_MS'),
     });
     return 0;
   },

@@ -15,6 +15,8 @@ export interface WorkerProcessOptions {
   /** Lock duration and stalled-job check interval in ms (see FleetWorkerOptions). */
   lockDuration?: number;
   stalledInterval?: number;
+  /** How long, in ms, active jobs may take to finish after SIGTERM before the process exits anyway. Default 60,000. */
+  shutdownTimeoutMs?: number;
   /** Postgres connections the process may open. Default 20: with batching, few connections carry many jobs. */
   poolSize?: number;
 }
@@ -57,8 +59,23 @@ export async function runWorkerProcess(config: FleetConfig, options: WorkerProce
   log.info({ families: options.families.map((f) => f.name), concurrency: options.concurrency, pid: process.pid }, 'workers started');
 
   await stopRequested;
-  await Promise.all([fleet.close(), scheduleRunner.close()]);
-  await prisma.$disconnect();
+  // Closing can wait forever on a Redis connection stuck reconnecting (a
+  // BullMQ limitation); past the deadline the process exits 1, and the jobs
+  // it still holds go back to the queue as stalled, to another worker.
+  const pending = new Set<string>();
+  const step = async (name: string, work: () => Promise<unknown>) => {
+    pending.add(name);
+    await work();
+    pending.delete(name);
+  };
+  const deadline = setTimeout(() => {
+    log.error({ pending: [...pending], timeoutMs: options.shutdownTimeoutMs }, 'shutdown did not finish in time: exiting');
+    process.exit(1);
+  }, options.shutdownTimeoutMs ?? 60_000);
+  deadline.unref();
+  await Promise.all([step('workers', () => fleet.close()), step('schedules', () => scheduleRunner.close())]);
+  await step('postgres', () => prisma.$disconnect());
+  clearTimeout(deadline);
   connection.disconnect();
   bookkeeping.disconnect();
   log.info('workers stopped');

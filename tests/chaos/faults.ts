@@ -140,6 +140,7 @@ export class FaultInjector {
   private running = false;
   private loop: Promise<void> = Promise.resolve();
   private wake: (() => void) | null = null;
+  private serial: Promise<void> = Promise.resolve();
 
   constructor(private readonly options: FaultInjectorOptions) {}
 
@@ -181,7 +182,14 @@ export class FaultInjector {
     return kinds;
   }
 
-  async inject(kind: FaultKind): Promise<void> {
+  /** Faults happen one at a time, whoever asks: each is then a fault of its own kind, not a mix of two. */
+  inject(kind: FaultKind): Promise<void> {
+    const done = this.serial.then(() => this.perform(kind));
+    this.serial = done.catch(() => undefined);
+    return done;
+  }
+
+  private async perform(kind: FaultKind): Promise<void> {
     const { pool, random, log } = this.options;
     switch (kind) {
       case 'worker-sigkill':
