@@ -68,10 +68,11 @@ export async function runWorkerProcess(config: FleetConfig, options: WorkerProce
     await work();
     pending.delete(name);
   };
+  const timeoutMs = options.shutdownTimeoutMs ?? 60_000;
   const deadline = setTimeout(() => {
-    log.error({ pending: [...pending], timeoutMs: options.shutdownTimeoutMs }, 'shutdown did not finish in time: exiting');
+    log.error({ pending: [...pending], timeoutMs }, 'shutdown did not finish in time: exiting');
     process.exit(1);
-  }, options.shutdownTimeoutMs ?? 60_000);
+  }, timeoutMs);
   deadline.unref();
   await Promise.all([step('workers', () => fleet.close()), step('schedules', () => scheduleRunner.close())]);
   await step('postgres', () => prisma.$disconnect());
