@@ -1,6 +1,7 @@
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import path from 'node:path';
+import type { Redis } from 'ioredis';
 import pg from 'pg';
 import type { FleetConfig } from '../../src/config/env.js';
 import { deployMigrations, PROJECT_ROOT } from '../../src/db/migrations.js';
@@ -272,7 +273,7 @@ function countLogLines(output: string, match: (entry: Record<string, unknown>) =
 }
 
 /** Every value under the fleet's prefix, whatever its type. */
-async function dumpRedis(redis: import('ioredis').Redis, prefix: string): Promise<string> {
+async function dumpRedis(redis: Redis, prefix: string): Promise<string> {
   const parts: string[] = [];
   let cursor = '0';
   do {
