@@ -4,6 +4,7 @@ import { seedMvp } from '../src/demo/seed.js';
 import { createTestDatabase, type TestDatabase } from './support/databases.js';
 import { flushPrefix, testFleet } from './support/fleet.js';
 import { fleetEnv, killSpawnedWorkers, spawnWorker, until } from './support/processes.js';
+import { PrivateRedis } from './support/redis-server.js';
 
 const INVESTMENTS = 3_000;
 
@@ -99,5 +100,27 @@ describe('crashes and restarts', () => {
     const run = await fleet.waitForRun(second.runId!);
     expect(run.status).toBe('COMPLETED');
     await expectOneLotEach(db);
+  });
+
+  it('a worker started while Redis is down waits for it, works once it is back, and stops cleanly either way', async () => {
+    const { fleet } = await setup();
+    const redis = await PrivateRedis.start();
+    cleanups.push(() => redis.stop());
+    await redis.stop();
+    const env = fleetEnv({ ...fleet.config, redisUrl: redis.url }, { TYS_LOG_LEVEL: 'info' });
+
+    const early = spawnWorker(env, ['--families', 'lots']);
+    await until('the worker to say it waits', async () => early.output().includes('waiting for Redis'), 30_000);
+    early.kill('SIGTERM');
+    const stopped = await early.exited;
+    expect(stopped.code).toBe(0);
+    expect(stopped.stdout).toMatch(/workers stopped before Redis could be reached/);
+
+    const patient = spawnWorker(env, ['--families', 'lots']);
+    await until('the worker to say it waits', async () => patient.output().includes('waiting for Redis'), 30_000);
+    await redis.restart();
+    await until('the worker to start once Redis is back', async () => patient.output().includes('"msg":"workers started"'), 30_000);
+    patient.kill('SIGTERM');
+    expect((await patient.exited).code).toBe(0);
   });
 });

@@ -1,7 +1,7 @@
 import type { FleetConfig } from '../config/env.js';
 import { createPrisma } from '../db/prisma.js';
 import { createLogger } from '../log.js';
-import { bookkeepingConnection, connectProducer, workerConnection } from '../redis/connection.js';
+import { bookkeepingConnection, untilReady, workerConnection } from '../redis/connection.js';
 import type { JobFamily } from './family.js';
 import { RunStore } from './runs.js';
 import { startScheduleRunner } from './schedules.js';
@@ -42,8 +42,14 @@ export async function runWorkerProcess(config: FleetConfig, options: WorkerProce
     process.on('SIGTERM', stop);
     process.on('SIGINT', stop);
   });
+  const bookkeeping = bookkeepingConnection(config.redisUrl);
+  const ready = untilReady(bookkeeping, () => log.warn({ redis: redisAddress(config.redisUrl) }, 'waiting for Redis'));
+  if ((await Promise.race([ready.then(() => 'ready'), stopRequested.then(() => 'stop')])) === 'stop') {
+    bookkeeping.disconnect();
+    log.info('workers stopped before Redis could be reached');
+    return;
+  }
   const connection = workerConnection(config.redisUrl);
-  const bookkeeping = await connectProducer(bookkeepingConnection(config.redisUrl), config.redisUrl);
   const prisma = createPrisma(config.databaseUrl, { maxConnections: options.poolSize ?? 20 });
   const runs = new RunStore(prisma, bookkeeping, config.queuePrefix);
   const fleet = startWorkers({ prisma, connection, runs, prefix: config.queuePrefix, log }, options.families, {
@@ -80,4 +86,10 @@ export async function runWorkerProcess(config: FleetConfig, options: WorkerProce
   connection.disconnect();
   bookkeeping.disconnect();
   log.info('workers stopped');
+}
+
+/** Host and port of a Redis URL, never its password. */
+function redisAddress(redisUrl: string): string {
+  const url = new URL(redisUrl);
+  return `${url.hostname}:${url.port || 6379}`;
 }

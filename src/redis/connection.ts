@@ -26,23 +26,30 @@ export function producerConnection(redisUrl: string, options: RedisOptions = {})
 
 /**
  * The run bookkeeping of a long-running process (outcomes, counters,
- * schedules): fails fast when Redis is absent at start, like a producer, but
- * once connected rides out any later outage, so a Redis restart does not
- * leave a worker that can no longer record what it does.
+ * schedules). Unlike a producer's, it waits out Redis being away, at start
+ * as later: a worker started while Redis restarts, or that lives through a
+ * restart, goes on recording what it does once Redis is back.
  */
 export function bookkeepingConnection(redisUrl: string): Redis {
-  let connectedOnce = false;
-  const redis = producerConnection(redisUrl, {
+  const redis = new Redis(redisUrl, {
     enableOfflineQueue: true,
     maxRetriesPerRequest: 20,
+    connectTimeout: 5_000,
+    retryStrategy: (attempt) => Math.min(200 * attempt, 2_000),
     connectionName: 'tys-bookkeeping',
-    retryStrategy: (attempt) => (connectedOnce ? Math.min(200 * attempt, 2_000) : attempt > 3 ? null : 200 * attempt),
   });
-  redis.once('ready', () => (connectedOnce = true));
   // Outages surface as failed commands, with their own handling; the
   // connection's error events only repeat them.
   redis.on('error', () => undefined);
   return redis;
+}
+
+/** Resolves once the connection is ready; `onWait` is told once if that takes more than a second. */
+export async function untilReady(redis: Redis, onWait: () => void): Promise<void> {
+  if (redis.status === 'ready') return;
+  const slow = setTimeout(onWait, 1_000).unref();
+  await new Promise((resolve) => redis.once('ready', resolve));
+  clearTimeout(slow);
 }
 
 /** Connects a lazy producer connection, naming Redis in the error when it is unreachable. */

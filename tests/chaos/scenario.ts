@@ -7,7 +7,7 @@ import type { FleetConfig } from '../../src/config/env.js';
 import { deployMigrations, PROJECT_ROOT } from '../../src/db/migrations.js';
 import { createPrisma, type PrismaClient } from '../../src/db/prisma.js';
 import { RunStore, type RunView } from '../../src/fleet/runs.js';
-import { bookkeepingConnection, connectProducer } from '../../src/redis/connection.js';
+import { bookkeepingConnection, untilReady } from '../../src/redis/connection.js';
 import { AlphaVantageStandIn } from '../support/alpha-vantage-server.js';
 import { fleetEnv, killOnExit, runTys, until } from '../support/processes.js';
 import { freePort, PrivateRedis } from '../support/redis-server.js';
@@ -146,7 +146,8 @@ export async function runChaos(options: ChaosOptions = {}): Promise<ChaosReport>
     const dashboard = startDashboardProcess(env, dashboardPort);
     cleanups.push(() => dashboard.stop());
 
-    const bookkeeping = await connectProducer(bookkeepingConnection(redis.url), redis.url);
+    const bookkeeping = bookkeepingConnection(redis.url);
+    await untilReady(bookkeeping, () => say('waiting for Redis'));
     cleanups.push(async () => bookkeeping.disconnect());
     const runs = new RunStore(prisma, bookkeeping, config.queuePrefix);
     const injector = new FaultInjector({
