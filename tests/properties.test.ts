@@ -8,8 +8,8 @@ import { parseSplitRatio, splitPrice, splitQuantity, splitResidualBound } from '
 import { PermanentJobError } from '../src/fleet/errors.js';
 import { decimalOrNull } from '../src/market/provider.js';
 import { createTestDatabase, type TestDatabase } from './support/databases.js';
+import { fromScaled, SCALE, toScaled } from './support/scaled.js';
 
-const SCALE = 10n ** 8n;
 /** decimal.js with room for exact products of Decimal(20,8) values. */
 const X = Decimal.clone({ precision: 100 });
 
@@ -21,19 +21,6 @@ function decimal8(options: { min?: bigint; max?: bigint } = {}) {
   return fc
     .oneof({ weight: 4, arbitrary: fc.bigInt({ min, max }) }, { weight: 1, arbitrary: fc.constantFrom(...edges) })
     .map(fromScaled);
-}
-
-function fromScaled(v: bigint): string {
-  const sign = v < 0n ? '-' : '';
-  const abs = v < 0n ? -v : v;
-  return `${sign}${abs / SCALE}.${(abs % SCALE).toString().padStart(8, '0')}`;
-}
-
-/** Exact integer arithmetic: the independent judge of decimal code. */
-function toScaled(text: string): bigint {
-  const [int, frac = ''] = text.replace('-', '').split('.');
-  const v = BigInt(int!) * SCALE + BigInt(frac.padEnd(8, '0').slice(0, 8));
-  return text.startsWith('-') ? -v : v;
 }
 
 const investmentRow = fc.record({

@@ -68,11 +68,16 @@ export function defineCommand<O extends Options>(spec: CommandSpec<O>): Command 
 }
 
 /** An integer flag within bounds, or a UsageError that names the flag; undefined when not given. */
-export function integerFlag(command: string, flag: string, raw: string | undefined, min: number, max: number): number | undefined {
+/** An integer within [min, max], or undefined when not given; `label` names the option or variable in the error. */
+export function integerSetting(label: string, raw: string | undefined, min: number, max: number): number | undefined {
   if (raw === undefined) return undefined;
   const value = Number(raw);
   if (!Number.isInteger(value) || value < min || value > max) {
-    throw new UsageError(`tys ${command}: --${flag} must be an integer from ${min} to ${max}, got "${raw}"`);
+    throw new UsageError(`${label} must be an integer from ${min} to ${max}, got "${raw}"`);
   }
   return value;
+}
+
+export function integerFlag(command: string, flag: string, raw: string | undefined, min: number, max: number): number | undefined {
+  return integerSetting(`tys ${command}: --${flag}`, raw, min, max);
 }

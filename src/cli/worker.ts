@@ -1,7 +1,7 @@
 import { loadConfig } from '../config/env.js';
 import { familyNames } from '../families/index.js';
 import { runWorkerProcess } from '../fleet/worker-process.js';
-import { defineCommand, integerFlag, UsageError } from './command.js';
+import { defineCommand, integerFlag, integerSetting, UsageError } from './command.js';
 import { parseFamilyList } from './families.js';
 
 const help = `Usage: tys worker [--families NAME,...] [--concurrency N]
@@ -28,15 +28,9 @@ Environment: DATABASE_URL, REDIS_URL, TYS_QUEUE_PREFIX, TYS_LOG_LEVEL, and
                            (default 20; mind the server's max_connections
                            times the number of worker processes)`;
 
-function integerFromEnv(name: string, min: number, max: number, what: string): number | undefined {
-  const raw = process.env[name];
-  if (raw === undefined || raw === '') return undefined;
-  const value = Number(raw);
-  if (!Number.isInteger(value) || value < min || value > max) throw new UsageError(`${name} must be ${what}, got "${raw}"`);
-  return value;
-}
-
-const positiveMs = (name: string) => integerFromEnv(name, 100, 2 ** 31 - 1, 'an integer number of ms >= 100');
+/** A variable of the environment, unset or empty meaning the default. */
+const fromEnv = (name: string, min: number, max: number) => integerSetting(name, process.env[name] || undefined, min, max);
+const MAX_MS = 2 ** 31 - 1;
 
 export const workerCommand = defineCommand({
   name: 'worker',
@@ -53,10 +47,10 @@ export const workerCommand = defineCommand({
     await runWorkerProcess(loadConfig(), {
       families,
       concurrency,
-      lockDuration: positiveMs('TYS_LOCK_DURATION_MS'),
-      stalledInterval: positiveMs('TYS_STALLED_INTERVAL_MS'),
-      poolSize: integerFromEnv('TYS_DB_POOL_SIZE', 1, 1_000, 'an integer from 1 to 1000'),
-      shutdownTimeoutMs: positiveMs('TYS_SHUTDOWN_TIMEOUT_MS'),
+      lockDuration: fromEnv('TYS_LOCK_DURATION_MS', 100, MAX_MS),
+      stalledInterval: fromEnv('TYS_STALLED_INTERVAL_MS', 100, MAX_MS),
+      poolSize: fromEnv('TYS_DB_POOL_SIZE', 1, 1_000),
+      shutdownTimeoutMs: fromEnv('TYS_SHUTDOWN_TIMEOUT_MS', 100, MAX_MS),
     });
     return 0;
   },

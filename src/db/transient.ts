@@ -23,8 +23,6 @@ export interface RetryOptions {
   attempts?: number;
   /** First pause in ms, doubled after each try. Default 250 (so 250 ms to 4 s, about 8 s in all). */
   baseDelayMs?: number;
-  /** Told of each transient failure before the pause. */
-  onRetry?: (error: unknown, attempt: number) => void;
 }
 
 /** Runs `work` again after a transient database error, with exponential backoff; any other error, or the last one, is thrown. */
@@ -36,7 +34,6 @@ export async function retryTransient<T>(work: () => Promise<T>, options: RetryOp
       return await work();
     } catch (error) {
       if (attempt >= attempts || !isTransientDatabaseError(error)) throw error;
-      options.onRetry?.(error, attempt);
       await new Promise((resolve) => setTimeout(resolve, base * 2 ** (attempt - 1)));
     }
   }

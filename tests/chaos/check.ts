@@ -1,5 +1,6 @@
 import type { PrismaClient } from '../../src/db/prisma.js';
-import { toScaled, type Expected } from './expected.js';
+import { toScaled } from '../support/scaled.js';
+import type { Expected } from './expected.js';
 
 export interface StateCheck {
   /** Rows or entries present more often than once where once is right (must be 0). */

@@ -4,20 +4,7 @@
  * BigInt), sharing no code with the families it judges.
  */
 
-const SCALE = 10n ** 8n;
-
-export function toScaled(text: string): bigint {
-  const negative = text.trim().startsWith('-');
-  const [int, frac = ''] = text.trim().replace('-', '').split('.');
-  const value = BigInt(int!) * SCALE + BigInt(frac.padEnd(8, '0').slice(0, 8));
-  return negative ? -value : value;
-}
-
-export function fromScaled(value: bigint): string {
-  const sign = value < 0n ? '-' : '';
-  const abs = value < 0n ? -value : value;
-  return `${sign}${abs / SCALE}.${(abs % SCALE).toString().padStart(8, '0')}`;
-}
+import { fromScaled, SCALE, toScaled } from '../support/scaled.js';
 
 /** a * n / m, rounded half up to 8 places, for a >= 0. */
 function mulDivHalfUp(a: bigint, n: bigint, m: bigint): bigint {

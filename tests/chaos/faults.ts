@@ -1,8 +1,9 @@
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
-import pg from 'pg';
+import type pg from 'pg';
 import { spawnWorker, type TysResult } from '../support/processes.js';
 import type { PrivateRedis } from '../support/redis-server.js';
+import { withClient } from '../support/server.js';
 
 type Worker = ReturnType<typeof spawnWorker>;
 
@@ -203,12 +204,12 @@ export class FaultInjector {
         break;
       }
       case 'postgres-terminate': {
-        const n = await this.admin((client) => this.terminateBackends(client));
+        const n = await withClient((client) => this.terminateBackends(client), this.options.adminUrl);
         log(`fault: ${n} Postgres connections of the database terminated`);
         break;
       }
       case 'postgres-outage':
-        await this.admin(async (client) => {
+        await withClient(async (client) => {
           await client.query(`ALTER DATABASE "${this.options.database}" WITH ALLOW_CONNECTIONS false`);
           try {
             const n = await this.terminateBackends(client);
@@ -217,7 +218,7 @@ export class FaultInjector {
           } finally {
             await client.query(`ALTER DATABASE "${this.options.database}" WITH ALLOW_CONNECTIONS true`);
           }
-        });
+        }, this.options.adminUrl);
         break;
       case 'redis-restart':
         await this.options.redis.restart();
@@ -233,15 +234,5 @@ export class FaultInjector {
       [this.options.database],
     );
     return result.rowCount ?? 0;
-  }
-
-  private async admin<T>(work: (client: pg.Client) => Promise<T>): Promise<T> {
-    const client = new pg.Client({ connectionString: this.options.adminUrl });
-    await client.connect();
-    try {
-      return await work(client);
-    } finally {
-      await client.end();
-    }
   }
 }

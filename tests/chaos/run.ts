@@ -1,5 +1,6 @@
 import { writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
+import { integerSetting } from '../../src/cli/command.js';
 import { killSpawnedWorkers } from '../support/processes.js';
 import { formatReport } from './run-report.js';
 import { runChaos, type ChaosOptions } from './scenario.js';
@@ -25,12 +26,7 @@ Options:
   --logs DIR               write each worker's whole output there
   -h, --help               this help`;
 
-function integer(name: string, value: string | undefined, min: number, max: number): number | undefined {
-  if (value === undefined) return undefined;
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < min || n > max) throw new Error(`--${name} must be an integer from ${min} to ${max}, got "${value}"`);
-  return n;
-}
+const integer = (name: string, raw: string | undefined, min: number, max: number) => integerSetting(`--${name}`, raw, min, max);
 
 /** The scenario's options from the command line; throws with a readable reason on bad input. */
 function parseOptions(argv: string[]): (ChaosOptions & { json?: string }) | 'help' {

@@ -2,7 +2,6 @@ import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import type { Redis } from 'ioredis';
-import pg from 'pg';
 import type { FleetConfig } from '../../src/config/env.js';
 import { deployMigrations, PROJECT_ROOT } from '../../src/db/migrations.js';
 import { createPrisma, type PrismaClient } from '../../src/db/prisma.js';
@@ -11,7 +10,7 @@ import { bookkeepingConnection, untilReady } from '../../src/redis/connection.js
 import { AlphaVantageStandIn } from '../support/alpha-vantage-server.js';
 import { fleetEnv, killOnExit, runTys, until } from '../support/processes.js';
 import { freePort, PrivateRedis } from '../support/redis-server.js';
-import { adminUrl, serverUrl } from '../support/server.js';
+import { adminUrl, serverUrl, withClient } from '../support/server.js';
 import { checkState, type StateCheck } from './check.js';
 import { FaultInjector, WorkerPool, type FaultKind } from './faults.js';
 import { findSecrets } from './secrets.js';
@@ -99,15 +98,7 @@ export async function runChaos(options: ChaosOptions = {}): Promise<ChaosReport>
   const database = `tys_chaos_${randomBytes(5).toString('hex')}`;
   const cleanups: (() => Promise<unknown>)[] = [];
 
-  const admin = async (sql: string) => {
-    const client = new pg.Client({ connectionString: adminUrl() });
-    await client.connect();
-    try {
-      await client.query(sql);
-    } finally {
-      await client.end();
-    }
-  };
+  const admin = (sql: string) => withClient((client) => client.query(sql));
   try {
     await admin(`CREATE DATABASE "${database}"`);
     cleanups.push(() => admin(`DROP DATABASE IF EXISTS "${database}" WITH (FORCE)`));

@@ -2,10 +2,9 @@ import type { PrismaClient } from '../../src/db/prisma.js';
 import { seedMvp } from '../../src/demo/seed.js';
 import type { AlphaVantageStandIn } from '../support/alpha-vantage-server.js';
 import { writeLegacyRows } from '../support/legacy.js';
+import { fromScaled, toScaled } from '../support/scaled.js';
 import {
   computeExpected,
-  fromScaled,
-  toScaled,
   type Expected,
   type MarketFixtures,
   type SeededAction,

@@ -1,8 +1,7 @@
 import { randomBytes } from 'node:crypto';
-import pg from 'pg';
 import type { TestProject } from 'vitest/node';
 import { deployMigrations } from '../../src/db/migrations.js';
-import { adminUrl, serverUrl } from './server.js';
+import { serverUrl, withClient } from './server.js';
 
 declare module 'vitest' {
   export interface ProvidedContext {
@@ -18,15 +17,10 @@ declare module 'vitest' {
 export default async function setup(project: TestProject): Promise<() => Promise<void>> {
   const TEMPLATE_DATABASE = `tys_test_template_${randomBytes(4).toString('hex')}`;
   project.provide('templateDatabase', TEMPLATE_DATABASE);
-  const admin = new pg.Client({ connectionString: adminUrl() });
-  await admin.connect();
-  await admin.query(`DROP DATABASE IF EXISTS "${TEMPLATE_DATABASE}" WITH (FORCE)`);
-  await admin.end();
+  const dropTemplate = () => withClient((client) => client.query(`DROP DATABASE IF EXISTS "${TEMPLATE_DATABASE}" WITH (FORCE)`));
+  await dropTemplate();
   await deployMigrations(serverUrl(TEMPLATE_DATABASE));
   return async () => {
-    const client = new pg.Client({ connectionString: adminUrl() });
-    await client.connect();
-    await client.query(`DROP DATABASE IF EXISTS "${TEMPLATE_DATABASE}" WITH (FORCE)`);
-    await client.end();
+    await dropTemplate();
   };
 }

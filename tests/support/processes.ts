@@ -52,8 +52,7 @@ export function killSpawnedWorkers(): void {
 
 /** A `tys worker` child process; output() is what it has printed so far. */
 export function spawnWorker(env: NodeJS.ProcessEnv, args: string[] = []): ChildProcess & { exited: Promise<TysResult>; output(): string } {
-  const child = spawn(process.execPath, [TYS, 'worker', ...args], { env, cwd: PROJECT_ROOT });
-  spawned.add(child);
+  const child = killOnExit(spawn(process.execPath, [TYS, 'worker', ...args], { env, cwd: PROJECT_ROOT }));
   let stdout = '';
   let stderr = '';
   child.stdout!.on('data', (chunk) => (stdout += chunk));
