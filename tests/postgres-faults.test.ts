@@ -1,6 +1,7 @@
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createPrisma } from '../src/db/prisma.js';
+import { createPrisma, Prisma, type PrismaClient } from '../src/db/prisma.js';
+import { sqlTransaction } from '../src/db/sql.js';
 import { isTransientDatabaseError } from '../src/db/transient.js';
 import { seedMvp } from '../src/demo/seed.js';
 import { lotsFamily } from '../src/families/lots.js';
@@ -26,15 +27,15 @@ describe('Postgres connections cut inside transactions', () => {
     await db?.drop();
   });
 
-  it('never leak pool connections: after more cuts than the pool holds, queries still run and disconnect ends', async () => {
+  const sleepingTransactions: [string, (prisma: PrismaClient) => Promise<unknown>][] = [
+    ['Prisma transactions', (prisma) => prisma.$transaction((tx) => tx.$queryRaw`SELECT pg_sleep(5)`)],
+    ['direct pg transactions (sqlTransaction)', (prisma) => sqlTransaction(prisma, (tx) => tx.query(Prisma.sql`SELECT pg_sleep(5)`))],
+  ];
+  it.each(sleepingTransactions)('%s never leak pool connections: after more cuts than the pool holds, queries still run and disconnect ends', async (_, sleepInTransaction) => {
     const prisma = createPrisma(db.url, { maxConnections: 2 });
     for (let i = 0; i < 4; i += 1) {
       // Its outcome is taken at once: the rejection comes while the loop below awaits.
-      const outcome = prisma
-        .$transaction(async (tx) => {
-          await tx.$queryRaw`SELECT pg_sleep(5)`;
-        })
-        .then(() => 'committed', (error: Error) => error.message);
+      const outcome = sleepInTransaction(prisma).then(() => 'committed', (error: Error) => error.message);
       // Wait until the transaction's statement runs, then cut its backend (this database's only).
       for (;;) {
         const { rows } = await admin.query(`SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = $1 AND query LIKE '%pg_sleep%'`, [db.name]);
@@ -74,6 +75,27 @@ describe('Postgres connections cut inside transactions', () => {
     } finally {
       await admin.query(`ALTER DATABASE "${db.name}" WITH ALLOW_CONNECTIONS true`);
       await fleet.close();
+    }
+  });
+
+  it('sqlTransaction rolls back a statement error, keeps the connection, and commits what succeeds', async () => {
+    const prisma = createPrisma(db.url, { maxConnections: 1 });
+    try {
+      await prisma.$executeRaw`CREATE TABLE IF NOT EXISTS sql_tx_probe (n int PRIMARY KEY)`;
+      const failed = sqlTransaction(prisma, async (tx) => {
+        await tx.query(Prisma.sql`INSERT INTO sql_tx_probe VALUES (${1})`);
+        await tx.query(Prisma.sql`INSERT INTO sql_tx_probe VALUES (${1})`);
+      });
+      await expect(failed).rejects.toMatchObject({ code: '23505' });
+      // The pool's only connection came back usable, outside any transaction.
+      const committed = await sqlTransaction(prisma, async (tx) => {
+        await tx.query(Prisma.sql`INSERT INTO sql_tx_probe VALUES (${2})`);
+        return tx.query<{ n: number }>(Prisma.sql`SELECT n FROM sql_tx_probe ORDER BY n`);
+      });
+      expect(committed).toEqual([{ n: 2 }]);
+      expect(await prisma.$queryRaw`SELECT n FROM sql_tx_probe ORDER BY n`).toEqual([{ n: 2 }]);
+    } finally {
+      await prisma.$disconnect();
     }
   });
 

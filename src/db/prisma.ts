@@ -2,6 +2,7 @@ import { PrismaPg } from '@prisma/adapter-pg';
 import pg from 'pg';
 import { PrismaClient } from '../generated/prisma/client.js';
 import { releaseBrokenTransactions } from './release-guard.js';
+import { registerPool } from './sql.js';
 
 export { Prisma, PrismaClient } from '../generated/prisma/client.js';
 
@@ -19,5 +20,7 @@ export function createPrisma(databaseUrl: string, options: PrismaOptions = {}): 
   pool.on('error', () => undefined);
   pool.on('connect', (client) => client.on('error', () => undefined));
   const adapter = releaseBrokenTransactions(new PrismaPg(pool, { disposeExternalPool: true }));
-  return new PrismaClient({ adapter });
+  const prisma = new PrismaClient({ adapter });
+  registerPool(prisma, pool);
+  return prisma;
 }

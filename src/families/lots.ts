@@ -1,4 +1,6 @@
 import { Prisma } from '../db/prisma.js';
+import { newRowIdSql } from '../db/row-id.js';
+import { sqlTransaction } from '../db/sql.js';
 import { auditMetadataSql, FLEET_ACTOR } from '../fleet/audit.js';
 import { PermanentJobError } from '../fleet/errors.js';
 import { DEFAULT_FAMILY_OPTIONS, type ItemResult, type JobFamily } from '../fleet/family.js';
@@ -29,19 +31,19 @@ export const lotsFamily: JobFamily = {
   isValidKey: isRowId,
 
   // Set-based: one transaction of two statements per batch, however many
-  // jobs the batch holds.
+  // jobs the batch holds, on the pool directly (see sqlTransaction).
   async handle({ prisma }, items) {
     const ids = items.map((item) => item.key);
-    return prisma.$transaction(async (tx) => {
+    return sqlTransaction(prisma, async (tx) => {
       // Row locks, taken in id order so that overlapping batches cannot
       // deadlock, serialise racing jobs for one investment: the later one
       // waits for the earlier to commit. The lot check must be a statement of
       // its own, after the lock: only a new statement's snapshot (READ
       // COMMITTED) sees the lots the earlier job committed.
-      const locked = await tx.$queryRaw<{ id: string; totalQuantity: Prisma.Decimal }[]>`
+      const locked = await tx.query<{ id: string; totalQuantity: string }>(Prisma.sql`
         SELECT id, "totalQuantity" FROM "Investment"
-         WHERE id = ANY(${ids}::text[]) ORDER BY id FOR NO KEY UPDATE`;
-      const created = await tx.$queryRaw<{ investmentId: string; lotId: string }[]>`
+         WHERE id = ANY(${ids}::text[]) ORDER BY id FOR NO KEY UPDATE`);
+      const created = await tx.query<{ investmentId: string; lotId: string }>(Prisma.sql`
         WITH input AS (
           SELECT DISTINCT ON (id) id, run_id, job_id
             FROM unnest(${ids}::text[], ${items.map((i) => i.runId)}::text[], ${items.map((i) => i.jobId)}::text[])
@@ -50,7 +52,7 @@ export const lotsFamily: JobFamily = {
         ), lots AS (
           INSERT INTO "TaxLot" (id, "investmentId", "purchaseDate", quantity, "costBasisPerUnit", fees,
                                 "remainingQuantity", status, "updatedAt")
-          SELECT gen_random_uuid()::text, i.id, i."createdAt"::date, i."totalQuantity", i."averageCostBasis", 0,
+          SELECT ${newRowIdSql}, i.id, i."createdAt"::date, i."totalQuantity", i."averageCostBasis", 0,
                  i."totalQuantity", 'OPEN', now()
             FROM "Investment" i JOIN input ON input.id = i.id
            WHERE i."totalQuantity" > 0
@@ -58,7 +60,7 @@ export const lotsFamily: JobFamily = {
           RETURNING id, "investmentId", "purchaseDate", quantity, "costBasisPerUnit", "remainingQuantity"
         ), audit AS (
           INSERT INTO "AuditLog" (id, "userId", action, entity, "entityId", "userAgent", metadata)
-          SELECT gen_random_uuid()::text, p."userId", 'CREATE_TAX_LOT', 'TaxLot', lots.id, ${FLEET_ACTOR},
+          SELECT ${newRowIdSql}, p."userId", 'CREATE_TAX_LOT', 'TaxLot', lots.id, ${FLEET_ACTOR},
                  ${auditMetadataSql(
                    Prisma.sql`input.run_id`,
                    Prisma.sql`input.job_id`,
@@ -75,7 +77,7 @@ export const lotsFamily: JobFamily = {
             JOIN "Investment" i ON i.id = lots."investmentId"
             JOIN "Portfolio" p ON p.id = i."portfolioId"
         )
-        SELECT "investmentId", id AS "lotId" FROM lots`;
+        SELECT "investmentId", id AS "lotId" FROM lots`);
       const quantities = new Map(locked.map((row) => [row.id, new Prisma.Decimal(row.totalQuantity)]));
       const lotOf = new Map(created.map((row) => [row.investmentId, row.lotId]));
       return items.map((item): ItemResult => {
