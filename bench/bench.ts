@@ -11,6 +11,7 @@ import { parseArgs } from 'node:util';
 import { Queue, Worker } from 'bullmq';
 import { Redis } from 'ioredis';
 import pg from 'pg';
+import { heapLimitFlags } from '../bin/heap-limit.js';
 import { deployMigrations, PROJECT_ROOT } from '../src/db/migrations.js';
 import { createPrisma } from '../src/db/prisma.js';
 import { seedMvp } from '../src/demo/seed.js';
@@ -158,7 +159,9 @@ async function bullmqCeiling(): Promise<number> {
 
 function runProducer(): Promise<{ added: number; seconds: number; maxRssMb: number; runId: string }> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', path.join(PROJECT_ROOT, 'bench', 'producer.ts'), 'lots'], { env, cwd: PROJECT_ROOT });
+    // Under the heap limit `tys enqueue` gives itself, so the RSS is the CLI's.
+    const heapLimit = heapLimitFlags(['enqueue', 'lots', '--all'], process.execArgv, process.env.NODE_OPTIONS) ?? [];
+    const child = spawn(process.execPath, [...heapLimit, '--import', 'tsx', path.join(PROJECT_ROOT, 'bench', 'producer.ts'), 'lots'], { env, cwd: PROJECT_ROOT });
     let out = '';
     child.stdout.on('data', (c) => (out += c));
     child.stderr.on('data', (c) => process.stderr.write(c));

@@ -1,5 +1,4 @@
 import type { Account } from '../../dashboard/auth.js';
-import { createDashboard, listen } from '../../dashboard/server.js';
 import { ConfigError, loadConfig } from '../config/env.js';
 import { createLogger } from '../log.js';
 import { defineCommand, integerFlag, UsageError } from './command.js';
@@ -55,6 +54,9 @@ export const dashboardCommand = defineCommand({
     }
     const host = values.insecure ? '127.0.0.1' : (values.host ?? '0.0.0.0');
     const log = createLogger('tys-dashboard');
+    // Loaded here, not at the top: express and bull-board would add about
+    // 20 MB to every other command, the long-running enqueue among them.
+    const { createDashboard, listen } = await import('../../dashboard/server.js');
     const dashboard = await createDashboard({
       config: loadConfig(),
       accounts: values.insecure ? [] : accounts,
