@@ -2,10 +2,13 @@
 //
 // Seeds N MVP investments into a scratch database and measures, in one run on
 // the same data: the document's per-row script (on a sample), the set-based
-// SQL bound, the BullMQ no-op ceiling, and the fleet end to end (producer and
-// worker processes until every job is done and `verify lots` passes).
-import { spawn } from 'node:child_process';
+// SQL bound, the BullMQ no-op ceiling (adding in the same process, and from a
+// process of its own), and the fleet end to end (producer and worker
+// processes until every job is done and `verify lots` passes), with what each
+// part of the fleet spends in CPU per investment.
+import { execFileSync, spawn } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { Queue, Worker } from 'bullmq';
@@ -76,6 +79,49 @@ function peakRssMb(pid: number): number {
   return Number(/VmHWM:\s+(\d+) kB/.exec(status)?.[1] ?? 0) / 1024;
 }
 
+/** CPU seconds a local process has used: /proc/<pid>/stat, utime + stime (+ its reaped children's). */
+function processCpu(pid: number, withChildren = false): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  const ticks = Number(fields[11]) + Number(fields[12]) + (withChildren ? Number(fields[13]) + Number(fields[14]) : 0);
+  return ticks / 100; // USER_HZ
+}
+
+function pidsOf(name: string, flags: string[] = []): number[] {
+  try {
+    return execFileSync('pgrep', [...flags, '-x', name]).toString().trim().split('\n').map(Number);
+  } catch {
+    return [];
+  }
+}
+
+/**
+ * CPU seconds Redis and Postgres have used so far. Redis reports its own;
+ * Postgres is every live server process plus the backends its postmaster
+ * has already reaped (a producer's connections end before it is measured).
+ * Postgres is null when its server is not on this machine.
+ */
+async function serverCpu(): Promise<{ redis: number; postgres: number | null }> {
+  const info = await redis.info('cpu');
+  const field = (name: string) => Number(new RegExp(`^${name}:([\\d.]+)`, 'm').exec(info)?.[1] ?? 0);
+  const postmaster = pidsOf('postgres', ['-o'])[0];
+  let postgres: number | null = null;
+  if (postmaster !== undefined && ['127.0.0.1', 'localhost', '::1', '[::1]'].includes(server.hostname)) {
+    postgres = processCpu(postmaster, true);
+    for (const pid of pidsOf('postgres')) {
+      if (pid === postmaster) continue;
+      try {
+        postgres += processCpu(pid);
+      } catch {
+        // ended between the listing and the read; its postmaster has it
+      }
+    }
+  }
+  return { redis: field('used_cpu_user') + field('used_cpu_sys'), postgres };
+}
+
+/** Microseconds of CPU per item, rounded. */
+const perItem = (seconds: number, items: number) => Math.round((seconds * 1e6) / items);
+
 async function setup(): Promise<void> {
   const admin = new pg.Client({ connectionString: server.toString() });
   await admin.connect();
@@ -125,14 +171,20 @@ async function setBased(): Promise<number> {
   return rate(N, seconds);
 }
 
-/** 3. BullMQ's ceiling: N no-op jobs through addBulk and a no-op worker. */
-async function bullmqCeiling(): Promise<number> {
-  const queue = new Queue('noop', { connection: redis, prefix: PREFIX });
+/**
+ * 3. BullMQ's ceiling: N no-op jobs through addBulk and a no-op worker, added
+ * and drained at once. Measured twice: adding and working in this one
+ * process, and adding from a process of its own (as the fleet does), which
+ * lets both use a core. Also what each no-op job costs in CPU.
+ */
+async function bullmqCeiling(separateAdder: boolean) {
+  const queueName = separateAdder ? 'noop-split' : 'noop';
+  const queue = new Queue(queueName, { connection: redis, prefix: PREFIX });
   const connection = new Redis(REDIS_URL, { maxRetriesPerRequest: null });
   let done = 0;
   let finish!: () => void;
   const finished = new Promise<void>((resolve) => (finish = resolve));
-  const worker = new Worker('noop', async () => undefined, {
+  const worker = new Worker(queueName, async () => undefined, {
     connection,
     prefix: PREFIX,
     concurrency: lotsFamily.options.concurrency,
@@ -143,21 +195,40 @@ async function bullmqCeiling(): Promise<number> {
     if (done === N) finish();
   });
   await worker.waitUntilReady();
+  const serverBefore = await serverCpu();
+  const ownCpu = process.cpuUsage();
   const started = now();
-  for (let i = 0; i < N; i += 1000) {
-    const count = Math.min(1000, N - i);
-    await queue.addBulk(Array.from({ length: count }, (_, k) => ({ name: 'noop', data: { k: i + k }, opts: { jobId: `noop-${i + k}` } })));
+  let adderCpu = 0;
+  if (separateAdder) {
+    const adder = spawn(process.execPath, ['--import', 'tsx', path.join(PROJECT_ROOT, 'bench', 'noop-adder.ts'), queueName, PREFIX, String(N)], {
+      env,
+      cwd: PROJECT_ROOT,
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    let out = '';
+    adder.stdout.on('data', (chunk) => (out += chunk));
+    const code = await new Promise((resolve) => adder.on('close', resolve));
+    if (code !== 0) throw new Error(`no-op adder exited ${code}`);
+    adderCpu = JSON.parse(out).cpuSeconds;
+  } else {
+    for (let i = 0; i < N; i += 1000) {
+      const count = Math.min(1000, N - i);
+      await queue.addBulk(Array.from({ length: count }, (_, k) => ({ name: 'noop', data: { k: i + k }, opts: { jobId: `noop-${i + k}` } })));
+    }
   }
   await finished;
   const seconds = now() - started;
+  const used = process.cpuUsage(ownCpu);
+  const serverAfter = await serverCpu();
   await worker.close();
   await queue.obliterate({ force: true });
   await queue.close();
   connection.disconnect();
-  return rate(N, seconds);
+  const nodeCpu = (used.user + used.system) / 1e6 + adderCpu;
+  return { rate: rate(N, seconds), cpuUsPerJob: { node: perItem(nodeCpu, N), redis: perItem(serverAfter.redis - serverBefore.redis, N) } };
 }
 
-function runProducer(): Promise<{ added: number; seconds: number; maxRssMb: number; runId: string }> {
+function runProducer(): Promise<{ added: number; seconds: number; cpuSeconds: number; maxRssMb: number; runId: string }> {
   return new Promise((resolve, reject) => {
     // Under the heap limit `tys enqueue` gives itself, so the RSS is the CLI's.
     const heapLimit = heapLimitFlags(['enqueue', 'lots', '--all'], process.execArgv, process.env.NODE_OPTIONS) ?? [];
@@ -192,6 +263,8 @@ async function fleet() {
   // Workers are ready when BullMQ has registered them on the queue.
   const queue = new Queue('lots', { connection: redis, prefix: PREFIX });
   await waitFor(async () => (await queue.getWorkersCount()) >= WORKERS, 'workers to start', 60);
+  const serverBefore = await serverCpu();
+  const workerCpuBefore = workers.map(({ child }) => processCpu(child.pid!));
   const started = now();
   const producer = await runProducer();
   const prisma = createPrisma(dbUrl.toString());
@@ -199,6 +272,8 @@ async function fleet() {
   const report = await lotsFamily.verify!(prisma);
   const seconds = now() - started;
   const workerRssMb = workers.map(({ child }) => peakRssMb(child.pid!));
+  const serverAfter = await serverCpu();
+  const workerCpu = workers.reduce((sum, { child }, i) => sum + processCpu(child.pid!) - workerCpuBefore[i]!, 0);
   for (const { child } of workers) child.kill('SIGTERM');
   await Promise.all(workers.map(({ exited }) => exited));
   const run = await prisma.fleetRun.findUniqueOrThrow({ where: { id: producer.runId } });
@@ -213,6 +288,14 @@ async function fleet() {
     run: { status: run.status, completed: run.completed, skipped: run.skipped, failed: run.failed },
     producer: { seconds: producer.seconds, rate: rate(producer.added, producer.seconds), maxRssMb: producer.maxRssMb },
     workerRssMb,
+    // What one investment costs each part of the fleet, in µs of CPU (the
+    // check by verify included): their sum bounds the rate these cores allow.
+    cpuUsPerInvestment: {
+      workers: perItem(workerCpu, N),
+      producer: perItem(producer.cpuSeconds, N),
+      redis: perItem(serverAfter.redis - serverBefore.redis, N),
+      postgres: serverAfter.postgres === null || serverBefore.postgres === null ? null : perItem(serverAfter.postgres - serverBefore.postgres, N),
+    },
     redis: { usedBefore: memoryBefore.used, usedAfter: memoryAfter.used, peak: memoryAfter.peak },
     payloadBytes: Buffer.byteLength(payload),
   };
@@ -229,30 +312,46 @@ async function producerAlone() {
 
 log(`seeding ${N} investments into ${DB}...`);
 await setup();
-log('1/5 document approach...');
+log('1/6 document approach...');
 const documentRate = await documentApproach();
-log('2/5 set-based SQL...');
+log('2/6 set-based SQL...');
 const setRate = await setBased();
-log('3/5 BullMQ no-op ceiling...');
-const bullRate = await bullmqCeiling();
-log('4/5 fleet end to end...');
+log('3/6 BullMQ no-op ceiling, one process...');
+const bullOneProcess = await bullmqCeiling(false);
+log('4/6 BullMQ no-op ceiling, adder in a process of its own...');
+const bullTwoProcesses = await bullmqCeiling(true);
+log('5/6 fleet end to end...');
 const fleetResult = await fleet();
-log('5/5 producer alone...');
+log('6/6 producer alone...');
 const producerOnly = await producerAlone();
 redis.disconnect();
 
+// The fleet is held to the better of the two ceilings.
+const bullRate = Math.max(bullOneProcess.rate, bullTwoProcesses.rate);
+const cores = availableParallelism();
+const fleetCpu = fleetResult.cpuUsPerInvestment;
+const fleetCpuTotal = fleetCpu.workers + fleetCpu.producer + fleetCpu.redis + (fleetCpu.postgres ?? 0);
+const noopCpuTotal = bullTwoProcesses.cpuUsPerJob.node + bullTwoProcesses.cpuUsPerJob.redis;
+const TARGET_RATE = 17_000;
 const result = {
   at: new Date().toISOString(),
   n: N,
+  cores,
   workers: WORKERS,
   concurrency: values.concurrency ? Number(values.concurrency) : lotsFamily.options.concurrency,
   batch: lotsFamily.options.batch,
   documentSample: SAMPLE,
-  rates: { document: documentRate, setBased: setRate, bullmqNoop: bullRate, fleet: fleetResult.rate },
+  rates: { document: documentRate, setBased: setRate, bullmqNoop: bullRate, bullmqNoopOneProcess: bullOneProcess.rate, bullmqNoopTwoProcesses: bullTwoProcesses.rate, fleet: fleetResult.rate },
   ratios: {
     fleetToDocument: +(fleetResult.rate / documentRate).toFixed(2),
     fleetToSetBased: +(fleetResult.rate / setRate).toFixed(3),
     fleetToBullmq: +(fleetResult.rate / bullRate).toFixed(3),
+  },
+  cpuUsPerJob: {
+    bullmqNoop: bullTwoProcesses.cpuUsPerJob,
+    fleet: fleetCpu,
+    // What the target leaves per investment on this machine's cores, all processes together.
+    budgetAtTarget: Math.round((cores * 1e6) / TARGET_RATE),
   },
   fleet: fleetResult,
   producerAlone: producerOnly,
@@ -260,11 +359,18 @@ const result = {
 const rows: [string, string][] = [
   ['document approach (per-row create)', `${documentRate}/s (sample ${SAMPLE})`],
   ['set-based INSERT ... SELECT', `${setRate}/s`],
-  ['BullMQ no-op ceiling', `${bullRate}/s`],
+  ['BullMQ no-op, add + drain in one process', `${bullOneProcess.rate}/s`],
+  ['BullMQ no-op, adder in its own process', `${bullTwoProcesses.rate}/s`],
   ['fleet end to end (+ verify)', `${fleetResult.rate}/s in ${fleetResult.seconds.toFixed(1)} s`],
   ['fleet / document', `${result.ratios.fleetToDocument}x`],
   ['fleet / set-based', `${result.ratios.fleetToSetBased}x`],
-  ['fleet / BullMQ ceiling', `${result.ratios.fleetToBullmq}x`],
+  ['fleet / BullMQ ceiling (the better one)', `${result.ratios.fleetToBullmq}x`],
+  ['CPU per no-op job: Node + Redis', `${bullTwoProcesses.cpuUsPerJob.node} + ${bullTwoProcesses.cpuUsPerJob.redis} = ${noopCpuTotal} µs`],
+  [
+    'CPU per investment: workers + producer + Redis + Postgres',
+    `${fleetCpu.workers} + ${fleetCpu.producer} + ${fleetCpu.redis} + ${fleetCpu.postgres ?? '?'} = ${fleetCpuTotal} µs`,
+  ],
+  [`CPU per investment at ${TARGET_RATE}/s on ${cores} cores`, `${result.cpuUsPerJob.budgetAtTarget} µs`],
   ['producer while workers run', `${fleetResult.producer.rate}/s, peak RSS ${fleetResult.producer.maxRssMb.toFixed(0)} MB`],
   ['producer alone', `${producerOnly.rate}/s, peak RSS ${producerOnly.maxRssMb.toFixed(0)} MB`],
   ['worker peak RSS', fleetResult.workerRssMb.map((mb) => `${mb.toFixed(0)} MB`).join(', ')],

@@ -9,11 +9,13 @@ const family = findFamily(process.argv[2] ?? 'lots');
 if (!family) throw new Error(`unknown family ${process.argv[2]}`);
 const fleet = await openFleet(loadConfig());
 const started = process.hrtime.bigint();
+const cpu = process.cpuUsage();
 const result = await enqueue(
   { prisma: fleet.prisma, redis: fleet.redis, queue: fleet.queue(family), runs: fleet.runs, prefix: fleet.config.queuePrefix },
   family,
   { kind: 'all' },
 );
 const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+const used = process.cpuUsage(cpu);
 await fleet.close();
-process.stdout.write(`${JSON.stringify({ ...result, seconds, maxRssMb: process.resourceUsage().maxRSS / 1024 })}\n`);
+process.stdout.write(`${JSON.stringify({ ...result, seconds, cpuSeconds: (used.user + used.system) / 1e6, maxRssMb: process.resourceUsage().maxRSS / 1024 })}\n`);
