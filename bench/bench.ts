@@ -58,10 +58,30 @@ async function clearRedis(): Promise<void> {
   } while (cursor !== '0');
 }
 
-async function redisMemory(): Promise<{ used: number; peak: number }> {
+async function redisUsedMemory(): Promise<number> {
   const info = await redis.info('memory');
-  const field = (name: string) => Number(/^(\w+):(\d+)/m.exec(info.split('\n').find((l) => l.startsWith(`${name}:`)) ?? '')?.[2] ?? 0);
-  return { used: field('used_memory'), peak: field('used_memory_peak') };
+  return Number(/^used_memory:(\d+)/m.exec(info)?.[1] ?? 0);
+}
+
+/**
+ * The highest used_memory seen while it runs, sampled every 100 ms: Redis's
+ * own used_memory_peak covers its whole life, earlier phases included.
+ */
+function sampleRedisPeak(): { stop(): Promise<number> } {
+  let peak = 0;
+  let sampling = Promise.resolve();
+  const timer = setInterval(() => {
+    sampling = sampling.then(async () => {
+      peak = Math.max(peak, await redisUsedMemory());
+    });
+  }, 100);
+  return {
+    async stop() {
+      clearInterval(timer);
+      await sampling;
+      return Math.max(peak, await redisUsedMemory());
+    },
+  };
 }
 
 async function sql(text: string): Promise<pg.QueryResult> {
@@ -258,7 +278,7 @@ async function waitFor(check: () => Promise<boolean>, what: string, deadlineSeco
 
 /** 4. The fleet: worker processes up, the producer enqueues lots --all, until the run has finished and verify passes. */
 async function fleet() {
-  const memoryBefore = await redisMemory();
+  const memoryBefore = await redisUsedMemory();
   const workers = Array.from({ length: WORKERS }, startWorker);
   // Workers are ready when BullMQ has registered them on the queue.
   const queue = new Queue('lots', { connection: redis, prefix: PREFIX });
@@ -266,11 +286,13 @@ async function fleet() {
   const serverBefore = await serverCpu();
   const workerCpuBefore = workers.map(({ child }) => processCpu(child.pid!));
   const started = now();
+  const redisPeak = sampleRedisPeak();
   const producer = await runProducer();
   const prisma = createPrisma(dbUrl.toString());
   await waitFor(async () => Boolean((await prisma.fleetRun.findUnique({ where: { id: producer.runId } }))?.finishedAt), 'the run to finish');
   const report = await lotsFamily.verify!(prisma);
   const seconds = now() - started;
+  const redisPeakBytes = await redisPeak.stop();
   const workerRssMb = workers.map(({ child }) => peakRssMb(child.pid!));
   const serverAfter = await serverCpu();
   const workerCpu = workers.reduce((sum, { child }, i) => sum + processCpu(child.pid!) - workerCpuBefore[i]!, 0);
@@ -278,7 +300,7 @@ async function fleet() {
   await Promise.all(workers.map(({ exited }) => exited));
   const run = await prisma.fleetRun.findUniqueOrThrow({ where: { id: producer.runId } });
   await prisma.$disconnect();
-  const memoryAfter = await redisMemory();
+  const memoryAfter = await redisUsedMemory();
   const payload = JSON.stringify({ runId: producer.runId, key: 'i0000000000000000000' });
   await queue.close();
   if (!report.ok) throw new Error(`verify lots failed: ${report.problemCount} investments wrong`);
@@ -296,7 +318,7 @@ async function fleet() {
       redis: perItem(serverAfter.redis - serverBefore.redis, N),
       postgres: serverAfter.postgres === null || serverBefore.postgres === null ? null : perItem(serverAfter.postgres - serverBefore.postgres, N),
     },
-    redis: { usedBefore: memoryBefore.used, usedAfter: memoryAfter.used, peak: memoryAfter.peak },
+    redis: { usedBefore: memoryBefore, usedAfter: memoryAfter, peak: redisPeakBytes },
     payloadBytes: Buffer.byteLength(payload),
   };
 }
@@ -374,7 +396,7 @@ const rows: [string, string][] = [
   ['producer while workers run', `${fleetResult.producer.rate}/s, peak RSS ${fleetResult.producer.maxRssMb.toFixed(0)} MB`],
   ['producer alone', `${producerOnly.rate}/s, peak RSS ${producerOnly.maxRssMb.toFixed(0)} MB`],
   ['worker peak RSS', fleetResult.workerRssMb.map((mb) => `${mb.toFixed(0)} MB`).join(', ')],
-  ['Redis used_memory before / after / peak', `${(fleetResult.redis.usedBefore / 2 ** 20).toFixed(1)} / ${(fleetResult.redis.usedAfter / 2 ** 20).toFixed(1)} / ${(fleetResult.redis.peak / 2 ** 20).toFixed(1)} MB`],
+  ['Redis used_memory before / after / peak of the run', `${(fleetResult.redis.usedBefore / 2 ** 20).toFixed(1)} / ${(fleetResult.redis.usedAfter / 2 ** 20).toFixed(1)} / ${(fleetResult.redis.peak / 2 ** 20).toFixed(1)} MB`],
   ['job payload', `${fleetResult.payloadBytes} bytes`],
 ];
 const width = Math.max(...rows.map(([k]) => k.length));
