@@ -23,7 +23,11 @@ Options:
   --wait                show progress until every job of the run has ended;
                         exit 1 if any failed
   --page-size N         rows read per source page (default 1000)
-  -h, --help            this help`;
+  -h, --help            this help
+
+The enqueue runs in a node process of its own with a heap limit of 96 MB
+plus 8 MB per 1,000 rows of --page-size, which keeps its memory flat at any
+number of rows; a --max-old-space-size in NODE_OPTIONS overrides it.`;
 
 export const enqueueCommand = defineCommand({
   name: 'enqueue',
