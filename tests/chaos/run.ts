@@ -1,4 +1,4 @@
-import { writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { integerSetting } from '../../src/cli/command.js';
 import { killSpawnedWorkers } from '../support/processes.js';
@@ -75,6 +75,8 @@ async function main(): Promise<number> {
     console.log(help);
     return 0;
   }
+  // Made before anything starts: the first worker log is written when a worker ends, minutes in.
+  if (options.logDir) mkdirSync(options.logDir, { recursive: true });
   const report = await runChaos({ ...options, log: (line) => console.log(line) });
   console.log(formatReport(report));
   if (options.json) writeFileSync(options.json, `${JSON.stringify(report, null, 2)}\n`);
