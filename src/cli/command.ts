@@ -67,7 +67,6 @@ export function defineCommand<O extends Options>(spec: CommandSpec<O>): Command 
   };
 }
 
-/** An integer flag within bounds, or a UsageError that names the flag; undefined when not given. */
 /** An integer within [min, max], or undefined when not given; `label` names the option or variable in the error. */
 export function integerSetting(label: string, raw: string | undefined, min: number, max: number): number | undefined {
   if (raw === undefined) return undefined;
@@ -78,6 +77,7 @@ export function integerSetting(label: string, raw: string | undefined, min: numb
   return value;
 }
 
+/** An integer flag within bounds, or a UsageError that names the flag; undefined when not given. */
 export function integerFlag(command: string, flag: string, raw: string | undefined, min: number, max: number): number | undefined {
   return integerSetting(`tys ${command}: --${flag}`, raw, min, max);
 }

@@ -1,7 +1,7 @@
 import type { FleetConfig } from '../config/env.js';
 import { createPrisma } from '../db/prisma.js';
 import { createLogger } from '../log.js';
-import { bookkeepingConnection, untilReady, workerConnection } from '../redis/connection.js';
+import { bookkeepingConnection, redisAddress, untilReady, workerConnection } from '../redis/connection.js';
 import type { JobFamily } from './family.js';
 import { RunStore } from './runs.js';
 import { startScheduleRunner } from './schedules.js';
@@ -86,10 +86,4 @@ export async function runWorkerProcess(config: FleetConfig, options: WorkerProce
   connection.disconnect();
   bookkeeping.disconnect();
   log.info('workers stopped');
-}
-
-/** Host and port of a Redis URL, never its password. */
-function redisAddress(redisUrl: string): string {
-  const url = new URL(redisUrl);
-  return `${url.hostname}:${url.port || 6379}`;
 }

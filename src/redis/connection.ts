@@ -52,6 +52,12 @@ export async function untilReady(redis: Redis, onWait: () => void): Promise<void
   clearTimeout(slow);
 }
 
+/** Host and port of a Redis URL, for messages: never its password. */
+export function redisAddress(redisUrl: string): string {
+  const url = new URL(redisUrl);
+  return `${url.hostname}:${url.port || 6379}`;
+}
+
 /** Connects a lazy producer connection, naming Redis in the error when it is unreachable. */
 export async function connectProducer(redis: Redis, redisUrl: string): Promise<Redis> {
   if (redis.status === 'wait') {
@@ -59,8 +65,7 @@ export async function connectProducer(redis: Redis, redisUrl: string): Promise<R
       await redis.connect();
     } catch (error) {
       redis.disconnect();
-      const host = new URL(redisUrl);
-      throw new Error(`cannot reach Redis at ${host.hostname}:${host.port || 6379}: ${(error as Error).message}`);
+      throw new Error(`cannot reach Redis at ${redisAddress(redisUrl)}: ${(error as Error).message}`);
     }
   }
   return redis;
