@@ -147,7 +147,7 @@ async function setup(): Promise<void> {
   await admin.connect();
   await admin.query(`DROP DATABASE IF EXISTS "${DB}" WITH (FORCE)`);
   await admin.end();
-  await deployMigrations(dbUrl.toString());
+  await deployMigrations(dbUrl.toString(), { createDatabase: true });
   const prisma = createPrisma(dbUrl.toString());
   await seedMvp(prisma, { investments: N });
   await prisma.$disconnect();

@@ -16,7 +16,7 @@ async function snapshot(db: TestDatabase): Promise<Snapshot> {
   const rows = await db.prisma.$queryRaw<{ key: string; row: Record<string, string | null> }[]>`
     SELECT 'Investment.' || id AS key, to_jsonb(x) AS row FROM (SELECT id, "totalQuantity"::text, "averageCostBasis"::text, "currentPrice"::text, "updatedAt"::text FROM "Investment") x
     UNION ALL
-    SELECT 'TaxLot.' || id, to_jsonb(y) FROM (SELECT id, quantity::text, "remainingQuantity"::text, "updatedAt"::text FROM "TaxLot") y`;
+    SELECT 'TaxLot.' || id, to_jsonb(y) FROM (SELECT id, quantity::text, "remainingQuantity"::text, "costBasisPerUnit"::text, "updatedAt"::text FROM "TaxLot") y`;
   return Object.fromEntries(rows.map((r) => [r.key, r.row]));
 }
 
@@ -37,9 +37,9 @@ describe('constraints family', () => {
     const inv = (id: string, q: string, c: string, p: string) =>
       `INSERT INTO "Investment" (id, ticker, name, "assetType", "totalQuantity", "averageCostBasis", "currentPrice", "portfolioId", "updatedAt")
        VALUES ('${id}', 'BAD', 'Bad ${id}', 'STOCK', ${q}, ${c}, ${p}, '${portfolio}', now())`;
-    const lot = (id: string, investment: string, q: string, r: string) =>
+    const lot = (id: string, investment: string, q: string, r: string, cost = '10') =>
       `INSERT INTO "TaxLot" (id, "investmentId", "purchaseDate", quantity, "costBasisPerUnit", "remainingQuantity", "updatedAt")
-       VALUES ('${id}', '${investment}', '2024-01-02', ${q}, 10, ${r}, now())`;
+       VALUES ('${id}', '${investment}', '2024-01-02', ${q}, ${cost}, ${r}, now())`;
     const clean = (n: number) => `${prefix}${String(n).padStart(10, '0')}`;
     await writeLegacyRows(db.prisma, [
       inv('badA', '-5', '10', '12'),
@@ -52,6 +52,8 @@ describe('constraints family', () => {
       lot('lotL2', clean(3), '5', '6.00000001'),
       lot('lotL3', clean(4), '-2', '1'),
       lot('lotL4', clean(5), '0', '-1'),
+      // As the lots family made them before it refused broken investments.
+      lot('lotL5', clean(6), '5', '5', '-3'),
     ]);
     fleet = await testFleet(db);
     env = fleetEnv(fleet.config);
@@ -67,7 +69,7 @@ describe('constraints family', () => {
     const result = await runTys(['audit', 'constraints', '--json'], env);
     expect(result.code).toBe(1);
     const report = JSON.parse(result.stdout);
-    expect(report.total).toBe(13);
+    expect(report.total).toBe(14);
     expect(report.findings).toEqual([
       { check: 'Investment_totalQuantity_positive (Investment)', count: 3, sample: ['badA', 'badB', 'badE'] },
       { check: 'Investment_averageCostBasis_positive (Investment)', count: 2, sample: ['badC', 'badE'] },
@@ -75,35 +77,45 @@ describe('constraints family', () => {
       { check: 'TaxLot_quantity_positive (TaxLot)', count: 2, sample: ['lotL3', 'lotL4'] },
       // lotL3 (quantity -2, remaining 1) breaks both lot constraints.
       { check: 'TaxLot_remainingQuantity_valid (TaxLot)', count: 4, sample: ['lotL1', 'lotL2', 'lotL3', 'lotL4'] },
+      { check: 'TaxLot_costBasisPerUnit_nonnegative (TaxLot)', count: 1, sample: ['lotL5'] },
     ]);
   });
 
-  it('lots cannot be made for non-positive quantities before the fix', async () => {
+  it('lots are refused for investments that break any phase 4 rule before the fix', async () => {
     const run = await fleet.waitForRun((await fleet.enqueue(lotsFamily)).runId!);
-    expect(run.failed).toBe(3); // badA, badB, badE
+    expect(run.failed).toBe(5);
+    const reasons = (await fleet.context.queue(lotsFamily).getFailed()).map((j) => j.failedReason).sort();
+    expect(reasons[2]).toBe(
+      'investment badC breaks Investment_averageCostBasis_positive (averageCostBasis = -1.50000000): run the constraints family first (tys enqueue constraints)',
+    );
+    expect(await db.prisma.taxLot.count({ where: { costBasisPerUnit: { lt: 0 } } })).toBe(1); // lotL5 only, planted
+    const verify = await runTys(['verify', 'lots'], env);
+    expect(verify.code).toBe(1);
+    expect(verify.stdout).toMatch(/a lot has a negative costBasisPerUnit -3/);
   });
 
   it('fixes every violating row, touches no clean row, one audit entry per changed row', async () => {
     const result = await fleet.enqueue(constraintsFamily);
     firstRun = result.runId!;
-    expect(result.added).toBe(9);
+    expect(result.added).toBe(10);
     const run = await fleet.waitForRun(firstRun);
-    expect(run).toMatchObject({ completed: 7, failed: 2, status: 'FAILED' });
+    expect(run).toMatchObject({ completed: 8, failed: 2, status: 'FAILED' });
 
     const after = await snapshot(db);
     const changed = Object.keys(after).filter((k) => JSON.stringify(after[k]) !== JSON.stringify(original[k]) && original[k]);
     // Of the rows that existed before, exactly the seven fixed ones changed.
     expect(changed.sort()).toEqual(
-      ['Investment.badA', 'Investment.badB', 'Investment.badC', 'Investment.badD', 'Investment.badE', 'TaxLot.lotL1', 'TaxLot.lotL2'],
+      ['Investment.badA', 'Investment.badB', 'Investment.badC', 'Investment.badD', 'Investment.badE', 'TaxLot.lotL1', 'TaxLot.lotL2', 'TaxLot.lotL5'],
     );
     expect(strip(after)['Investment.badA']).toEqual({ id: 'badA', totalQuantity: '0.00000001', averageCostBasis: '10.00000000', currentPrice: '12.00000000' });
     expect(strip(after)['Investment.badE']).toEqual({ id: 'badE', totalQuantity: '0.00000001', averageCostBasis: '0.00000000', currentPrice: null });
     expect(strip(after)['Investment.badD']!.currentPrice).toBeNull();
     expect(strip(after)['TaxLot.lotL1']!.remainingQuantity).toBe('0.00000000');
     expect(strip(after)['TaxLot.lotL2']!.remainingQuantity).toBe('5.00000000');
+    expect(strip(after)['TaxLot.lotL5']!.costBasisPerUnit).toBe('0.00000000');
 
     const audits = await db.prisma.auditLog.findMany({ where: { action: 'FIX_CONSTRAINT' } });
-    expect(audits).toHaveLength(7);
+    expect(audits).toHaveLength(8);
     const e = audits.find((a) => a.entityId === 'badE')!;
     expect(e.metadata).toMatchObject({
       runId: firstRun,
@@ -120,12 +132,13 @@ describe('constraints family', () => {
     expect(failed.every((j) => j.attemptsMade === 1)).toBe(true);
   });
 
-  it('lots and constraints meet: the investments that failed for their quantity now get their lot', async () => {
+  it('lots and constraints meet: the investments that were refused now get their lot, never a negative cost basis', async () => {
     const result = await fleet.enqueue(lotsFamily);
-    expect(result.requeued).toBe(3);
+    expect(result.requeued).toBe(5);
     const run = await fleet.waitForRun(result.runId!);
-    expect(run).toMatchObject({ status: 'COMPLETED', completed: 3 });
-    expect(await db.prisma.taxLot.count({ where: { investmentId: { in: ['badA', 'badB', 'badE'] } } })).toBe(3);
+    expect(run).toMatchObject({ status: 'COMPLETED', completed: 5 });
+    expect(await db.prisma.taxLot.count({ where: { investmentId: { in: ['badA', 'badB', 'badC', 'badD', 'badE'] } } })).toBe(5);
+    expect(await db.prisma.taxLot.count({ where: { costBasisPerUnit: { lt: 0 } } })).toBe(0);
   });
 
   it('changes nothing when run a second time', async () => {
@@ -134,7 +147,7 @@ describe('constraints family', () => {
     const run = await fleet.waitForRun(result.runId!);
     expect(run).toMatchObject({ total: 2, failed: 2 }); // only the two lots left for a person
     expect(await snapshot(db)).toEqual(before);
-    expect(await db.prisma.auditLog.count({ where: { action: 'FIX_CONSTRAINT' } })).toBe(7);
+    expect(await db.prisma.auditLog.count({ where: { action: 'FIX_CONSTRAINT' } })).toBe(8);
   });
 
   it('validate refuses while violations remain, exit 1 with the counts', async () => {
@@ -147,36 +160,36 @@ describe('constraints family', () => {
   it('revert restores the original values exactly, and a second revert changes nothing', async () => {
     const lotsBefore = await db.prisma.taxLot.count();
     const result = await runTys(['revert', '--run', firstRun], env);
-    expect(result.stdout).toMatch(/7 audit entries, 7 restored, 0 already reverted, 0 conflicts/);
+    expect(result.stdout).toMatch(/8 audit entries, 8 restored, 0 already reverted, 0 conflicts/);
     expect(result.stdout).toMatch(/constraint Investment_currentPrice_positive is NOT VALID again/);
     expect(result.code).toBe(0);
-    // All five constraints still exist, NOT VALID, and still check new writes.
+    // Every constraint still exists, NOT VALID, and still checks new writes.
     const checks = await db.prisma.$queryRaw<{ conname: string; convalidated: boolean }[]>`
       SELECT conname, convalidated FROM pg_constraint WHERE contype = 'c' AND connamespace = 'public'::regnamespace ORDER BY 1`;
-    expect(checks).toHaveLength(5);
+    expect(checks).toHaveLength(6);
     expect(checks.every((c) => !c.convalidated)).toBe(true);
     await expect(db.prisma.investment.update({ where: { id: 'badD' }, data: { currentPrice: '-1' } })).rejects.toThrow(/Investment_currentPrice_positive/);
     const restored = strip(await snapshot(db));
-    for (const key of ['Investment.badA', 'Investment.badB', 'Investment.badC', 'Investment.badD', 'Investment.badE', 'TaxLot.lotL1', 'TaxLot.lotL2']) {
+    for (const key of ['Investment.badA', 'Investment.badB', 'Investment.badC', 'Investment.badD', 'Investment.badE', 'TaxLot.lotL1', 'TaxLot.lotL2', 'TaxLot.lotL5']) {
       expect(restored[key], key).toEqual(strip(original)[key]);
     }
     expect(await db.prisma.taxLot.count()).toBe(lotsBefore);
     const again = await runTys(['revert', '--run', firstRun], env);
-    expect(again.stdout).toMatch(/7 audit entries, 0 restored, 7 already reverted, 0 conflicts/);
+    expect(again.stdout).toMatch(/8 audit entries, 0 restored, 8 already reverted, 0 conflicts/);
   });
 
   it('revert after a later manual edit reports the conflict and keeps the edit', async () => {
     const run = await fleet.waitForRun((await fleet.enqueue(constraintsFamily)).runId!);
-    expect(run.completed).toBe(7);
+    expect(run.completed).toBe(8);
     await db.prisma.investment.update({ where: { id: 'badC' }, data: { averageCostBasis: '7.5' } });
     const result = await runTys(['revert', '--run', run.id], env);
     expect(result.code).toBe(1);
-    expect(result.stdout).toMatch(/6 restored, 0 already reverted, 1 conflicts/);
+    expect(result.stdout).toMatch(/7 restored, 0 already reverted, 1 conflicts/);
     expect(result.stdout).toMatch(/conflict Investment badC: row changed since the run wrote it, or is in use; left as it is \(expected \{"averageCostBasis":"0.00000000"\}, found \{"averageCostBasis":"7.50000000"\}\)/);
     expect((await db.prisma.investment.findUniqueOrThrow({ where: { id: 'badC' } })).averageCostBasis.toFixed(8)).toBe('7.50000000');
   });
 
-  it('validates all five constraints once the data is clean', async () => {
+  it('validates every constraint once the data is clean', async () => {
     await fleet.waitForRun((await fleet.enqueue(constraintsFamily)).runId!);
     await db.prisma.taxLot.updateMany({ where: { id: { in: ['lotL3', 'lotL4'] } }, data: { quantity: '1', remainingQuantity: '1' } });
     const audit = await runTys(['audit', 'constraints'], env);
@@ -184,9 +197,9 @@ describe('constraints family', () => {
     const result = await runTys(['validate', 'constraints', '--json'], env);
     expect(result.code).toBe(0);
     const report = JSON.parse(result.stdout);
-    expect(report.constraints).toHaveLength(5);
+    expect(report.constraints).toHaveLength(6);
     expect(report.constraints.every((c: { validBefore: boolean; validAfter: boolean }) => !c.validBefore && c.validAfter)).toBe(true);
     const rows = await db.prisma.$queryRaw<{ n: bigint }[]>`SELECT count(*) AS n FROM pg_constraint WHERE contype = 'c' AND convalidated AND connamespace = 'public'::regnamespace`;
-    expect(rows[0]!.n).toBe(5n);
+    expect(rows[0]!.n).toBe(6n);
   });
 });

@@ -57,7 +57,7 @@ describe('lots family end to end', () => {
     expect(failed).toHaveLength(INVESTMENTS / BAD_EVERY);
     for (const job of failed) {
       expect(job.attemptsMade).toBe(1);
-      expect(job.failedReason).toMatch(/has totalQuantity -?\d+ \(must be > 0\): run the constraints family first/);
+      expect(job.failedReason).toMatch(/breaks Investment_totalQuantity_positive \(totalQuantity = -?[\d.]+\)(, [^:]+)?: run the constraints family first/);
     }
     const report = await lotsFamily.verify!(db.prisma);
     expect(report).toMatchObject({ ok: false, checked: INVESTMENTS, problemCount: INVESTMENTS / BAD_EVERY });

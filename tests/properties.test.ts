@@ -28,7 +28,7 @@ const investmentRow = fc.record({
   averageCostBasis: decimal8(),
   currentPrice: fc.option(decimal8(), { nil: null }),
 });
-const taxLotRow = fc.record({ quantity: decimal8(), remainingQuantity: decimal8() });
+const taxLotRow = fc.record({ quantity: decimal8(), remainingQuantity: decimal8(), costBasisPerUnit: decimal8() });
 
 function applyPlan(entity: Entity, row: Row): Row {
   const plan = planFix(entity, row);
@@ -51,7 +51,7 @@ describe('fix policies (property-based)', () => {
     );
   });
 
-  it('a TaxLot row: remainingQuantity clamped into [0, quantity] when quantity is positive, else left for a person', () => {
+  it('a TaxLot row: remainingQuantity clamped into [0, quantity] and a negative cost basis 0 when quantity is positive, else left for a person', () => {
     fc.assert(
       fc.property(taxLotRow, (row) => {
         const q = toScaled(row.quantity);
@@ -65,6 +65,7 @@ describe('fix policies (property-based)', () => {
         const expected = r < 0n ? 0n : r > q ? q : r;
         expect(toScaled(fixed.remainingQuantity!)).toBe(expected);
         expect(fixed.quantity).toBe(row.quantity);
+        expect(fixed.costBasisPerUnit).toBe(toScaled(row.costBasisPerUnit) < 0n ? '0' : row.costBasisPerUnit);
         expect(planFix('TaxLot', fixed).kind).toBe('clean');
       }),
       { numRuns: 2_000 },

@@ -3,13 +3,14 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { deployMigrations, migrationStatus, PROJECT_ROOT, revertMigrations } from '../src/db/migrations.js';
+import { deployMigrations, listMigrationFiles, migrationStatus, PROJECT_ROOT, revertMigrations } from '../src/db/migrations.js';
 import { createPrisma, Prisma } from '../src/db/prisma.js';
 import { createTestDatabase, type TestDatabase } from './support/databases.js';
 
 const execFileAsync = promisify(execFile);
 const PRISMA_CLI = path.join(PROJECT_ROOT, 'node_modules', 'prisma', 'build', 'index.js');
 const BASELINE = '20251012000000_mvp_baseline';
+const MIGRATION_COUNT = listMigrationFiles().length;
 
 const DOCUMENT_TABLES = [
   'User', 'Account', 'Session', 'VerificationToken', 'Portfolio', 'Investment',
@@ -31,6 +32,7 @@ const PHASE4_CONSTRAINTS = [
   'Investment_currentPrice_positive',
   'TaxLot_quantity_positive',
   'TaxLot_remainingQuantity_valid',
+  'TaxLot_costBasisPerUnit_nonnegative',
 ];
 
 async function query<T extends pg.QueryResultRow>(url: string, sql: string, params: unknown[] = []): Promise<T[]> {
@@ -108,8 +110,9 @@ describe('schema migrations', () => {
       ]),
     );
 
-    const states = await migrationStatus(db.url);
-    expect(states).toHaveLength(7);
+    const { migrations: states, notAdopted } = await migrationStatus(db.url);
+    expect(notAdopted).toBe(false);
+    expect(states).toHaveLength(MIGRATION_COUNT);
     expect(states.every((s) => s.appliedAt && !s.modified)).toBe(true);
   });
 
@@ -117,7 +120,7 @@ describe('schema migrations', () => {
     const env = { ...process.env, DATABASE_URL: db.url };
     const status = await execFileAsync(process.execPath, [PRISMA_CLI, 'migrate', 'status'], { cwd: PROJECT_ROOT, env });
     expect(status.stdout).toContain('Database schema is up to date');
-    expect(await deployMigrations(db.url)).toEqual([]);
+    expect(await deployMigrations(db.url)).toEqual({ adopted: null, applied: [] });
   });
 
   it('matches schema.prisma exactly (no drift between the model and the SQL)', async () => {
@@ -151,7 +154,7 @@ describe('schema migrations', () => {
     const before = await query(db.url, `SELECT * FROM "Investment" ORDER BY id`);
 
     const reverted = await revertMigrations(db.url, BASELINE);
-    expect(reverted).toHaveLength(6);
+    expect(reverted).toHaveLength(MIGRATION_COUNT - 1);
     const tables = await query<{ table_name: string }>(
       db.url,
       `SELECT table_name FROM information_schema.tables WHERE table_schema = 'public' ORDER BY 1`,
@@ -165,6 +168,6 @@ describe('schema migrations', () => {
 
     await deployMigrations(db.url);
     expect(await query(db.url, `SELECT * FROM "Investment" ORDER BY id`)).toEqual(before);
-    expect((await migrationStatus(db.url)).every((s) => s.appliedAt)).toBe(true);
+    expect((await migrationStatus(db.url)).migrations.every((s) => s.appliedAt)).toBe(true);
   });
 });

@@ -1,4 +1,3 @@
-import { loadConfig } from '../config/env.js';
 import { createPrisma } from '../db/prisma.js';
 import { families } from '../families/index.js';
 import { defineCommand, UsageError } from './command.js';
@@ -25,14 +24,14 @@ export const auditCommand = defineCommand({
   summary: 'count what a family still has to fix, with sample ids',
   help,
   options: { json: { type: 'boolean' } },
-  async run({ values, positionals }, io) {
+  async run({ values, positionals, config, json }, io) {
     const family = requireFamily('audit', positionals[0]);
     if (!family.audit) throw new UsageError(`tys audit: family ${family.name} has no audit (families that do: ${auditable.join(', ')})`);
-    const prisma = createPrisma(loadConfig().databaseUrl);
+    const prisma = createPrisma(config.databaseUrl);
     try {
       const findings = await family.audit(prisma);
       const total = findings.reduce((sum, f) => sum + f.count, 0);
-      if (values.json) io.out(JSON.stringify({ family: family.name, total, findings }, null, 2));
+      if (values.json) json({ family: family.name, total, findings });
       else {
         const width = Math.max(...findings.map((f) => f.check.length));
         for (const f of findings) {

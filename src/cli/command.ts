@@ -1,4 +1,6 @@
 import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { loadConfig, type FleetConfig } from '../config/env.js';
+import { describeTarget, targetLine, type Target } from '../config/target.js';
 
 /** Bad input on the command line: reported in one line, exit status 2. */
 export class UsageError extends Error {
@@ -33,12 +35,25 @@ export interface CommandSpec<O extends Options> {
   options: O;
   /** Whether the command takes positional arguments. Default true. */
   positionals?: boolean;
-  run(args: { values: Parsed<O>['values']; positionals: string[] }, io: CommandIo): Promise<number>;
+  run(args: CommandArgs<O>, io: CommandIo): Promise<number>;
+}
+
+export interface CommandArgs<O extends Options> {
+  values: Parsed<O>['values'];
+  positionals: string[];
+  /** The environment's configuration, validated before the command runs. */
+  config: FleetConfig;
+  target: Target;
+  /** Prints a JSON report, with the target it was made on. */
+  json(report: object): void;
 }
 
 /**
  * A command whose flags are parsed before it runs: a parse failure is a
  * UsageError naming the command, and --help prints the help and exits 0.
+ * Otherwise its first line (or its JSON report's `target`) names the
+ * Postgres database, the Redis database and the queue prefix it works on,
+ * so nobody acts on the wrong database without seeing it.
  */
 export function defineCommand<O extends Options>(spec: CommandSpec<O>): Command {
   return {
@@ -62,7 +77,11 @@ export function defineCommand<O extends Options>(spec: CommandSpec<O>): Command 
         io.out(spec.help);
         return 0;
       }
-      return spec.run({ values: parsed.values, positionals: parsed.positionals }, io);
+      const config = loadConfig();
+      const target = describeTarget(config);
+      const json = (report: object) => io.out(JSON.stringify({ target, ...report }, null, 2));
+      if (!(parsed.values as { json?: boolean }).json) io.out(targetLine(target));
+      return spec.run({ values: parsed.values, positionals: parsed.positionals, config, target, json }, io);
     },
   };
 }

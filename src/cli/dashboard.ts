@@ -1,5 +1,5 @@
 import type { Account } from '../../dashboard/auth.js';
-import { ConfigError, loadConfig } from '../config/env.js';
+import { ConfigError } from '../config/env.js';
 import { createLogger } from '../log.js';
 import { defineCommand, integerFlag, UsageError } from './command.js';
 
@@ -43,7 +43,7 @@ export const dashboardCommand = defineCommand({
   help,
   options: { port: { type: 'string' }, host: { type: 'string' }, insecure: { type: 'boolean' } },
   positionals: false,
-  async run({ values, positionals }, io) {
+  async run({ values, config }, io) {
     const port = integerFlag('dashboard', 'port', values.port ?? process.env.PORT, 0, 65_535) ?? 3000;
     const accounts = accountsFromEnv();
     if (!values.insecure && accounts.length === 0) {
@@ -58,7 +58,7 @@ export const dashboardCommand = defineCommand({
     // 20 MB to every other command, the long-running enqueue among them.
     const { createDashboard, listen } = await import('../../dashboard/server.js');
     const dashboard = await createDashboard({
-      config: loadConfig(),
+      config,
       accounts: values.insecure ? [] : accounts,
       metricsToken: process.env.METRICS_TOKEN || undefined,
       insecure: values.insecure,

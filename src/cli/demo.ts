@@ -1,5 +1,4 @@
 import pino from 'pino';
-import { loadConfig } from '../config/env.js';
 import { deployMigrations } from '../db/migrations.js';
 import { seedMvp } from '../demo/seed.js';
 import { lotsFamily } from '../families/lots.js';
@@ -28,10 +27,9 @@ export const demoCommand = defineCommand({
   help,
   options: { investments: { type: 'string' } },
   positionals: false,
-  async run({ values, positionals }, io) {
+  async run({ values, config }, io) {
     const count = integerFlag('demo', 'investments', values.investments, 1, 1_000_000) ?? 5_000;
-    const config = loadConfig();
-    const applied = await deployMigrations(config.databaseUrl);
+    const { applied } = await deployMigrations(config.databaseUrl, { createDatabase: true });
     io.out(`migrations: ${applied.length} applied, database up to date`);
     const fleet = await openFleet(config);
     const connection = workerConnection(config.redisUrl);

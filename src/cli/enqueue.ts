@@ -1,4 +1,3 @@
-import { loadConfig } from '../config/env.js';
 import { familyNames } from '../families/index.js';
 import { openFleet } from '../fleet/context.js';
 import { enqueue } from '../fleet/producer.js';
@@ -42,14 +41,14 @@ export const enqueueCommand = defineCommand({
       wait: { type: 'boolean' },
       'page-size': { type: 'string' },
     },
-  async run({ values, positionals }, io) {
+  async run({ values, positionals, config }, io) {
     if (positionals.length > 1) throw new UsageError(`tys enqueue: unexpected argument "${positionals[1]}"`);
     const family = requireFamily('enqueue', positionals[0]);
     const scope = parseScope(family, values);
     const pageSize = integerFlag('enqueue', 'page-size', values['page-size'], 1, 100_000) ?? 1_000;
     if (values['dry-run'] && values.wait) throw new UsageError('tys enqueue: --dry-run and --wait exclude each other');
 
-    const fleet = await openFleet(loadConfig());
+    const fleet = await openFleet(config);
     try {
       const missing = await missingScopeRows(fleet.prisma, scope);
       if (missing.length > 0) {

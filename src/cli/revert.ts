@@ -1,4 +1,3 @@
-import { loadConfig } from '../config/env.js';
 import { createPrisma } from '../db/prisma.js';
 import { revertRun } from '../fleet/revert.js';
 import { RUN_ID_PATTERN } from '../fleet/runs.js';
@@ -25,17 +24,17 @@ export const revertCommand = defineCommand({
   help,
   options: { run: { type: 'string' }, json: { type: 'boolean' } },
   positionals: false,
-  async run({ values, positionals }, io) {
+  async run({ values, positionals, config, json }, io) {
     if (positionals.length > 0) throw new UsageError(`tys revert: unexpected argument "${positionals[0]}"`);
     if (!values.run) throw new UsageError('tys revert: --run ID is required');
     if (!RUN_ID_PATTERN.test(values.run)) throw new UsageError(`tys revert: "${values.run.slice(0, 40)}" is not a run id (like run-20260101T000000Z-abcdef)`);
-    const prisma = createPrisma(loadConfig().databaseUrl);
+    const prisma = createPrisma(config.databaseUrl);
     try {
       if (!(await prisma.fleetRun.findUnique({ where: { id: values.run }, select: { id: true } }))) {
         throw new UsageError(`tys revert: no run ${values.run}`);
       }
       const report = await revertRun(prisma, values.run);
-      if (values.json) io.out(JSON.stringify(report, null, 2));
+      if (values.json) json(report);
       else {
         io.out(
           `revert of ${values.run} (as ${report.revertRunId}): ${report.entries} audit entries, ${report.reverted} restored, ` +

@@ -1,6 +1,5 @@
 import path from 'node:path';
 import { Queue } from 'bullmq';
-import { loadConfig } from '../config/env.js';
 import { PROJECT_ROOT } from '../db/migrations.js';
 import { families } from '../families/index.js';
 import { SCHEDULES_QUEUE } from '../fleet/queues.js';
@@ -34,7 +33,7 @@ export const scheduleCommand = defineCommand({
   summary: 'install, list or remove recurring enqueues',
   help,
   options: { file: { type: 'string' }, json: { type: 'boolean' } },
-  async run({ values, positionals }, io) {
+  async run({ values, positionals, config, json }, io) {
     const [action, name, ...extra] = positionals;
     if (extra.length > 0) throw new UsageError(`tys schedule: unexpected argument "${extra[0]}"`);
     if (action !== 'apply' && action !== 'list' && action !== 'remove') {
@@ -50,13 +49,12 @@ export const scheduleCommand = defineCommand({
       if (error instanceof ScheduleError) throw new UsageError(`tys schedule: ${error.message}`);
       throw error;
     }
-    const config = loadConfig();
     const redis = await connectProducer(producerConnection(config.redisUrl), config.redisUrl);
     const queue = new Queue(SCHEDULES_QUEUE, { connection: redis, prefix: config.queuePrefix });
     try {
       if (action === 'apply') {
         const report = await applySchedules(queue, schedules);
-        if (values.json) io.out(JSON.stringify(report, null, 2));
+        if (values.json) json(report);
         else {
           for (const [what, names] of Object.entries(report)) if (names.length) io.out(`${what}: ${names.join(', ')}`);
           const changes = report.created.length + report.updated.length + report.removed.length;
@@ -74,7 +72,7 @@ export const scheduleCommand = defineCommand({
         return 0;
       }
       const list = await queue.getJobSchedulers(0, -1, true);
-      if (values.json) io.out(JSON.stringify(list, null, 2));
+      if (values.json) json({ schedules: list });
       else if (list.length === 0) io.out('no schedulers installed (tys schedule apply)');
       else {
         for (const s of list) {

@@ -1,4 +1,3 @@
-import { loadConfig } from '../config/env.js';
 import { families } from '../families/index.js';
 import { openFleet, type FleetContext } from '../fleet/context.js';
 import { RUN_ID_PATTERN, type RunView } from '../fleet/runs.js';
@@ -49,20 +48,20 @@ export const statusCommand = defineCommand({
       limit: { type: 'string' },
       json: { type: 'boolean' },
     },
-  async run({ values, positionals }, io) {
+  async run({ values, positionals, config, json }, io) {
     if (positionals.length > 0) throw new UsageError(`tys status: unexpected argument "${positionals[0]}"`);
     if (values.run !== undefined && !RUN_ID_PATTERN.test(values.run)) {
       throw new UsageError(`tys status: "${values.run.slice(0, 40)}" is not a run id (like run-20260101T000000Z-abcdef)`);
     }
     const limit = integerFlag('status', 'limit', values.limit, 1, 1_000) ?? 10;
 
-    const fleet = await openFleet(loadConfig());
+    const fleet = await openFleet(config);
     try {
       if (values.run) {
         const run = await fleet.runs.get(values.run);
         if (!run) throw new UsageError(`tys status: no run ${values.run}`);
         const failures = await failuresOf(fleet, run);
-        if (values.json) io.out(JSON.stringify({ run, failures }, null, 2));
+        if (values.json) json({ run, failures });
         else {
           io.out(runLine(run));
           for (const failure of failures) io.out(`  failed ${failure.jobId} (${failure.attempts} attempts): ${failure.reason}`);
@@ -72,7 +71,7 @@ export const statusCommand = defineCommand({
       const counts = await familyCounts(fleet);
       const runs = await fleet.runs.list({ limit });
       if (values.json) {
-        io.out(JSON.stringify({ families: counts, runs }, null, 2));
+        json({ families: counts, runs });
         return 0;
       }
       io.out(`${'family'.padEnd(14)}${STATES.map((s) => s.padStart(11)).join('')}`);

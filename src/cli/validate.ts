@@ -1,4 +1,3 @@
-import { loadConfig } from '../config/env.js';
 import { createPrisma } from '../db/prisma.js';
 import { auditConstraints, validateConstraints } from '../families/constraints.js';
 import { defineCommand, UsageError } from './command.js';
@@ -19,16 +18,16 @@ export const validateCommand = defineCommand({
   summary: 'validate the phase 4 constraints once the data is clean',
   help,
   options: { json: { type: 'boolean' } },
-  async run({ values, positionals }, io) {
+  async run({ values, positionals, config, json }, io) {
     if (positionals[0] !== 'constraints' || positionals.length > 1) {
       throw new UsageError(`tys validate: expected "tys validate constraints", got "${positionals.join(' ')}"`);
     }
-    const prisma = createPrisma(loadConfig().databaseUrl);
+    const prisma = createPrisma(config.databaseUrl);
     try {
       const audits = await auditConstraints(prisma);
       const remaining = audits.filter((a) => a.violations > 0);
       if (remaining.length > 0) {
-        if (values.json) io.out(JSON.stringify({ validated: false, violations: remaining }, null, 2));
+        if (values.json) json({ validated: false, violations: remaining });
         else {
           io.out('refusing to validate: rows still break constraints');
           for (const a of remaining) io.out(`  ${a.constraint}: ${a.violations} (e.g. ${a.sample.slice(0, 3).join(', ')})`);
@@ -37,7 +36,7 @@ export const validateCommand = defineCommand({
         return 1;
       }
       const results = await validateConstraints(prisma);
-      if (values.json) io.out(JSON.stringify({ validated: true, constraints: results }, null, 2));
+      if (values.json) json({ validated: true, constraints: results });
       else {
         for (const r of results) {
           io.out(`${r.constraint.padEnd(38)} ${r.validAfter ? 'valid' : 'NOT VALID'}${r.validBefore ? ' (already was)' : r.validAfter ? ' (validated now)' : ''}`);

@@ -1,4 +1,3 @@
-import { loadConfig } from '../config/env.js';
 import { createPrisma } from '../db/prisma.js';
 import { families } from '../families/index.js';
 import { defineCommand, UsageError } from './command.js';
@@ -25,13 +24,13 @@ export const verifyCommand = defineCommand({
   summary: "check that a family's work is complete and exact",
   help,
   options: { json: { type: 'boolean' } },
-  async run({ values, positionals }, io) {
+  async run({ values, positionals, config, json }, io) {
     const family = requireFamily('verify', positionals[0]);
     if (!family.verify) throw new UsageError(`tys verify: family ${family.name} has no verification (families that do: ${verifiable.join(', ')})`);
-    const prisma = createPrisma(loadConfig().databaseUrl);
+    const prisma = createPrisma(config.databaseUrl);
     try {
       const report = await family.verify(prisma);
-      if (values.json) io.out(JSON.stringify(report, null, 2));
+      if (values.json) json(report);
       else if (report.ok) io.out(`verify ${family.name}: OK, ${report.checked} rows checked`);
       else {
         io.out(`verify ${family.name}: FAILED, ${report.problemCount} of ${report.checked} rows wrong`);

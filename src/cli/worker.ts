@@ -1,4 +1,3 @@
-import { loadConfig } from '../config/env.js';
 import { familyNames } from '../families/index.js';
 import { runWorkerProcess } from '../fleet/worker-process.js';
 import { defineCommand, integerFlag, integerSetting, UsageError } from './command.js';
@@ -40,11 +39,11 @@ export const workerCommand = defineCommand({
       families: { type: 'string' },
       concurrency: { type: 'string' },
     },
-  async run({ values, positionals }, io) {
+  async run({ values, positionals, config }, io) {
     if (positionals.length > 0) throw new UsageError(`tys worker: unexpected argument "${positionals[0]}"`);
     const families = parseFamilyList('worker', values.families);
     const concurrency = integerFlag('worker', 'concurrency', values.concurrency, 1, 1_000);
-    await runWorkerProcess(loadConfig(), {
+    await runWorkerProcess(config, {
       families,
       concurrency,
       lockDuration: fromEnv('TYS_LOCK_DURATION_MS', 100, MAX_MS),

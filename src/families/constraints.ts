@@ -32,8 +32,9 @@ const D = (value: string) => new Prisma.Decimal(value);
  * The fix policy of phase 4, in one place. Investment: the document's fixes
  * (non-positive quantity becomes 0.00000001, negative cost basis 0, negative
  * price NULL), each recorded with its old value so it can be reverted. TaxLot:
- * remainingQuantity clamped into [0, quantity]; a lot whose quantity is not
- * positive is left for a person. Policies apply in this order.
+ * remainingQuantity clamped into [0, quantity], a negative cost basis 0 (as
+ * its investment's); a lot whose quantity is not positive is left for a
+ * person. Policies apply in this order.
  */
 export const CONSTRAINT_POLICIES: readonly ConstraintPolicy[] = [
   {
@@ -76,6 +77,14 @@ export const CONSTRAINT_POLICIES: readonly ConstraintPolicy[] = [
     violated: (row) => D(row.remainingQuantity!).lt(0) || D(row.remainingQuantity!).gt(D(row.quantity!)),
     fix: { kind: 'clamp', min: '0', maxColumn: 'quantity' },
   },
+  {
+    constraint: 'TaxLot_costBasisPerUnit_nonnegative',
+    entity: 'TaxLot',
+    column: 'costBasisPerUnit',
+    violationSql: (x) => Prisma.sql`${x}."costBasisPerUnit" < 0`,
+    violated: (row) => D(row.costBasisPerUnit!).lt(0),
+    fix: { kind: 'set', value: '0' },
+  },
 ];
 
 /** Columns read from each entity (as text), owner included for the audit entry. */
@@ -87,7 +96,7 @@ const ENTITY_SQL: Record<Entity, { table: Prisma.Sql; columns: string[]; owner: 
   },
   TaxLot: {
     table: Prisma.sql`"TaxLot"`,
-    columns: ['quantity', 'remainingQuantity'],
+    columns: ['quantity', 'remainingQuantity', 'costBasisPerUnit'],
     owner: Prisma.sql`(SELECT p."userId" FROM "Investment" i JOIN "Portfolio" p ON p.id = i."portfolioId" WHERE i.id = x."investmentId")`,
   },
 };
@@ -103,11 +112,14 @@ const column = (name: string) => Prisma.raw(`"${name}"`);
 
 const X = Prisma.raw('x');
 
-function violationsOf(entity: Entity, alias: Prisma.Sql): Prisma.Sql {
-  return Prisma.join(
+/** SQL true for a row of `entity` (under `alias`) that breaks any of its policies. */
+export function violationsOf(entity: Entity, alias: Prisma.Sql): Prisma.Sql {
+  // A NULL column satisfies a CHECK: coalesce so that NOT (...) is true for it.
+  const tests = Prisma.join(
     CONSTRAINT_POLICIES.filter((p) => p.entity === entity).map((p) => p.violationSql(alias)),
     ' OR ',
   );
+  return Prisma.sql`coalesce(${tests}, false)`;
 }
 
 function fixedValue(policy: ConstraintPolicy, row: Row): string | null {
@@ -123,9 +135,14 @@ export type FixPlan =
   | { kind: 'fix'; broken: ConstraintPolicy[]; changes: Map<string, string | null> }
   | { kind: 'manual'; policy: ConstraintPolicy; reason: string };
 
+/** The policies of `entity` that a row's values (as numeric text) break. */
+export function brokenPolicies(entity: Entity, row: Row): ConstraintPolicy[] {
+  return CONSTRAINT_POLICIES.filter((p) => p.entity === entity && p.violated(row));
+}
+
 /** Pure: the policies applied to a row's values (as numeric text), in their order. */
 export function planFix(entity: Entity, row: Row): FixPlan {
-  const broken = CONSTRAINT_POLICIES.filter((p) => p.entity === entity && p.violated(row));
+  const broken = brokenPolicies(entity, row);
   if (broken.length === 0) return { kind: 'clean' };
   const manual = broken.find((p) => p.fix.kind === 'manual');
   if (manual?.fix.kind === 'manual') return { kind: 'manual', policy: manual, reason: manual.fix.reason };
@@ -214,7 +231,7 @@ export async function validateConstraints(prisma: PrismaClient): Promise<Validat
   const before = await state();
   for (const policy of CONSTRAINT_POLICIES) {
     const constraint = before.get(policy.constraint);
-    if (!constraint) throw new Error(`constraint ${policy.constraint} does not exist: apply the phase 4 migration first`);
+    if (!constraint) throw new Error(`constraint ${policy.constraint} does not exist: apply the migrations first (tys migrate)`);
     if (!constraint.convalidated) {
       await prisma.$executeRawUnsafe(`ALTER TABLE "${policy.entity}" VALIDATE CONSTRAINT "${policy.constraint}"`);
     }

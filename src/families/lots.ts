@@ -5,9 +5,30 @@ import { auditMetadataSql, FLEET_ACTOR } from '../fleet/audit.js';
 import { PermanentJobError } from '../fleet/errors.js';
 import { DEFAULT_FAMILY_OPTIONS, type ItemResult, type JobFamily } from '../fleet/family.js';
 import { investmentScopeSql, isRowId } from '../fleet/scope.js';
+import { brokenPolicies, violationsOf, type Row } from './constraints.js';
 
 const VERIFY_SAMPLE = 100;
 
+interface VerifyRow {
+  id: string;
+  totalQuantity: string;
+  averageCostBasis: string;
+  lotSum: string | null;
+  minCost: string | null;
+  /** The cost basis of a lot never changed since its creation that differs from its investment's average. */
+  driftedCost: string | null;
+  lots: bigint;
+  offenders: bigint;
+  checked: bigint;
+}
+
+function lotProblem(row: VerifyRow): string {
+  const text = (value: string) => new Prisma.Decimal(value).toFixed();
+  if (row.lots === 0n) return 'no tax lots';
+  if (new Prisma.Decimal(row.minCost!).lt(0)) return `a lot has a negative costBasisPerUnit ${text(row.minCost!)}`;
+  if (!new Prisma.Decimal(row.lotSum!).eq(row.totalQuantity)) return `lots hold ${text(row.lotSum!)} but totalQuantity is ${text(row.totalQuantity)}`;
+  return `lot costBasisPerUnit ${text(row.driftedCost!)} but averageCostBasis is ${text(row.averageCostBasis)}`;
+}
 
 /**
  * Phase 2: one OPEN tax lot per investment that has none, carrying the
@@ -40,9 +61,10 @@ export const lotsFamily: JobFamily = {
       // waits for the earlier to commit. The lot check must be a statement of
       // its own, after the lock: only a new statement's snapshot (READ
       // COMMITTED) sees the lots the earlier job committed.
-      const locked = await tx.query<{ id: string; totalQuantity: string }>(Prisma.sql`
-        SELECT id, "totalQuantity" FROM "Investment"
-         WHERE id = ANY(${ids}::text[]) ORDER BY id FOR NO KEY UPDATE`);
+      const locked = await tx.query<Row & { id: string }>(Prisma.sql`
+        SELECT id, "totalQuantity"::text AS "totalQuantity", "averageCostBasis"::text AS "averageCostBasis",
+               "currentPrice"::text AS "currentPrice"
+          FROM "Investment" WHERE id = ANY(${ids}::text[]) ORDER BY id FOR NO KEY UPDATE`);
       const created = await tx.query<{ investmentId: string; lotId: string }>(Prisma.sql`
         WITH input AS (
           SELECT DISTINCT ON (id) id, run_id, job_id
@@ -55,7 +77,7 @@ export const lotsFamily: JobFamily = {
           SELECT ${newRowIdSql}, i.id, i."createdAt"::date, i."totalQuantity", i."averageCostBasis", 0,
                  i."totalQuantity", 'OPEN', now()
             FROM "Investment" i JOIN input ON input.id = i.id
-           WHERE i."totalQuantity" > 0
+           WHERE NOT (${violationsOf('Investment', Prisma.raw('i'))})
              AND NOT EXISTS (SELECT 1 FROM "TaxLot" t WHERE t."investmentId" = i.id)
           RETURNING id, "investmentId", "purchaseDate", quantity, "costBasisPerUnit", "remainingQuantity"
         ), audit AS (
@@ -78,20 +100,22 @@ export const lotsFamily: JobFamily = {
             JOIN "Portfolio" p ON p.id = i."portfolioId"
         )
         SELECT "investmentId", id AS "lotId" FROM lots`);
-      const quantities = new Map(locked.map((row) => [row.id, new Prisma.Decimal(row.totalQuantity)]));
+      const investments = new Map(locked.map((row) => [row.id, row]));
       const lotOf = new Map(created.map((row) => [row.investmentId, row.lotId]));
       return items.map((item): ItemResult => {
-        const quantity = quantities.get(item.key);
-        if (!quantity) return { status: 'skipped', reason: 'investment no longer exists' };
+        const investment = investments.get(item.key);
+        if (!investment) return { status: 'skipped', reason: 'investment no longer exists' };
         const lotId = lotOf.get(item.key);
         if (lotId) {
           lotOf.delete(item.key); // the same key twice in a batch: the second finds the lot
           return { status: 'changed', detail: `lot ${lotId}` };
         }
-        if (quantity.lte(0)) {
-          return new PermanentJobError(
-            `investment ${item.key} has totalQuantity ${quantity.toFixed()} (must be > 0): run the constraints family first`,
-          );
+        // A lot copies the investment's values: a broken one would carry its
+        // fault into every later tax figure. Fixed first, with its own audit.
+        const broken = brokenPolicies('Investment', investment);
+        if (broken.length > 0) {
+          const rules = broken.map((p) => `${p.constraint} (${p.column} = ${investment[p.column]})`).join(', ');
+          return new PermanentJobError(`investment ${item.key} breaks ${rules}: run the constraints family first (tys enqueue constraints)`);
         }
         return { status: 'skipped', reason: 'investment already has tax lots' };
       });
@@ -100,30 +124,30 @@ export const lotsFamily: JobFamily = {
 
   // The document's check, exactly: decimal sums compared in SQL, no tolerance.
   async verify(prisma) {
-    const rows = await prisma.$queryRaw<{ id: string; totalQuantity: Prisma.Decimal; lotSum: Prisma.Decimal | null; lots: bigint; offenders: bigint; checked: bigint }[]>`
+    // The only lot of an investment, untouched since it was made from the
+    // position (no split, no fix), still has the investment's average as its
+    // cost basis: when the investment's basis was fixed and the lot's not,
+    // they differ.
+    const rows = await prisma.$queryRaw<VerifyRow[]>`
       WITH sums AS (
-        SELECT i.id, i."totalQuantity", sum(t."remainingQuantity") AS "lotSum", count(t.id) AS lots
+        SELECT i.id, i."totalQuantity", i."averageCostBasis", sum(t."remainingQuantity") AS "lotSum", count(t.id) AS lots,
+               min(t."costBasisPerUnit") AS "minCost",
+               min(t."costBasisPerUnit") FILTER (
+                 WHERE t."updatedAt" = t."createdAt" AND t."costBasisPerUnit" <> i."averageCostBasis") AS "driftedCost"
           FROM "Investment" i LEFT JOIN "TaxLot" t ON t."investmentId" = i.id
          GROUP BY i.id
       )
-      SELECT id, "totalQuantity", "lotSum", lots,
+      SELECT id, "totalQuantity"::text, "averageCostBasis"::text, "lotSum"::text, "minCost"::text, "driftedCost"::text, lots,
              count(*) OVER () AS offenders, (SELECT count(*) FROM "Investment") AS checked
         FROM sums
-       WHERE lots = 0 OR "lotSum" <> "totalQuantity"
+       WHERE lots = 0 OR "lotSum" <> "totalQuantity" OR "minCost" < 0 OR (lots = 1 AND "driftedCost" IS NOT NULL)
        ORDER BY id LIMIT ${VERIFY_SAMPLE}`;
     const checked = rows[0] ? Number(rows[0].checked) : await prisma.investment.count();
     return {
       ok: rows.length === 0,
       checked,
       problemCount: rows[0] ? Number(rows[0].offenders) : 0,
-      problems: rows.map((row) =>
-        row.lots === 0n
-          ? { id: row.id, problem: 'no tax lots' }
-          : {
-              id: row.id,
-              problem: `lots hold ${new Prisma.Decimal(row.lotSum!).toFixed()} but totalQuantity is ${new Prisma.Decimal(row.totalQuantity).toFixed()}`,
-            },
-      ),
+      problems: rows.map((row) => ({ id: row.id, problem: lotProblem(row) })),
     };
   },
 

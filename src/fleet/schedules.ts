@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { Queue, Worker, type Job } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
+import { parseDuration } from '../config/duration.js';
 import type { PrismaClient } from '../db/prisma.js';
 import type { JobFamily } from './family.js';
 import { enqueue } from './producer.js';
@@ -25,12 +26,11 @@ export class ScheduleError extends Error {
 }
 
 const NAME_PATTERN = /^[a-z0-9][a-z0-9-]{0,62}$/;
-const EVERY_PATTERN = /^(\d+)(s|m|h)$/;
 
-export function everyMs(every: string): number {
-  const match = EVERY_PATTERN.exec(every);
-  if (!match) throw new ScheduleError(`"every" must look like 30s, 5m or 1h, got "${every}"`);
-  return Number(match[1]) * { s: 1_000, m: 60_000, h: 3_600_000 }[match[2] as 's' | 'm' | 'h'];
+function everyMs(every: string): number {
+  const ms = parseDuration(every);
+  if (ms === null || every.endsWith('ms')) throw new ScheduleError(`"every" must look like 30s, 5m or 1h, got "${every}"`);
+  return ms;
 }
 
 function parseScope(where: string, raw: unknown): Scope {

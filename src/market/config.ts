@@ -1,5 +1,5 @@
 import { ConfigError } from '../config/env.js';
-import { everyMs } from '../fleet/schedules.js';
+import { parseDuration } from '../config/duration.js';
 import { parseRate, type BudgetLimits } from './budget.js';
 
 export interface MarketConfig {
@@ -15,11 +15,9 @@ export interface MarketConfig {
 }
 
 function duration(name: string, value: string | undefined, fallback: string): number {
-  try {
-    return everyMs(value || fallback);
-  } catch {
-    throw new ConfigError(`${name} must look like 30s, 15m or 24h, got "${value}"`);
-  }
+  const ms = parseDuration(value || fallback);
+  if (ms === null) throw new ConfigError(`${name} must look like 30s, 15m or 24h, got "${value}"`);
+  return ms;
 }
 
 /** Market-data settings from the environment, checked when a family that calls the provider starts. */

@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
 import pino from 'pino';
+import { inject } from 'vitest';
 import type { FleetConfig } from '../../src/config/env.js';
 import { openFleet, type FleetContext } from '../../src/fleet/context.js';
 import type { HandlerContext, JobFamily } from '../../src/fleet/family.js';
@@ -11,29 +12,13 @@ import type { Scope } from '../../src/fleet/scope.js';
 import { startWorkers, type FleetWorkers, type FleetWorkerOptions } from '../../src/fleet/worker.js';
 import { workerConnection } from '../../src/redis/connection.js';
 import type { TestDatabase } from './databases.js';
+import { flushPrefix, REDIS_URL } from './redis-keys.js';
 
-export const REDIS_URL = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
+export { flushPrefix, REDIS_URL };
 
 /** A queue prefix of the test file's own, so parallel files never see each other's jobs. */
 export function testPrefix(): string {
-  return `tys-test-${randomBytes(4).toString('hex')}`;
-}
-
-/** Deletes every key under a prefix: the test's own "Redis flush" that leaves other files alone. */
-export async function flushPrefix(prefix: string): Promise<number> {
-  const redis = new Redis(REDIS_URL);
-  let deleted = 0;
-  try {
-    let cursor = '0';
-    do {
-      const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 1000);
-      cursor = next;
-      if (keys.length) deleted += await redis.del(...keys);
-    } while (cursor !== '0');
-  } finally {
-    redis.disconnect();
-  }
-  return deleted;
+  return `${inject('prefixStem')}-${randomBytes(4).toString('hex')}`;
 }
 
 export function testConfig(db: TestDatabase, prefix: string): FleetConfig {

@@ -1,11 +1,14 @@
 import { randomBytes } from 'node:crypto';
 import type { TestProject } from 'vitest/node';
 import { deployMigrations } from '../../src/db/migrations.js';
+import { flushPrefix } from './redis-keys.js';
 import { serverUrl, withClient } from './server.js';
 
 declare module 'vitest' {
   export interface ProvidedContext {
     templateDatabase: string;
+    /** Every queue prefix of this run starts with it; the teardown deletes what is left under it. */
+    prefixStem: string;
   }
 }
 
@@ -17,10 +20,15 @@ declare module 'vitest' {
 export default async function setup(project: TestProject): Promise<() => Promise<void>> {
   const TEMPLATE_DATABASE = `tys_test_template_${randomBytes(4).toString('hex')}`;
   project.provide('templateDatabase', TEMPLATE_DATABASE);
+  const prefixStem = `tys-test-${randomBytes(4).toString('hex')}`;
+  project.provide('prefixStem', prefixStem);
   const dropTemplate = () => withClient((client) => client.query(`DROP DATABASE IF EXISTS "${TEMPLATE_DATABASE}" WITH (FORCE)`));
   await dropTemplate();
-  await deployMigrations(serverUrl(TEMPLATE_DATABASE));
+  await deployMigrations(serverUrl(TEMPLATE_DATABASE), { createDatabase: true });
   return async () => {
     await dropTemplate();
+    // A process a test stopped can still write a key after its file flushed
+    // its prefix: nothing of the run stays in the shared Redis.
+    await flushPrefix(prefixStem, '-*');
   };
 }

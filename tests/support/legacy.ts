@@ -1,21 +1,18 @@
-import { readFileSync } from 'node:fs';
-import path from 'node:path';
-import { MIGRATIONS_DIR } from '../../src/db/migrations.js';
+import { readMigrationSql } from '../../src/db/migrations.js';
 import type { PrismaClient } from '../../src/db/prisma.js';
 
-const PHASE4 = path.join(MIGRATIONS_DIR, '20251012000400_phase4_data_constraints');
+/** The migrations that add CHECK constraints, in the order they were applied. */
+const CHECK_MIGRATIONS = ['20251012000400_phase4_data_constraints', '20251012000700_lot_cost_basis_constraint'];
 
 /**
- * Writes rows as the MVP could, before phase 4: the constraints are dropped
- * for the duration (phase 4's own down.sql) and added back NOT VALID (its
- * migration.sql), all in one transaction.
+ * Writes rows as the MVP could, before the CHECK constraints: they are
+ * dropped for the duration (their migrations' own down.sql) and added back
+ * NOT VALID (their migration.sql), all in one transaction.
  */
 export async function writeLegacyRows(prisma: PrismaClient, statements: string[]): Promise<void> {
-  const down = readFileSync(path.join(PHASE4, 'down.sql'), 'utf8');
-  const up = readFileSync(path.join(PHASE4, 'migration.sql'), 'utf8');
   await prisma.$transaction(async (tx) => {
-    await tx.$executeRawUnsafe(down);
+    for (const name of [...CHECK_MIGRATIONS].reverse()) await tx.$executeRawUnsafe(readMigrationSql(name, 'down'));
     for (const statement of statements) await tx.$executeRawUnsafe(statement);
-    await tx.$executeRawUnsafe(up);
+    for (const name of CHECK_MIGRATIONS) await tx.$executeRawUnsafe(readMigrationSql(name, 'migration'));
   });
 }

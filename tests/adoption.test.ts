@@ -1,0 +1,194 @@
+import { randomBytes } from 'node:crypto';
+import pg from 'pg';
+import { afterEach, describe, expect, it } from 'vitest';
+import { listMigrationFiles, readMigrationSql, revertMigrations } from '../src/db/migrations.js';
+import { createTestDatabase, type TestDatabase } from './support/databases.js';
+import { REDIS_URL, testPrefix } from './support/fleet.js';
+import { runTys } from './support/processes.js';
+import { serverUrl, withClient } from './support/server.js';
+
+const FILES = listMigrationFiles();
+const BASELINE = FILES[0]!.name;
+const PHASE4 = '20251012000400_phase4_data_constraints';
+const PHASE5 = '20251012000500_phase5_competitive_features';
+
+/** The application's production database as it is today: the MVP tables, dirty rows, no migration history. */
+const MVP_ROWS = `
+  INSERT INTO "User" (id, email) VALUES ('u1', 'one@example.com');
+  INSERT INTO "Account" (id, "userId", type, provider, "providerAccountId") VALUES ('a1', 'u1', 'oauth', 'github', 'gh1');
+  INSERT INTO "Portfolio" (id, name, "userId", "updatedAt") VALUES ('p1', 'Core', 'u1', now());
+  INSERT INTO "Investment" (id, ticker, name, "assetType", "totalQuantity", "averageCostBasis", "currentPrice", "portfolioId", "updatedAt")
+  VALUES ('i1', 'VTI', 'Vanguard', 'ETF', 10.5, 200.12345678, 250, 'p1', now());`;
+const DIRTY_ROWS = `
+  INSERT INTO "Investment" (id, ticker, name, "assetType", "totalQuantity", "averageCostBasis", "currentPrice", "portfolioId", "updatedAt")
+  VALUES ('i2', 'BAD', 'Negative basis', 'STOCK', 3, -4.5, -1, 'p1', now()),
+         ('i3', 'ZERO', 'Zero quantity', 'STOCK', 0, 10, NULL, 'p1', now());`;
+
+function env(db: { url: string }, extra: Record<string, string> = {}): NodeJS.ProcessEnv {
+  return { ...process.env, DATABASE_URL: db.url, REDIS_URL, TYS_QUEUE_PREFIX: testPrefix(), ...extra };
+}
+
+async function sql<T extends pg.QueryResultRow = pg.QueryResultRow>(db: { url: string }, text: string): Promise<T[]> {
+  return withClient(async (client) => (await client.query<T>(text)).rows, db.url);
+}
+
+/** Everything an adoption could touch: tables, columns, indexes, constraints, and the rows. */
+async function fingerprint(db: TestDatabase): Promise<unknown> {
+  return {
+    schema: await sql(
+      db,
+      `SELECT table_name, column_name, data_type FROM information_schema.columns WHERE table_schema = 'public'
+       UNION ALL SELECT tablename, indexname, indexdef FROM pg_indexes WHERE schemaname = 'public' ORDER BY 1, 2`,
+    ),
+    investments: await sql(db, `SELECT * FROM "Investment" ORDER BY id`),
+  };
+}
+
+async function mvpDatabase(extraSql = ''): Promise<TestDatabase> {
+  const db = await createTestDatabase({ empty: true });
+  await sql(db, readMigrationSql(BASELINE, 'migration') + MVP_ROWS + DIRTY_ROWS + extraSql);
+  return db;
+}
+
+describe('adopting a production database on the MVP schema', () => {
+  const databases: TestDatabase[] = [];
+  const track = (db: TestDatabase) => (databases.push(db), db);
+  afterEach(async () => {
+    for (const db of databases.splice(0)) await db.drop();
+  });
+
+  it('adopts a database made from the baseline alone, keeps every row, and applies every phase', async () => {
+    const db = track(await mvpDatabase());
+    const before = await sql(db, `SELECT id, "totalQuantity", "averageCostBasis", "currentPrice" FROM "Investment" ORDER BY id`);
+
+    const status = await runTys(['migrate', 'status'], env(db));
+    expect(status.code).toBe(1);
+    expect(status.stdout).toMatch(/not adopted yet/);
+
+    const result = await runTys(['migrate'], env(db));
+    expect(result.stderr).toBe('');
+    expect(result.code).toBe(0);
+    expect(result.stdout.split('\n')[0]).toMatch(new RegExp(`^target: postgres 127\\.0\\.0\\.1:5432 database "${db.name}", redis 127\\.0\\.0\\.1:6379 db 0, queue prefix "tys-test-`));
+    expect(result.stdout).toMatch(`adopted database "${db.name}": recorded the MVP baseline as applied\n`);
+    for (const file of FILES.slice(1)) expect(result.stdout).toContain(`applied ${file.name}`);
+
+    const history = await sql<{ migration_name: string; logs: string | null }>(db, `SELECT migration_name, logs FROM _prisma_migrations ORDER BY migration_name`);
+    expect(history.map((h) => h.migration_name)).toEqual(FILES.map((f) => f.name));
+    expect(history[0]!.logs).toMatch(/schema matched the baseline/);
+    expect(await sql(db, `SELECT id, "totalQuantity", "averageCostBasis", "currentPrice" FROM "Investment" ORDER BY id`)).toEqual(before);
+
+    const again = await runTys(['migrate', 'status'], env(db));
+    expect(again.code).toBe(0);
+    expect(again.stdout).not.toMatch(/not adopted/);
+  });
+
+  it('refuses a database whose schema differs from the baseline, lists the differences, and changes nothing', async () => {
+    const db = track(await mvpDatabase(`ALTER TABLE "Investment" ADD COLUMN "sector" TEXT; DROP INDEX "Account_userId_idx";
+      ALTER TABLE "Portfolio" ALTER COLUMN "name" TYPE VARCHAR(80);`));
+    const before = await fingerprint(db);
+
+    const result = await runTys(['migrate'], env(db));
+    expect(result.code).toBe(1);
+    const lines = result.stderr.trim().split('\n');
+    expect(lines).toContain('  Investment.sector: present in the database, not in the baseline');
+    expect(lines).toContain('  index Account_userId_idx: in the baseline, missing in the database');
+    expect(lines).toContain('  Portfolio.name: text NOT NULL in the baseline, character varying(80) NOT NULL in the database');
+    expect(lines).toHaveLength(5);
+    expect(result.stderr).toMatch(/tys migrate --baseline/);
+    expect(await sql(db, `SELECT to_regclass('public._prisma_migrations') AS t`)).toEqual([{ t: null }]);
+    expect(await fingerprint(db)).toEqual(before);
+
+    const unconfirmed = await runTys(['migrate', '--baseline'], env(db));
+    expect(unconfirmed.code).toBe(1);
+    expect(unconfirmed.stderr).toMatch(/nothing changed: confirm at the prompt, or add --yes/);
+    expect(await fingerprint(db)).toEqual(before);
+  });
+
+  it('adopts with --baseline --yes: creates the missing indexes the application\'s own schema lacked, then migrates', async () => {
+    const db = track(await mvpDatabase(`DROP INDEX "Account_userId_idx"; DROP INDEX "Session_userId_idx";`));
+    const result = await runTys(['migrate', '--baseline', '--yes'], env(db));
+    expect(result.code).toBe(0);
+    expect(result.stdout).toMatch(/adopted database .*; created Account_userId_idx, Session_userId_idx/);
+    expect(result.stdout).toMatch(/database is up to date/);
+    const indexes = await sql<{ indexname: string }>(db, `SELECT indexname FROM pg_indexes WHERE indexname LIKE '%userId_idx'`);
+    expect(indexes.map((i) => i.indexname)).toEqual(expect.arrayContaining(['Account_userId_idx', 'Session_userId_idx']));
+    const [baseline] = await sql<{ logs: string }>(db, `SELECT logs FROM _prisma_migrations WHERE migration_name = '${BASELINE}'`);
+    expect(baseline!.logs).toMatch(/index Session_userId_idx: in the baseline, missing in the database/);
+  });
+
+  it('never creates a mistyped database, and a failed first migration leaves no history table behind', async () => {
+    const missing = `tys_test_prdo_${randomBytes(4).toString('hex')}`;
+    const result = await runTys(['migrate'], env({ url: serverUrl(missing) }));
+    expect(result.code).toBe(1);
+    expect(result.stderr.trim()).toBe(`error: database "${missing}" does not exist on 127.0.0.1:5432 (use --create-database to create it)`);
+    expect(await withClient(async (c) => (await c.query(`SELECT 1 FROM pg_database WHERE datname = $1`, [missing])).rowCount)).toBe(0);
+
+    // A table the baseline would create, in a database that is not the MVP's: the first migration fails.
+    const db = track(await createTestDatabase({ empty: true }));
+    await sql(db, `CREATE TYPE "AssetType" AS ENUM ('OTHER')`);
+    const failed = await runTys(['migrate'], env(db));
+    expect(failed.code).toBe(1);
+    expect(failed.stderr).toMatch(/20251012000000_mvp_baseline failed and was rolled back: type "AssetType" already exists/);
+    expect(await sql(db, `SELECT to_regclass('public._prisma_migrations') AS t`)).toEqual([{ t: null }]);
+  });
+
+  it('migrate down lists what it drops and changes nothing without --yes; sales are archived, never dropped', async () => {
+    const db = track(await createTestDatabase());
+    await sql(db, MVP_ROWS + `
+      INSERT INTO "TaxLot" (id, "investmentId", "purchaseDate", quantity, "costBasisPerUnit", "remainingQuantity", status, "updatedAt")
+      VALUES ('l1', 'i1', '2024-01-02', 10.5, 200.12345678, 8.5, 'PARTIALLY_CLOSED', now());
+      INSERT INTO "SaleTransaction" (id, "investmentId", "saleDate", quantity, "salePricePerUnit") VALUES ('s1', 'i1', '2024-06-01', 2, 260.5);
+      INSERT INTO "TaxLotAllocation" (id, "saleId", "taxLotId", "quantityAllocated") VALUES ('al1', 's1', 'l1', 2);`);
+
+    const refused = await runTys(['migrate', 'down', '--to', BASELINE], env(db));
+    expect(refused.code).toBe(1);
+    expect(refused.stdout).toMatch(new RegExp(`would revert ${FILES.length - 1} migration\\(s\\) on database "${db.name}"`));
+    expect(refused.stdout).toMatch(/20251012000200_phase2_tax_reporting: drops table "TaxLotAllocation" \(1 rows\), table "SaleTransaction" \(1 rows\), table "TaxLot" \(1 rows\)/);
+    expect(refused.stderr).toMatch(/hold 1 sales and 1 allocations; nothing changed. Add --archive-sales/);
+
+    const toPhase4 = await runTys(['migrate', 'down', '--to', PHASE4], env(db));
+    expect(toPhase4.code).toBe(1);
+    expect(toPhase4.stdout).toMatch(/column Investment\.sector \(0 values\)/);
+    expect(toPhase4.stderr).toMatch(/nothing changed: add --yes/);
+    expect((await sql(db, `SELECT count(*)::int AS n FROM _prisma_migrations`))[0]!.n).toBe(FILES.length);
+
+    const archived = await runTys(['migrate', 'down', '--to', BASELINE, '--archive-sales', '--yes'], env(db));
+    expect(archived.stderr).toBe('');
+    expect(archived.code).toBe(0);
+    expect(archived.stdout).toMatch(/archived 1 sales, 1 allocations and 1 lots/);
+    expect(await sql(db, `SELECT id, "investmentId", quantity::text, "salePricePerUnit"::text FROM "ArchivedSaleTransaction"`)).toEqual([
+      { id: 's1', investmentId: 'i1', quantity: '2.00000000', salePricePerUnit: '260.50000000' },
+    ]);
+    expect(await sql(db, `SELECT id, "saleId", "taxLotId" FROM "ArchivedTaxLotAllocation"`)).toEqual([{ id: 'al1', saleId: 's1', taxLotId: 'l1' }]);
+    expect(await sql(db, `SELECT id, status, "remainingQuantity"::text FROM "ArchivedTaxLot"`)).toEqual([
+      { id: 'l1', status: 'PARTIALLY_CLOSED', remainingQuantity: '8.50000000' },
+    ]);
+    expect(await sql(db, `SELECT count(*)::int AS n FROM pg_constraint WHERE conrelid::regclass::text LIKE '"Archived%' AND contype = 'f'`)).toEqual([{ n: 0 }]);
+    expect(await sql(db, `SELECT to_regclass('public."TaxLot"') AS t`)).toEqual([{ t: null }]);
+    expect(await sql(db, `SELECT id FROM "Investment"`)).toEqual([{ id: 'i1' }]);
+  });
+
+  it('waits at most the lock timeout per try behind a long transaction, names it, and applies nothing until it ends', async () => {
+    const db = track(await createTestDatabase());
+    await revertMigrations(db.url, PHASE4);
+    const blocker = new pg.Client({ connectionString: db.url, application_name: 'reporting-job' });
+    await blocker.connect();
+    try {
+      await blocker.query(`BEGIN; SELECT count(*) FROM "Investment"`);
+      const blocked = await runTys(['migrate', '--lock-timeout', '300ms', '--lock-retries', '2'], env(db));
+      expect(blocked.code).toBe(1);
+      const pid = (blocker as unknown as { processID: number }).processID;
+      expect(blocked.stdout).toMatch(new RegExp(`${PHASE5}: lock timeout \\(300 ms\\) on try 1 of 3, blocked by pid ${pid} \\(application "reporting-job", idle in transaction, transaction open \\d+ s\\); trying again`));
+      expect(blocked.stderr).toMatch(new RegExp(`${PHASE5} not applied: no lock within 300 ms in 3 tries, blocked by pid ${pid} \\(application "reporting-job"`));
+      const applied = await sql<{ migration_name: string }>(db, `SELECT migration_name FROM _prisma_migrations`);
+      expect(applied.map((a) => a.migration_name)).not.toContain(PHASE5);
+      expect(await sql(db, `SELECT count(*)::int AS n FROM information_schema.columns WHERE column_name = 'sector'`)).toEqual([{ n: 0 }]);
+    } finally {
+      await blocker.query('ROLLBACK');
+      await blocker.end();
+    }
+    const unblocked = await runTys(['migrate', '--lock-timeout', '300ms'], env(db));
+    expect(unblocked.code).toBe(0);
+    expect(unblocked.stdout).toContain(`applied ${PHASE5}`);
+  });
+});

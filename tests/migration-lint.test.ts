@@ -1,0 +1,41 @@
+import { execFile } from 'node:child_process';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { describe, expect, it } from 'vitest';
+import { listMigrationFiles, MIGRATIONS_DIR, PROJECT_ROOT } from '../src/db/migrations.js';
+
+const SQUAWK = path.join(PROJECT_ROOT, 'node_modules', '.bin', 'squawk');
+
+/** Runs Squawk with the project's .squawk.toml; resolves to its exit status and report. */
+function squawk(files: string[]): Promise<{ code: number; output: string }> {
+  return new Promise((resolve) => {
+    execFile(SQUAWK, ['--config', path.join(PROJECT_ROOT, '.squawk.toml'), '--reporter', 'gcc', ...files], { cwd: PROJECT_ROOT }, (error, stdout, stderr) =>
+      resolve({ code: error ? Number((error as { code?: number }).code ?? 1) : 0, output: stdout + stderr }),
+    );
+  });
+}
+
+describe('migration SQL lint (Squawk)', () => {
+  it('finds nothing unsafe in any migration', async () => {
+    const files = listMigrationFiles().map((f) => path.join(MIGRATIONS_DIR, f.name, 'migration.sql'));
+    expect(files.length).toBeGreaterThan(7);
+    const result = await squawk(files);
+    expect(result.output).toBe('');
+    expect(result.code).toBe(0);
+  });
+
+  it('is armed: a constraint added without NOT VALID on a live table is reported', async () => {
+    const dir = await mkdtemp(path.join(tmpdir(), 'tys-squawk-'));
+    try {
+      const file = path.join(dir, 'migration.sql');
+      await writeFile(file, `ALTER TABLE "Investment" ADD CONSTRAINT "x_positive" CHECK ("totalQuantity" > 0);\n`);
+      const result = await squawk([file]);
+      expect(result.code).toBe(1);
+      expect(result.output).toMatch(/constraint-missing-not-valid/);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
