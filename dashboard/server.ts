@@ -70,7 +70,7 @@ export async function createDashboard(options: DashboardOptions): Promise<Dashbo
   const prisma = createPrisma(config.databaseUrl, { maxConnections: 5 });
   const queues = new Map<string, Queue>();
   for (const name of [...families.map((f) => f.name), ...AUXILIARY_QUEUES]) {
-    queues.set(name, new Queue(name, { connection: redis, prefix: config.queuePrefix }));
+    queues.set(name, new Queue(name, { connection: redis, prefix: config.queuePrefix, skipMetasUpdate: true }));
   }
   const runs = new RunStore(prisma, redis, config.queuePrefix);
   const metrics = createMetricsRegistry({ queues, prisma, metrics: new FleetMetrics(redis, config.queuePrefix) });

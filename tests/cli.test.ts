@@ -72,10 +72,25 @@ describe('tys CLI', () => {
     },
   );
 
-  it('fails fast with a clear message when Redis is unreachable', async () => {
+  it('fails fast with one line naming Redis when it is unreachable', async () => {
     const result = await runTys(['status'], { ...env, REDIS_URL: 'redis://127.0.0.1:1' });
     expect(result.code).toBe(1);
-    expect(result.stderr).toMatch(/cannot reach Redis at 127\.0\.0\.1:1/);
+    expect(result.stderr.trim()).toBe('error: cannot reach Redis at 127.0.0.1:1: connect ECONNREFUSED 127.0.0.1:1');
+  });
+
+  it('names its target first (Postgres database, Redis database, prefix), in JSON too, never a password', async () => {
+    const url = new URL(db.url);
+    url.password = 'pw-never-shown';
+    const withPassword = { ...env, DATABASE_URL: url.toString(), REDIS_URL: 'redis://:redis-pw-never-shown@127.0.0.1:6379/0' };
+    const text = await runTys(['verify', 'lots'], withPassword);
+    expect(text.stdout.split('\n')[0]).toBe(`target: postgres 127.0.0.1:5432 database "${db.name}", redis 127.0.0.1:6379 db 0, queue prefix "${fleet.prefix}"`);
+    const json = await runTys(['audit', 'constraints', '--json'], withPassword);
+    expect(JSON.parse(json.stdout).target).toEqual({
+      postgres: { host: '127.0.0.1', port: 5432, database: db.name },
+      redis: { host: '127.0.0.1', port: 6379, db: 0 },
+      queuePrefix: fleet.prefix,
+    });
+    for (const output of [text.stdout, text.stderr, json.stdout, json.stderr]) expect(output).not.toMatch(/never-shown/);
   });
 
   it('enqueued nothing and recorded no run for any of the refused commands', async () => {
@@ -86,7 +101,7 @@ describe('tys CLI', () => {
   it('counts without enqueuing on --dry-run', async () => {
     const result = await runTys(['enqueue', 'lots', '--all', '--dry-run'], env);
     expect(result.code).toBe(0);
-    expect(result.stdout).toMatch(/500 rows need work, would add 500 jobs \(0 already queued\)/);
+    expect(result.stdout).toMatch(/500 rows need work, would add 500 jobs \(0 already queued by an earlier run\)/);
     expect(await fleet.context.queue(lotsFamily).count()).toBe(0);
   });
 

@@ -88,6 +88,8 @@ describe('crashes and restarts', () => {
     await until('some lots', async () => (await lotCount(db)) >= 200);
     expect(await flushPrefix(fleet.prefix)).toBeGreaterThan(0);
 
+    // The process that created the run saw this Redis's marker: its loss is evidence, and reconciling records it.
+    expect(await fleet.context.runs.reconcile()).toMatchObject({ interrupted: 1 });
     const lost = await fleet.context.runs.get(first.runId!);
     expect(lost).toMatchObject({ status: 'INTERRUPTED', live: false });
     const partial = await lotCount(db);

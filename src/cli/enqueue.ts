@@ -1,10 +1,11 @@
+import { parseDuration } from '../config/duration.js';
 import { familyNames } from '../families/index.js';
 import { openFleet } from '../fleet/context.js';
 import { enqueue } from '../fleet/producer.js';
 import { describeScope, missingScopeRows } from '../fleet/scope.js';
 import { defineCommand, integerFlag, UsageError } from './command.js';
 import { parseScope, requireFamily } from './families.js';
-import { waitForRun } from './progress.js';
+import { waitForRun, type WaitResult } from './progress.js';
 
 const help = `Usage: tys enqueue <family> (--all | --investment ID... | --portfolio ID | --user ID) [options]
 
@@ -19,8 +20,12 @@ Options:
   --portfolio ID        the investments of one portfolio
   --user ID             the investments of one user
   --dry-run             count the rows and jobs, add nothing
-  --wait                show progress until every job of the run has ended;
-                        exit 1 if any failed
+  --wait                show progress until every row of the run is done,
+                        rows whose job an earlier run still holds included;
+                        exit 0 only then, exit 1 if any job failed. Ctrl-C
+                        stops waiting and leaves the run going
+  --timeout DURATION    with --wait: give up after DURATION (like 30s, 10m,
+                        2h), exit 1; the run goes on
   --page-size N         rows read per source page (default 1000)
   -h, --help            this help
 
@@ -40,6 +45,7 @@ export const enqueueCommand = defineCommand({
       'dry-run': { type: 'boolean' },
       wait: { type: 'boolean' },
       'page-size': { type: 'string' },
+      timeout: { type: 'string' },
     },
   async run({ values, positionals, config }, io) {
     if (positionals.length > 1) throw new UsageError(`tys enqueue: unexpected argument "${positionals[1]}"`);
@@ -47,6 +53,10 @@ export const enqueueCommand = defineCommand({
     const scope = parseScope(family, values);
     const pageSize = integerFlag('enqueue', 'page-size', values['page-size'], 1, 100_000) ?? 1_000;
     if (values['dry-run'] && values.wait) throw new UsageError('tys enqueue: --dry-run and --wait exclude each other');
+    const timeoutMs = values.timeout === undefined ? undefined : parseDuration(values.timeout);
+    if (timeoutMs === null || (timeoutMs !== undefined && !values.wait)) {
+      throw new UsageError(`tys enqueue: --timeout takes a duration like 30s, 10m or 2h, with --wait (got "${values.timeout}")`);
+    }
 
     const fleet = await openFleet(config);
     try {
@@ -66,23 +76,49 @@ export const enqueueCommand = defineCommand({
         },
       );
       if (io.isTty) process.stdout.write('\r\x1b[K');
-      const already = `${result.alreadyQueued} already queued`;
+      const already = `${result.alreadyQueued} already queued by an earlier run`;
       if (values['dry-run']) {
         io.out(`dry run: ${family.name} over ${describeScope(scope)}: ${result.found} rows need work, would add ${result.added} jobs (${already})`);
         return 0;
       }
-      io.out(`run ${result.runId}: ${family.name} over ${describeScope(scope)}: added ${result.added} jobs (${already}, ${result.requeued} re-added after an earlier failure)`);
+      io.out(
+        `run ${result.runId}: ${family.name} over ${describeScope(scope)}: added ${result.added} jobs ` +
+          `(${already}, followed by this run; ${result.requeued} re-added after an earlier failure)`,
+      );
       if (!values.wait) return 0;
-      const outcome = await waitForRun(fleet.runs, result.runId!, io);
+      const runId = result.runId!;
+      const stop = new AbortController();
+      const onInterrupt = () => stop.abort();
+      process.on('SIGINT', onInterrupt);
+      let outcome: WaitResult;
+      try {
+        const queue = fleet.queue(family);
+        outcome = await waitForRun(fleet.runs, runId, (await fleet.runs.get(runId))?.redisMarker ?? null, io, {
+          timeoutMs,
+          signal: stop.signal,
+          workers: { family: family.name, count: () => queue.getWorkersCount() },
+        });
+      } finally {
+        process.off('SIGINT', onInterrupt);
+      }
+      const background = `run ${runId} goes on in the background while workers run: watch it with tys status --run ${runId}`;
+      if (outcome.ended === 'stopped') {
+        io.err(`stopped waiting; ${background}`);
+        return 130;
+      }
+      if (outcome.ended === 'timed-out') {
+        io.err(`gave up waiting after ${values.timeout}; ${background}`);
+        return 1;
+      }
       if (outcome.ended === 'interrupted') {
-        io.err(`run ${result.runId} interrupted: Redis lost its jobs and counters. Enqueue again to pick up what is missing.`);
+        io.err(`run ${runId} interrupted: Redis lost its jobs and counters. Enqueue again to pick up what is missing.`);
         return 1;
       }
       const { completed, skipped, failed, stats } = outcome.counters;
-      io.out(`run ${result.runId} finished: ${completed} completed, ${skipped} skipped, ${failed} failed`);
+      io.out(`run ${runId} finished: ${completed} completed, ${skipped} skipped, ${failed} failed`);
       const figures = Object.entries(stats).map(([name, n]) => `${name} ${n}`);
       if (figures.length > 0) io.out(`  ${figures.join(', ')}`);
-      if (failed > 0) io.out(`see the reasons with: tys status --run ${result.runId}`);
+      if (failed > 0) io.out(`see the reasons with: tys status --run ${runId}`);
       return failed > 0 ? 1 : 0;
     } finally {
       await fleet.close();

@@ -62,10 +62,13 @@ function describeError(error: unknown): string {
     const code = (error as { code?: string }).code;
     const lines = error.message.split('\n').map((l) => l.trim()).filter(Boolean);
     // Prisma's messages open with the call site; what went wrong is the last line.
-    const line = error.name.startsWith('PrismaClient') ? lines[lines.length - 1] : lines[0];
+    const last = lines[lines.length - 1] ?? '';
+    // A raw query's failure wraps the server's own words: "... Message: `...`".
+    const wrapped = /Message: `(.*)`$/.exec(last)?.[1];
+    const line = error.name.startsWith('PrismaClient') ? (wrapped ?? last) : lines[0];
     // A missing table means a database the migrations have not reached yet.
     const hint = code === 'P2021' ? ' (apply the migrations first: tys migrate)' : '';
-    return `${code ? `${code}: ` : ''}${line ?? error.name}${hint}`;
+    return `${code && !wrapped ? `${code}: ` : ''}${line ?? error.name}${hint}`;
   }
   return String(error);
 }

@@ -1,5 +1,6 @@
 import { families } from '../families/index.js';
 import { openFleet, type FleetContext } from '../fleet/context.js';
+import { AUXILIARY_QUEUES } from '../fleet/queues.js';
 import { RUN_ID_PATTERN, type RunView } from '../fleet/runs.js';
 import { defineCommand, integerFlag, UsageError } from './command.js';
 import { progressLine } from './progress.js';
@@ -36,7 +37,9 @@ async function failuresOf(fleet: FleetContext, run: RunView, limit = 20) {
 
 function runLine(run: RunView): string {
   const state = run.finishedAt ? run.status : run.live ? run.status : `${run.status} (no live counters)`;
-  return `${run.id}  ${run.family.padEnd(12)} ${state.padEnd(11)} started ${run.startedAt.toISOString()}  ${progressLine(run, (run.finishedAt ?? new Date()).getTime() - run.startedAt.getTime())}`;
+  const elapsedMs = (run.finishedAt ?? new Date()).getTime() - run.startedAt.getTime();
+  const done = run.completed + run.skipped + run.failed;
+  return `${run.id}  ${run.family.padEnd(12)} ${state.padEnd(11)} started ${run.startedAt.toISOString()}  ${progressLine(run, elapsedMs > 0 ? (done * 1_000) / elapsedMs : null)}`;
 }
 
 export const statusCommand = defineCommand({
@@ -48,20 +51,25 @@ export const statusCommand = defineCommand({
       limit: { type: 'string' },
       json: { type: 'boolean' },
     },
-  async run({ values, positionals, config, json }, io) {
+  async run({ values, positionals, config, target, json }, io) {
     if (positionals.length > 0) throw new UsageError(`tys status: unexpected argument "${positionals[0]}"`);
     if (values.run !== undefined && !RUN_ID_PATTERN.test(values.run)) {
       throw new UsageError(`tys status: "${values.run.slice(0, 40)}" is not a run id (like run-20260101T000000Z-abcdef)`);
     }
     const limit = integerFlag('status', 'limit', values.limit, 1, 1_000) ?? 10;
 
-    const fleet = await openFleet(config);
+    const fleet = await openFleet(config, { readOnly: true });
     try {
-      if (values.run) {
-        const run = await fleet.runs.get(values.run);
-        if (!run) throw new UsageError(`tys status: no run ${values.run}`);
+      const run = values.run ? await fleet.runs.get(values.run) : null;
+      if (values.run && !run) throw new UsageError(`tys status: no run ${values.run}`);
+      // Runs are told lost only on evidence from their own Redis; a Redis
+      // without any fleet data is most likely not the fleet's Redis at all.
+      const fleetData = await fleet.runs.hasFleetData([...families.map((f) => f.name), ...AUXILIARY_QUEUES]);
+      const { redis } = target;
+      if (!fleetData) io.err(`no fleet data in redis ${redis.host}:${redis.port} db ${redis.db} under prefix "${target.queuePrefix}": is REDIS_URL right?`);
+      if (run) {
         const failures = await failuresOf(fleet, run);
-        if (values.json) json({ run, failures });
+        if (values.json) json({ run, failures, fleetDataInRedis: fleetData });
         else {
           io.out(runLine(run));
           for (const failure of failures) io.out(`  failed ${failure.jobId} (${failure.attempts} attempts): ${failure.reason}`);
@@ -71,7 +79,7 @@ export const statusCommand = defineCommand({
       const counts = await familyCounts(fleet);
       const runs = await fleet.runs.list({ limit });
       if (values.json) {
-        json({ families: counts, runs });
+        json({ families: counts, runs, fleetDataInRedis: fleetData });
         return 0;
       }
       io.out(`${'family'.padEnd(14)}${STATES.map((s) => s.padStart(11)).join('')}`);

@@ -17,7 +17,12 @@ export interface FleetContext {
   close(): Promise<void>;
 }
 
-export async function openFleet(config: FleetConfig): Promise<FleetContext> {
+export interface OpenFleetOptions {
+  /** For commands that only look (status): queues are opened without writing to Redis. Default false. */
+  readOnly?: boolean;
+}
+
+export async function openFleet(config: FleetConfig, options: OpenFleetOptions = {}): Promise<FleetContext> {
   const redis = await connectProducer(producerConnection(config.redisUrl), config.redisUrl);
   const prisma = createPrisma(config.databaseUrl);
   const queues = new Map<string, Queue<JobData>>();
@@ -29,7 +34,7 @@ export async function openFleet(config: FleetConfig): Promise<FleetContext> {
     queue(family) {
       let queue = queues.get(family.name);
       if (!queue) {
-        queue = openQueue(family, redis, config.queuePrefix);
+        queue = openQueue(family, redis, config.queuePrefix, { readOnly: options.readOnly });
         queues.set(family.name, queue);
       }
       return queue;

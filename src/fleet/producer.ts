@@ -20,7 +20,10 @@ export interface EnqueueProgress {
   found: number;
   /** New jobs added by this run. */
   added: number;
-  /** Rows whose job was already waiting, delayed or active (from an earlier run). */
+  /**
+   * Rows whose job was already waiting, delayed or active (from an earlier
+   * run). The run follows those jobs: their outcomes count for it too.
+   */
   alreadyQueued: number;
   /**
    * Rows whose earlier job had finished (failed, or completed while the row
@@ -70,34 +73,47 @@ export async function enqueue(
       after = keys[keys.length - 1]!;
       progress.found += keys.length;
       const ids = keys.map((key) => jobIdFor(family, key));
-      const states = await jobStates(deps.redis, deps.prefix, family.name, ids);
-      const fresh: { key: string; id: string }[] = [];
-      const finished: string[] = [];
-      keys.forEach((key, i) => {
-        const state = states[i]!;
-        if (state === 'pending') progress.alreadyQueued += 1;
-        else {
-          if (state !== 'absent') finished.push(ids[i]!);
-          fresh.push({ key, id: ids[i]! });
-        }
-      });
+      const keyOf = new Map(ids.map((id, i) => [id, keys[i]!]));
+      let states = await jobStates(deps.redis, deps.prefix, family.name, ids);
       if (options.dryRun) {
-        progress.added += fresh.length;
+        const queued = states.filter((state) => state === 'pending').length;
+        progress.alreadyQueued += queued;
+        progress.added += keys.length - queued;
         options.onProgress?.({ ...progress });
         continue;
       }
       // The previous page's addBulk overlaps this page's source query; wait for
       // it before the next one so at most one page is in flight.
       await inFlight;
+      // Rows an earlier run still has a job for (queued, active, or held by
+      // a worker that died): this run follows those jobs instead of adding
+      // its own. A job that finished in the meantime is looked at again.
+      let pending = ids.filter((_, i) => states[i] === 'pending');
+      const followed = await deps.runs.adopt(runId!, family.name, pending);
+      progress.alreadyQueued += followed.followed;
+      if (followed.gone.length > 0) {
+        const again = await jobStates(deps.redis, deps.prefix, family.name, followed.gone);
+        const gone = new Map(followed.gone.map((id, i) => [id, again[i]!]));
+        states = ids.map((id, i) => gone.get(id) ?? states[i]!);
+        pending = followed.gone.filter((id) => gone.get(id) === 'pending');
+      } else pending = [];
+      const fresh = ids.filter((_, i) => states[i] !== 'pending').map((id) => ({ key: keyOf.get(id)!, id }));
+      const finished = ids.filter((_, i) => states[i] === 'finished' || states[i] === 'orphan');
       let toAdd = fresh;
+      const unfollowed = [...pending];
       if (finished.length > 0) {
-        // BullMQ refuses to remove a job a worker holds locked; such a row keeps
-        // its job and is counted as already queued, not added.
+        // BullMQ refuses to remove a job a worker holds locked; such a row
+        // keeps its job, which the run follows, and is not added.
         const removed = await Promise.all(finished.map((id) => deps.queue.remove(id)));
         const kept = new Set(finished.filter((_, i) => removed[i] !== 1));
         progress.requeued += finished.length - kept.size;
-        progress.alreadyQueued += kept.size;
+        unfollowed.push(...kept);
         if (kept.size > 0) toAdd = fresh.filter(({ id }) => !kept.has(id));
+      }
+      if (unfollowed.length > 0) {
+        // A job that finished yet again in between is left out of the run:
+        // the next enqueue finds its row if the row still needs work.
+        progress.alreadyQueued += (await deps.runs.adopt(runId!, family.name, unfollowed)).followed;
       }
       progress.added += toAdd.length;
       inFlight = deps.queue
@@ -111,13 +127,13 @@ export async function enqueue(
     // The jobs already added run and count under this run: it is sealed with
     // them, so that it can finish and nobody waits for it forever.
     await inFlight.catch(() => undefined);
-    await deps.runs.markEnqueued(runId, confirmed, progress.alreadyQueued).catch(() => undefined);
+    await deps.runs.markEnqueued(runId, confirmed + progress.alreadyQueued, progress.alreadyQueued).catch(() => undefined);
     throw new Error(
       `run ${runId} stopped enqueuing after ${confirmed} jobs (they still run): ${(error as Error).message}; enqueue again for the rest`,
       { cause: error },
     );
   }
-  if (runId) await retryTransient(() => deps.runs.markEnqueued(runId, progress.added, progress.alreadyQueued));
+  if (runId) await retryTransient(() => deps.runs.markEnqueued(runId, progress.added + progress.alreadyQueued, progress.alreadyQueued));
   return { runId, ...progress };
 }
 

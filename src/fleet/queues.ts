@@ -13,8 +13,13 @@ export function jobOptionsFor(family: JobFamily): JobsOptions {
   };
 }
 
-export function openQueue(family: JobFamily, connection: Redis, prefix: string): Queue<JobData> {
-  return new Queue<JobData>(family.name, { connection, prefix, defaultJobOptions: jobOptionsFor(family) });
+/**
+ * A family's queue. `readOnly` (default false) keeps BullMQ from writing
+ * the queue's meta hash, which it otherwise does on opening: a command that
+ * only looks leaves no trace in a Redis it was pointed at by mistake.
+ */
+export function openQueue(family: JobFamily, connection: Redis, prefix: string, options: { readOnly?: boolean } = {}): Queue<JobData> {
+  return new Queue<JobData>(family.name, { connection, prefix, defaultJobOptions: jobOptionsFor(family), skipMetasUpdate: options.readOnly });
 }
 
 /** The queue whose jobs are enqueues: BullMQ's job schedulers add one at each tick. */

@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import type { PrismaClient } from '../db/prisma.js';
 import type { FleetRunStatus } from '../generated/prisma/enums.js';
+import { ensureMarker, provesLoss, readMarker, type RedisMarker } from './redis-marker.js';
 import type { Scope } from './scope.js';
 
 export interface RunCounters {
@@ -24,24 +25,84 @@ export interface RunView extends RunCounters {
   startedAt: Date;
   enqueuedAt: Date | null;
   finishedAt: Date | null;
-  /** False when Redis no longer has the run's counters (it was flushed or restarted). */
+  /** False when this Redis has no counters of the run (lost, or the command looks at another Redis). */
   live: boolean;
+  /** The marker of the Redis that holds the run's jobs and counters. */
+  redisMarker: string | null;
 }
 
-// Counts each (jobId, outcome) pair of ARGV once, and only if the run's hash
-// still exists (a flushed Redis must not resurrect a run). Returns -1 for a
-// lost run, 2 when every job of the run now has an outcome, 1 otherwise.
+// Counts each (jobId, outcome) pair of ARGV (from ARGV[2]) once, and only
+// if the run's hash still exists (a flushed Redis must not resurrect a run).
+// A job that later runs adopted (an enqueue that found it still queued) is
+// counted for them too, once. Returns {state, adopter runs now done...}:
+// state -1 for a lost run, 2 when every job of the run has an outcome, 1
+// otherwise. ARGV[1] is the prefix of run keys.
 const RECORD_ONCE = `
-if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
-for i = 1, #ARGV, 2 do
-  if redis.call('HSETNX', KEYS[2], ARGV[i], ARGV[i + 1]) == 1 then
-    redis.call('HINCRBY', KEYS[1], ARGV[i + 1], 1)
+local function count(hash, pending, jobId, outcome)
+  if redis.call('EXISTS', hash) == 0 then return false end
+  if redis.call('HSETNX', pending, jobId, outcome) == 1 then
+    redis.call('HINCRBY', hash, outcome, 1)
+  end
+  redis.call('EXPIRE', pending, 2592000) -- RUN_TTL_SECONDS
+  return true
+end
+local function done(hash)
+  local c = redis.call('HMGET', hash, 'total', 'completed', 'skipped', 'failed', 'enqueued')
+  return c[5] == '1' and tonumber(c[2]) + tonumber(c[3]) + tonumber(c[4]) >= tonumber(c[1])
+end
+local own = redis.call('EXISTS', KEYS[1]) == 1
+local result = {1}
+for i = 2, #ARGV, 2 do
+  local jobId, outcome = ARGV[i], ARGV[i + 1]
+  if own then count(KEYS[1], KEYS[2], jobId, outcome) end
+  local adopters = redis.call('HGET', KEYS[3], jobId)
+  if adopters then
+    for runId in string.gmatch(adopters, '%S+') do
+      local hash = ARGV[1] .. runId
+      if count(hash, hash .. ':pending', jobId, outcome) and done(hash) then result[#result + 1] = runId end
+    end
+    redis.call('HDEL', KEYS[3], jobId)
   end
 end
-redis.call('EXPIRE', KEYS[2], 2592000) -- RUN_TTL_SECONDS
-local c = redis.call('HMGET', KEYS[1], 'total', 'completed', 'skipped', 'failed', 'enqueued')
-if c[5] == '1' and tonumber(c[2]) + tonumber(c[3]) + tonumber(c[4]) >= tonumber(c[1]) then return 2 end
-return 1`;
+if not own then result[1] = -1 elseif done(KEYS[1]) then result[1] = 2 end
+return result`;
+
+// Makes a run (ARGV[3]) follow jobs of earlier runs that are still queued
+// or active (ARGV from 4: job ids; ARGV[1]: the queue's key prefix; ARGV[2]:
+// the prefix of run keys). A job whose outcome its own run has already
+// counted is counted for this run at once. Returns {followed, counted,
+// ids of jobs that finished meanwhile...}: those need a fresh job.
+const ADOPT = `
+local followed, counted, gone = 0, 0, {}
+for i = 4, #ARGV do
+  local id = ARGV[i]
+  local data = redis.call('HGET', ARGV[1] .. id, 'data')
+  local outcome = false
+  if data then
+    local ok, job = pcall(cjson.decode, data)
+    if ok and type(job) == 'table' and type(job.runId) == 'string' then
+      outcome = redis.call('HGET', ARGV[2] .. job.runId .. ':pending', id)
+    end
+  end
+  if outcome then
+    if redis.call('HSETNX', KEYS[3], id, outcome) == 1 then redis.call('HINCRBY', KEYS[2], outcome, 1) end
+    counted = counted + 1
+  elseif data and not redis.call('ZSCORE', ARGV[1] .. 'completed', id) and not redis.call('ZSCORE', ARGV[1] .. 'failed', id) then
+    local current = redis.call('HGET', KEYS[1], id)
+    if not current then
+      redis.call('HSET', KEYS[1], id, ARGV[3])
+    elseif not string.find(' ' .. current .. ' ', ' ' .. ARGV[3] .. ' ', 1, true) then
+      redis.call('HSET', KEYS[1], id, current .. ' ' .. ARGV[3])
+    end
+    followed = followed + 1
+  else
+    gone[#gone + 1] = id
+  end
+end
+redis.call('EXPIRE', KEYS[3], 2592000) -- RUN_TTL_SECONDS
+local result = {followed, counted}
+for _, id in ipairs(gone) do result[#result + 1] = id end
+return result`;
 
 /** Live counters outlive any sane run; the durable record is in Postgres. */
 const RUN_TTL_SECONDS = 30 * 24 * 3600;
@@ -82,6 +143,12 @@ export class RunStore {
 
   private readonly forgotten = new Map<string, string[]>();
   private forgetTimer: NodeJS.Timeout | null = null;
+  /**
+   * The marker this process last saw in its Redis. If Redis later shows
+   * another, the Redis lost its data in between: evidence for the runs of
+   * the old marker, which only a process that saw both can give.
+   */
+  private seenMarker: RedisMarker | null = null;
 
   private key(runId: string): string {
     return `${this.prefix}:runs:${runId}`;
@@ -91,13 +158,46 @@ export class RunStore {
     return `${this.prefix}:runs:${runId}:pending`;
   }
 
+  private get adoptersKey(): string {
+    return `${this.prefix}:runs:adopters`;
+  }
+
+  /** This Redis's marker, made if it has none; a change since this process last looked is recorded as a loss. */
+  async marker(): Promise<RedisMarker> {
+    this.seenMarker = await ensureMarker(this.redis, this.prefix, this.seenMarker);
+    return this.seenMarker;
+  }
+
   async create(runId: string, family: string, scope: Scope): Promise<void> {
-    await this.prisma.fleetRun.create({ data: { id: runId, family, scope } });
+    const marker = await this.marker();
+    await this.prisma.fleetRun.create({ data: { id: runId, family, scope, redisMarker: marker.id } });
     await this.redis
       .multi()
       .hset(this.key(runId), { family, total: 0, completed: 0, skipped: 0, failed: 0, enqueued: 0 })
       .expire(this.key(runId), RUN_TTL_SECONDS)
       .exec();
+  }
+
+  /**
+   * Makes a run follow jobs that earlier runs queued for rows of its scope:
+   * their outcomes count for it too, so that the run ends when those rows
+   * are done. Returns how many it follows or counted at once, and the ids of
+   * jobs that finished meanwhile (they need a fresh job).
+   */
+  async adopt(runId: string, queueName: string, jobIds: string[]): Promise<{ followed: number; gone: string[] }> {
+    if (jobIds.length === 0) return { followed: 0, gone: [] };
+    const [followed, counted, ...gone] = (await this.redis.eval(
+      ADOPT,
+      3,
+      this.adoptersKey,
+      this.key(runId),
+      this.pendingKey(runId),
+      `${this.prefix}:${queueName}:`,
+      `${this.prefix}:runs:`,
+      runId,
+      ...jobIds,
+    )) as [number, number, ...string[]];
+    return { followed: followed + counted, gone };
   }
 
   async markEnqueued(runId: string, total: number, alreadyQueued: number): Promise<void> {
@@ -125,8 +225,17 @@ export class RunStore {
     }
     await Promise.all(
       [...byRun].map(async ([runId, args]) => {
-        const state = await this.redis.eval(RECORD_ONCE, 2, this.key(runId), this.pendingKey(runId), ...args);
-        if (state === 2) await this.finishIfDone(runId);
+        const [state, ...adopters] = (await this.redis.eval(
+          RECORD_ONCE,
+          3,
+          this.key(runId),
+          this.pendingKey(runId),
+          this.adoptersKey,
+          `${this.prefix}:runs:`,
+          ...args,
+        )) as [number, ...string[]];
+        const done = state === 2 ? [runId, ...adopters] : adopters;
+        for (const id of new Set(done)) await this.finishIfDone(id);
       }),
     );
   }
@@ -195,15 +304,61 @@ export class RunStore {
   }
 
   /**
-   * A run that Postgres says is unfinished but whose counters Redis no longer
-   * has lost its queued jobs with them: it is marked INTERRUPTED so nobody
-   * waits for it, and a new enqueue picks up what is missing.
+   * Marks a run INTERRUPTED: its Redis lost its jobs and counters, so nobody
+   * should wait for it, and a new enqueue picks up what is missing. Only on
+   * evidence (see provesLoss).
    */
   async markInterrupted(runId: string): Promise<void> {
     await this.prisma.fleetRun.updateMany({
       where: { id: runId, finishedAt: null },
       data: { status: 'INTERRUPTED', finishedAt: new Date() },
     });
+  }
+
+  /**
+   * Whether this Redis holds the run's counters, or shows that it lost them,
+   * or cannot tell. A process that has written to this Redis before also
+   * records a marker change it sees; any other only reads.
+   */
+  async liveness(runId: string, redisMarker: string | null): Promise<'live' | 'lost' | 'unknown'> {
+    if ((await this.redis.exists(this.key(runId))) === 1) return 'live';
+    const marker = this.seenMarker ? await this.marker() : await readMarker(this.redis, this.prefix);
+    return provesLoss(marker, redisMarker) ? 'lost' : 'unknown';
+  }
+
+  /**
+   * Brings the durable records in line with what this Redis shows, for the
+   * long-running processes of the fleet (workers): finishes runs whose last
+   * job was counted while Postgres was unreachable, marks INTERRUPTED the
+   * runs this Redis is shown to have lost, and puts back a run that an
+   * earlier version marked INTERRUPTED while its counters were in fact live.
+   */
+  async reconcile(): Promise<{ finished: number; interrupted: number; recovered: number }> {
+    const marker = await this.marker();
+    const rows = await this.prisma.fleetRun.findMany({
+      where: {
+        OR: [
+          { finishedAt: null, status: { not: 'ENQUEUEING' } },
+          { status: 'INTERRUPTED', finishedAt: { gte: new Date(Date.now() - RUN_TTL_SECONDS * 1000) } },
+        ],
+      },
+      select: { id: true, status: true, redisMarker: true },
+    });
+    const result = { finished: 0, interrupted: 0, recovered: 0 };
+    const exists = await Promise.all(rows.map((row) => this.redis.exists(this.key(row.id))));
+    for (const [i, row] of rows.entries()) {
+      if (exists[i] === 1) {
+        if (row.status === 'INTERRUPTED') {
+          await this.prisma.fleetRun.updateMany({ where: { id: row.id, status: 'INTERRUPTED' }, data: { status: 'RUNNING', finishedAt: null } });
+          result.recovered += 1;
+        }
+        if (await this.finishIfDone(row.id)) result.finished += 1;
+      } else if (row.status !== 'INTERRUPTED' && provesLoss(marker, row.redisMarker)) {
+        await this.markInterrupted(row.id);
+        result.interrupted += 1;
+      }
+    }
+    return result;
   }
 
   async get(runId: string): Promise<RunView | null> {
@@ -221,26 +376,32 @@ export class RunStore {
     return Promise.all(rows.map((row) => this.view(row)));
   }
 
+  /** Whether this Redis has any trace of the fleet under the prefix: its marker, or a queue of `queueNames`. */
+  async hasFleetData(queueNames: string[]): Promise<boolean> {
+    const keys = [`${this.prefix}:fleet:marker`, ...queueNames.map((name) => `${this.prefix}:${name}:meta`)];
+    return (await this.redis.exists(...keys)) > 0;
+  }
+
+  /**
+   * The run as the durable record and this Redis's live counters show it.
+   * Reads only: what it shows as finished, from live counters, the workers
+   * write down (see reconcile).
+   */
   private async view(row: Awaited<ReturnType<PrismaClient['fleetRun']['findUniqueOrThrow']>>): Promise<RunView> {
-    const live = row.finishedAt ? null : await this.counters(row.id);
-    // The worker that counted a run's last job finishes it; if Postgres was
-    // unreachable at that moment, whoever looks at the run next does.
-    const finishedMeanwhile = live !== null && (await this.finishIfDone(row.id));
-    if (finishedMeanwhile || (!row.finishedAt && !live && row.status !== 'ENQUEUEING')) {
-      if (!finishedMeanwhile) await this.markInterrupted(row.id);
-      const updated = await this.prisma.fleetRun.findUniqueOrThrow({ where: { id: row.id } });
-      return this.view(updated);
-    }
+    const live = !row.finishedAt || row.status === 'INTERRUPTED' ? await this.counters(row.id) : null;
+    const done = live !== null && live.enqueued && live.completed + live.skipped + live.failed >= live.total;
+    const status = done ? (live.failed > 0 ? 'FAILED' : 'COMPLETED') : live && row.status === 'INTERRUPTED' ? 'RUNNING' : row.status;
     return {
       id: row.id,
       family: row.family,
       scope: row.scope as unknown as Scope,
-      status: row.status,
+      status,
       alreadyQueued: row.alreadyQueued,
       startedAt: row.startedAt,
       enqueuedAt: row.enqueuedAt,
-      finishedAt: row.finishedAt,
+      finishedAt: live ? (done ? (row.finishedAt ?? new Date()) : null) : row.finishedAt,
       live: live !== null,
+      redisMarker: row.redisMarker,
       total: live?.total ?? row.total,
       completed: live?.completed ?? row.completed,
       skipped: live?.skipped ?? row.skipped,

@@ -3,6 +3,7 @@ import { createPrisma } from '../db/prisma.js';
 import { createLogger } from '../log.js';
 import { bookkeepingConnection, redisAddress, untilReady, workerConnection } from '../redis/connection.js';
 import type { JobFamily } from './family.js';
+import { startRunReconciler } from './run-reconciler.js';
 import { RunStore } from './runs.js';
 import { startScheduleRunner } from './schedules.js';
 import { families } from '../families/index.js';
@@ -33,7 +34,7 @@ export async function runWorkerProcess(config: FleetConfig, options: WorkerProce
   // Listening from the first moment: a signal that arrives while the process
   // is still starting must also end in a clean shutdown, not a kill.
   const stopRequested = new Promise<void>((resolve) => {
-    const stop = (signal: NodeJS.Signals) => {
+    const stop = (signal: string) => {
       log.info({ signal }, 'shutting down: finishing active jobs');
       process.off('SIGTERM', stop);
       process.off('SIGINT', stop);
@@ -41,6 +42,7 @@ export async function runWorkerProcess(config: FleetConfig, options: WorkerProce
     };
     process.on('SIGTERM', stop);
     process.on('SIGINT', stop);
+    watchParent(() => stop('parent process exited'));
   });
   const bookkeeping = bookkeepingConnection(config.redisUrl);
   const ready = untilReady(bookkeeping, () => log.warn({ redis: redisAddress(config.redisUrl) }, 'waiting for Redis'));
@@ -61,6 +63,7 @@ export async function runWorkerProcess(config: FleetConfig, options: WorkerProce
     { prisma, connection, producer: bookkeeping, prefix: config.queuePrefix, log: log.child({ queue: 'schedules' }) },
     families,
   );
+  const reconciler = startRunReconciler(runs, log.child({ task: 'runs' }));
   await Promise.all([...fleet.workers, scheduleRunner].map((worker) => worker.waitUntilReady()));
   log.info({ families: options.families.map((f) => f.name), concurrency: options.concurrency, pid: process.pid }, 'workers started');
 
@@ -80,10 +83,32 @@ export async function runWorkerProcess(config: FleetConfig, options: WorkerProce
     process.exit(1);
   }, timeoutMs);
   deadline.unref();
-  await Promise.all([step('workers', () => fleet.close()), step('schedules', () => scheduleRunner.close())]);
+  await Promise.all([
+    step('workers', () => fleet.close()),
+    step('schedules', () => scheduleRunner.close()),
+    step('run records', () => reconciler.stop()),
+  ]);
   await step('postgres', () => prisma.$disconnect());
   clearTimeout(deadline);
   connection.disconnect();
   bookkeeping.disconnect();
   log.info('workers stopped');
+}
+
+/**
+ * Calls `onOrphaned` once the process that started this one is gone. A
+ * worker started through a wrapper (`npx tys worker &`, then `kill $!`)
+ * gets no signal when the wrapper is killed: it is handed to init and would
+ * go on taking jobs unseen. A worker started by init itself (a container's
+ * first process) has nothing to watch.
+ */
+function watchParent(onOrphaned: () => void, everyMs = 1_000): void {
+  const parent = process.ppid;
+  if (parent <= 1) return;
+  const timer = setInterval(() => {
+    if (process.ppid === parent) return;
+    clearInterval(timer);
+    onOrphaned();
+  }, everyMs);
+  timer.unref();
 }

@@ -13,7 +13,7 @@ export function workerConnection(redisUrl: string): Redis {
  * commands in memory: offline queue off, few retries.
  */
 export function producerConnection(redisUrl: string, options: RedisOptions = {}): Redis {
-  return new Redis(redisUrl, {
+  const redis = new Redis(redisUrl, {
     enableOfflineQueue: false,
     maxRetriesPerRequest: 1,
     connectTimeout: 5_000,
@@ -22,7 +22,13 @@ export function producerConnection(redisUrl: string, options: RedisOptions = {})
     lazyConnect: true,
     ...options,
   });
+  // Without a listener ioredis prints each failed connect with a stack; the
+  // command that needs Redis reports the failure in one line instead.
+  redis.on('error', (error: Error) => lastErrors.set(redis, error));
+  return redis;
 }
+
+const lastErrors = new WeakMap<Redis, Error>();
 
 /**
  * The run bookkeeping of a long-running process (outcomes, counters,
@@ -65,7 +71,8 @@ export async function connectProducer(redis: Redis, redisUrl: string): Promise<R
       await redis.connect();
     } catch (error) {
       redis.disconnect();
-      throw new Error(`cannot reach Redis at ${redisAddress(redisUrl)}: ${(error as Error).message}`);
+      const cause = lastErrors.get(redis) ?? (error as Error);
+      throw new Error(`cannot reach Redis at ${redisAddress(redisUrl)}: ${cause.message}`);
     }
   }
   return redis;

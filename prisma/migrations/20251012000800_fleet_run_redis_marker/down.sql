@@ -1,0 +1,1 @@
+ALTER TABLE "FleetRun" DROP COLUMN "redisMarker";

@@ -1,0 +1,69 @@
+import { randomBytes } from 'node:crypto';
+import type { Redis } from 'ioredis';
+
+/**
+ * The fleet's mark in a Redis it uses: an id made when the fleet first
+ * writes there, and the ids of earlier markers that this Redis is known to
+ * have lost. A run records the marker of its Redis; the run's live data is
+ * lost only when that Redis's current marker is its marker or names it as
+ * lost. A Redis without a marker, or with an unrelated one, says nothing
+ * about the run: the command may just be pointed at the wrong Redis.
+ */
+export interface RedisMarker {
+  id: string;
+  /** Markers this Redis had before it lost its data, newest first. */
+  lost: string[];
+}
+
+const MAX_LOST = 50;
+
+export function markerKey(prefix: string): string {
+  return `${prefix}:fleet:marker`;
+}
+
+export async function readMarker(redis: Redis, prefix: string): Promise<RedisMarker | null> {
+  const raw = await redis.hgetall(markerKey(prefix));
+  if (!raw.id) return null;
+  return { id: raw.id, lost: raw.lost ? raw.lost.split(' ') : [] };
+}
+
+// Creates the marker when there is none. When the caller saw another marker
+// in this same Redis before (ARGV[2]) and it is no longer the current one,
+// this Redis lost that marker's data: it is added to the list of lost ones.
+const ENSURE = `
+local id = redis.call('HGET', KEYS[1], 'id')
+if not id then
+  redis.call('HSET', KEYS[1], 'id', ARGV[1], 'createdAt', ARGV[3])
+  id = ARGV[1]
+end
+local lost = redis.call('HGET', KEYS[1], 'lost') or ''
+if ARGV[2] ~= '' and ARGV[2] ~= id and not string.find(' ' .. lost .. ' ', ' ' .. ARGV[2] .. ' ', 1, true) then
+  lost = ARGV[2] .. (lost ~= '' and (' ' .. lost) or '') .. (ARGV[4] ~= '' and (' ' .. ARGV[4]) or '')
+  redis.call('HSET', KEYS[1], 'lost', lost)
+end
+return {id, lost}`;
+
+/**
+ * The marker of this Redis, created if it has none. `seen` is the marker
+ * this same process saw in this same Redis earlier: if the current one
+ * differs, that one (and what it had lost) is recorded as lost.
+ */
+export async function ensureMarker(redis: Redis, prefix: string, seen: RedisMarker | null = null): Promise<RedisMarker> {
+  const fresh = `redis-${randomBytes(8).toString('hex')}`;
+  const [id, lost] = (await redis.eval(
+    ENSURE,
+    1,
+    markerKey(prefix),
+    fresh,
+    seen?.id ?? '',
+    new Date().toISOString(),
+    seen?.lost.slice(0, MAX_LOST - 1).join(' ') ?? '',
+  )) as [string, string];
+  return { id, lost: lost ? lost.split(' ').slice(0, MAX_LOST) : [] };
+}
+
+/** Whether `marker` shows that the Redis a run recorded as `runMarker` lost its data. */
+export function provesLoss(marker: RedisMarker | null, runMarker: string | null): boolean {
+  if (!marker || !runMarker) return false;
+  return marker.id === runMarker || marker.lost.includes(runMarker);
+}

@@ -1,0 +1,140 @@
+import { spawn } from 'node:child_process';
+import { Worker } from 'bullmq';
+import { Redis } from 'ioredis';
+import { afterAll, beforeEach, describe, expect, it } from 'vitest';
+import { PROJECT_ROOT } from '../src/db/migrations.js';
+import { seedMvp } from '../src/demo/seed.js';
+import { lotsFamily } from '../src/families/lots.js';
+import { createTestDatabase, type TestDatabase } from './support/databases.js';
+import { REDIS_URL, testFleet } from './support/fleet.js';
+import { fleetEnv, killOnExit, killSpawnedWorkers, runTys, spawnWorker, until } from './support/processes.js';
+
+const INVESTMENTS = 300;
+
+/** `tys ...` as a child process whose output can be watched while it runs. */
+function startTys(args: string[], env: NodeJS.ProcessEnv) {
+  const child = killOnExit(spawn(process.execPath, ['bin/tys.js', ...args], { env, cwd: PROJECT_ROOT }));
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (chunk) => (stdout += chunk));
+  child.stderr.on('data', (chunk) => (stderr += chunk));
+  const exited = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
+  return { child, exited, stdout: () => stdout, stderr: () => stderr };
+}
+
+describe('--wait, status and stopping workers', () => {
+  const cleanups: (() => Promise<void>)[] = [];
+  let db: TestDatabase;
+  let fleet: Awaited<ReturnType<typeof testFleet>>;
+  let env: NodeJS.ProcessEnv;
+
+  beforeEach(async () => {
+    db = await createTestDatabase();
+    await seedMvp(db.prisma, { investments: INVESTMENTS });
+    fleet = await testFleet(db);
+    env = fleetEnv(fleet.config);
+    const [thisDb, thisFleet] = [db, fleet];
+    cleanups.push(async () => {
+      await thisFleet.close();
+      await thisDb.drop();
+    });
+  });
+  afterAll(async () => {
+    killSpawnedWorkers();
+    for (const cleanup of cleanups.reverse()) await cleanup();
+  });
+
+  it('exits 0 only once every row is done, following the jobs a dead worker still holds', async () => {
+    const earlier = await fleet.enqueue(lotsFamily);
+    expect(earlier.added).toBe(INVESTMENTS);
+    // A worker takes 50 jobs and dies holding their locks.
+    const doomed = new Redis(REDIS_URL, { maxRetriesPerRequest: null });
+    const taker = new Worker(lotsFamily.name, null, { connection: doomed, prefix: fleet.prefix, lockDuration: 3_000 });
+    for (let i = 0; i < 50; i++) expect(await taker.getNextJob(`dead-${i}`)).toBeTruthy();
+    doomed.disconnect();
+    expect((await fleet.context.queue(lotsFamily).getJobCounts('active')).active).toBe(50);
+
+    const waiting = startTys(['enqueue', 'lots', '--all', '--wait'], env);
+    await until('the run to be enqueued', async () => /^run run-\S+: /m.test(waiting.stdout()), 30_000);
+    expect(waiting.stdout()).toMatch(/added 0 jobs \(300 already queued by an earlier run, followed by this run/);
+    spawnWorker(fleetEnv(fleet.config, { TYS_LOCK_DURATION_MS: '3000', TYS_STALLED_INTERVAL_MS: '1000' }), ['--families', 'lots']);
+    expect(await waiting.exited).toBe(0);
+    expect(waiting.stdout()).toMatch(/finished: 300 completed, 0 skipped, 0 failed/);
+    // Done means done: every investment has its lot the moment --wait returns.
+    expect(await lotsFamily.verify!(db.prisma)).toMatchObject({ ok: true, checked: INVESTMENTS });
+  });
+
+  it('with no worker: says so once, gives up at --timeout with exit 1, and the run stays as it was', async () => {
+    const result = await runTys(['enqueue', 'lots', '--all', '--wait', '--timeout', '17s'], env);
+    expect(result.code).toBe(1);
+    expect(result.stderr.match(/no worker is processing "lots": start one with tys worker --families lots/g)).toHaveLength(1);
+    expect(result.stderr).toMatch(/gave up waiting after 17s; run (run-\S+) goes on in the background/);
+    expect(result.stdout).not.toMatch(/\d{4,}\/s/);
+    const runId = /run (run-\S+) goes on/.exec(result.stderr)![1]!;
+    expect(await db.prisma.fleetRun.findUniqueOrThrow({ where: { id: runId } })).toMatchObject({ status: 'RUNNING', finishedAt: null });
+  });
+
+  it('Ctrl-C stops waiting, exit 130, and leaves the run and its jobs as they were', async () => {
+    const waiting = startTys(['enqueue', 'lots', '--all', '--wait'], env);
+    await until('the run to be enqueued', async () => /^run run-\S+: /m.test(waiting.stdout()), 30_000);
+    const runId = /^run (run-\S+):/m.exec(waiting.stdout())![1]!;
+    waiting.child.kill('SIGINT');
+    expect(await waiting.exited).toBe(130);
+    expect(waiting.stderr()).toMatch(`stopped waiting; run ${runId} goes on in the background while workers run: watch it with tys status --run ${runId}`);
+    expect(await db.prisma.fleetRun.findUniqueOrThrow({ where: { id: runId } })).toMatchObject({ status: 'RUNNING', total: INVESTMENTS });
+    expect((await fleet.context.queue(lotsFamily).getJobCounts('waiting')).waiting).toBe(INVESTMENTS);
+  });
+
+  it('status pointed at a Redis without fleet data says so and changes nothing; a wrongly interrupted run comes back', async () => {
+    fleet.startWorkers([lotsFamily]);
+    const run = await fleet.waitForRun((await fleet.enqueue(lotsFamily)).runId!);
+    const unfinished = (await fleet.enqueue(lotsFamily, { kind: 'all' })).runId!;
+    const before = await db.prisma.fleetRun.findMany({ orderBy: { id: 'asc' } });
+
+    const elsewhere = { ...env, REDIS_URL: `${REDIS_URL}/13` };
+    const status = await runTys(['status'], elsewhere);
+    expect(status.code).toBe(0);
+    expect(status.stderr).toMatch(`no fleet data in redis 127.0.0.1:6379 db 13 under prefix "${fleet.prefix}": is REDIS_URL right?`);
+    expect(await db.prisma.fleetRun.findMany({ orderBy: { id: 'asc' } })).toEqual(before);
+    const other = new Redis(`${REDIS_URL}/13`);
+    try {
+      expect(await other.keys(`${fleet.prefix}*`)).toEqual([]);
+    } finally {
+      other.disconnect();
+    }
+    expect(run.status).toBe('COMPLETED');
+
+    // What an earlier version did: a run marked INTERRUPTED while its counters were live.
+    await db.prisma.fleetRun.update({ where: { id: unfinished }, data: { status: 'INTERRUPTED', finishedAt: new Date() } });
+    expect(await fleet.context.runs.reconcile()).toMatchObject({ recovered: 1, interrupted: 0 });
+    expect(await db.prisma.fleetRun.findUniqueOrThrow({ where: { id: unfinished } })).toMatchObject({ status: 'COMPLETED' });
+  });
+
+  it('a worker started the README way (npx tys worker &, then kill $!) stops cleanly, leaving no process behind', async () => {
+    const shell = killOnExit(
+      spawn('bash', ['-c', 'npx tys worker --families lots & echo "npx=$!"; wait'], {
+        env: fleetEnv(fleet.config, { TYS_LOG_LEVEL: 'info' }),
+        cwd: PROJECT_ROOT,
+      }),
+    );
+    let output = '';
+    shell.stdout!.on('data', (chunk) => (output += chunk));
+    shell.stderr!.on('data', (chunk) => (output += chunk));
+    await until('the worker to start', async () => output.includes('"msg":"workers started"'), 60_000);
+    const npx = Number(/npx=(\d+)/.exec(output)![1]);
+    const worker = Number(/"pid":(\d+).*"msg":"workers started"/.exec(output)![1]);
+    expect(worker).not.toBe(npx);
+    process.kill(npx, 'SIGTERM');
+    const alive = (pid: number) => {
+      try {
+        process.kill(pid, 0);
+        return true;
+      } catch {
+        return false;
+      }
+    };
+    await until('the worker process to exit', async () => !alive(worker), 30_000);
+    expect(output).toMatch(/"signal":"parent process exited".*"msg":"shutting down: finishing active jobs"/);
+    expect(output).toMatch(/"msg":"workers stopped"/);
+  });
+});
