@@ -82,6 +82,21 @@ describe('adopting a production database on the MVP schema', () => {
     expect(again.stdout).not.toMatch(/not adopted/);
   });
 
+  it('adopts a database that keeps the application\'s own Prisma history, which it leaves as it is', async () => {
+    const db = track(await mvpDatabase());
+    await sql(db, `CREATE TABLE "_prisma_migrations" (
+        id VARCHAR(36) PRIMARY KEY, checksum VARCHAR(64) NOT NULL, finished_at TIMESTAMPTZ, migration_name VARCHAR(255) NOT NULL,
+        logs TEXT, rolled_back_at TIMESTAMPTZ, started_at TIMESTAMPTZ NOT NULL DEFAULT now(), applied_steps_count INTEGER NOT NULL DEFAULT 0);
+      INSERT INTO "_prisma_migrations" (id, checksum, finished_at, migration_name, applied_steps_count)
+      VALUES ('app-1', 'abc', now(), '20240301000000_init', 1);`);
+    expect((await runTys(['migrate', 'status'], env(db))).stdout).toMatch(/not adopted yet/);
+    const result = await runTys(['migrate'], env(db));
+    expect(result.code).toBe(0);
+    expect(result.stdout).toMatch(/adopted database/);
+    const names = await sql<{ migration_name: string }>(db, `SELECT migration_name FROM _prisma_migrations ORDER BY migration_name`);
+    expect(names.map((n) => n.migration_name)).toEqual(['20240301000000_init', ...FILES.map((f) => f.name)]);
+  });
+
   it('refuses a database whose schema differs from the baseline, lists the differences, and changes nothing', async () => {
     const db = track(await mvpDatabase(`ALTER TABLE "Investment" ADD COLUMN "sector" TEXT; DROP INDEX "Account_userId_idx";
       ALTER TABLE "Portfolio" ALTER COLUMN "name" TYPE VARCHAR(80);`));

@@ -37,7 +37,7 @@ export interface MigrationState extends MigrationFile {
 
 export interface MigrationStatus {
   migrations: MigrationState[];
-  /** The database has the MVP tables and no migration history: `tys migrate` will adopt it. */
+  /** The database has the MVP tables and the baseline is not recorded: `tys migrate` will adopt it. */
   notAdopted: boolean;
 }
 
@@ -154,7 +154,9 @@ export async function deployMigrations(databaseUrl: string, options: MigrateOpti
       );
     }
     const files = listMigrationFiles(dir);
-    const adopted = history.applied.size === 0 ? await adopt(client, databaseUrl, files[0], dir, options) : null;
+    // The baseline not recorded: a new database, or the application's own
+    // (whose history, if it has one, names the application's migrations).
+    const adopted = files[0] && !history.applied.has(files[0].name) ? await adopt(client, databaseUrl, files[0], dir, options) : null;
     if (adopted) history.applied.set(files[0]!.name, { checksum: files[0]!.checksum, finishedAt: new Date() });
     const applied: string[] = [];
     for (const file of files) {
@@ -189,11 +191,10 @@ async function recordApplied(client: pg.Client, file: MigrationFile, logs: strin
 async function adopt(
   client: pg.Client,
   databaseUrl: string,
-  baseline: MigrationFile | undefined,
+  baseline: MigrationFile,
   dir: string,
   options: MigrateOptions,
 ): Promise<DeployResult['adopted']> {
-  if (!baseline) return null;
   const sql = readMigrationSql(baseline.name, 'migration', dir);
   const differences = await compareWithBaseline(client, sql);
   if (differences === null) return null;
@@ -254,7 +255,9 @@ export async function migrationStatus(databaseUrl: string, dir = MIGRATIONS_DIR)
     const { applied } = await readHistory(client);
     const files = listMigrationFiles(dir);
     const notAdopted =
-      applied.size === 0 && files.length > 0 && (await compareWithBaseline(client, readMigrationSql(files[0]!.name, 'migration', dir))) !== null;
+      files[0] !== undefined &&
+      !applied.has(files[0].name) &&
+      (await compareWithBaseline(client, readMigrationSql(files[0].name, 'migration', dir))) !== null;
     const migrations = files.map((file) => {
       const record = applied.get(file.name);
       return { ...file, appliedAt: record?.finishedAt ?? null, modified: record ? record.checksum !== file.checksum : false };
