@@ -2,6 +2,8 @@ import type { Queue } from 'bullmq';
 import { Gauge, Registry } from 'prom-client';
 import type { PrismaClient } from '../src/db/prisma.js';
 import type { FleetMetrics } from '../src/fleet/metrics.js';
+import { MarketGateway } from '../src/market/gateway.js';
+import type { Redis } from 'ioredis';
 
 const STATES = ['waiting', 'active', 'delayed', 'completed', 'failed', 'prioritized'] as const;
 
@@ -10,7 +12,7 @@ const STATES = ['waiting', 'active', 'delayed', 'completed', 'failed', 'prioriti
  * queues, job outcome totals from the run records, durations and rate-limit
  * delays from what the workers keep in Redis.
  */
-export function createMetricsRegistry(deps: { queues: Map<string, Queue>; prisma: PrismaClient; metrics: FleetMetrics }): {
+export function createMetricsRegistry(deps: { queues: Map<string, Queue>; prisma: PrismaClient; metrics: FleetMetrics; redis: Redis; prefix: string }): {
   registry: Registry;
   render(): Promise<string>;
 } {
@@ -52,6 +54,14 @@ export function createMetricsRegistry(deps: { queues: Map<string, Queue>; prisma
       this.reset();
       const rows = await deps.prisma.fleetRun.groupBy({ by: ['family', 'status'], _count: true });
       for (const row of rows) this.set({ family: row.family, status: row.status }, row._count);
+    },
+  });
+  new Gauge({
+    name: 'tys_market_quota_spent_seconds',
+    help: "Seconds until the market-data provider renews the key's spent daily quota; 0 while calls are allowed",
+    registers: [registry],
+    async collect() {
+      this.set(await MarketGateway.quotaSpentSeconds(deps.redis, deps.prefix));
     },
   });
   return {

@@ -14,6 +14,7 @@ import { AUXILIARY_QUEUES } from '../src/fleet/queues.js';
 import { connectProducer, producerConnection } from '../src/redis/connection.js';
 import { basicAuth, readOnlyGuard, type Account } from './auth.js';
 import { createMetricsRegistry } from './metrics.js';
+import { loopbackHostOnly, sameOriginWrites } from './origin.js';
 import { runsPage } from './runs-page.js';
 
 export interface DashboardOptions {
@@ -24,8 +25,19 @@ export interface DashboardOptions {
   metricsToken?: string;
   /** No authentication at all: only for a dashboard bound to 127.0.0.1. */
   insecure?: boolean;
+  /** The address operators open, when a proxy serves the dashboard (DASHBOARD_PUBLIC_URL). */
+  publicUrl?: URL;
+  /**
+   * Which proxies' X-Forwarded-For to believe (DASHBOARD_TRUST_PROXY), as
+   * express's `trust proxy` takes it: a hop count, or addresses and
+   * subnets. Default: none; the client is the socket's address.
+   */
+  trustProxy?: number | string;
   log: Logger;
 }
+
+/** A bearer token shorter than this could be guessed. */
+export const MIN_METRICS_TOKEN_LENGTH = 24;
 
 export interface Dashboard {
   app: express.Express;
@@ -34,15 +46,25 @@ export interface Dashboard {
 
 const BOARD_PATH = '/board';
 
-function securityHeaders(_req: Request, res: Response, next: NextFunction): void {
-  res.setHeader('X-Content-Type-Options', 'nosniff');
-  res.setHeader('X-Frame-Options', 'DENY');
-  res.setHeader('Referrer-Policy', 'no-referrer');
-  res.setHeader('Cross-Origin-Opener-Policy', 'same-origin');
-  res.setHeader(
-    'Content-Security-Policy',
-    "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; script-src 'self' 'unsafe-inline'; frame-ancestors 'none'",
-  );
+function securityHeaders(https: boolean) {
+  return (_req: Request, res: Response, next: NextFunction): void => {
+    res.setHeader('X-Content-Type-Options', 'nosniff');
+    res.setHeader('X-Frame-Options', 'DENY');
+    res.setHeader('Referrer-Policy', 'no-referrer');
+    res.setHeader('Cross-Origin-Opener-Policy', 'same-origin');
+    // No inline script runs anywhere (bull-board's only inline block is JSON data).
+    res.setHeader(
+      'Content-Security-Policy',
+      "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; script-src 'self'; frame-ancestors 'none'; form-action 'self'",
+    );
+    if (https) res.setHeader('Strict-Transport-Security', 'max-age=31536000');
+    next();
+  };
+}
+
+/** What an operator's session sees is never kept by a browser or a proxy cache. */
+function noStore(_req: Request, res: Response, next: NextFunction): void {
+  res.setHeader('Cache-Control', 'no-store');
   next();
 }
 
@@ -54,12 +76,17 @@ function board(queues: Map<string, Queue>, readOnlyMode: boolean): express.Route
     serverAdapter: adapter,
     options: { uiConfig: { boardTitle: readOnlyMode ? 'tys (read-only)' : 'tys', miscLinks: [{ text: 'Runs', url: '/runs' }] } },
   });
-  return adapter.getRouter();
+  const router = adapter.getRouter() as express.Express;
+  router.disable('x-powered-by');
+  return router;
 }
 
 export async function createDashboard(options: DashboardOptions): Promise<Dashboard> {
   const { config, log } = options;
   if (!options.insecure && options.accounts.length === 0) throw new Error('the dashboard needs at least one account');
+  if (options.metricsToken !== undefined && options.metricsToken.length < MIN_METRICS_TOKEN_LENGTH) {
+    throw new Error(`METRICS_TOKEN must be at least ${MIN_METRICS_TOKEN_LENGTH} characters`);
+  }
   // Requests fail fast while Redis is away (no offline queue), but a
   // long-running dashboard keeps reconnecting until it is back.
   const redis = await connectProducer(
@@ -73,12 +100,13 @@ export async function createDashboard(options: DashboardOptions): Promise<Dashbo
     queues.set(name, new Queue(name, { connection: redis, prefix: config.queuePrefix, skipMetasUpdate: true }));
   }
   const runs = new RunStore(prisma, redis, config.queuePrefix);
-  const metrics = createMetricsRegistry({ queues, prisma, metrics: new FleetMetrics(redis, config.queuePrefix) });
+  const metrics = createMetricsRegistry({ queues, prisma, metrics: new FleetMetrics(redis, config.queuePrefix), redis, prefix: config.queuePrefix });
 
   const app = express();
   app.disable('x-powered-by');
-  app.set('trust proxy', 'loopback');
-  app.use(securityHeaders);
+  app.set('trust proxy', options.trustProxy ?? false);
+  if (options.insecure) app.use(loopbackHostOnly(log));
+  app.use(securityHeaders(options.publicUrl?.protocol === 'https:'));
 
   // Unauthenticated on purpose (load balancers, orchestrators); says what is down, nothing more.
   app.get('/healthz', async (_req, res) => {
@@ -96,7 +124,8 @@ export async function createDashboard(options: DashboardOptions): Promise<Dashbo
   });
 
   if (options.insecure) app.use((req, _res, next) => ((req.role = 'admin'), next()));
-  else app.use(basicAuth({ accounts: options.accounts, metricsToken: options.metricsToken }));
+  else app.use(basicAuth({ accounts: options.accounts, metricsToken: options.metricsToken, log }));
+  app.use(noStore, sameOriginWrites({ publicUrl: options.publicUrl, log }));
 
   app.get('/metrics', async (_req, res, next) => {
     try {

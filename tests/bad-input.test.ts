@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { seedMvp } from '../src/demo/seed.js';
 import { families } from '../src/families/index.js';
 import { lotsFamily } from '../src/families/lots.js';
+import { jobIdFor } from '../src/fleet/family.js';
 import { createTestDatabase, type TestDatabase } from './support/databases.js';
 import { testFleet } from './support/fleet.js';
 import { until } from './support/processes.js';
@@ -50,8 +51,12 @@ describe('job payloads written straight into Redis', () => {
         await queue.add(family.name, data as never, { jobId: `bad-${name}`, attempts: 5 });
         added.push({ family: family.name, job: `bad-${name}`, reason });
       }
-      await queue.add(family.name, { runId: RUN, key: UNKNOWN_KEYS[family.name]! }, { jobId: 'unknown-row', attempts: 5 });
-      added.push({ family: family.name, job: 'unknown-row' });
+      // A run of the family's own, so that the job reaches its handler.
+      const runId = `run-20260101T000000Z-${String(families.indexOf(family)).padStart(6, '0')}`;
+      await db.prisma.fleetRun.create({ data: { id: runId, family: family.name, scope: { kind: 'all' }, status: 'RUNNING' } });
+      const unknownRow = jobIdFor(family, UNKNOWN_KEYS[family.name]!);
+      await queue.add(family.name, { runId, key: UNKNOWN_KEYS[family.name]! }, { jobId: unknownRow, attempts: 5 });
+      added.push({ family: family.name, job: unknownRow });
     }
     // Completed jobs may be removed at once (families that keep none): their results are caught as they happen.
     const ended = new Map<string, { failedReason?: string; result?: unknown; attemptsMade: number }>();
@@ -79,5 +84,39 @@ describe('job payloads written straight into Redis', () => {
     const good = await fleet.enqueue(lotsFamily, { kind: 'investments', ids: [investment.id] });
     expect((await fleet.waitForRun(good.runId!)).completed).toBe(1);
     expect(await db.prisma.taxLot.count()).toBe(1);
+  });
+
+  it('a job naming a run it does not belong to changes nothing and counts for no run', async () => {
+    const [a, b] = await db.prisma.investment.findMany({ take: 2, orderBy: { id: 'desc' } });
+    const constraintsRun = 'run-20260102T000000Z-c00001';
+    const endedRun = 'run-20260102T000000Z-e00001';
+    await db.prisma.fleetRun.createMany({
+      data: [
+        { id: constraintsRun, family: 'constraints', scope: { kind: 'all' }, status: 'RUNNING' },
+        { id: endedRun, family: 'lots', scope: { kind: 'all' }, status: 'COMPLETED', total: 1, completed: 1, finishedAt: new Date() },
+      ],
+    });
+    const lotsBefore = await db.prisma.taxLot.count();
+    const queue = fleet.context.queue(lotsFamily);
+    const liveRun = 'run-20260102T000000Z-a00001';
+    await fleet.context.runs.create(liveRun, 'lots', { kind: 'all' });
+    const claims: [string, string, RegExp][] = [
+      ['no-such-run', 'run-20990101T000000Z-ffffff', /run run-20990101T000000Z-ffffff does not exist/],
+      ['foreign-family', constraintsRun, /is a constraints run, not lots/],
+      ['ended-run', endedRun, /has ended/],
+      ['hand-made-id', liveRun, /the fleet names the job of \S+ "lots-\S+", not "hand-made-id"/],
+    ];
+    for (const [jobId, runId] of claims) await queue.add(lotsFamily.name, { runId, key: jobId === 'ended-run' ? a!.id : b!.id }, { jobId, attempts: 5 });
+    const before = await db.prisma.fleetRun.findMany({ orderBy: { id: 'asc' } });
+    await until('the claims to be refused', async () => (await queue.getFailedCount()) >= claims.length + MALFORMED.length);
+    for (const [jobId, , reason] of claims) {
+      const job = (await queue.getJob(jobId))!;
+      expect(job.failedReason, jobId).toMatch(reason);
+      expect(job.failedReason, jobId).toMatch(/nothing was changed/);
+      expect(job.attemptsMade, jobId).toBe(1);
+    }
+    expect(await db.prisma.taxLot.count()).toBe(lotsBefore);
+    expect(await db.prisma.fleetRun.findMany({ orderBy: { id: 'asc' } })).toEqual(before);
+    expect(await fleet.context.runs.counters(liveRun)).toMatchObject({ completed: 0, skipped: 0, failed: 0 });
   });
 });

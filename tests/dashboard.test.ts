@@ -1,12 +1,26 @@
 import { mkdirSync } from 'node:fs';
+import { request as httpRequest } from 'node:http';
 import path from 'node:path';
 import { chromium, type Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { seedMvp } from '../src/demo/seed.js';
 import { lotsFamily } from '../src/families/lots.js';
+import { FailedLogins } from '../dashboard/auth.js';
 import { createTestDatabase, type TestDatabase } from './support/databases.js';
 import { ADMIN, basic, startDashboard, VIEWER } from './support/dashboard.js';
 import { testFleet } from './support/fleet.js';
+
+/** A request with a Host header of our choosing (fetch always sends the URL's own). */
+function statusWithHost(base: string, method: string, route: string, host: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const request = httpRequest(`${base}${route}`, { method, headers: { host, origin: `http://${host}` } }, (response) => {
+      response.resume();
+      resolve(response.statusCode!);
+    });
+    request.on('error', reject);
+    request.end();
+  });
+}
 
 const INVESTMENTS = 400; // every 100th has a bad quantity: 4 failed lot jobs
 const SCREENSHOTS = path.join(process.cwd(), 'tests', '.artifacts');
@@ -25,7 +39,7 @@ describe('dashboard in a real browser', () => {
     fleet.startWorkers([lotsFamily]);
     runId = (await fleet.enqueue(lotsFamily)).runId!;
     await fleet.waitForRun(runId);
-    dashboard = await startDashboard(fleet.config, { metricsToken: 'scrape-token-123' });
+    dashboard = await startDashboard(fleet.config, { metricsToken: 'scrape-token-0123456789abcdef' });
     browser = await chromium.launch({
       executablePath: '/usr/bin/chromium',
       args: ['--no-sandbox', '--headless', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
@@ -87,14 +101,17 @@ describe('dashboard in a real browser', () => {
       ['PUT', '/board/api/queues/lots/clean/failed'],
       ['PUT', '/board/api/queues/pause'],
     ] as const) {
-      const response = await fetch(`${dashboard.url}${route}`, { method, headers: viewer });
+      const response = await fetch(`${dashboard.url}${route}`, { method, headers: { ...viewer, origin: dashboard.url } });
       expect(response.status, `${method} ${route}`).toBe(403);
     }
     expect(await fleet.context.queue(lotsFamily).getFailedCount()).toBe(INVESTMENTS / 100);
     expect(await (await fleet.context.queue(lotsFamily).getJob(jobId))!.getState()).toBe('failed');
 
     // The administrator can.
-    const retry = await fetch(`${dashboard.url}/board/api/queues/lots/${jobId}/retry`, { method: 'PUT', headers: { authorization: basic(ADMIN) } });
+    const retry = await fetch(`${dashboard.url}/board/api/queues/lots/${jobId}/retry`, {
+      method: 'PUT',
+      headers: { authorization: basic(ADMIN), origin: dashboard.url },
+    });
     expect(retry.status).toBe(204);
   });
 
@@ -105,35 +122,113 @@ describe('dashboard in a real browser', () => {
     expect(health.headers.get('x-content-type-options')).toBe('nosniff');
     expect(health.headers.get('x-frame-options')).toBe('DENY');
     expect(health.headers.get('x-powered-by')).toBeNull();
+    const board = await fetch(`${dashboard.url}/board/api/queues`, { headers: { authorization: basic(ADMIN) } });
+    expect(board.status).toBe(200);
+    expect(board.headers.get('x-powered-by')).toBeNull();
+    expect(board.headers.get('cache-control')).toBe('no-store');
+    expect(board.headers.get('content-security-policy')).toMatch(/script-src 'self';/);
+    expect(board.headers.get('content-security-policy')).not.toMatch(/script-src[^;]*unsafe-inline/);
+  });
+
+  it('refuses writes that another site makes with the operator\'s credentials', async () => {
+    const failed = (await fleet.context.queue(lotsFamily).getFailed(0, 0))[0]!;
+    const admin = { authorization: basic(ADMIN) };
+    const routes: [string, string, string?][] = [
+      ['POST', '/board/api/queues/lots/add', '{"name":"x","data":{}}'],
+      ['PUT', `/board/api/queues/lots/${failed.id}/retry`],
+      ['PUT', '/board/api/queues/notifications/pause'],
+      ['DELETE', `/board/api/queues/lots/${failed.id}`],
+      ['PATCH', '/board/api/queues/lots/clean/failed'],
+    ];
+    for (const [method, route, body] of routes) {
+      const foreign: Record<string, string>[] = [{ origin: 'https://evil.example' }, { referer: 'https://evil.example/page' }, {}, { 'sec-fetch-site': 'cross-site' }];
+      for (const headers of foreign) {
+        const response = await fetch(`${dashboard.url}${route}`, { method, body, headers: { ...admin, 'content-type': 'text/plain', ...headers } });
+        expect(response.status, `${method} ${route} ${JSON.stringify(headers)}`).toBe(403);
+      }
+    }
+    expect(await fleet.context.queue(lotsFamily).getJobCounts('waiting')).toEqual({ waiting: 0 });
+    expect(await (await fleet.context.queue(lotsFamily).getJob(failed.id!))!.getState()).toBe('failed');
+    // The dashboard's own page: the browser sends its Origin, or says same-origin.
+    const own = await fetch(`${dashboard.url}/board/api/queues/lots/${failed.id}/retry`, { method: 'PUT', headers: { ...admin, 'sec-fetch-site': 'same-origin' } });
+    expect(own.status).toBe(204);
+  });
+
+  it('without authentication (--insecure) answers only to the loopback names', async () => {
+    const local = await startDashboard(fleet.config, { insecure: true, accounts: [] });
+    try {
+      const port = new URL(local.url).port;
+      expect(await statusWithHost(local.url, 'GET', '/api/runs', `127.0.0.1:${port}`)).toBe(200);
+      expect(await statusWithHost(local.url, 'GET', '/api/runs', `localhost:${port}`)).toBe(200);
+      for (const host of ['evil.attacker.example', `evil.attacker.example:${port}`]) {
+        expect(await statusWithHost(local.url, 'PUT', '/board/api/queues/notifications/pause', host), host).toBe(421);
+        expect(await statusWithHost(local.url, 'GET', '/api/runs', host), host).toBe(421);
+      }
+      expect(await fleet.context.queue(lotsFamily).isPaused()).toBe(false);
+    } finally {
+      await local.close();
+    }
   });
 
   it('exposes Prometheus metrics after a run, to the dashboard accounts or the scrape token', async () => {
     expect((await fetch(`${dashboard.url}/metrics`)).status).toBe(401);
-    const response = await fetch(`${dashboard.url}/metrics`, { headers: { authorization: 'Bearer scrape-token-123' } });
+    const response = await fetch(`${dashboard.url}/metrics`, { headers: { authorization: 'Bearer scrape-token-0123456789abcdef' } });
     expect(response.status).toBe(200);
     const text = await response.text();
     expect(text).toContain('tys_queue_jobs{family="lots",state="failed"} ');
     expect(text).toContain(`tys_jobs_total{family="lots",outcome="completed"} ${INVESTMENTS - INVESTMENTS / 100}`);
     expect(text).toContain(`tys_jobs_total{family="lots",outcome="failed"} ${INVESTMENTS / 100}`);
     expect(text).toContain('tys_runs{family="lots",status="FAILED"} 1');
-    expect(text).toMatch(new RegExp(`tys_job_duration_seconds_count\\{family="lots"\\} ${INVESTMENTS}\\b`));
+    // Every job once, and the failed ones the other tests retried once more.
+    const durations = Number(/tys_job_duration_seconds_count\{family="lots"\} (\d+)/.exec(text)![1]);
+    expect(durations).toBeGreaterThanOrEqual(INVESTMENTS);
+    expect(durations).toBeLessThanOrEqual(INVESTMENTS + INVESTMENTS / 100);
     expect(text).toContain('tys_job_duration_seconds_bucket{family="lots",le="+Inf"}');
     expect(text).toContain('# TYPE tys_job_duration_seconds histogram');
-    const other = await fetch(`${dashboard.url}/board`, { headers: { authorization: 'Bearer scrape-token-123' } });
+    const other = await fetch(`${dashboard.url}/board`, { headers: { authorization: 'Bearer scrape-token-0123456789abcdef' } });
     expect(other.status).toBe(401);
   });
 
-  it('limits failed logins per client', async () => {
-    const own = await startDashboard(fleet.config, { accounts: [ADMIN] });
+  it('delays failed logins per client and user: one attacker cannot lock out anyone else', async () => {
+    const own = await startDashboard(fleet.config, { accounts: [ADMIN, VIEWER], trustProxy: 'loopback' });
     try {
-      const bad = { authorization: basic({ ...ADMIN, password: 'nope nope' }) };
+      const attempt = (account: typeof ADMIN, forwardedFor: string) =>
+        fetch(`${own.url}/board`, { headers: { authorization: basic(account), 'x-forwarded-for': forwardedFor } }).then((r) => r.status);
+      const wrong = { ...ADMIN, password: 'nope nope' };
       const statuses: number[] = [];
-      for (let i = 0; i < 12; i += 1) statuses.push((await fetch(`${own.url}/board`, { headers: bad })).status);
-      expect(statuses.slice(0, 10).every((s) => s === 401)).toBe(true);
-      expect(statuses.slice(10)).toEqual([429, 429]);
-      expect((await fetch(`${own.url}/board`, { headers: { authorization: basic(ADMIN) } })).status).toBe(429);
+      for (let i = 0; i < 7; i += 1) statuses.push(await attempt(wrong, '203.0.113.7'));
+      expect(statuses).toEqual([401, 401, 401, 401, 401, 401, 429]);
+      // The attacker's address and user wait; the real operator elsewhere, and another user, do not.
+      expect(await attempt(ADMIN, '203.0.113.7')).toBe(429);
+      expect(await attempt(ADMIN, '198.51.100.20')).toBe(200);
+      expect(await attempt(VIEWER, '203.0.113.7')).toBe(200);
+      // A bearer token is guessed under the same rules.
+      for (let i = 0; i < 6; i += 1) await fetch(`${own.url}/metrics`, { headers: { authorization: 'Bearer guess', 'x-forwarded-for': '203.0.113.9' } });
+      expect((await fetch(`${own.url}/metrics`, { headers: { authorization: 'Bearer guess', 'x-forwarded-for': '203.0.113.9' } })).status).toBe(429);
     } finally {
       await own.close();
     }
+  });
+
+  it('believes X-Forwarded-For only from a trusted proxy', async () => {
+    const own = await startDashboard(fleet.config, { accounts: [ADMIN] });
+    try {
+      const wrong = { authorization: basic({ ...ADMIN, password: 'nope nope' }) };
+      const statuses: number[] = [];
+      for (let i = 0; i < 7; i += 1) statuses.push((await fetch(`${own.url}/board`, { headers: { ...wrong, 'x-forwarded-for': `10.0.0.${i}` } })).status);
+      expect(statuses.at(-1)).toBe(429);
+    } finally {
+      await own.close();
+    }
+  });
+
+  it('keeps the failure store bounded, whatever the number of addresses', () => {
+    const store = new FailedLogins(5, 60_000, 10_000);
+    for (let i = 0; i < 100_000; i += 1) store.fail(`10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}`, 'operator');
+    expect(store.size).toBe(10_000);
+    const before = process.memoryUsage().heapUsed;
+    for (let i = 0; i < 100_000; i += 1) store.fail(`172.16.${(i >> 8) & 255}.${i & 255}-${i}`, 'operator');
+    expect(store.size).toBe(10_000);
+    expect(process.memoryUsage().heapUsed - before).toBeLessThan(50 * 1024 * 1024);
   });
 });

@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AlphaVantage } from '../src/market/alpha-vantage.js';
 import { parseRate } from '../src/market/budget.js';
+import { PROVIDER_TEXTS } from '../src/market/provider-texts.js';
 import { AlphaVantageStandIn } from './support/alpha-vantage-server.js';
 
 describe('Alpha Vantage provider: every answer classified', () => {
@@ -32,21 +33,45 @@ describe('Alpha Vantage provider: every answer classified', () => {
     expect(await provider.quote('NOPE')).toEqual({ kind: 'no-data' });
   });
 
-  it('recognises the rate-limit payloads, and never repeats the key', async () => {
-    server.behaviours.set('RL1', { kind: 'note', times: 1 });
+  it('classifies every provider text of the table by what it means, and never repeats the key', async () => {
+    const expected = { throttled: 'rate-limited', 'daily-quota': 'quota-spent', premium: 'premium', 'key-refused': 'rejected', 'invalid-call': 'rejected' };
+    for (const [i, text] of PROVIDER_TEXTS.entries()) {
+      server.behaviours.set(`T${i}`, { kind: 'text', text, times: 1 });
+      const answer = await provider.overview(`T${i}`);
+      expect(answer.kind, text.example).toBe(expected[text.meaning]);
+      if (answer.kind === 'rate-limited') expect(answer).toMatchObject({ known: true, retryInMs: text.retryInMs });
+      if (answer.kind === 'rejected') expect(answer.key, text.example).toBe(text.meaning === 'key-refused');
+    }
     server.behaviours.set('RL2', { kind: 'information', times: 1 });
-    expect(await provider.overview('RL1')).toMatchObject({ kind: 'rate-limited', message: expect.stringMatching(/call frequency/) });
-    const info = await provider.quote('RL2');
-    expect(info).toMatchObject({ kind: 'rate-limited', message: expect.stringMatching(/25 requests per day/) });
-    expect(JSON.stringify(info)).not.toContain(server.validKey);
+    const daily = await provider.quote('RL2');
+    expect(daily).toMatchObject({ kind: 'quota-spent', message: expect.stringMatching(/detected your API key as \[redacted\] and our standard API rate limit is 25 requests per day/) });
+    expect(JSON.stringify(daily)).not.toContain(server.validKey);
   });
 
-  it('rejects a wrong key, and a missing key without calling at all', async () => {
-    const wrong = new AlphaVantage({ baseUrl: server.url, apiKey: 'wrong-key' });
-    expect(await wrong.overview('IBM')).toMatchObject({ kind: 'rejected', message: expect.stringMatching(/apikey is invalid or missing/) });
+  it('holds an unknown Note or Information text as a rate limit, flagged unknown', async () => {
+    server.behaviours.set('ODD', { kind: 'text', text: { meaning: 'throttled', field: 'Note', pattern: /x/, example: 'Something new from the provider.' }, times: 1 });
+    expect(await provider.overview('ODD')).toEqual({ kind: 'rate-limited', message: 'Something new from the provider.', known: false });
+  });
+
+  it('takes a mistyped key for a free one, as the real API does, until its daily quota is spent; refuses the demo key and no key', async () => {
+    const free = new AlphaVantage({ baseUrl: server.url, apiKey: 'mistyped-key' });
+    server.freeDailyQuota = 2;
+    try {
+      expect((await free.quote('IBM')).kind).toBe('data');
+      expect((await free.quote('IBM')).kind).toBe('data');
+      expect(await free.quote('IBM')).toMatchObject({ kind: 'quota-spent', message: expect.not.stringContaining('mistyped-key') });
+    } finally {
+      server.freeDailyQuota = 25;
+    }
+    expect(await new AlphaVantage({ baseUrl: server.url, apiKey: 'demo' }).overview('IBM')).toMatchObject({ kind: 'rejected', key: true });
     const before = server.calls.length;
-    expect(await new AlphaVantage({ baseUrl: server.url }).overview('IBM')).toEqual({ kind: 'rejected', message: 'ALPHA_VANTAGE_API_KEY is not set' });
+    expect(await new AlphaVantage({ baseUrl: server.url }).overview('IBM')).toEqual({ kind: 'rejected', message: 'ALPHA_VANTAGE_API_KEY is not set', key: true });
     expect(server.calls.length).toBe(before);
+  });
+
+  it('uses only positive prices: a quote of zero is no data', async () => {
+    server.prices.set('ZERO', '0.0000');
+    expect(await provider.quote('ZERO')).toEqual({ kind: 'no-data' });
   });
 
   it('calls server errors, timeouts, garbage and refused connections transient', async () => {

@@ -107,6 +107,32 @@ describe('schedules', () => {
     expect(result.stderr).toMatch(/unknown family "mystery"/);
   });
 
+  it('refuses bogus scopes at apply, and again when a scheduler written straight into Redis fires', async () => {
+    for (const scope of [{ kind: 'bogus' }, { kind: 'investments', ids: 'abc' }, { kind: 'user' }]) {
+      const file = write('scope.json', [{ name: 'odd', family: 'lots', every: '5m', scope }]);
+      expect(() => loadSchedules(file, families), JSON.stringify(scope)).toThrow(/scope must be/);
+    }
+    const queue = new Queue(SCHEDULES_QUEUE, { connection: fleet.context.redis, prefix: fleet.prefix });
+    const connection = workerConnection(REDIS_URL);
+    const runner = startScheduleRunner(
+      { prisma: db.prisma, connection, producer: fleet.context.redis, prefix: fleet.prefix, log: pino({ level: 'silent' }) },
+      families,
+    );
+    try {
+      const job = await queue.add('enqueue', { family: 'lots', scope: { kind: 'investments', ids: 'abc' } } as never, { jobId: 'hand-made' });
+      await until('the hand-made schedule job to fail', async () => (await job.getState()) === 'failed', 30_000);
+      const failed = (await queue.getJob('hand-made'))!;
+      expect(failed.failedReason).toMatch(/^scheduled job hand-made: scope must be/);
+      expect(failed.attemptsMade).toBe(1);
+      const runs = await db.prisma.fleetRun.findMany({ select: { scope: true } });
+      expect(runs.filter((run) => (run.scope as { kind: string }).kind !== 'all')).toEqual([]);
+    } finally {
+      await runner.close();
+      connection.disconnect();
+      await queue.close();
+    }
+  });
+
   it('a due scheduler enqueues a real run that the workers carry out', async () => {
     const queue = new Queue(SCHEDULES_QUEUE, { connection: fleet.context.redis, prefix: fleet.prefix });
     const connection = workerConnection(REDIS_URL);

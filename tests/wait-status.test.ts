@@ -3,11 +3,14 @@ import { Worker } from 'bullmq';
 import { Redis } from 'ioredis';
 import { afterAll, beforeEach, describe, expect, it } from 'vitest';
 import { PROJECT_ROOT } from '../src/db/migrations.js';
+import { openFleet } from '../src/fleet/context.js';
+import { enqueue } from '../src/fleet/producer.js';
 import { seedMvp } from '../src/demo/seed.js';
 import { lotsFamily } from '../src/families/lots.js';
 import { createTestDatabase, type TestDatabase } from './support/databases.js';
 import { REDIS_URL, testFleet } from './support/fleet.js';
 import { fleetEnv, killOnExit, killSpawnedWorkers, runTys, spawnWorker, until } from './support/processes.js';
+import { PrivateRedis } from './support/redis-server.js';
 
 const INVESTMENTS = 300;
 
@@ -108,6 +111,36 @@ describe('--wait, status and stopping workers', () => {
     await db.prisma.fleetRun.update({ where: { id: unfinished }, data: { status: 'INTERRUPTED', finishedAt: new Date() } });
     expect(await fleet.context.runs.reconcile()).toMatchObject({ recovered: 1, interrupted: 0 });
     expect(await db.prisma.fleetRun.findUniqueOrThrow({ where: { id: unfinished } })).toMatchObject({ status: 'COMPLETED' });
+  });
+
+  it('a Redis that restarted empty is proven to have lost its runs, even to a process that never saw it before', async () => {
+    const redis = await PrivateRedis.start();
+    cleanups.push(() => redis.stop());
+    const config = { ...fleet.config, redisUrl: redis.url };
+    const before = await openFleet(config);
+    const run = await enqueue(
+      { prisma: before.prisma, redis: before.redis, queue: before.queue(lotsFamily), runs: before.runs, prefix: config.queuePrefix },
+      lotsFamily,
+      { kind: 'all' },
+    );
+    await before.close();
+    await redis.restart();
+    // A new process, pointed at another Redis database: no evidence, nothing changes.
+    const elsewhere = await openFleet({ ...config, redisUrl: `${redis.url}/5` });
+    try {
+      expect(await elsewhere.runs.reconcile()).toMatchObject({ interrupted: 0 });
+    } finally {
+      await elsewhere.close();
+    }
+    expect(await db.prisma.fleetRun.findUniqueOrThrow({ where: { id: run.runId! } })).toMatchObject({ status: 'RUNNING' });
+    // A new process on the run's own Redis: the marker there is not the run's, so the run's data is gone.
+    const after = await openFleet(config);
+    try {
+      expect(await after.runs.reconcile()).toMatchObject({ interrupted: 1 });
+    } finally {
+      await after.close();
+    }
+    expect(await db.prisma.fleetRun.findUniqueOrThrow({ where: { id: run.runId! } })).toMatchObject({ status: 'INTERRUPTED' });
   });
 
   it('a worker started the README way (npx tys worker &, then kill $!) stops cleanly, leaving no process behind', async () => {

@@ -14,12 +14,43 @@ Authentication (HTTP Basic) is required. Accounts come from the environment:
   DASHBOARD_READONLY_USER, DASHBOARD_READONLY_PASSWORD  optional: sees
                                                         everything, changes nothing
   METRICS_TOKEN         optional bearer token that opens /metrics alone
+                        (at least 24 characters)
+
+Behind a proxy:
+  DASHBOARD_PUBLIC_URL  the address operators open (https://ops.example.com);
+                        writes must come from that origin; https adds HSTS
+  DASHBOARD_TRUST_PROXY which proxies' X-Forwarded-For names the client, for
+                        the login throttle: a hop count (1) or addresses and
+                        subnets (10.0.0.1, 10.0.0.0/8); default none
 
 Options:
   --port N        port (default 3000, or PORT)
   --host ADDRESS  address to bind (default 0.0.0.0)
   --insecure      no authentication; binds 127.0.0.1 only
   -h, --help      this help`;
+
+/** The proxy settings of the environment, checked: a wrong one is an error at start, not a quiet hole. */
+export function dashboardSettingsFromEnv(env: NodeJS.ProcessEnv = process.env): { publicUrl?: URL; trustProxy?: number | string } {
+  let publicUrl: URL | undefined;
+  if (env.DASHBOARD_PUBLIC_URL) {
+    try {
+      publicUrl = new URL(env.DASHBOARD_PUBLIC_URL);
+    } catch {
+      throw new ConfigError('DASHBOARD_PUBLIC_URL must be a URL like https://ops.example.com');
+    }
+    if (publicUrl.protocol !== 'https:' && publicUrl.protocol !== 'http:') throw new ConfigError('DASHBOARD_PUBLIC_URL must start with https:// or http://');
+  }
+  const raw = env.DASHBOARD_TRUST_PROXY?.trim();
+  let trustProxy: number | string | undefined;
+  if (raw) {
+    if (/^\d+$/.test(raw)) trustProxy = Number(raw);
+    else if (/^[0-9a-fA-F.:/,\s]+$/.test(raw)) trustProxy = raw;
+    else throw new ConfigError('DASHBOARD_TRUST_PROXY must be a hop count or addresses and subnets (10.0.0.1, 10.0.0.0/8)');
+  }
+  const token = env.METRICS_TOKEN;
+  if (token !== undefined && token !== '' && token.length < 24) throw new ConfigError('METRICS_TOKEN must be at least 24 characters');
+  return { publicUrl, trustProxy };
+}
 
 /** Accounts from the environment; a half-configured account is an error, not a silent open door. */
 export function accountsFromEnv(env: NodeJS.ProcessEnv = process.env): Account[] {
@@ -62,6 +93,7 @@ export const dashboardCommand = defineCommand({
       accounts: values.insecure ? [] : accounts,
       metricsToken: process.env.METRICS_TOKEN || undefined,
       insecure: values.insecure,
+      ...dashboardSettingsFromEnv(),
       log,
     });
     const server = await listen(dashboard.app, port, host);

@@ -51,7 +51,7 @@ export const demoCommand = defineCommand({
         { kind: 'all' },
       );
       io.out(`run ${result.runId}: added ${result.added} lot jobs`);
-      const outcome = await waitForRun(fleet.runs, result.runId!, (await fleet.runs.get(result.runId!))?.redisMarker ?? null, io, { lineEveryMs: 1_000 });
+      const outcome = await waitForRun(fleet.runs, result.runId!, io, { lineEveryMs: 1_000 });
       if (outcome.ended !== 'finished') {
         io.err('error: Redis lost the run');
         return 1;

@@ -93,7 +93,7 @@ export const enqueueCommand = defineCommand({
       let outcome: WaitResult;
       try {
         const queue = fleet.queue(family);
-        outcome = await waitForRun(fleet.runs, runId, (await fleet.runs.get(runId))?.redisMarker ?? null, io, {
+        outcome = await waitForRun(fleet.runs, runId, io, {
           timeoutMs,
           signal: stop.signal,
           workers: { family: family.name, count: () => queue.getWorkersCount() },

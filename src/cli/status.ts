@@ -1,6 +1,7 @@
 import { families } from '../families/index.js';
 import { openFleet, type FleetContext } from '../fleet/context.js';
 import { AUXILIARY_QUEUES } from '../fleet/queues.js';
+import { MarketGateway } from '../market/gateway.js';
 import { RUN_ID_PATTERN, type RunView } from '../fleet/runs.js';
 import { defineCommand, integerFlag, UsageError } from './command.js';
 import { progressLine } from './progress.js';
@@ -39,7 +40,11 @@ function runLine(run: RunView): string {
   const state = run.finishedAt ? run.status : run.live ? run.status : `${run.status} (no live counters)`;
   const elapsedMs = (run.finishedAt ?? new Date()).getTime() - run.startedAt.getTime();
   const done = run.completed + run.skipped + run.failed;
-  return `${run.id}  ${run.family.padEnd(12)} ${state.padEnd(11)} started ${run.startedAt.toISOString()}  ${progressLine(run, elapsedMs > 0 ? (done * 1_000) / elapsedMs : null)}`;
+  const figures = Object.entries(run.stats).map(([name, n]) => `${name} ${n}`);
+  return (
+    `${run.id}  ${run.family.padEnd(12)} ${state.padEnd(11)} started ${run.startedAt.toISOString()}  ` +
+    `${progressLine(run, elapsedMs > 0 ? (done * 1_000) / elapsedMs : null)}${figures.length ? `  [${figures.join(', ')}]` : ''}`
+  );
 }
 
 export const statusCommand = defineCommand({
@@ -67,9 +72,13 @@ export const statusCommand = defineCommand({
       const fleetData = await fleet.runs.hasFleetData([...families.map((f) => f.name), ...AUXILIARY_QUEUES]);
       const { redis } = target;
       if (!fleetData) io.err(`no fleet data in redis ${redis.host}:${redis.port} db ${redis.db} under prefix "${target.queuePrefix}": is REDIS_URL right?`);
+      const quotaSpentSeconds = await MarketGateway.quotaSpentSeconds(fleet.redis, target.queuePrefix);
+      if (quotaSpentSeconds > 0 && !values.json) {
+        io.out(`market-data provider: the key's daily quota is spent; metadata and alerts jobs are held until its reset in ${Math.ceil(quotaSpentSeconds)} s`);
+      }
       if (run) {
         const failures = await failuresOf(fleet, run);
-        if (values.json) json({ run, failures, fleetDataInRedis: fleetData });
+        if (values.json) json({ run, failures, fleetDataInRedis: fleetData, quotaSpentSeconds });
         else {
           io.out(runLine(run));
           for (const failure of failures) io.out(`  failed ${failure.jobId} (${failure.attempts} attempts): ${failure.reason}`);
@@ -79,7 +88,7 @@ export const statusCommand = defineCommand({
       const counts = await familyCounts(fleet);
       const runs = await fleet.runs.list({ limit });
       if (values.json) {
-        json({ families: counts, runs, fleetDataInRedis: fleetData });
+        json({ families: counts, runs, fleetDataInRedis: fleetData, quotaSpentSeconds });
         return 0;
       }
       io.out(`${'family'.padEnd(14)}${STATES.map((s) => s.padStart(11)).join('')}`);

@@ -4,7 +4,7 @@ import { Prisma } from '../db/prisma.js';
 import { auditRecord } from '../fleet/audit.js';
 import { DEFAULT_FAMILY_OPTIONS, eachItem, type HandlerContext, type ItemResult, type JobFamily } from '../fleet/family.js';
 import { NOTIFICATIONS_QUEUE } from '../fleet/queues.js';
-import { MarketGateway } from '../market/gateway.js';
+import { MarketGateway, PROVIDER_QUEUE_LIMITER } from '../market/gateway.js';
 import { TICKER_PATTERN } from '../market/provider.js';
 import type { PriceAlertType } from '../generated/prisma/enums.js';
 
@@ -83,7 +83,7 @@ async function currentPrice(ctx: HandlerContext, market: MarketGateway, ticker: 
      ORDER BY "priceUpdatedAt" DESC LIMIT 1`;
   if (stored) return new Prisma.Decimal(stored.price);
   if (await market.knownWithoutData('quote', ticker)) return null;
-  const quote = await market.fetch('quote', ticker, () => ctx.count(runId, 'calls'));
+  const quote = await market.fetch('quote', ticker, (stat) => ctx.count(runId, stat));
   if (!quote) return null;
   const price = quote.price.toDecimalPlaces(8).toFixed(8);
   await ctx.prisma.$transaction(async (tx) => {
@@ -187,5 +187,5 @@ export const alertsFamily: JobFamily = {
       : { status: 'skipped', reason: `no alert of ${ticker} triggers at ${price.toFixed()}` };
   }),
 
-  options: { ...DEFAULT_FAMILY_OPTIONS, concurrency: 4, backoffMs: 2_000, keepCompleted: 0 },
+  options: { ...DEFAULT_FAMILY_OPTIONS, concurrency: 4, backoffMs: 2_000, keepCompleted: 0, limiter: PROVIDER_QUEUE_LIMITER },
 };

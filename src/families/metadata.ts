@@ -1,7 +1,7 @@
 import { auditRecord } from '../fleet/audit.js';
 import { DEFAULT_FAMILY_OPTIONS, eachItem, type ItemResult, type JobFamily } from '../fleet/family.js';
 import { investmentScopeSql } from '../fleet/scope.js';
-import { MarketGateway } from '../market/gateway.js';
+import { MarketGateway, PROVIDER_QUEUE_LIMITER } from '../market/gateway.js';
 import { TICKER_PATTERN, type Overview } from '../market/provider.js';
 
 const COLUMNS = ['sector', 'industry', 'country', 'marketCap'] as const;
@@ -44,7 +44,7 @@ export const metadataFamily: JobFamily = {
     if (await market.knownWithoutData('overview', ticker)) {
       return { status: 'skipped', reason: `no overview for ${ticker} (remembered; not asked again yet)` };
     }
-    const overview = await market.fetch('overview', ticker, () => ctx.count(runId, 'calls'));
+    const overview = await market.fetch('overview', ticker, (stat) => ctx.count(runId, stat));
     const values = overview && overviewValues(overview);
     if (!values || COLUMNS.every((c) => values[c] === null)) {
       if (overview) await market.rememberWithoutData('overview', ticker);
@@ -95,5 +95,5 @@ export const metadataFamily: JobFamily = {
   }),
 
   // Few jobs, each bound by the provider's budget rather than by the database.
-  options: { ...DEFAULT_FAMILY_OPTIONS, concurrency: 4, backoffMs: 2_000, keepCompleted: 1_000 },
+  options: { ...DEFAULT_FAMILY_OPTIONS, concurrency: 4, backoffMs: 2_000, keepCompleted: 1_000, limiter: PROVIDER_QUEUE_LIMITER },
 };

@@ -16,6 +16,9 @@ export class PermanentJobError extends UnrecoverableError {
 /** Job data that does not have the family's shape. */
 export class InvalidJobDataError extends PermanentJobError {}
 
+/** A job that names a run it does not belong to: refused, and counted for no run. */
+export class ForeignRunError extends PermanentJobError {}
+
 /**
  * The work must wait: a shared budget is spent or the provider asked to slow
  * down. The worker holds the family's queue back for `delayMs` and the job

@@ -62,8 +62,26 @@ export async function ensureMarker(redis: Redis, prefix: string, seen: RedisMark
   return { id, lost: lost ? lost.split(' ').slice(0, MAX_LOST) : [] };
 }
 
-/** Whether `marker` shows that the Redis a run recorded as `runMarker` lost its data. */
-export function provesLoss(marker: RedisMarker | null, runMarker: string | null): boolean {
-  if (!marker || !runMarker) return false;
-  return marker.id === runMarker || marker.lost.includes(runMarker);
+/** Where a run's Redis was: the marker it had and its address. */
+export interface RunRedis {
+  redisMarker: string | null;
+  redisAddress: string | null;
+}
+
+/**
+ * Whether what this Redis shows (its marker, at `address`) proves that the
+ * Redis of a run lost the run's data: the run's marker is this Redis's
+ * marker (and the caller found the run's keys gone), or is recorded as lost
+ * here, or this is the run's Redis address and it now carries another
+ * marker. A Redis at another address, or without a marker, proves nothing.
+ */
+export function provesLoss(marker: RedisMarker | null, address: string, run: RunRedis): boolean {
+  if (!marker || !run.redisMarker) return false;
+  return marker.id === run.redisMarker || marker.lost.includes(run.redisMarker) || run.redisAddress === address;
+}
+
+/** Where a run's keys are: host:port/db of the connection and the key prefix (never a password). */
+export function redisAddressOf(redis: Redis, prefix: string): string {
+  const { host, port, db } = redis.options;
+  return `${host ?? '127.0.0.1'}:${port ?? 6379}/${db ?? 0}/${prefix}`;
 }

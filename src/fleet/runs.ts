@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import type { PrismaClient } from '../db/prisma.js';
 import type { FleetRunStatus } from '../generated/prisma/enums.js';
-import { ensureMarker, provesLoss, readMarker, type RedisMarker } from './redis-marker.js';
+import { ensureMarker, provesLoss, readMarker, redisAddressOf, type RedisMarker } from './redis-marker.js';
 import type { Scope } from './scope.js';
 
 export interface RunCounters {
@@ -170,7 +170,7 @@ export class RunStore {
 
   async create(runId: string, family: string, scope: Scope): Promise<void> {
     const marker = await this.marker();
-    await this.prisma.fleetRun.create({ data: { id: runId, family, scope, redisMarker: marker.id } });
+    await this.prisma.fleetRun.create({ data: { id: runId, family, scope, redisMarker: marker.id, redisAddress: redisAddressOf(this.redis, this.prefix) } });
     await this.redis
       .multi()
       .hset(this.key(runId), { family, total: 0, completed: 0, skipped: 0, failed: 0, enqueued: 0 })
@@ -264,6 +264,11 @@ export class RunStore {
     await pipeline.exec();
   }
 
+  /** Whether the run has counted an outcome for this job. */
+  async hasOutcome(runId: string, jobId: string): Promise<boolean> {
+    return (await this.redis.hexists(this.pendingKey(runId), jobId)) === 1;
+  }
+
   async counters(runId: string): Promise<RunCounters | null> {
     const raw = await this.redis.hgetall(this.key(runId));
     if (!raw.family) return null;
@@ -320,10 +325,11 @@ export class RunStore {
    * or cannot tell. A process that has written to this Redis before also
    * records a marker change it sees; any other only reads.
    */
-  async liveness(runId: string, redisMarker: string | null): Promise<'live' | 'lost' | 'unknown'> {
+  async liveness(runId: string): Promise<'live' | 'lost' | 'unknown'> {
     if ((await this.redis.exists(this.key(runId))) === 1) return 'live';
+    const run = await this.prisma.fleetRun.findUnique({ where: { id: runId }, select: { redisMarker: true, redisAddress: true } });
     const marker = this.seenMarker ? await this.marker() : await readMarker(this.redis, this.prefix);
-    return provesLoss(marker, redisMarker) ? 'lost' : 'unknown';
+    return run && provesLoss(marker, redisAddressOf(this.redis, this.prefix), run) ? 'lost' : 'unknown';
   }
 
   /**
@@ -342,7 +348,7 @@ export class RunStore {
           { status: 'INTERRUPTED', finishedAt: { gte: new Date(Date.now() - RUN_TTL_SECONDS * 1000) } },
         ],
       },
-      select: { id: true, status: true, redisMarker: true },
+      select: { id: true, status: true, redisMarker: true, redisAddress: true },
     });
     const result = { finished: 0, interrupted: 0, recovered: 0 };
     const exists = await Promise.all(rows.map((row) => this.redis.exists(this.key(row.id))));
@@ -353,7 +359,7 @@ export class RunStore {
           result.recovered += 1;
         }
         if (await this.finishIfDone(row.id)) result.finished += 1;
-      } else if (row.status !== 'INTERRUPTED' && provesLoss(marker, row.redisMarker)) {
+      } else if (row.status !== 'INTERRUPTED' && provesLoss(marker, redisAddressOf(this.redis, this.prefix), row)) {
         await this.markInterrupted(row.id);
         result.interrupted += 1;
       }

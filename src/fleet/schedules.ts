@@ -4,6 +4,7 @@ import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { parseDuration } from '../config/duration.js';
 import type { PrismaClient } from '../db/prisma.js';
+import { PermanentJobError } from './errors.js';
 import type { JobFamily } from './family.js';
 import { enqueue } from './producer.js';
 import { openQueue, SCHEDULES_QUEUE } from './queues.js';
@@ -136,11 +137,20 @@ export function startScheduleRunner(
   const worker = new Worker(
     SCHEDULES_QUEUE,
     async (job: Job<ScheduledEnqueue>) => {
+      // Scheduler data lives in Redis, where anyone with access can write it:
+      // checked again here, with the same rules as the file.
       const family = families.find((f) => f.name === job.data?.family);
-      if (!family) throw new ScheduleError(`scheduled job ${job.id} names unknown family "${String(job.data?.family)}"`);
+      if (!family) throw new PermanentJobError(`scheduled job ${job.id} names unknown family "${String(job.data?.family).slice(0, 40)}"`);
+      let scope: Scope;
+      try {
+        scope = parseScope(`scheduled job ${job.id}`, job.data.scope);
+      } catch (error) {
+        throw new PermanentJobError((error as Error).message);
+      }
+      if (!family.scopes.includes(scope.kind)) throw new PermanentJobError(`scheduled job ${job.id}: family ${family.name} does not take scope ${scope.kind}`);
       let queue = queues.get(family.name);
       if (!queue) queues.set(family.name, (queue = openQueue(family, deps.producer, deps.prefix)));
-      const result = await enqueue({ prisma: deps.prisma, redis: deps.producer, queue, runs, prefix: deps.prefix }, family, job.data.scope);
+      const result = await enqueue({ prisma: deps.prisma, redis: deps.producer, queue, runs, prefix: deps.prefix }, family, scope);
       deps.log.info({ schedule: job.repeatJobKey, runId: result.runId, added: result.added }, 'scheduled enqueue');
       return { runId: result.runId, added: result.added, alreadyQueued: result.alreadyQueued };
     },

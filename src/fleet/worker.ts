@@ -2,10 +2,11 @@ import { DelayedError, RateLimitError, UnrecoverableError, WaitingChildrenError,
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import type { PrismaClient } from '../db/prisma.js';
-import { InvalidJobDataError, RateLimitedError } from './errors.js';
+import { ForeignRunError, InvalidJobDataError, RateLimitedError } from './errors.js';
 import { Batcher } from './batcher.js';
 import { FleetMetrics } from './metrics.js';
-import type { HandlerContext, JobData, JobFamily, JobOutcome, WorkItem } from './family.js';
+import { RunGuard } from './run-guard.js';
+import { jobIdFor, type HandlerContext, type JobData, type JobFamily, type JobOutcome, type WorkItem } from './family.js';
 import { RUN_ID_PATTERN, type JobOutcomeRecord, type RunStore } from './runs.js';
 
 export interface FleetWorkerOptions {
@@ -55,6 +56,7 @@ export function startWorkers(
   // close() waits for these.
   const settling = new Set<Promise<void>>();
   const metrics = new FleetMetrics(deps.runs.redisConnection, deps.prefix);
+  const guard = new RunGuard(deps.prisma, deps.runs);
   const recordFailure = (runId: string, jobId: string, log: Logger) => {
     const pending = deps.runs
       .record([{ runId, jobId, outcome: 'failed' }])
@@ -101,6 +103,8 @@ export function startWorkers(
       async (job: Job<JobData, JobOutcome>) => {
         try {
           const data = parseJobData(family, job.data);
+          const refusal = (await guard.refusal(data.runId, family.name, job.id!)) ?? misnamed(family, data.key, job.id!);
+          if (refusal) throw new ForeignRunError(`job ${job.id} refused: ${refusal}`);
           return await batcher.submit({
             work: { key: data.key, runId: data.runId, jobId: job.id! },
             final: isLastAttempt(job),
@@ -115,7 +119,7 @@ export function startWorkers(
             log.info({ jobId: job.id, delayMs: error.delayMs, reason: error.message }, 'rate limited');
             throw Worker.RateLimitError();
           }
-          const runId = runIdOf(job);
+          const runId = error instanceof ForeignRunError ? null : runIdOf(job);
           if (runId && isFinalAttempt(job, error) && !counted.has(error as object)) {
             await deps.runs.record([{ runId, jobId: job.id!, outcome: 'failed' }]);
           }
@@ -138,7 +142,7 @@ export function startWorkers(
     });
     worker.on('failed', (job, error) => {
       if (!job) return;
-      const runId = runIdOf(job);
+      const runId = error instanceof ForeignRunError ? null : runIdOf(job);
       const final = Boolean(job.finishedOn);
       log.warn({ runId, jobId: job.id, attemptsMade: job.attemptsMade, final, reason: error.message }, 'job failed');
       if (final && runId && job.id) recordFailure(runId, job.id, log);
@@ -154,6 +158,16 @@ export function startWorkers(
       await deps.runs.flushForgotten();
     },
   };
+}
+
+/**
+ * The fleet names each job after its row (`lots-<id>`), which is what makes
+ * enqueuing idempotent; a job under another name was not added by the fleet
+ * and must not count for the run it names.
+ */
+function misnamed(family: JobFamily, key: string, jobId: string): string | null {
+  const expected = jobIdFor(family, key);
+  return jobId === expected ? null : `the fleet names the job of ${key} "${expected}", not "${jobId.slice(0, 60)}": nothing was changed`;
 }
 
 /** A job's work, and whether this is its last attempt (so a failure is final). */

@@ -7,6 +7,9 @@ import {
   type ProviderAnswer,
   type Quote,
 } from './provider.js';
+import { meaningOf, type ProviderText } from './provider-texts.js';
+
+type Failure = Exclude<ProviderAnswer<never>, { kind: 'data' } | { kind: 'no-data' }>;
 
 export interface AlphaVantageOptions {
   /** Default https://www.alphavantage.co (ALPHA_VANTAGE_BASE_URL). */
@@ -17,14 +20,13 @@ export interface AlphaVantageOptions {
   timeoutMs?: number;
 }
 
-const RATE_LIMIT_TEXT = /call frequency|rate limit|requests per (minute|day)|per day|premium plan|higher api call/i;
-const KEY_TEXT = /api ?key/i;
 
 /**
  * Alpha Vantage's OVERVIEW and GLOBAL_QUOTE. Answers arrive as HTTP 200 in
  * every case that is not a server failure, so the body is what says what
  * happened: `{}` or `{"Global Quote": {}}` for an unknown symbol, `Note` or
- * `Information` for rate limits, `Error Message` for a bad key or call.
+ * `Information` for limits, `Error Message` for a bad call: their texts
+ * are read by the table in provider-texts.ts.
  */
 export class AlphaVantage implements MarketDataProvider {
   readonly name = 'alphavantage';
@@ -67,15 +69,16 @@ export class AlphaVantage implements MarketDataProvider {
     }
     const price = decimalOrNull((quote as Record<string, unknown>)['05. price']);
     if (Object.keys(quote).length === 0 || price === null) return { kind: 'no-data' };
-    if (price.lt(0)) return { kind: 'transient', message: `GLOBAL_QUOTE price ${price.toFixed()} is negative` };
+    // A zero or negative price is no price (a delisted or halted symbol): never a reason to trigger an alert.
+    if (price.lte(0)) return { kind: 'no-data' };
     return { kind: 'data', value: { symbol, price } };
   }
 
   private async call(
     fn: 'OVERVIEW' | 'GLOBAL_QUOTE',
     symbol: string,
-  ): Promise<{ kind: 'body'; body: Record<string, unknown> } | Exclude<ProviderAnswer<never>, { kind: 'data' } | { kind: 'no-data' }>> {
-    if (!this.apiKey) return { kind: 'rejected', message: 'ALPHA_VANTAGE_API_KEY is not set' };
+  ): Promise<{ kind: 'body'; body: Record<string, unknown> } | Failure> {
+    if (!this.apiKey) return { kind: 'rejected', message: 'ALPHA_VANTAGE_API_KEY is not set', key: true };
     const url = new URL(`${this.baseUrl}/query`);
     url.searchParams.set('function', fn);
     url.searchParams.set('symbol', symbol);
@@ -87,9 +90,9 @@ export class AlphaVantage implements MarketDataProvider {
       const reason = (error as Error).name === 'TimeoutError' ? `no answer within ${this.timeoutMs} ms` : (error as Error).message;
       return { kind: 'transient', message: `${fn} ${symbol}: ${reason}` };
     }
-    if (response.status === 429) return { kind: 'rate-limited', message: `${fn} ${symbol}: HTTP 429` };
+    if (response.status === 429) return { kind: 'rate-limited', message: `${fn} ${symbol}: HTTP 429`, known: true };
     if (response.status >= 500) return { kind: 'transient', message: `${fn} ${symbol}: HTTP ${response.status}` };
-    if (!response.ok) return { kind: 'rejected', message: `${fn} ${symbol}: HTTP ${response.status}` };
+    if (!response.ok) return { kind: 'rejected', message: `${fn} ${symbol}: HTTP ${response.status}`, key: false };
     let body: unknown;
     try {
       body = await response.json();
@@ -100,14 +103,27 @@ export class AlphaVantage implements MarketDataProvider {
       return { kind: 'transient', message: `${fn} ${symbol}: the answer is not a JSON object` };
     }
     const record = body as Record<string, unknown>;
-    const message = [record['Error Message'], record.Note, record.Information].find((m): m is string => typeof m === 'string');
-    if (typeof record['Error Message'] === 'string') return { kind: 'rejected', message: this.scrub(record['Error Message']) };
-    if (message !== undefined) {
-      if (KEY_TEXT.test(message) && /invalid|missing/i.test(message)) return { kind: 'rejected', message: this.scrub(message) };
-      if (RATE_LIMIT_TEXT.test(message)) return { kind: 'rate-limited', message: this.scrub(message) };
-      return { kind: 'rejected', message: this.scrub(message) };
+    for (const field of ['Error Message', 'Note', 'Information'] as const) {
+      const text = record[field];
+      if (typeof text === 'string') return this.failure(meaningOf(field, text), this.scrub(text));
     }
     return { kind: 'body', body: record };
+  }
+
+  private failure(known: ProviderText | null, message: string): Failure {
+    if (!known) return { kind: 'rate-limited', message, known: false };
+    switch (known.meaning) {
+      case 'throttled':
+        return { kind: 'rate-limited', message, retryInMs: known.retryInMs, known: true };
+      case 'daily-quota':
+        return { kind: 'quota-spent', message };
+      case 'premium':
+        return { kind: 'premium', message };
+      case 'key-refused':
+        return { kind: 'rejected', message, key: true };
+      case 'invalid-call':
+        return { kind: 'rejected', message, key: false };
+    }
   }
 
   /** Provider messages sometimes quote the request; the key must never travel on into logs or job records. */

@@ -12,12 +12,29 @@ export interface MarketConfig {
   noDataTtlMs: number;
   /** A stored price younger than this is used instead of a quote call. */
   priceMaxAgeMs: number;
+  /** How long from `now` until the provider's daily quota is renewed. Default: until the next UTC midnight. */
+  quotaResetInMs(now: Date): number;
+}
+
+/** Alpha Vantage renews daily quotas at midnight UTC. */
+export function untilUtcMidnight(now: Date): number {
+  return Math.max(1_000, Date.UTC(now.getUTCFullYear(), now.getUTCMonth(), now.getUTCDate() + 1) - now.getTime());
 }
 
 function duration(name: string, value: string | undefined, fallback: string): number {
   const ms = parseDuration(value || fallback);
   if (ms === null) throw new ConfigError(`${name} must look like 30s, 15m or 24h, got "${value}"`);
   return ms;
+}
+
+/**
+ * MARKET_DATA_QUOTA_RESET: `utc-midnight` (the default, Alpha Vantage's) or
+ * a duration for providers whose spent quota comes back after a fixed time.
+ */
+function quotaReset(value: string | undefined): (now: Date) => number {
+  if (!value || value === 'utc-midnight') return untilUtcMidnight;
+  const ms = duration('MARKET_DATA_QUOTA_RESET', value, value);
+  return () => ms;
 }
 
 /** Market-data settings from the environment, checked when a family that calls the provider starts. */
@@ -41,5 +58,6 @@ export function loadMarketConfig(env: NodeJS.ProcessEnv = process.env): MarketCo
     budget: { ...rate, daily },
     noDataTtlMs: duration('MARKET_DATA_NO_DATA_TTL', env.MARKET_DATA_NO_DATA_TTL, '168h'),
     priceMaxAgeMs: duration('ALERT_PRICE_MAX_AGE', env.ALERT_PRICE_MAX_AGE, '15m'),
+    quotaResetInMs: quotaReset(env.MARKET_DATA_QUOTA_RESET),
   };
 }

@@ -1,3 +1,4 @@
+import type { Redis } from 'ioredis';
 import { PermanentJobError, RateLimitedError } from '../fleet/errors.js';
 import type { HandlerContext } from '../fleet/family.js';
 import { AlphaVantage } from './alpha-vantage.js';
@@ -5,7 +6,15 @@ import { CallBudget } from './budget.js';
 import { loadMarketConfig, type MarketConfig } from './config.js';
 import type { MarketDataProvider, Overview, Quote } from './provider.js';
 
-/** How long a refused key stops every call, so a bad key costs one call, not one per job. */
+/**
+ * The queue limiter of a family that calls the provider. BullMQ holds a
+ * queue after `worker.rateLimit` only when the queue has a limiter; this one
+ * is far above any provider budget (which CallBudget keeps) and is there so
+ * that a throttle answer makes every worker wait instead of calling again.
+ */
+export const PROVIDER_QUEUE_LIMITER = { max: 10_000, duration: 1_000 };
+
+/** How long a refused key (or a premium-only endpoint) stops every call, so it costs one call, not one per job. */
 const REJECTED_KEY_PAUSE_MS = 10 * 60_000;
 
 type Kind = 'overview' | 'quote';
@@ -52,17 +61,35 @@ export class MarketGateway {
     await this.ctx.redis.set(this.noDataKey(kind, symbol), '1', 'PX', this.config.noDataTtlMs);
   }
 
+  /** Where a spent daily quota is remembered, whatever the key: what the metrics read. */
+  static quotaSpentKey(prefix: string): string {
+    return `${prefix}:market:quota-spent`;
+  }
+
+  /** Seconds until the provider's daily quota is renewed, or 0 when it is not spent. */
+  static async quotaSpentSeconds(redis: Redis, prefix: string): Promise<number> {
+    const ms = await redis.pttl(MarketGateway.quotaSpentKey(prefix));
+    return ms > 0 ? ms / 1000 : 0;
+  }
+
   /**
    * One call, within the budget. Resolves to the value, or null when the
-   * provider has no data (remembered for the configured time). `onCall` is
-   * told of every call actually made.
+   * provider has no data (remembered for the configured time). `count` is
+   * told of every call made (`calls`) and of a daily quota found spent
+   * (`dailyQuotaReached`), for the run's figures.
    */
-  async fetch<K extends Kind>(kind: K, symbol: string, onCall: () => void): Promise<Value<K> | null> {
-    const refused = await this.ctx.redis.get(this.key('rejected'));
+  async fetch<K extends Kind>(kind: K, symbol: string, count: (stat: string) => void): Promise<Value<K> | null> {
+    const [refused, premium, quotaMs] = await Promise.all([
+      this.ctx.redis.get(this.key('rejected')),
+      this.ctx.redis.get(this.key(`premium:${kind}`)),
+      this.ctx.redis.pttl(this.key('quota-spent')),
+    ]);
     if (refused) throw new PermanentJobError(`market data provider refuses this account: ${refused} (calls paused; fix the key, then enqueue again)`);
+    if (premium) throw new PermanentJobError(`market data provider: ${kind} needs a premium plan: ${premium} (calls to it paused)`);
+    if (quotaMs > 0) throw new RateLimitedError('the key\'s daily quota at the provider is spent: held until its reset', quotaMs);
     const wait = await this.budget.take();
     if (wait > 0) throw new RateLimitedError(`call budget spent (${this.config.budget.max} per ${this.config.budget.windowMs} ms)`, wait);
-    onCall();
+    count('calls');
     const answer = kind === 'overview' ? await this.provider.overview(symbol) : await this.provider.quote(symbol);
     switch (answer.kind) {
       case 'data':
@@ -71,11 +98,24 @@ export class MarketGateway {
         await this.rememberWithoutData(kind, symbol);
         return null;
       case 'rate-limited':
-        throw new RateLimitedError(`provider rate limit: ${answer.message}`, this.config.budget.windowMs);
+        // A text nobody has seen yet is held like a throttle: at most one call per window, never a tight loop.
+        if (!answer.known) this.ctx.log.warn({ providerText: answer.message }, 'unknown provider text, held as a rate limit');
+        throw new RateLimitedError(`provider rate limit: ${answer.message}`, answer.retryInMs ?? this.config.budget.windowMs);
+      case 'quota-spent': {
+        const untilReset = this.config.quotaResetInMs(new Date());
+        await this.ctx.redis
+          .multi()
+          .set(this.key('quota-spent'), answer.message, 'PX', untilReset)
+          .set(MarketGateway.quotaSpentKey(this.ctx.prefix), new Date(Date.now() + untilReset).toISOString(), 'PX', untilReset)
+          .exec();
+        count('dailyQuotaReached');
+        throw new RateLimitedError(`provider daily quota spent, calls resume in ${Math.ceil(untilReset / 1000)} s: ${answer.message}`, untilReset);
+      }
+      case 'premium':
+        await this.ctx.redis.set(this.key(`premium:${kind}`), answer.message, 'PX', REJECTED_KEY_PAUSE_MS);
+        throw new PermanentJobError(`market data provider: ${kind} needs a premium plan: ${answer.message}`);
       case 'rejected':
-        if (/api ?key/i.test(answer.message)) {
-          await this.ctx.redis.set(this.key('rejected'), answer.message, 'PX', REJECTED_KEY_PAUSE_MS);
-        }
+        if (answer.key) await this.ctx.redis.set(this.key('rejected'), answer.message, 'PX', REJECTED_KEY_PAUSE_MS);
         throw new PermanentJobError(`market data provider refused ${kind} ${symbol}: ${answer.message}`);
       case 'transient':
         throw new Error(`market data provider unavailable: ${answer.message}`);

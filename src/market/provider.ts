@@ -18,10 +18,18 @@ export type ProviderAnswer<T> =
   | { kind: 'data'; value: T }
   /** The provider knows nothing about the symbol (not an error; ask again much later). */
   | { kind: 'no-data' }
-  /** The provider asks to slow down (call frequency or daily limit). */
-  | { kind: 'rate-limited'; message: string }
-  /** The request itself is refused: invalid or missing key, invalid call. Retrying cannot help. */
-  | { kind: 'rejected'; message: string }
+  /**
+   * The provider asks to slow down: call again after `retryInMs` (or the
+   * budget's window). `known` is false for a text the provider-text table
+   * does not know, held as a throttle to be safe.
+   */
+  | { kind: 'rate-limited'; message: string; retryInMs?: number; known: boolean }
+  /** The key's calls for the day are spent: no call until the provider's daily reset. */
+  | { kind: 'quota-spent'; message: string }
+  /** The endpoint needs a plan the key does not have: configuration, not load. */
+  | { kind: 'premium'; message: string }
+  /** The request itself is refused: no usable key, invalid call. Retrying cannot help. */
+  | { kind: 'rejected'; message: string; key: boolean }
   /** Server error, timeout, connection error, unreadable answer: retrying may help. */
   | { kind: 'transient'; message: string };
 

@@ -1,5 +1,6 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { PROVIDER_TEXTS, type ProviderText } from '../../src/market/provider-texts.js';
 
 export interface OverviewFixture {
   Sector?: string;
@@ -14,21 +15,27 @@ export type Behaviour =
   | { kind: 'information'; times: number }
   | { kind: 'http'; status: number; times: number }
   | { kind: 'hang'; times: number }
-  | { kind: 'garbage'; times: number };
+  | { kind: 'garbage'; times: number }
+  /** One of the provider's own texts, in its own field. */
+  | { kind: 'text'; text: ProviderText; times: number };
 
 export interface Call {
   fn: string;
   symbol: string;
   at: number;
   apikey: string | null;
+  /** Answered that the key's daily quota is spent. */
+  quotaSpent?: boolean;
 }
 
 /**
  * A local stand-in for Alpha Vantage that speaks its documented formats:
  * OVERVIEW (`{}` for an unknown symbol or an ETF), GLOBAL_QUOTE
- * (`{"Global Quote": {}}` for an unknown symbol), the `Note` / `Information`
- * rate-limit payloads, and `Error Message` for a bad key. It records every
- * call it receives.
+ * (`{"Global Quote": {}}` for an unknown symbol), and every text of the
+ * provider-text table. Like the real API it does not check keys: `validKey`
+ * is a premium key without a daily quota, any other key a free one with
+ * `freeDailyQuota` calls per quota period, `demo` the public demo key, and
+ * no key at all an `Error Message`. It records every call it receives.
  */
 export class AlphaVantageStandIn {
   readonly calls: Call[] = [];
@@ -36,11 +43,16 @@ export class AlphaVantageStandIn {
   readonly prices = new Map<string, string>();
   readonly behaviours = new Map<string, Behaviour>();
   validKey = 'test-key-0123456789';
+  /** Calls a free key may make per quota period (a UTC day at the real provider). */
+  freeDailyQuota = 25;
+  /** The quota period, in ms; tests shorten it. */
+  quotaPeriodMs = 86_400_000;
+  private readonly freeCalls = new Map<string, number[]>();
   /** Share (0 to 1) of calls, beyond the per-symbol behaviours, answered with a fault picked at random. */
   faultRate = 0;
   random: () => number = Math.random;
   /** Faults answered, by kind. */
-  readonly faults: Record<Behaviour['kind'], number> = { note: 0, information: 0, http: 0, hang: 0, garbage: 0 };
+  readonly faults: Record<Behaviour['kind'], number> = { note: 0, information: 0, http: 0, hang: 0, garbage: 0, text: 0 };
   private server: Server | null = null;
   url = '';
 
@@ -82,8 +94,17 @@ export class AlphaVantageStandIn {
       res.end(JSON.stringify(body));
     };
     if (url.pathname !== '/query') return json({ 'Error Message': 'not found' }, 404);
+    if (!apikey) return json(textAnswer('key-refused', 'Error Message'));
+    if (apikey === 'demo') return json(textAnswer('key-refused', 'Information'));
     if (apikey !== this.validKey) {
-      return json({ 'Error Message': 'the parameter apikey is invalid or missing. Please claim your free API key on (https://www.alphavantage.co/support/#api-key).' });
+      const now = Date.now();
+      const recent = (this.freeCalls.get(apikey) ?? []).filter((at) => now - at < this.quotaPeriodMs);
+      this.freeCalls.set(apikey, recent);
+      if (recent.length >= this.freeDailyQuota) {
+        this.calls[this.calls.length - 1]!.quotaSpent = true;
+        return json({ Information: dailyQuotaText(apikey) });
+      }
+      recent.push(now);
     }
     const behaviour = this.behaviours.get(symbol);
     const fault = behaviour && behaviour.times > 0 ? behaviour : this.randomFault();
@@ -92,9 +113,11 @@ export class AlphaVantageStandIn {
       this.faults[fault.kind] += 1;
       switch (fault.kind) {
         case 'note':
-          return json({ Note: 'Thank you for using Alpha Vantage! Our standard API call frequency is 5 calls per minute and 500 calls per day.' });
+          return json({ Note: PROVIDER_TEXTS.find((t) => t.field === 'Note')!.example });
         case 'information':
-          return json({ Information: 'We have detected your API key as ' + apikey + ' and our standard API rate limit is 25 requests per day.' });
+          return json({ Information: dailyQuotaText(apikey) });
+        case 'text':
+          return json({ [fault.text.field]: fault.text.example });
         case 'http':
           res.writeHead(fault.status);
           return void res.end('upstream trouble');
@@ -119,4 +142,13 @@ export class AlphaVantageStandIn {
     }
     return json({ 'Error Message': 'Invalid API call. Please retry or visit the documentation (https://www.alphavantage.co/documentation/) for TIME_SERIES_DAILY.' });
   }
+}
+
+function textAnswer(meaning: ProviderText['meaning'], field: ProviderText['field']): Record<string, string> {
+  return { [field]: PROVIDER_TEXTS.find((t) => t.meaning === meaning && t.field === field)!.example };
+}
+
+/** The real daily-quota text quotes the key it was asked with. */
+function dailyQuotaText(apikey: string): string {
+  return `Thank you for using Alpha Vantage! We have detected your API key as ${apikey} and our standard API rate limit is 25 requests per day. Please subscribe to any of the premium plans at https://www.alphavantage.co/premium/ to instantly remove all daily rate limits.`;
 }

@@ -1,18 +1,18 @@
 import type { AddressInfo, Server } from 'node:net';
 import pino from 'pino';
 import type { Account } from '../../dashboard/auth.js';
-import { createDashboard, listen, type Dashboard } from '../../dashboard/server.js';
+import { createDashboard, listen, type Dashboard, type DashboardOptions } from '../../dashboard/server.js';
 import type { FleetConfig } from '../../src/config/env.js';
 
 export const ADMIN: Account = { user: 'operator', password: 'correct horse battery', role: 'admin' };
 export const VIEWER: Account = { user: 'viewer', password: 'look but do not touch', role: 'readonly' };
 
-export async function startDashboard(config: FleetConfig, options: { accounts?: Account[]; metricsToken?: string } = {}) {
+export async function startDashboard(config: FleetConfig, options: Partial<Omit<DashboardOptions, 'config'>> = {}) {
   const dashboard: Dashboard = await createDashboard({
-    config,
-    accounts: options.accounts ?? [ADMIN, VIEWER],
-    metricsToken: options.metricsToken,
+    accounts: [ADMIN, VIEWER],
     log: pino({ level: 'silent' }),
+    ...options,
+    config,
   });
   const server: Server = await listen(dashboard.app, 0, '127.0.0.1');
   const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;

@@ -1,1 +1,1 @@
-ALTER TABLE "FleetRun" DROP COLUMN "redisMarker";
+ALTER TABLE "FleetRun" DROP COLUMN "redisAddress", DROP COLUMN "redisMarker";
