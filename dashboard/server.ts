@@ -11,6 +11,7 @@ import { families } from '../src/families/index.js';
 import { FleetMetrics } from '../src/fleet/metrics.js';
 import { RunStore } from '../src/fleet/runs.js';
 import { AUXILIARY_QUEUES } from '../src/fleet/queues.js';
+import { FleetQueue } from '../src/fleet/tolerant-job.js';
 import { connectProducer, producerConnection } from '../src/redis/connection.js';
 import { basicAuth, readOnlyGuard, type Account } from './auth.js';
 import { createMetricsRegistry } from './metrics.js';
@@ -97,7 +98,7 @@ export async function createDashboard(options: DashboardOptions): Promise<Dashbo
   const prisma = createPrisma(config.databaseUrl, { maxConnections: 5 });
   const queues = new Map<string, Queue>();
   for (const name of [...families.map((f) => f.name), ...AUXILIARY_QUEUES]) {
-    queues.set(name, new Queue(name, { connection: redis, prefix: config.queuePrefix, skipMetasUpdate: true }));
+    queues.set(name, new FleetQueue(name, { connection: redis, prefix: config.queuePrefix, skipMetasUpdate: true }));
   }
   const runs = new RunStore(prisma, redis, config.queuePrefix);
   const metrics = createMetricsRegistry({ queues, prisma, metrics: new FleetMetrics(redis, config.queuePrefix), redis, prefix: config.queuePrefix });

@@ -51,6 +51,10 @@ describe('job payloads written straight into Redis', () => {
         await queue.add(family.name, data as never, { jobId: `bad-${name}`, attempts: 5 });
         added.push({ family: family.name, job: `bad-${name}`, reason });
       }
+      // Data that is not JSON at all, as only a hand-written Redis command can leave.
+      await queue.add(family.name, { runId: RUN, key: 'ABC' } as never, { jobId: 'bad-not-json', attempts: 5 });
+      await fleet.context.redis.hset(`${fleet.prefix}:${family.name}:bad-not-json`, 'data', '{not json');
+      added.push({ family: family.name, job: 'bad-not-json', reason: /not JSON \("\{not json"\)/ });
       // A run of the family's own, so that the job reaches its handler.
       const runId = `run-20260101T000000Z-${String(families.indexOf(family)).padStart(6, '0')}`;
       await db.prisma.fleetRun.create({ data: { id: runId, family: family.name, scope: { kind: 'all' }, status: 'RUNNING' } });
@@ -76,6 +80,9 @@ describe('job payloads written straight into Redis', () => {
       else expect(outcome.result, label).toMatchObject({ status: 'skipped', reason: expect.any(String) });
       expect((outcome.failedReason ?? (outcome.result as { reason: string }).reason).length, label).toBeLessThan(300);
     }
+    // The queue can still be listed, as the board lists it, unreadable job included.
+    const listed = await fleet.context.queue(lotsFamily).getJobs(['failed']);
+    expect(listed.map((job) => job.id)).toContain('bad-not-json');
     // Nothing is retried: no bad job is waiting or delayed for another attempt.
     for (const family of families) {
       expect(await fleet.context.queue(family).getJobCounts('waiting', 'delayed', 'active'), family.name).toEqual({ waiting: 0, delayed: 0, active: 0 });

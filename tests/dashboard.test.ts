@@ -222,6 +222,15 @@ describe('dashboard in a real browser', () => {
     }
   });
 
+  it('lists a queue holding a job whose data is not JSON, instead of failing the page', async () => {
+    const job = (await fleet.context.queue(lotsFamily).getFailed(0, 0))[0]!;
+    await fleet.context.redis.hset(`${fleet.prefix}:lots:${job.id}`, 'data', '{broken');
+    const response = await fetch(`${dashboard.url}/board/api/queues?activeQueue=lots&status=failed&page=1`, { headers: { authorization: basic(ADMIN) } });
+    expect(response.status).toBe(200);
+    const lots = (await response.json()).queues.find((q: { name: string }) => q.name === 'lots');
+    expect(lots.jobs.map((j: { id: string }) => j.id)).toContain(job.id);
+  });
+
   it('keeps the failure store bounded, whatever the number of addresses', () => {
     const store = new FailedLogins(5, 60_000, 10_000);
     for (let i = 0; i < 100_000; i += 1) store.fail(`10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}`, 'operator');

@@ -1,6 +1,7 @@
-import { Queue, type JobsOptions } from 'bullmq';
+import type { JobsOptions, Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { JobData, JobFamily } from './family.js';
+import { FleetQueue } from './tolerant-job.js';
 
 /** BullMQ job options of a family: retries with jittered exponential backoff, bounded retention. */
 export function jobOptionsFor(family: JobFamily): JobsOptions {
@@ -19,7 +20,7 @@ export function jobOptionsFor(family: JobFamily): JobsOptions {
  * only looks leaves no trace in a Redis it was pointed at by mistake.
  */
 export function openQueue(family: JobFamily, connection: Redis, prefix: string, options: { readOnly?: boolean } = {}): Queue<JobData> {
-  return new Queue<JobData>(family.name, { connection, prefix, defaultJobOptions: jobOptionsFor(family), skipMetasUpdate: options.readOnly });
+  return new FleetQueue<JobData>(family.name, { connection, prefix, defaultJobOptions: jobOptionsFor(family), skipMetasUpdate: options.readOnly });
 }
 
 /** The queue whose jobs are enqueues: BullMQ's job schedulers add one at each tick. */

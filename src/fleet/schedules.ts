@@ -8,6 +8,7 @@ import { PermanentJobError } from './errors.js';
 import type { JobFamily } from './family.js';
 import { enqueue } from './producer.js';
 import { openQueue, SCHEDULES_QUEUE } from './queues.js';
+import { FleetWorker } from './tolerant-job.js';
 import { RunStore } from './runs.js';
 import { isRowId, type Scope } from './scope.js';
 
@@ -134,7 +135,7 @@ export function startScheduleRunner(
 ): Worker {
   const runs = new RunStore(deps.prisma, deps.producer, deps.prefix);
   const queues = new Map<string, Queue>();
-  const worker = new Worker(
+  const worker = new FleetWorker(
     SCHEDULES_QUEUE,
     async (job: Job<ScheduledEnqueue>) => {
       // Scheduler data lives in Redis, where anyone with access can write it:

@@ -6,6 +6,7 @@ import { ForeignRunError, InvalidJobDataError, RateLimitedError } from './errors
 import { Batcher } from './batcher.js';
 import { FleetMetrics } from './metrics.js';
 import { RunGuard } from './run-guard.js';
+import { FleetWorker, UNREADABLE_DATA } from './tolerant-job.js';
 import { jobIdFor, type HandlerContext, type JobData, type JobFamily, type JobOutcome, type WorkItem } from './family.js';
 import { RUN_ID_PATTERN, type JobOutcomeRecord, type RunStore } from './runs.js';
 
@@ -29,7 +30,8 @@ export function parseJobData(family: JobFamily, raw: unknown): JobData {
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
     throw new InvalidJobDataError(`invalid job data for ${family.name}: expected an object with runId and key`);
   }
-  const { runId, key } = raw as Record<string, unknown>;
+  const { runId, key, [UNREADABLE_DATA]: unreadable } = raw as Record<string, unknown>;
+  if (unreadable !== undefined) throw new InvalidJobDataError(`invalid job data for ${family.name}: not JSON (${preview(unreadable)})`);
   if (typeof runId !== 'string' || !RUN_ID_PATTERN.test(runId)) {
     throw new InvalidJobDataError(`invalid job data for ${family.name}: runId ${preview(runId)} is not a run id`);
   }
@@ -98,7 +100,7 @@ export function startWorkers(
       await deps.runs.record(records);
       return results;
     }, family.options.batch);
-    const worker = new Worker<JobData, JobOutcome>(
+    const worker = new FleetWorker<JobData, JobOutcome>(
       family.name,
       async (job: Job<JobData, JobOutcome>) => {
         try {
