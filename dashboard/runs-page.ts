@@ -14,8 +14,27 @@ function scopeText(scope: RunView['scope']): string {
   }
 }
 
-/** The runs as a whole: what an operator wants to see of a migration, beside the per-job view of bull-board. */
-export function runsPage(runs: RunView[], boardPath: string): string {
+/** The actions a run in this state takes. */
+function actionsFor(run: RunView): ('pause' | 'resume' | 'cancel')[] {
+  if (run.finishedAt) return [];
+  if (run.status === 'PAUSED' || run.status === 'PAUSING') return ['resume', 'cancel'];
+  if (run.status === 'CANCELLING') return ['cancel'];
+  return ['pause', 'cancel'];
+}
+
+function controls(run: RunView): string {
+  return actionsFor(run)
+    .map((action) => `<form method="post" action="runs/${escape(run.id)}/${action}"><button class="${action}" type="submit">${action}</button></form>`)
+    .join('');
+}
+
+/**
+ * The runs as a whole: what an operator wants to see of a migration, beside
+ * the per-job view of bull-board. `canControl` shows pause, resume and
+ * cancel (the server refuses them to the read-only account anyway).
+ */
+export function runsPage(runs: RunView[], options: { boardPath: string; canControl: boolean }): string {
+  const { boardPath, canControl } = options;
   const rows = runs
     .map((run) => {
       const done = run.completed + run.skipped + run.failed;
@@ -25,7 +44,7 @@ export function runsPage(runs: RunView[], boardPath: string): string {
   <td>${escape(run.startedAt.toISOString())}</td><td class="status status-${escape(run.status.toLowerCase())}">${escape(run.status)}</td>
   <td><progress max="100" value="${percent}"></progress> ${percent}%</td>
   <td class="num">${run.total}</td><td class="num">${run.completed}</td><td class="num">${run.skipped}</td><td class="num failed">${run.failed}</td>
-  <td>${run.finishedAt ? escape(run.finishedAt.toISOString()) : ''}</td></tr>`;
+  <td>${run.finishedAt ? escape(run.finishedAt.toISOString()) : ''}</td>${canControl ? `<td class="controls">${controls(run)}</td>` : ''}</tr>`;
     })
     .join('\n');
   return `<!doctype html>
@@ -34,11 +53,11 @@ export function runsPage(runs: RunView[], boardPath: string): string {
 <style>
 body { font-family: system-ui, sans-serif; margin: 2rem; color: #222; }
 table { border-collapse: collapse; width: 100%; } th, td { padding: .4rem .6rem; border-bottom: 1px solid #ddd; text-align: left; }
-td.num { text-align: right; } .failed { color: #b00; } .status-completed { color: #070; } .status-failed, .status-interrupted { color: #b00; }
+td.num { text-align: right; } td.controls form { display: inline; margin-right: .3rem; } .failed { color: #b00; } .status-completed { color: #070; } .status-failed, .status-interrupted { color: #b00; }
 </style></head>
 <body><h1>Runs</h1><p><a href="${escape(boardPath)}">Queues and jobs</a> · refreshes every 5 s · <a href="api/runs">JSON</a></p>
 <table><thead><tr><th>run</th><th>family</th><th>scope</th><th>started</th><th>status</th><th>progress</th>
-<th>total</th><th>completed</th><th>skipped</th><th>failed</th><th>finished</th></tr></thead>
+<th>total</th><th>completed</th><th>skipped</th><th>failed</th><th>finished</th>${canControl ? '<th></th>' : ''}</tr></thead>
 <tbody>
 ${rows || '<tr><td colspan="11">no runs yet</td></tr>'}
 </tbody></table></body></html>`;

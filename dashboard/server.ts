@@ -9,7 +9,9 @@ import type { FleetConfig } from '../src/config/env.js';
 import { createPrisma } from '../src/db/prisma.js';
 import { families } from '../src/families/index.js';
 import { FleetMetrics } from '../src/fleet/metrics.js';
-import { RunStore } from '../src/fleet/runs.js';
+import { controlRun, RunControlError, type RunAction } from '../src/fleet/run-control.js';
+import { RUN_ID_PATTERN, RunStore } from '../src/fleet/runs.js';
+import type { JobData } from '../src/fleet/family.js';
 import { AUXILIARY_QUEUES } from '../src/fleet/queues.js';
 import { FleetQueue } from '../src/fleet/tolerant-job.js';
 import { connectProducer, producerConnection } from '../src/redis/connection.js';
@@ -46,6 +48,7 @@ export interface Dashboard {
 }
 
 const BOARD_PATH = '/board';
+const RUN_ACTIONS: RunAction[] = ['pause', 'resume', 'cancel'];
 
 function securityHeaders(https: boolean) {
   return (_req: Request, res: Response, next: NextFunction): void => {
@@ -143,11 +146,29 @@ export async function createDashboard(options: DashboardOptions): Promise<Dashbo
       next(error);
     }
   });
-  app.get('/runs', async (_req, res, next) => {
+  app.get('/runs', async (req, res, next) => {
     try {
-      res.type('html').send(runsPage(await runs.list({ limit: 50 }), BOARD_PATH));
+      res.type('html').send(runsPage(await runs.list({ limit: 50 }), { boardPath: BOARD_PATH, canControl: req.role === 'admin' }));
     } catch (error) {
       next(error);
+    }
+  });
+  // The runs page's buttons: plain form posts, answered with the page again.
+  app.post('/runs/:runId/:action', readOnlyGuard, async (req, res, next) => {
+    const { runId, action } = req.params as { runId: string; action: string };
+    const run = RUN_ID_PATTERN.test(runId) ? await runs.get(runId).catch(() => null) : null;
+    const queue = run && queues.get(run.family);
+    if (!run || !queue || !RUN_ACTIONS.includes(action as RunAction)) {
+      res.status(404).json({ error: 'no such run or action' });
+      return;
+    }
+    try {
+      const status = await controlRun({ prisma, runs, queue: queue as Queue<JobData> }, runId, action as RunAction, { settleTimeoutMs: 5_000 });
+      log.info({ runId, action, status }, 'run control from the dashboard');
+      res.redirect(303, '/runs');
+    } catch (error) {
+      if (error instanceof RunControlError) res.status(409).json({ error: error.message });
+      else next(error);
     }
   });
 

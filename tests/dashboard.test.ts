@@ -4,11 +4,13 @@ import path from 'node:path';
 import { chromium, type Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { seedMvp } from '../src/demo/seed.js';
+import { constraintsFamily } from '../src/families/constraints.js';
 import { lotsFamily } from '../src/families/lots.js';
 import { FailedLogins } from '../dashboard/auth.js';
 import { createTestDatabase, type TestDatabase } from './support/databases.js';
 import { ADMIN, basic, startDashboard, VIEWER } from './support/dashboard.js';
 import { testFleet } from './support/fleet.js';
+import { until } from './support/processes.js';
 
 /** A request with a Host header of our choosing (fetch always sends the URL's own). */
 function statusWithHost(base: string, method: string, route: string, host: string): Promise<number> {
@@ -222,13 +224,27 @@ describe('dashboard in a real browser', () => {
     }
   });
 
+  it('a failed run whose jobs are retried from the board and then succeed turns COMPLETED with the right counts', async () => {
+    const failed = await fleet.context.queue(lotsFamily).getFailed();
+    expect(failed).toHaveLength(INVESTMENTS / 100);
+    // The person fixes the rows the jobs failed on, then retries them from the board.
+    await db.prisma.investment.updateMany({ where: { id: { in: failed.map((job) => job.data.key) } }, data: { totalQuantity: '1' } });
+    const retry = await fetch(`${dashboard.url}/board/api/queues/lots/retry/failed`, { method: 'PUT', headers: { authorization: basic(ADMIN), origin: dashboard.url } });
+    expect(retry.ok).toBe(true);
+    await until('the run to be revised', async () => (await db.prisma.fleetRun.findUniqueOrThrow({ where: { id: runId } })).status === 'COMPLETED', 30_000);
+    expect(await db.prisma.fleetRun.findUniqueOrThrow({ where: { id: runId } })).toMatchObject({ completed: INVESTMENTS, failed: 0, skipped: 0 });
+    expect(await db.prisma.taxLot.count()).toBe(INVESTMENTS);
+  });
+
   it('lists a queue holding a job whose data is not JSON, instead of failing the page', async () => {
-    const job = (await fleet.context.queue(lotsFamily).getFailed(0, 0))[0]!;
+    const queue = fleet.context.queue(lotsFamily);
+    const job = await queue.add(lotsFamily.name, { runId, key: 'corrupted' }, { jobId: 'corrupted-data', delay: 60_000 });
     await fleet.context.redis.hset(`${fleet.prefix}:lots:${job.id}`, 'data', '{broken');
-    const response = await fetch(`${dashboard.url}/board/api/queues?activeQueue=lots&status=failed&page=1`, { headers: { authorization: basic(ADMIN) } });
+    const response = await fetch(`${dashboard.url}/board/api/queues?activeQueue=lots&status=delayed&page=1`, { headers: { authorization: basic(ADMIN) } });
     expect(response.status).toBe(200);
     const lots = (await response.json()).queues.find((q: { name: string }) => q.name === 'lots');
     expect(lots.jobs.map((j: { id: string }) => j.id)).toContain(job.id);
+    await queue.remove(job.id!);
   });
 
   it('keeps the failure store bounded, whatever the number of addresses', () => {

@@ -148,6 +148,12 @@ describe('schedules', () => {
         return Boolean(run?.finishedAt);
       }, 30_000);
       expect(await db.prisma.taxLot.count()).toBe(50);
+      // Later firings find nothing to do: they leave no run behind.
+      await until('every run to end', async () => (await db.prisma.fleetRun.count({ where: { finishedAt: null } })) === 0, 30_000);
+      const runs = await db.prisma.fleetRun.count();
+      const fired = await queue.getCompletedCount();
+      await until('two more firings', async () => (await queue.getCompletedCount()) >= fired + 2, 30_000);
+      expect(await db.prisma.fleetRun.count()).toBe(runs);
     } finally {
       await queue.removeJobScheduler('lots-now');
       await runner.close();

@@ -13,6 +13,12 @@ export interface EnqueueOptions {
   dryRun?: boolean;
   /** Called after each page with the totals so far. */
   onProgress?: (progress: EnqueueProgress) => void;
+  /**
+   * Keep the record of a run that found no row to work on. Default true;
+   * the schedule runner says false, or every firing that finds nothing
+   * (every 5 minutes, say) would fill the run history with empty runs.
+   */
+  keepEmpty?: boolean;
 }
 
 export interface EnqueueProgress {
@@ -132,6 +138,10 @@ export async function enqueue(
       `run ${runId} stopped enqueuing after ${confirmed} jobs (they still run): ${(error as Error).message}; enqueue again for the rest`,
       { cause: error },
     );
+  }
+  if (runId && progress.found === 0 && options.keepEmpty === false) {
+    await retryTransient(() => deps.runs.discard(runId));
+    return { runId: null, ...progress };
   }
   if (runId) await retryTransient(() => deps.runs.markEnqueued(runId, progress.added + progress.alreadyQueued, progress.alreadyQueued));
   return { runId, ...progress };

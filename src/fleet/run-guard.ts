@@ -1,8 +1,12 @@
 import type { PrismaClient } from '../db/prisma.js';
+import type { FleetRunStatus } from '../generated/prisma/enums.js';
 import type { RunStore } from './runs.js';
 
 export interface RunGuardOptions {
-  /** How long, in ms, a run found open is taken as open without asking again. Default 5,000. */
+  /**
+   * How long, in ms, an open run's state is taken as known without asking
+   * again. Default 1,000: a pause or cancel reaches every worker within it.
+   */
   openTtlMs?: number;
   /** How long, in ms, a missing or ended run is remembered as such. Default 60,000. */
   closedTtlMs?: number;
@@ -10,13 +14,25 @@ export interface RunGuardOptions {
 
 interface Known {
   family: string | null;
+  status: FleetRunStatus | null;
   ended: boolean;
   until: number;
 }
 
 /**
+ * What a worker does with a job: run it, park it while its run is paused,
+ * drop it (its run is being cancelled: it ends without running or counting),
+ * or refuse it with a reason.
+ */
+export type RunVerdict = { kind: 'run' } | { kind: 'park' } | { kind: 'drop'; reason: string } | { kind: 'refuse'; reason: string };
+
+const RUN: RunVerdict = { kind: 'run' };
+const PARK: RunVerdict = { kind: 'park' };
+
+/**
  * Checks that a job belongs to the run it names: the run exists, is of the
- * job's family and has not ended. Job data can be written into Redis by
+ * job's family and has not ended; and whether the run is paused or being
+ * cancelled by an operator. Job data can be written into Redis by
  * anyone; a job that claims a run it does not belong to must neither change
  * rows under that run's id (its changes could not be reverted by it) nor
  * change the run's counts. The answers are cached briefly: a worker sees
@@ -32,19 +48,21 @@ export class RunGuard {
     private readonly runs: RunStore,
     options: RunGuardOptions = {},
   ) {
-    this.openTtlMs = options.openTtlMs ?? 5_000;
+    this.openTtlMs = options.openTtlMs ?? 1_000;
     this.closedTtlMs = options.closedTtlMs ?? 60_000;
   }
 
-  /** Null when the job may run; otherwise why it is refused. */
-  async refusal(runId: string, family: string, jobId: string): Promise<string | null> {
+  async verdict(runId: string, family: string, jobId: string): Promise<RunVerdict> {
     const run = await this.lookup(runId);
-    if (run.family === null) return `run ${runId} does not exist: the job was not added by the fleet; nothing was changed`;
-    if (run.family !== family) return `run ${runId} is a ${run.family} run, not ${family}: nothing was changed`;
+    const refuse = (why: string): RunVerdict => ({ kind: 'refuse', reason: `run ${runId} ${why}: nothing was changed` });
+    if (run.family === null) return refuse('does not exist: the job was not added by the fleet');
+    if (run.family !== family) return refuse(`is a ${run.family} run, not ${family}`);
+    if (run.status === 'PAUSING' || run.status === 'PAUSED') return PARK;
+    if (run.status === 'CANCELLING' || run.status === 'CANCELLED') return { kind: 'drop', reason: `run ${runId} was cancelled` };
     // A job whose outcome its run already holds may run once more (a crash
     // between counting it and finishing it): its handler finds nothing to do.
-    if (run.ended && !(await this.runs.hasOutcome(runId, jobId))) return `run ${runId} has ended: nothing was changed`;
-    return null;
+    if (run.ended && !(await this.runs.hasOutcome(runId, jobId))) return refuse(`has ended (${run.status})`);
+    return RUN;
   }
 
   private async lookup(runId: string): Promise<Known> {
@@ -53,7 +71,7 @@ export class RunGuard {
     if (cached && cached.until > now) return cached;
     const row = await this.prisma.fleetRun.findUnique({ where: { id: runId }, select: { family: true, finishedAt: true, status: true } });
     const ended = row !== null && row.finishedAt !== null && row.status !== 'INTERRUPTED';
-    const known = { family: row?.family ?? null, ended, until: now + (row && !ended ? this.openTtlMs : this.closedTtlMs) };
+    const known = { family: row?.family ?? null, status: row?.status ?? null, ended, until: now + (row && !ended ? this.openTtlMs : this.closedTtlMs) };
     if (this.known.size > 10_000) this.known.clear();
     this.known.set(runId, known);
     return known;

@@ -34,14 +34,24 @@ export interface RunView extends RunCounters {
 // Counts each (jobId, outcome) pair of ARGV (from ARGV[2]) once, and only
 // if the run's hash still exists (a flushed Redis must not resurrect a run).
 // A job that later runs adopted (an enqueue that found it still queued) is
-// counted for them too, once. Returns {state, adopter runs now done...}:
-// state -1 for a lost run, 2 when every job of the run has an outcome, 1
-// otherwise. ARGV[1] is the prefix of run keys.
+// counted for them too, once. A job that failed and succeeds when retried
+// (from the board) moves from failed to its new outcome. Returns {state,
+// revised, adopter runs now done...}: state -1 for a lost run, 2 when every
+// job of the run has an outcome, 1 otherwise; revised 1 when a failure of
+// the run turned into a success. ARGV[1] is the prefix of run keys.
 const RECORD_ONCE = `
+local revised = 0
 local function count(hash, pending, jobId, outcome)
   if redis.call('EXISTS', hash) == 0 then return false end
-  if redis.call('HSETNX', pending, jobId, outcome) == 1 then
+  local previous = redis.call('HGET', pending, jobId)
+  if not previous then
+    redis.call('HSET', pending, jobId, outcome)
     redis.call('HINCRBY', hash, outcome, 1)
+  elseif previous == 'failed' and outcome ~= 'failed' then
+    redis.call('HSET', pending, jobId, outcome)
+    redis.call('HINCRBY', hash, 'failed', -1)
+    redis.call('HINCRBY', hash, outcome, 1)
+    if hash == KEYS[1] then revised = 1 end
   end
   redis.call('EXPIRE', pending, 2592000) -- RUN_TTL_SECONDS
   return true
@@ -51,7 +61,7 @@ local function done(hash)
   return c[5] == '1' and tonumber(c[2]) + tonumber(c[3]) + tonumber(c[4]) >= tonumber(c[1])
 end
 local own = redis.call('EXISTS', KEYS[1]) == 1
-local result = {1}
+local result = {1, 0}
 for i = 2, #ARGV, 2 do
   local jobId, outcome = ARGV[i], ARGV[i + 1]
   if own then count(KEYS[1], KEYS[2], jobId, outcome) end
@@ -65,6 +75,7 @@ for i = 2, #ARGV, 2 do
   end
 end
 if not own then result[1] = -1 elseif done(KEYS[1]) then result[1] = 2 end
+result[2] = revised
 return result`;
 
 // Makes a run (ARGV[3]) follow jobs of earlier runs that are still queued
@@ -200,6 +211,12 @@ export class RunStore {
     return { followed: followed + counted, gone };
   }
 
+  /** Forgets a run that has no job at all, in Redis and in Postgres. */
+  async discard(runId: string): Promise<void> {
+    await this.redis.del(this.key(runId), this.pendingKey(runId));
+    await this.prisma.fleetRun.deleteMany({ where: { id: runId, total: 0 } });
+  }
+
   async markEnqueued(runId: string, total: number, alreadyQueued: number): Promise<void> {
     await this.redis.hset(this.key(runId), { total, enqueued: 1 });
     await this.prisma.fleetRun.update({
@@ -225,7 +242,7 @@ export class RunStore {
     }
     await Promise.all(
       [...byRun].map(async ([runId, args]) => {
-        const [state, ...adopters] = (await this.redis.eval(
+        const [state, revised, ...adopters] = (await this.redis.eval(
           RECORD_ONCE,
           3,
           this.key(runId),
@@ -233,7 +250,8 @@ export class RunStore {
           this.adoptersKey,
           `${this.prefix}:runs:`,
           ...args,
-        )) as [number, ...string[]];
+        )) as [number, number, ...string[]];
+        if (revised === 1) await this.finishIfDone(runId, { revise: true });
         const done = state === 2 ? [runId, ...adopters] : adopters;
         for (const id of new Set(done)) await this.finishIfDone(id);
       }),
@@ -289,13 +307,17 @@ export class RunStore {
     await this.redis.eval(ADD_STAT, 1, this.key(runId), `stat:${stat}`, n);
   }
 
-  /** Writes the final counters to Postgres once every job of the run has an outcome. */
-  async finishIfDone(runId: string): Promise<boolean> {
+  /**
+   * Writes the final counters to Postgres once every job of the run has an
+   * outcome. `revise` also rewrites a run that ended FAILED: a failed job
+   * retried since has succeeded.
+   */
+  async finishIfDone(runId: string, options: { revise?: boolean } = {}): Promise<boolean> {
     const counters = await this.counters(runId);
     if (!counters || !counters.enqueued) return false;
     if (counters.completed + counters.skipped + counters.failed < counters.total) return false;
     await this.prisma.fleetRun.updateMany({
-      where: { id: runId, finishedAt: null },
+      where: options.revise ? { id: runId, OR: [{ finishedAt: null }, { status: 'FAILED' }] } : { id: runId, finishedAt: null },
       data: {
         status: counters.failed > 0 ? 'FAILED' : 'COMPLETED',
         completed: counters.completed,

@@ -60,9 +60,10 @@ export function startWorkers(
   const metrics = new FleetMetrics(deps.runs.redisConnection, deps.prefix);
   const guard = new RunGuard(deps.prisma, deps.runs);
   const recordFailure = (runId: string, jobId: string, log: Logger) => {
+    // The failure stays on record (not forgotten), so that a retry that
+    // succeeds later moves it to its new outcome instead of counting twice.
     const pending = deps.runs
       .record([{ runId, jobId, outcome: 'failed' }])
-      .then(() => deps.runs.forget(runId, jobId))
       .catch((error) => log.error({ err: error, runId, jobId }, 'could not record job outcome'))
       .finally(() => settling.delete(pending));
     settling.add(pending);
@@ -102,11 +103,18 @@ export function startWorkers(
     }, family.options.batch);
     const worker = new FleetWorker<JobData, JobOutcome>(
       family.name,
-      async (job: Job<JobData, JobOutcome>) => {
+      async (job: Job<JobData, JobOutcome>, token?: string) => {
         try {
           const data = parseJobData(family, job.data);
-          const refusal = (await guard.refusal(data.runId, family.name, job.id!)) ?? misnamed(family, data.key, job.id!);
+          const verdict = await guard.verdict(data.runId, family.name, job.id!);
+          const refusal = verdict.kind === 'refuse' ? verdict.reason : misnamed(family, data.key, job.id!);
           if (refusal) throw new ForeignRunError(`job ${job.id} refused: ${refusal}`);
+          if (verdict.kind === 'drop') return { status: 'skipped', reason: verdict.reason };
+          if (verdict.kind === 'park') {
+            // Its run is paused: the job waits aside, no attempt spent, until resume promotes it.
+            await job.moveToDelayed(Date.now() + PARKED_MS, token);
+            throw new DelayedError();
+          }
           return await batcher.submit({
             work: { key: data.key, runId: data.runId, jobId: job.id! },
             final: isLastAttempt(job),
@@ -171,6 +179,13 @@ function misnamed(family: JobFamily, key: string, jobId: string): string | null 
   const expected = jobIdFor(family, key);
   return jobId === expected ? null : `the fleet names the job of ${key} "${expected}", not "${jobId.slice(0, 60)}": nothing was changed`;
 }
+
+/**
+ * How long a job of a paused run waits aside. Resuming promotes them at
+ * once; this only bounds how long a job could stay aside if that failed
+ * (it is then parked again if its run is still paused).
+ */
+const PARKED_MS = 10 * 60_000;
 
 /** A job's work, and whether this is its last attempt (so a failure is final). */
 interface QueuedItem {

@@ -1,0 +1,75 @@
+import { findFamily } from '../families/index.js';
+import { openFleet } from '../fleet/context.js';
+import { controlRun, RunControlError, type RunAction } from '../fleet/run-control.js';
+import { RUN_ID_PATTERN } from '../fleet/runs.js';
+import { defineCommand, UsageError, type Command } from './command.js';
+
+const WHAT: Record<RunAction, { summary: string; detail: string }> = {
+  pause: {
+    summary: 'pause a run: no new job of it starts',
+    detail: `No new job of the run starts, in any worker process, within about a
+second; its active jobs finish, and the run is PAUSED once none is active.
+Other runs of the same family go on. Resume it with tys resume --run ID.`,
+  },
+  resume: {
+    summary: 'resume a paused run',
+    detail: `The run's jobs flow again from where they stopped; the run is RUNNING
+(or ends at once if every job had already ended).`,
+  },
+  cancel: {
+    summary: 'cancel a run: its jobs that have not started are removed',
+    detail: `Removes the run's jobs that have not started; its active jobs finish,
+and the run ends CANCELLED with its counts. The rows it did not reach are
+picked up by the next enqueue.`,
+  },
+};
+
+function runControlCommand(action: RunAction): Command {
+  return defineCommand({
+    name: action,
+    summary: WHAT[action].summary,
+    help: `Usage: tys ${action} --run ID [--json]
+
+${WHAT[action].detail}
+
+An unknown run, or one that has ended, is refused (exit 2).
+
+Options:
+  --run ID      the run (as tys status lists them)
+  --json        machine-readable output
+  -h, --help    this help`,
+    options: { run: { type: 'string' }, json: { type: 'boolean' } },
+    positionals: false,
+    async run({ values, config, json }, io) {
+      if (!values.run) throw new UsageError(`tys ${action}: --run ID is required`);
+      if (!RUN_ID_PATTERN.test(values.run)) {
+        throw new UsageError(`tys ${action}: "${values.run.slice(0, 40)}" is not a run id (like run-20260101T000000Z-abcdef)`);
+      }
+      const fleet = await openFleet(config);
+      try {
+        const run = await fleet.runs.get(values.run);
+        const family = run && findFamily(run.family);
+        if (!run || !family) throw new UsageError(`tys ${action}: no run ${values.run}`);
+        let status;
+        try {
+          status = await controlRun({ prisma: fleet.prisma, runs: fleet.runs, queue: fleet.queue(family) }, run.id, action, {
+            onProgress: (line) => io.out(line),
+          });
+        } catch (error) {
+          if (error instanceof RunControlError) throw new UsageError(`tys ${action}: ${error.message}`);
+          throw error;
+        }
+        const after = (await fleet.runs.get(run.id))!;
+        if (values.json) json({ run: after });
+        else io.out(`run ${run.id}: ${status} (completed ${after.completed}, skipped ${after.skipped}, failed ${after.failed} of ${after.total})`);
+        return 0;
+      } finally {
+        await fleet.close();
+      }
+    },
+  });
+}
+
+export const pauseCommand = runControlCommand('pause');
+export const resumeCommand = runControlCommand('resume');
+export const cancelCommand = runControlCommand('cancel');

@@ -1,0 +1,135 @@
+import type { JobType, Queue } from 'bullmq';
+import type { PrismaClient } from '../db/prisma.js';
+import type { FleetRunStatus } from '../generated/prisma/enums.js';
+import type { JobData } from './family.js';
+import type { RunStore } from './runs.js';
+
+/** A pause, resume or cancel that does not apply to the run as it is: one line for the operator. */
+export class RunControlError extends Error {
+  override name = 'RunControlError';
+}
+
+export type RunAction = 'pause' | 'resume' | 'cancel';
+
+export interface RunControlDeps {
+  prisma: PrismaClient;
+  runs: RunStore;
+  /** The queue of the run's family. */
+  queue: Queue<JobData>;
+}
+
+export interface RunControlOptions {
+  /**
+   * How long to wait, in ms, for the run's active jobs to end before the
+   * run is PAUSED or CANCELLED. Default 30,000. When they take longer the
+   * run stays PAUSING or CANCELLING; acting again finishes the step.
+   */
+  settleTimeoutMs?: number;
+  /** Told of each step that takes a while. */
+  onProgress?: (line: string) => void;
+}
+
+/** How long every worker may still go on starting jobs of a run after it changed state (RunGuard's cache). */
+const GUARD_DELAY_MS = 1_200;
+
+const STARTABLE: FleetRunStatus[] = ['ENQUEUEING', 'RUNNING'];
+const PAUSED_STATES: FleetRunStatus[] = ['PAUSING', 'PAUSED'];
+
+/**
+ * Pauses, resumes or cancels a run, and resolves to its new status.
+ *
+ * - pause: no new job of the run starts (workers park them aside); once none
+ *   is active the run is PAUSED. Other runs of the family go on.
+ * - resume: the parked jobs come back to the queue; the run is RUNNING again
+ *   (or ends at once, when every job had ended meanwhile).
+ * - cancel: the run's jobs that have not started are removed; once none is
+ *   active the run ends CANCELLED with its counts. Rows it did not reach are
+ *   found by the next enqueue.
+ */
+export async function controlRun(deps: RunControlDeps, runId: string, action: RunAction, options: RunControlOptions = {}): Promise<FleetRunStatus> {
+  const run = await deps.prisma.fleetRun.findUnique({ where: { id: runId }, select: { status: true, finishedAt: true } });
+  if (!run) throw new RunControlError(`no run ${runId}`);
+  const status = run.status;
+  if (run.finishedAt && !(action === 'cancel' && status === 'CANCELLING')) {
+    throw new RunControlError(`run ${runId} has ended (${status}): nothing to ${action}`);
+  }
+  switch (action) {
+    case 'pause': {
+      if (status === 'PAUSED') return status;
+      if (status !== 'PAUSING') await move(deps, runId, STARTABLE, 'PAUSING', action);
+      return settle(deps, runId, 'PAUSING', 'PAUSED', options);
+    }
+    case 'resume': {
+      if (STARTABLE.includes(status)) return status;
+      await move(deps, runId, PAUSED_STATES, 'RUNNING', action);
+      const parked = await jobIdsOfRun(deps.queue, runId, ['delayed']);
+      for (const id of parked) await (await deps.queue.getJob(id))?.promote().catch(() => undefined);
+      options.onProgress?.(`run ${runId}: ${parked.length} parked job(s) back in the queue`);
+      await deps.runs.finishIfDone(runId);
+      return (await deps.prisma.fleetRun.findUniqueOrThrow({ where: { id: runId } })).status;
+    }
+    case 'cancel': {
+      if (status !== 'CANCELLING') await move(deps, runId, [...STARTABLE, ...PAUSED_STATES], 'CANCELLING', action);
+      // Jobs a worker picks up meanwhile are refused, as the run's state says.
+      const waiting = await jobIdsOfRun(deps.queue, runId, ['waiting', 'delayed', 'prioritized', 'waiting-children']);
+      const removed = await Promise.all(waiting.map((id) => deps.queue.remove(id)));
+      options.onProgress?.(`run ${runId}: ${removed.filter((r) => r === 1).length} job(s) that had not started removed`);
+      return settle(deps, runId, 'CANCELLING', 'CANCELLED', options);
+    }
+  }
+}
+
+async function move(deps: RunControlDeps, runId: string, from: FleetRunStatus[], to: FleetRunStatus, action: RunAction): Promise<void> {
+  const moved = await deps.prisma.fleetRun.updateMany({ where: { id: runId, status: { in: from }, finishedAt: null }, data: { status: to } });
+  if (moved.count === 0) {
+    const now = await deps.prisma.fleetRun.findUniqueOrThrow({ where: { id: runId }, select: { status: true } });
+    throw new RunControlError(`run ${runId} is ${now.status}: cannot ${action} it`);
+  }
+}
+
+/** Waits for the run's active jobs to end, then moves it from `from` to `to`; a cancelled run gets its final counts. */
+async function settle(deps: RunControlDeps, runId: string, from: FleetRunStatus, to: FleetRunStatus, options: RunControlOptions): Promise<FleetRunStatus> {
+  const deadline = Date.now() + (options.settleTimeoutMs ?? 30_000);
+  await new Promise((resolve) => setTimeout(resolve, GUARD_DELAY_MS));
+  for (;;) {
+    const active = await jobIdsOfRun(deps.queue, runId, ['active']);
+    if (active.length === 0) break;
+    if (Date.now() > deadline) {
+      options.onProgress?.(`run ${runId}: ${active.length} job(s) still active; it stays ${from} until they end (act again to finish)`);
+      return from;
+    }
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
+  if (to === 'CANCELLED') {
+    // What is left of the run in Redis: jobs that ended, and any that workers dropped meanwhile.
+    const ended = await jobIdsOfRun(deps.queue, runId, ['completed', 'failed', 'waiting', 'delayed', 'prioritized']);
+    await Promise.all(ended.map((id) => deps.queue.remove(id)));
+  }
+  const counters = to === 'CANCELLED' ? await deps.runs.counters(runId) : null;
+  await deps.prisma.fleetRun.updateMany({
+    where: { id: runId, status: from },
+    data:
+      to === 'CANCELLED'
+        ? {
+            status: to,
+            finishedAt: new Date(),
+            ...(counters && { completed: counters.completed, skipped: counters.skipped, failed: counters.failed, stats: counters.stats }),
+          }
+        : { status: to },
+  });
+  return (await deps.prisma.fleetRun.findUniqueOrThrow({ where: { id: runId } })).status;
+}
+
+/** Ids of the run's jobs in the given states, read state by state, page by page. */
+async function jobIdsOfRun(queue: Queue<JobData>, runId: string, states: JobType[]): Promise<string[]> {
+  const ids: string[] = [];
+  const PAGE = 1_000;
+  for (const state of states) {
+    for (let start = 0; ; start += PAGE) {
+      const jobs = await queue.getJobs([state], start, start + PAGE - 1, true);
+      for (const job of jobs) if (job.data?.runId === runId && job.id) ids.push(job.id);
+      if (jobs.length < PAGE) break;
+    }
+  }
+  return ids;
+}

@@ -1,0 +1,89 @@
+import { afterAll, describe, expect, it } from 'vitest';
+import { seedMvp } from '../src/demo/seed.js';
+import { lotsFamily } from '../src/families/lots.js';
+import { createTestDatabase, type TestDatabase } from './support/databases.js';
+import { testFleet } from './support/fleet.js';
+import { fleetEnv, killSpawnedWorkers, runTys, spawnWorker, until } from './support/processes.js';
+
+const INVESTMENTS = 4_000;
+
+describe('run control: pause, resume, cancel', () => {
+  const cleanups: (() => Promise<void>)[] = [];
+  afterAll(async () => {
+    killSpawnedWorkers();
+    for (const cleanup of cleanups.reverse()) await cleanup();
+  });
+
+  /** A database, a fleet and two slow worker processes, so that a run is still going when the test acts on it. */
+  async function setup() {
+    const db: TestDatabase = await createTestDatabase();
+    await seedMvp(db.prisma, { investments: INVESTMENTS });
+    const fleet = await testFleet(db);
+    cleanups.push(async () => {
+      await fleet.close();
+      await db.drop();
+    });
+    const env = fleetEnv(fleet.config);
+    for (let i = 0; i < 2; i += 1) spawnWorker(env, ['--families', 'lots', '--concurrency', '2']);
+    const lots = () => db.prisma.taxLot.count();
+    return { db, fleet, env, lots };
+  }
+
+  it('pause stops lot creation in every worker process within about a second; resume finishes with one lot each', async () => {
+    const { db, fleet, env, lots } = await setup();
+    const { runId } = await fleet.enqueue(lotsFamily);
+    await until('some lots', async () => (await lots()) >= 200, 60_000);
+
+    const paused = await runTys(['pause', '--run', runId!], env);
+    expect(paused.stderr).toBe('');
+    expect(paused.code).toBe(0);
+    expect(paused.stdout).toMatch(new RegExp(`run ${runId}: PAUSED \\(completed \\d+`));
+    const held = await lots();
+    expect(held).toBeLessThan(INVESTMENTS);
+    // Flat for 3 s, looked at five times a second.
+    for (const deadline = Date.now() + 3_000; Date.now() < deadline; await new Promise((r) => setTimeout(r, 200))) {
+      expect(await lots()).toBe(held);
+    }
+    expect((await db.prisma.fleetRun.findUniqueOrThrow({ where: { id: runId! } })).status).toBe('PAUSED');
+    expect((await runTys(['pause', '--run', runId!], env)).stdout).toMatch(/PAUSED/);
+
+    const resumed = await runTys(['resume', '--run', runId!], env);
+    expect(resumed.code).toBe(0);
+    expect(resumed.stdout).toMatch(new RegExp(`run ${runId}: RUNNING`));
+    const run = await fleet.waitForRun(runId!, 120_000);
+    expect(run).toMatchObject({ status: 'COMPLETED', completed: INVESTMENTS, failed: 0 });
+    expect(await lotsFamily.verify!(db.prisma)).toMatchObject({ ok: true, checked: INVESTMENTS });
+
+    const again = await runTys(['pause', '--run', runId!], env);
+    expect(again.code).toBe(2);
+    expect(again.stderr.trim()).toBe(`error: tys pause: run ${runId} has ended (COMPLETED): nothing to pause`);
+    const unknown = await runTys(['cancel', '--run', 'run-20990101T000000Z-abcdef'], env);
+    expect(unknown.code).toBe(2);
+    expect(unknown.stderr).toMatch(/no run run-20990101T000000Z-abcdef/);
+  });
+
+  it('cancel removes the jobs that have not started, ends CANCELLED with its counts, and the next enqueue finishes the rest', async () => {
+    const { db, fleet, env, lots } = await setup();
+    const { runId } = await fleet.enqueue(lotsFamily);
+    await until('some lots', async () => (await lots()) >= 200, 60_000);
+
+    const cancelled = await runTys(['cancel', '--run', runId!], env);
+    expect(cancelled.stderr).toBe('');
+    expect(cancelled.code).toBe(0);
+    expect(cancelled.stdout).toMatch(/job\(s\) that had not started removed/);
+    const record = await db.prisma.fleetRun.findUniqueOrThrow({ where: { id: runId! } });
+    expect(record.status).toBe('CANCELLED');
+    expect(record.finishedAt).not.toBeNull();
+    const made = await lots();
+    expect(made).toBeLessThan(INVESTMENTS);
+    expect(record.completed).toBe(made);
+    const queue = fleet.context.queue(lotsFamily);
+    const left = await queue.getJobs(['waiting', 'delayed', 'active', 'prioritized', 'failed', 'completed']);
+    expect(left.filter((job) => job.data?.runId === runId)).toEqual([]);
+
+    const rest = await fleet.enqueue(lotsFamily);
+    expect(rest.added).toBe(INVESTMENTS - made);
+    expect(await fleet.waitForRun(rest.runId!, 120_000)).toMatchObject({ status: 'COMPLETED', completed: INVESTMENTS - made });
+    expect(await lotsFamily.verify!(db.prisma)).toMatchObject({ ok: true, checked: INVESTMENTS });
+  });
+});
