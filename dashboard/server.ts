@@ -48,7 +48,7 @@ export interface Dashboard {
 }
 
 const BOARD_PATH = '/board';
-const RUN_ACTIONS: RunAction[] = ['pause', 'resume', 'cancel'];
+const RUN_ACTIONS: RunAction[] = ['pause', 'resume', 'cancel', 'retry'];
 
 function securityHeaders(https: boolean) {
   return (_req: Request, res: Response, next: NextFunction): void => {

@@ -4,7 +4,7 @@ import { families } from '../src/families/index.js';
 import { lotsFamily } from '../src/families/lots.js';
 import { createTestDatabase, type TestDatabase } from './support/databases.js';
 import { testFleet } from './support/fleet.js';
-import { fleetEnv, runTys } from './support/processes.js';
+import { fleetEnv, runTys, until } from './support/processes.js';
 
 describe('tys CLI', () => {
   let db: TestDatabase;
@@ -129,10 +129,24 @@ describe('tys CLI', () => {
     expect(json.runs[0]).toMatchObject({ id: runId, status: 'FAILED', total: 500, completed: 495, failed: 5 });
   });
 
+  it('tys retry runs the failed jobs of a FAILED run again; fixed, they succeed and the run is COMPLETED; it records who started it', async () => {
+    const [run] = await db.prisma.fleetRun.findMany({ where: { status: 'FAILED' } });
+    expect(run!.origin).toMatch(/^cli \S+@\S+$/);
+    await db.prisma.$executeRaw`UPDATE "Investment" SET "totalQuantity" = 1 WHERE "totalQuantity" <= 0`;
+    const retry = await runTys(['retry', '--run', run!.id], env);
+    expect(retry.stderr).toBe('');
+    expect(retry.code).toBe(0);
+    expect(retry.stdout).toMatch(`run ${run!.id}: 5 failed job(s) queued again`);
+    await until('the run to complete', async () => (await db.prisma.fleetRun.findUniqueOrThrow({ where: { id: run!.id } })).status === 'COMPLETED');
+    expect(await db.prisma.fleetRun.findUniqueOrThrow({ where: { id: run!.id } })).toMatchObject({ completed: 500, failed: 0 });
+    const again = await runTys(['retry', '--run', run!.id], env);
+    expect(again.code).toBe(2);
+    expect(again.stderr.trim()).toBe(`error: tys retry: run ${run!.id} is COMPLETED: only a FAILED run has failed jobs to retry`);
+  });
+
   it('verify exits 0 once every investment is right', async () => {
-    await db.prisma.$executeRaw`DELETE FROM "Investment" WHERE "totalQuantity" <= 0`;
     const verify = await runTys(['verify', 'lots'], env);
-    expect(verify.stdout).toMatch(/verify lots: OK, 495 rows checked/);
+    expect(verify.stdout).toMatch(/verify lots: OK, 500 rows checked/);
     expect(verify.code).toBe(0);
   });
 });

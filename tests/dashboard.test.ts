@@ -4,7 +4,7 @@ import path from 'node:path';
 import { chromium, type Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { seedMvp } from '../src/demo/seed.js';
-import { constraintsFamily } from '../src/families/constraints.js';
+import { metadataFamily } from '../src/families/metadata.js';
 import { lotsFamily } from '../src/families/lots.js';
 import { FailedLogins } from '../dashboard/auth.js';
 import { createTestDatabase, type TestDatabase } from './support/databases.js';
@@ -245,6 +245,36 @@ describe('dashboard in a real browser', () => {
     const lots = (await response.json()).queues.find((q: { name: string }) => q.name === 'lots');
     expect(lots.jobs.map((j: { id: string }) => j.id)).toContain(job.id);
     await queue.remove(job.id!);
+  });
+
+
+  it('pauses and resumes a run with the runs page buttons; the read-only account cannot (403 from the server)', async () => {
+    // No worker takes metadata jobs here: the run stays RUNNING until acted on.
+    const { runId: waiting, added } = await fleet.enqueue(metadataFamily);
+    expect(added).toBeGreaterThan(0);
+    const context = await browser.newContext({ httpCredentials: { username: ADMIN.user, password: ADMIN.password } });
+    const page = await context.newPage();
+    await page.goto(`${dashboard.url}/runs`);
+    const row = page.locator(`tr[data-run="${waiting}"]`);
+    await expect(row.locator('.status').textContent()).resolves.toBe('RUNNING');
+    await expect(row.locator('.origin').textContent()).resolves.toBe('');
+    await row.locator('button.pause').click();
+    await page.waitForURL(`${dashboard.url}/runs`);
+    await expect.poll(() => page.locator(`tr[data-run="${waiting}"] .status`).textContent()).toBe('PAUSED');
+    await page.screenshot({ path: path.join(SCREENSHOTS, 'runs-paused.png'), fullPage: true });
+    await page.locator(`tr[data-run="${waiting}"] button.resume`).click();
+    await page.waitForURL(`${dashboard.url}/runs`);
+    await expect.poll(() => page.locator(`tr[data-run="${waiting}"] .status`).textContent()).toBe('RUNNING');
+    await context.close();
+
+    const viewer = await browser.newContext({ httpCredentials: { username: VIEWER.user, password: VIEWER.password } });
+    const viewerPage = await viewer.newPage();
+    await viewerPage.goto(`${dashboard.url}/runs`);
+    expect(await viewerPage.locator('button.pause').count()).toBe(0);
+    await viewer.close();
+    const refused = await fetch(`${dashboard.url}/runs/${waiting}/pause`, { method: 'POST', headers: { authorization: basic(VIEWER), origin: dashboard.url } });
+    expect(refused.status).toBe(403);
+    expect((await db.prisma.fleetRun.findUniqueOrThrow({ where: { id: waiting! } })).status).toBe('RUNNING');
   });
 
   it('keeps the failure store bounded, whatever the number of addresses', () => {

@@ -1,3 +1,4 @@
+import os from 'node:os';
 import { parseDuration } from '../config/duration.js';
 import { familyNames } from '../families/index.js';
 import { openFleet } from '../fleet/context.js';
@@ -72,6 +73,7 @@ export const enqueueCommand = defineCommand({
         {
           pageSize,
           dryRun: values['dry-run'],
+          origin: `cli ${os.userInfo().username}@${os.hostname()}`,
           onProgress: io.isTty ? (p) => process.stdout.write(`\rreading rows: ${p.found} found, ${p.added} to add\x1b[K`) : undefined,
         },
       );

@@ -7,14 +7,14 @@ import { demoCommand } from './demo.js';
 import { enqueueCommand } from './enqueue.js';
 import { migrateCommand } from './migrate.js';
 import { revertCommand } from './revert.js';
-import { cancelCommand, pauseCommand, resumeCommand } from './run-control.js';
+import { cancelCommand, pauseCommand, resumeCommand, retryCommand } from './run-control.js';
 import { scheduleCommand } from './schedule.js';
 import { statusCommand } from './status.js';
 import { validateCommand } from './validate.js';
 import { verifyCommand } from './verify.js';
 import { workerCommand } from './worker.js';
 
-const commands: Command[] = [migrateCommand, enqueueCommand, workerCommand, statusCommand, pauseCommand, resumeCommand, cancelCommand, verifyCommand, auditCommand, validateCommand, revertCommand, scheduleCommand, dashboardCommand, demoCommand];
+const commands: Command[] = [migrateCommand, enqueueCommand, workerCommand, statusCommand, pauseCommand, resumeCommand, cancelCommand, retryCommand, verifyCommand, auditCommand, validateCommand, revertCommand, scheduleCommand, dashboardCommand, demoCommand];
 
 function usage(): string {
   const width = Math.max(...commands.map((c) => c.name.length));

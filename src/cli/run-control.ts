@@ -16,6 +16,12 @@ Other runs of the same family go on. Resume it with tys resume --run ID.`,
     detail: `The run's jobs flow again from where they stopped; the run is RUNNING
 (or ends at once if every job had already ended).`,
   },
+  retry: {
+    summary: 'run the failed jobs of a FAILED run again',
+    detail: `Queues the run's failed jobs again (fix what they failed on first: their
+reasons are in tys status --run ID). Each that succeeds moves from the run's
+failures to its successes; the run ends COMPLETED once none is left failed.`,
+  },
   cancel: {
     summary: 'cancel a run: its jobs that have not started are removed',
     detail: `Removes the run's jobs that have not started; its active jobs finish,
@@ -32,7 +38,8 @@ function runControlCommand(action: RunAction): Command {
 
 ${WHAT[action].detail}
 
-An unknown run, or one that has ended, is refused (exit 2).
+An unknown run, or one in a state the action does not apply to, is
+refused (exit 2).
 
 Options:
   --run ID      the run (as tys status lists them)
@@ -73,3 +80,4 @@ Options:
 export const pauseCommand = runControlCommand('pause');
 export const resumeCommand = runControlCommand('resume');
 export const cancelCommand = runControlCommand('cancel');
+export const retryCommand = runControlCommand('retry');

@@ -19,6 +19,8 @@ export interface EnqueueOptions {
    * (every 5 minutes, say) would fill the run history with empty runs.
    */
   keepEmpty?: boolean;
+  /** Who starts the run, recorded with it: "cli user@host", "schedule NAME". Default none. */
+  origin?: string;
 }
 
 export interface EnqueueProgress {
@@ -65,7 +67,7 @@ export async function enqueue(
   const pageSize = options.pageSize ?? 1_000;
   const progress: EnqueueProgress = { found: 0, added: 0, alreadyQueued: 0, requeued: 0 };
   const runId = options.dryRun ? null : newRunId();
-  if (runId) await retryTransient(() => deps.runs.create(runId, family.name, scope));
+  if (runId) await retryTransient(() => deps.runs.create(runId, family.name, scope, options.origin ?? null));
 
   let after = '';
   let inFlight: Promise<unknown> = Promise.resolve();

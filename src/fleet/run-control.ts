@@ -9,7 +9,7 @@ export class RunControlError extends Error {
   override name = 'RunControlError';
 }
 
-export type RunAction = 'pause' | 'resume' | 'cancel';
+export type RunAction = 'pause' | 'resume' | 'cancel' | 'retry';
 
 export interface RunControlDeps {
   prisma: PrismaClient;
@@ -45,12 +45,14 @@ const PAUSED_STATES: FleetRunStatus[] = ['PAUSING', 'PAUSED'];
  * - cancel: the run's jobs that have not started are removed; once none is
  *   active the run ends CANCELLED with its counts. Rows it did not reach are
  *   found by the next enqueue.
+ * - retry: a FAILED run's failed jobs run again; each that succeeds moves
+ *   from the run's failures to its successes, and the run ends again.
  */
 export async function controlRun(deps: RunControlDeps, runId: string, action: RunAction, options: RunControlOptions = {}): Promise<FleetRunStatus> {
   const run = await deps.prisma.fleetRun.findUnique({ where: { id: runId }, select: { status: true, finishedAt: true } });
   if (!run) throw new RunControlError(`no run ${runId}`);
   const status = run.status;
-  if (run.finishedAt && !(action === 'cancel' && status === 'CANCELLING')) {
+  if (run.finishedAt && !(action === 'cancel' && status === 'CANCELLING') && action !== 'retry') {
     throw new RunControlError(`run ${runId} has ended (${status}): nothing to ${action}`);
   }
   switch (action) {
@@ -68,6 +70,15 @@ export async function controlRun(deps: RunControlDeps, runId: string, action: Ru
       await deps.runs.finishIfDone(runId);
       return (await deps.prisma.fleetRun.findUniqueOrThrow({ where: { id: runId } })).status;
     }
+    case 'retry': {
+      if (status !== 'FAILED') throw new RunControlError(`run ${runId} is ${status}: only a FAILED run has failed jobs to retry`);
+      const failed = await jobIdsOfRun(deps.queue, runId, ['failed']);
+      if (failed.length === 0) throw new RunControlError(`run ${runId} has no failed job left in the queue (enqueue again instead)`);
+      await move(deps, runId, ['FAILED'], 'RUNNING', action, { reopen: true });
+      for (const id of failed) await (await deps.queue.getJob(id))?.retry('failed');
+      options.onProgress?.(`run ${runId}: ${failed.length} failed job(s) queued again`);
+      return 'RUNNING';
+    }
     case 'cancel': {
       if (status !== 'CANCELLING') await move(deps, runId, [...STARTABLE, ...PAUSED_STATES], 'CANCELLING', action);
       // Jobs a worker picks up meanwhile are refused, as the run's state says.
@@ -79,8 +90,12 @@ export async function controlRun(deps: RunControlDeps, runId: string, action: Ru
   }
 }
 
-async function move(deps: RunControlDeps, runId: string, from: FleetRunStatus[], to: FleetRunStatus, action: RunAction): Promise<void> {
-  const moved = await deps.prisma.fleetRun.updateMany({ where: { id: runId, status: { in: from }, finishedAt: null }, data: { status: to } });
+/** Moves the run from one of `from` to `to`; `reopen` for a run that had ended (a retry). */
+async function move(deps: RunControlDeps, runId: string, from: FleetRunStatus[], to: FleetRunStatus, action: RunAction, options: { reopen?: boolean } = {}): Promise<void> {
+  const moved = await deps.prisma.fleetRun.updateMany({
+    where: { id: runId, status: { in: from }, ...(options.reopen ? {} : { finishedAt: null }) },
+    data: { status: to, ...(options.reopen ? { finishedAt: null } : {}) },
+  });
   if (moved.count === 0) {
     const now = await deps.prisma.fleetRun.findUniqueOrThrow({ where: { id: runId }, select: { status: true } });
     throw new RunControlError(`run ${runId} is ${now.status}: cannot ${action} it`);

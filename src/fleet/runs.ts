@@ -29,6 +29,8 @@ export interface RunView extends RunCounters {
   live: boolean;
   /** The marker of the Redis that holds the run's jobs and counters. */
   redisMarker: string | null;
+  /** Who started the run. */
+  origin: string | null;
 }
 
 // Counts each (jobId, outcome) pair of ARGV (from ARGV[2]) once, and only
@@ -179,9 +181,12 @@ export class RunStore {
     return this.seenMarker;
   }
 
-  async create(runId: string, family: string, scope: Scope): Promise<void> {
+  /** `origin` says who started the run: "cli user@host", "schedule NAME", "dashboard". */
+  async create(runId: string, family: string, scope: Scope, origin: string | null = null): Promise<void> {
     const marker = await this.marker();
-    await this.prisma.fleetRun.create({ data: { id: runId, family, scope, redisMarker: marker.id, redisAddress: redisAddressOf(this.redis, this.prefix) } });
+    await this.prisma.fleetRun.create({
+      data: { id: runId, family, scope, origin, redisMarker: marker.id, redisAddress: redisAddressOf(this.redis, this.prefix) },
+    });
     await this.redis
       .multi()
       .hset(this.key(runId), { family, total: 0, completed: 0, skipped: 0, failed: 0, enqueued: 0 })
@@ -430,6 +435,7 @@ export class RunStore {
       finishedAt: live ? (done ? (row.finishedAt ?? new Date()) : null) : row.finishedAt,
       live: live !== null,
       redisMarker: row.redisMarker,
+      origin: row.origin,
       total: live?.total ?? row.total,
       completed: live?.completed ?? row.completed,
       skipped: live?.skipped ?? row.skipped,

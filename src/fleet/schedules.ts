@@ -151,7 +151,10 @@ export function startScheduleRunner(
       if (!family.scopes.includes(scope.kind)) throw new PermanentJobError(`scheduled job ${job.id}: family ${family.name} does not take scope ${scope.kind}`);
       let queue = queues.get(family.name);
       if (!queue) queues.set(family.name, (queue = openQueue(family, deps.producer, deps.prefix)));
-      const result = await enqueue({ prisma: deps.prisma, redis: deps.producer, queue, runs, prefix: deps.prefix }, family, scope, { keepEmpty: false });
+      const result = await enqueue({ prisma: deps.prisma, redis: deps.producer, queue, runs, prefix: deps.prefix }, family, scope, {
+        keepEmpty: false,
+        origin: `schedule ${job.repeatJobKey ?? job.name}`,
+      });
       deps.log.info({ schedule: job.repeatJobKey, runId: result.runId, added: result.added }, 'scheduled enqueue');
       return { runId: result.runId, added: result.added, alreadyQueued: result.alreadyQueued };
     },

@@ -1,3 +1,4 @@
+ALTER TABLE "FleetRun" DROP COLUMN "origin";
 -- Postgres cannot drop enum values: the type is made again without them.
 -- Paused runs become running again and cancelled ones interrupted (their
 -- rows are picked up by the next enqueue either way).
