@@ -2,6 +2,7 @@ import type { Queue } from 'bullmq';
 import { Gauge, Registry } from 'prom-client';
 import type { PrismaClient } from '../src/db/prisma.js';
 import type { FleetMetrics } from '../src/fleet/metrics.js';
+import { throttleReasons } from '../src/fleet/db-health.js';
 import { MarketGateway } from '../src/market/gateway.js';
 import type { Redis } from 'ioredis';
 
@@ -54,6 +55,18 @@ export function createMetricsRegistry(deps: { queues: Map<string, Queue>; prisma
       this.reset();
       const rows = await deps.prisma.fleetRun.groupBy({ by: ['family', 'status'], _count: true });
       for (const row of rows) this.set({ family: row.family, status: row.status }, row._count);
+    },
+  });
+  new Gauge({
+    name: 'tys_throttled',
+    help: 'Whether the workers of a family hold back for the database (1) or not (0); tys status says why',
+    labelNames: ['family'],
+    registers: [registry],
+    async collect() {
+      this.reset();
+      const families = [...deps.queues.keys()];
+      const reasons = await throttleReasons(deps.redis, deps.prefix, families);
+      for (const family of families) this.set({ family }, reasons[family] ? 1 : 0);
     },
   });
   new Gauge({

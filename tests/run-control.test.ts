@@ -1,5 +1,7 @@
 import { afterAll, describe, expect, it } from 'vitest';
+import pg from 'pg';
 import { seedMvp } from '../src/demo/seed.js';
+import { throttleReasons } from '../src/fleet/db-health.js';
 import { lotsFamily } from '../src/families/lots.js';
 import { createTestDatabase, type TestDatabase } from './support/databases.js';
 import { testFleet } from './support/fleet.js';
@@ -15,7 +17,7 @@ describe('run control: pause, resume, cancel', () => {
   });
 
   /** A database, a fleet and two slow worker processes, so that a run is still going when the test acts on it. */
-  async function setup() {
+  async function setup(workerEnv: Record<string, string> = {}) {
     const db: TestDatabase = await createTestDatabase();
     await seedMvp(db.prisma, { investments: INVESTMENTS });
     const fleet = await testFleet(db);
@@ -24,7 +26,7 @@ describe('run control: pause, resume, cancel', () => {
       await db.drop();
     });
     const env = fleetEnv(fleet.config);
-    for (let i = 0; i < 2; i += 1) spawnWorker(env, ['--families', 'lots', '--concurrency', '2']);
+    for (let i = 0; i < 2; i += 1) spawnWorker({ ...env, ...workerEnv }, ['--families', 'lots', '--concurrency', '2']);
     const lots = () => db.prisma.taxLot.count();
     return { db, fleet, env, lots };
   }
@@ -84,6 +86,29 @@ describe('run control: pause, resume, cancel', () => {
     const rest = await fleet.enqueue(lotsFamily);
     expect(rest.added).toBe(INVESTMENTS - made);
     expect(await fleet.waitForRun(rest.runId!, 120_000)).toMatchObject({ status: 'COMPLETED', completed: INVESTMENTS - made });
+    expect(await lotsFamily.verify!(db.prisma)).toMatchObject({ ok: true, checked: INVESTMENTS });
+  });
+
+  it('throttles while the database shows sessions waiting on locks, says why, and recovers with nothing failed', async () => {
+    const { db, fleet, env, lots } = await setup({ TYS_THROTTLE_LOCK_WAITERS: '1' });
+    const { runId } = await fleet.enqueue(lotsFamily);
+    await until('some lots', async () => (await lots()) >= 200, 60_000);
+    const throttled = () => throttleReasons(fleet.context.redis, fleet.prefix, ['lots']);
+    // Another session holds the audit table: the fleet's writes queue up behind it.
+    const blocker = new pg.Client({ connectionString: db.url, application_name: 'long-report' });
+    await blocker.connect();
+    try {
+      await blocker.query('BEGIN; LOCK TABLE "AuditLog" IN ACCESS EXCLUSIVE MODE');
+      await until('the fleet to throttle', async () => Boolean((await throttled()).lots), 30_000);
+      const status = JSON.parse((await runTys(['status', '--json'], env)).stdout);
+      expect(status.throttled.lots).toMatch(/^\d+ sessions waiting on locks \(limit 1\)$/);
+    } finally {
+      await blocker.query('ROLLBACK');
+      await blocker.end();
+    }
+    await until('the throttle to lift', async () => !(await throttled()).lots, 30_000);
+    const run = await fleet.waitForRun(runId!, 120_000);
+    expect(run).toMatchObject({ status: 'COMPLETED', completed: INVESTMENTS, failed: 0 });
     expect(await lotsFamily.verify!(db.prisma)).toMatchObject({ ok: true, checked: INVESTMENTS });
   });
 });

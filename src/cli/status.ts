@@ -1,5 +1,6 @@
 import { families } from '../families/index.js';
 import { openFleet, type FleetContext } from '../fleet/context.js';
+import { throttleReasons } from '../fleet/db-health.js';
 import { AUXILIARY_QUEUES } from '../fleet/queues.js';
 import { MarketGateway } from '../market/gateway.js';
 import { RUN_ID_PATTERN, type RunView } from '../fleet/runs.js';
@@ -72,13 +73,15 @@ export const statusCommand = defineCommand({
       const fleetData = await fleet.runs.hasFleetData([...families.map((f) => f.name), ...AUXILIARY_QUEUES]);
       const { redis } = target;
       if (!fleetData) io.err(`no fleet data in redis ${redis.host}:${redis.port} db ${redis.db} under prefix "${target.queuePrefix}": is REDIS_URL right?`);
+      const throttled = await throttleReasons(fleet.redis, target.queuePrefix, families.map((f) => f.name));
+      if (!values.json) for (const [family, reason] of Object.entries(throttled)) io.out(`throttled: ${family}: ${reason}`);
       const quotaSpentSeconds = await MarketGateway.quotaSpentSeconds(fleet.redis, target.queuePrefix);
       if (quotaSpentSeconds > 0 && !values.json) {
         io.out(`market-data provider: the key's daily quota is spent; metadata and alerts jobs are held until its reset in ${Math.ceil(quotaSpentSeconds)} s`);
       }
       if (run) {
         const failures = await failuresOf(fleet, run);
-        if (values.json) json({ run, failures, fleetDataInRedis: fleetData, quotaSpentSeconds });
+        if (values.json) json({ run, failures, fleetDataInRedis: fleetData, quotaSpentSeconds, throttled });
         else {
           io.out(runLine(run));
           for (const failure of failures) io.out(`  failed ${failure.jobId} (${failure.attempts} attempts): ${failure.reason}`);
@@ -88,7 +91,7 @@ export const statusCommand = defineCommand({
       const counts = await familyCounts(fleet);
       const runs = await fleet.runs.list({ limit });
       if (values.json) {
-        json({ families: counts, runs, fleetDataInRedis: fleetData, quotaSpentSeconds });
+        json({ families: counts, runs, fleetDataInRedis: fleetData, quotaSpentSeconds, throttled });
         return 0;
       }
       io.out(`${'family'.padEnd(14)}${STATES.map((s) => s.padStart(11)).join('')}`);

@@ -25,10 +25,30 @@ Environment: DATABASE_URL, REDIS_URL, TYS_QUEUE_PREFIX, TYS_LOG_LEVEL, and
                            stalled (default 60000)
   TYS_DB_POOL_SIZE         Postgres connections this process may open
                            (default 20; mind the server's max_connections
-                           times the number of worker processes)`;
+                           times the number of worker processes)
+
+Throttling on the database's health (on unless TYS_THROTTLE=off): while a
+threshold is passed, the workers take no new job (active ones finish,
+nothing fails) and take jobs again once it is not; tys status says why.
+  TYS_THROTTLE_LOCK_WAITERS     sessions waiting on locks (default 5)
+  TYS_THROTTLE_CONNECTIONS      share of max_connections in use (default 0.9)
+  TYS_THROTTLE_LATENCY_RATIO    p95 of the family's writes over the last
+                                10 s against its baseline (default 1.2)
+  TYS_THROTTLE_LATENCY_FLOOR_MS ...and at least this much above it (default 20)
+  TYS_THROTTLE_BASELINE_MS      the first writes that make the baseline
+                                (default 60000)`;
 
 /** A variable of the environment, unset or empty meaning the default. */
 const fromEnv = (name: string, min: number, max: number) => integerSetting(name, process.env[name] || undefined, min, max);
+
+/** A decimal variable of the environment within [min, max]; unset or empty meaning the default. */
+function ratioFromEnv(name: string, min: number, max: number): number | undefined {
+  const raw = process.env[name];
+  if (!raw) return undefined;
+  const value = Number(raw);
+  if (!Number.isFinite(value) || value < min || value > max) throw new UsageError(`${name} must be a number from ${min} to ${max}, got "${raw}"`);
+  return value;
+}
 const MAX_MS = 2 ** 31 - 1;
 
 export const workerCommand = defineCommand({
@@ -50,6 +70,16 @@ export const workerCommand = defineCommand({
       stalledInterval: fromEnv('TYS_STALLED_INTERVAL_MS', 100, MAX_MS),
       poolSize: fromEnv('TYS_DB_POOL_SIZE', 1, 1_000),
       shutdownTimeoutMs: fromEnv('TYS_SHUTDOWN_TIMEOUT_MS', 100, MAX_MS),
+      throttle:
+        process.env.TYS_THROTTLE === 'off'
+          ? null
+          : {
+              lockWaiters: fromEnv('TYS_THROTTLE_LOCK_WAITERS', 1, 100_000),
+              connectionShare: ratioFromEnv('TYS_THROTTLE_CONNECTIONS', 0.01, 1),
+              latencyRatio: ratioFromEnv('TYS_THROTTLE_LATENCY_RATIO', 1, 100),
+              latencyFloorMs: fromEnv('TYS_THROTTLE_LATENCY_FLOOR_MS', 0, MAX_MS),
+              baselineMs: fromEnv('TYS_THROTTLE_BASELINE_MS', 1_000, MAX_MS),
+            },
     });
     return 0;
   },

@@ -3,6 +3,7 @@ import { createPrisma } from '../db/prisma.js';
 import { createLogger } from '../log.js';
 import { bookkeepingConnection, redisAddress, untilReady, workerConnection } from '../redis/connection.js';
 import type { JobFamily } from './family.js';
+import { DbHealth, type ThrottleThresholds } from './db-health.js';
 import { startRunReconciler } from './run-reconciler.js';
 import { RunStore } from './runs.js';
 import { startScheduleRunner } from './schedules.js';
@@ -20,6 +21,8 @@ export interface WorkerProcessOptions {
   shutdownTimeoutMs?: number;
   /** Postgres connections the process may open. Default 20: with batching, few connections carry many jobs. */
   poolSize?: number;
+  /** Throttling on the database's health (see DbHealth); null turns it off. Default: on, with the default thresholds. */
+  throttle?: Partial<ThrottleThresholds> | null;
 }
 
 /**
@@ -54,10 +57,16 @@ export async function runWorkerProcess(config: FleetConfig, options: WorkerProce
   const connection = workerConnection(config.redisUrl);
   const prisma = createPrisma(config.databaseUrl, { maxConnections: options.poolSize ?? 20 });
   const runs = new RunStore(prisma, bookkeeping, config.queuePrefix);
+  const health =
+    options.throttle === null
+      ? undefined
+      : new DbHealth({ prisma, redis: bookkeeping, prefix: config.queuePrefix, log: log.child({ task: 'throttle' }) }, options.families.map((f) => f.name), options.throttle);
+  health?.start();
   const fleet = startWorkers({ prisma, connection, runs, prefix: config.queuePrefix, log }, options.families, {
     concurrency: options.concurrency,
     lockDuration: options.lockDuration,
     stalledInterval: options.stalledInterval,
+    health,
   });
   const scheduleRunner = startScheduleRunner(
     { prisma, connection, producer: bookkeeping, prefix: config.queuePrefix, log: log.child({ queue: 'schedules' }) },
@@ -87,6 +96,7 @@ export async function runWorkerProcess(config: FleetConfig, options: WorkerProce
     step('workers', () => fleet.close()),
     step('schedules', () => scheduleRunner.close()),
     step('run records', () => reconciler.stop()),
+    step('throttle', async () => health?.stop()),
   ]);
   await step('postgres', () => prisma.$disconnect());
   clearTimeout(deadline);

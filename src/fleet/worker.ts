@@ -5,6 +5,7 @@ import type { PrismaClient } from '../db/prisma.js';
 import { ForeignRunError, InvalidJobDataError, RateLimitedError } from './errors.js';
 import { Batcher } from './batcher.js';
 import { FleetMetrics } from './metrics.js';
+import type { DbHealth } from './db-health.js';
 import { RunGuard } from './run-guard.js';
 import { FleetWorker, UNREADABLE_DATA } from './tolerant-job.js';
 import { jobIdFor, type HandlerContext, type JobData, type JobFamily, type JobOutcome, type WorkItem } from './family.js';
@@ -17,6 +18,8 @@ export interface FleetWorkerOptions {
   lockDuration?: number;
   /** How often, in ms, workers look for stalled jobs to hand back. Default 30 s. */
   stalledInterval?: number;
+  /** Database health to throttle on: while it gives a family a reason, that family's workers take no new job. Default none. */
+  health?: DbHealth;
 }
 
 export interface FleetWorkers {
@@ -59,6 +62,7 @@ export function startWorkers(
   const settling = new Set<Promise<void>>();
   const metrics = new FleetMetrics(deps.runs.redisConnection, deps.prefix);
   const guard = new RunGuard(deps.prisma, deps.runs);
+  const holds: (() => void)[] = [];
   const recordFailure = (runId: string, jobId: string, log: Logger) => {
     // The failure stays on record (not forgotten), so that a retry that
     // succeeds later moves it to its new outcome instead of counting twice.
@@ -83,9 +87,9 @@ export function startWorkers(
     const batcher = new Batcher<QueuedItem, JobOutcome>(async (entries) => {
       const results = await family.handle(context, entries.map((entry) => entry.work));
       const finishedAt = Date.now();
-      void metrics
-        .recordDurations(family.name, entries.map((entry) => finishedAt - entry.startedAt))
-        .catch((error) => log.warn({ err: error }, 'could not record job durations'));
+      const durations = entries.map((entry) => finishedAt - entry.startedAt);
+      options.health?.recordLatencies(family.name, durations);
+      void metrics.recordDurations(family.name, durations).catch((error) => log.warn({ err: error }, 'could not record job durations'));
       const records: JobOutcomeRecord[] = [];
       results.forEach((result, i) => {
         const { work, final } = entries[i]!;
@@ -158,11 +162,13 @@ export function startWorkers(
       if (final && runId && job.id) recordFailure(runId, job.id, log);
     });
     worker.on('error', (error) => log.error({ err: error }, 'worker error'));
+    if (options.health) holds.push(holdWhileUnhealthy(worker, family.name, options.health, log));
     return worker;
   });
   return {
     workers,
     async close() {
+      for (const stop of holds) stop();
       await Promise.all(workers.map((worker) => worker.close()));
       await Promise.all([...settling]);
       await deps.runs.flushForgotten();
@@ -178,6 +184,30 @@ export function startWorkers(
 function misnamed(family: JobFamily, key: string, jobId: string): string | null {
   const expected = jobIdFor(family, key);
   return jobId === expected ? null : `the fleet names the job of ${key} "${expected}", not "${jobId.slice(0, 60)}": nothing was changed`;
+}
+
+/**
+ * Takes no new job while the database's health gives the family a reason
+ * (active jobs finish), and takes jobs again once it gives none. Only this
+ * process's worker pauses: every worker process watches the same database
+ * and comes to the same answer. Returns the stop of the watch.
+ */
+function holdWhileUnhealthy(worker: Worker, family: string, health: DbHealth, log: Logger): () => void {
+  let held = false;
+  const timer = setInterval(() => {
+    const reason = health.reason(family);
+    if (reason && !held) {
+      held = true;
+      log.warn({ reason }, 'throttled: taking no new job');
+      void worker.pause(true);
+    } else if (!reason && held) {
+      held = false;
+      log.info('database healthy again: taking jobs');
+      worker.resume();
+    }
+  }, 250);
+  timer.unref();
+  return () => clearInterval(timer);
 }
 
 /**

@@ -1,0 +1,155 @@
+import type { Redis } from 'ioredis';
+import type { Logger } from 'pino';
+import type { PrismaClient } from '../db/prisma.js';
+
+/** When the fleet slows down for the database's sake. Every threshold has a default; each is a setting. */
+export interface ThrottleThresholds {
+  /** Sessions of the database waiting on a lock (TYS_THROTTLE_LOCK_WAITERS). Default 5. */
+  lockWaiters: number;
+  /** Share of the server's max_connections in use (TYS_THROTTLE_CONNECTIONS). Default 0.9. */
+  connectionShare: number;
+  /**
+   * The p95 time of the family's own writes over the last 10 s, above its
+   * baseline by this ratio (TYS_THROTTLE_LATENCY_RATIO). Default 1.2: the
+   * document's "queries 20% slower".
+   */
+  latencyRatio: number;
+  /** ...and above it by at least this many ms, so that noise at a few ms is no regression (TYS_THROTTLE_LATENCY_FLOOR_MS). Default 20. */
+  latencyFloorMs: number;
+  /** The first this many ms of a family's writes in a process are its baseline (TYS_THROTTLE_BASELINE_MS). Default 60,000. */
+  baselineMs: number;
+  /** How long each hold lasts before the next look, in ms (TYS_THROTTLE_HOLD_MS). Default 1,000. */
+  holdMs: number;
+}
+
+export const DEFAULT_THROTTLE: ThrottleThresholds = {
+  lockWaiters: 5,
+  connectionShare: 0.9,
+  latencyRatio: 1.2,
+  latencyFloorMs: 20,
+  baselineMs: 60_000,
+  holdMs: 1_000,
+};
+
+const RECENT_MS = 10_000;
+const MAX_SAMPLES = 5_000;
+const SAMPLE_EVERY_MS = 1_000;
+
+/** Where a throttled family's reason is kept for status and metrics, for a few seconds at a time. */
+export function throttleKey(prefix: string, family: string): string {
+  return `${prefix}:throttle:${family}`;
+}
+
+function p95(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * 0.95))] ?? 0;
+}
+
+/**
+ * Watches what the database shows (sessions waiting on locks, connections
+ * in use) and how long the families' own writes take, once a second, and
+ * says for each family whether to hold back and why. Holding is done by the
+ * worker (a BullMQ rate limit: no job fails, no attempt is spent); the
+ * reason is written to Redis for `tys status` and `/metrics`.
+ */
+export class DbHealth {
+  private readonly thresholds: ThrottleThresholds;
+  private readonly latencies = new Map<string, { firstAt: number; baseline: number[]; baselineP95: number | null; recent: { at: number; ms: number }[] }>();
+  private readonly reasons = new Map<string, string>();
+  private serverReason: string | null = null;
+  private timer: NodeJS.Timeout | null = null;
+  private sampling: Promise<void> = Promise.resolve();
+
+  constructor(
+    private readonly deps: { prisma: PrismaClient; redis: Redis; prefix: string; log: Logger },
+    private readonly families: string[],
+    thresholds: Partial<ThrottleThresholds> = {},
+  ) {
+    this.thresholds = { ...DEFAULT_THROTTLE, ...Object.fromEntries(Object.entries(thresholds).filter(([, v]) => v !== undefined)) };
+  }
+
+  get holdMs(): number {
+    return this.thresholds.holdMs;
+  }
+
+  /** Why the family should hold back now, or null. */
+  reason(family: string): string | null {
+    return this.serverReason ?? this.reasons.get(family) ?? null;
+  }
+
+  /** How long the family's jobs took, as they end. */
+  recordLatencies(family: string, durationsMs: number[]): void {
+    const now = Date.now();
+    const entry = this.latencies.get(family) ?? { firstAt: now, baseline: [], baselineP95: null, recent: [] };
+    this.latencies.set(family, entry);
+    const inBaseline = now - entry.firstAt < this.thresholds.baselineMs;
+    // Bounded whatever the rate: a few thousand samples tell a p95 well enough.
+    for (const ms of durationsMs) {
+      if (inBaseline) {
+        if (entry.baseline.length < MAX_SAMPLES) entry.baseline.push(ms);
+      } else entry.recent.push({ at: now, ms });
+    }
+    if (entry.recent.length > MAX_SAMPLES) entry.recent.splice(0, entry.recent.length - MAX_SAMPLES);
+  }
+
+  start(): void {
+    this.timer = setInterval(() => {
+      this.sampling = this.sampling.then(() => this.sample());
+    }, SAMPLE_EVERY_MS);
+    this.timer.unref();
+  }
+
+  async stop(): Promise<void> {
+    if (this.timer) clearInterval(this.timer);
+    await this.sampling;
+  }
+
+  /** One look at the database and at the recent writes. */
+  async sample(): Promise<void> {
+    const t = this.thresholds;
+    try {
+      const [row] = await this.deps.prisma.$queryRaw<{ waiters: bigint; connections: bigint; max: number }[]>`
+        SELECT count(*) FILTER (WHERE wait_event_type = 'Lock' AND datname = current_database()) AS waiters,
+               count(*) AS connections, current_setting('max_connections')::int AS max
+          FROM pg_stat_activity`;
+      const waiters = Number(row!.waiters);
+      const share = Number(row!.connections) / row!.max;
+      this.serverReason =
+        waiters >= t.lockWaiters ? `${waiters} sessions waiting on locks (limit ${t.lockWaiters})`
+        : share >= t.connectionShare ? `${Number(row!.connections)} of ${row!.max} connections in use`
+        : null;
+    } catch (error) {
+      // A database that does not answer is the workers' own concern (their jobs retry); not a reason to hold.
+      this.deps.log.warn({ err: error }, 'could not read database health');
+      this.serverReason = null;
+    }
+    const now = Date.now();
+    for (const family of this.families) {
+      const entry = this.latencies.get(family);
+      let reason: string | null = null;
+      if (entry && entry.baseline.length >= 20 && now - entry.firstAt >= t.baselineMs) {
+        entry.baselineP95 ??= p95(entry.baseline);
+        entry.recent = entry.recent.filter((s) => now - s.at <= RECENT_MS);
+        if (entry.recent.length >= 5) {
+          const base = entry.baselineP95;
+          const current = p95(entry.recent.map((s) => s.ms));
+          if (current > base * t.latencyRatio && current - base >= t.latencyFloorMs) {
+            reason = `p95 write ${Math.round(current)} ms > ${Math.round(base * t.latencyRatio)} ms (baseline ${Math.round(base)} ms)`;
+          }
+        }
+      }
+      if (reason) this.reasons.set(family, reason);
+      else this.reasons.delete(family);
+      const shown = this.reason(family);
+      const key = throttleKey(this.deps.prefix, family);
+      await (shown ? this.deps.redis.set(key, shown, 'PX', SAMPLE_EVERY_MS * 3) : this.deps.redis.del(key)).catch(() => undefined);
+    }
+  }
+}
+
+/** Reasons the families are throttled for now, as the workers wrote them. */
+export async function throttleReasons(redis: Redis, prefix: string, families: string[]): Promise<Record<string, string>> {
+  if (families.length === 0) return {};
+  const values = await redis.mget(...families.map((family) => throttleKey(prefix, family)));
+  return Object.fromEntries(families.flatMap((family, i) => (values[i] ? [[family, values[i]!]] : [])));
+}
