@@ -35,8 +35,9 @@ function controls(run: RunView): string {
  * the per-job view of bull-board. `canControl` shows pause, resume and
  * cancel (the server refuses them to the read-only account anyway).
  */
-export function runsPage(runs: RunView[], options: { boardPath: string; canControl: boolean }): string {
+export function runsPage(runs: RunView[], options: { boardPath: string; canControl: boolean; throttled?: Record<string, string> }): string {
   const { boardPath, canControl } = options;
+  const throttled = options.throttled ?? {};
   const now = Date.now();
   const rows = runs
     .map((run) => {
@@ -49,7 +50,9 @@ export function runsPage(runs: RunView[], options: { boardPath: string; canContr
       return `<tr class="run" data-run="${escape(run.id)}">
   <td><code>${escape(run.id)}</code></td><td>${escape(run.family)}</td><td>${escape(scopeText(run.scope))}</td><td class="origin">${escape(run.origin ?? '')}</td>
   <td>${escape(run.startedAt.toISOString())}</td><td class="status status-${escape(run.status.toLowerCase())}">${escape(run.status)}</td>
-  <td><progress max="100" value="${percent}"></progress> ${percent}%</td>
+  <td><progress max="100" value="${percent}"></progress> ${percent}%${
+    !run.finishedAt && throttled[run.family] ? `<div class="throttle">throttled: ${escape(throttled[run.family]!)}</div>` : ''
+  }</td>
   <td class="num">${run.total}</td><td class="num">${run.completed}</td><td class="num">${run.skipped}</td><td class="num failed">${run.failed}${failedLink}</td>
   <td class="num">${Math.round(elapsedS)} s</td><td class="num rate">${Math.round(rate)}/s</td><td class="num eta">${eta}</td>
   <td>${run.finishedAt ? escape(run.finishedAt.toISOString()) : ''}</td>${canControl ? `<td class="controls">${controls(run)}</td>` : ''}</tr>`;
@@ -61,7 +64,7 @@ export function runsPage(runs: RunView[], options: { boardPath: string; canContr
 <style>
 body { font-family: system-ui, sans-serif; margin: 2rem; color: #222; }
 table { border-collapse: collapse; width: 100%; } th, td { padding: .4rem .6rem; border-bottom: 1px solid #ddd; text-align: left; }
-td.num { text-align: right; } td.controls form { display: inline; margin-right: .3rem; } .failed { color: #b00; } .status-completed { color: #070; } .status-failed, .status-interrupted { color: #b00; }
+td.num { text-align: right; } td.controls form { display: inline; margin-right: .3rem; } .throttle { color: #a60; font-size: .85em; } .failed { color: #b00; } .status-completed { color: #070; } .status-failed, .status-interrupted { color: #b00; }
 </style></head>
 <body><h1>Runs</h1><p><a href="${escape(boardPath)}">Queues and jobs</a> · refreshes every 5 s · <a href="api/runs">JSON</a></p>
 <table><thead><tr><th>run</th><th>family</th><th>scope</th><th>origin</th><th>started</th><th>status</th><th>progress</th>

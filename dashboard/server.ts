@@ -14,6 +14,7 @@ import { RUN_ID_PATTERN, RunStore } from '../src/fleet/runs.js';
 import type { JobData } from '../src/fleet/family.js';
 import { AUXILIARY_QUEUES } from '../src/fleet/queues.js';
 import { FleetQueue } from '../src/fleet/tolerant-job.js';
+import { throttleReasons } from '../src/fleet/db-health.js';
 import { connectProducer, producerConnection } from '../src/redis/connection.js';
 import { basicAuth, readOnlyGuard, type Account } from './auth.js';
 import { createMetricsRegistry } from './metrics.js';
@@ -148,7 +149,8 @@ export async function createDashboard(options: DashboardOptions): Promise<Dashbo
   });
   app.get('/runs', async (req, res, next) => {
     try {
-      res.type('html').send(runsPage(await runs.list({ limit: 50 }), { boardPath: BOARD_PATH, canControl: req.role === 'admin' }));
+      const throttled = await throttleReasons(redis, config.queuePrefix, [...queues.keys()]);
+      res.type('html').send(runsPage(await runs.list({ limit: 50 }), { boardPath: BOARD_PATH, canControl: req.role === 'admin', throttled }));
     } catch (error) {
       next(error);
     }

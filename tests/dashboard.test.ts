@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { seedMvp } from '../src/demo/seed.js';
 import { metadataFamily } from '../src/families/metadata.js';
 import { lotsFamily } from '../src/families/lots.js';
+import { throttleKey } from '../src/fleet/db-health.js';
 import { FailedLogins } from '../dashboard/auth.js';
 import { createTestDatabase, type TestDatabase } from './support/databases.js';
 import { ADMIN, basic, startDashboard, VIEWER } from './support/dashboard.js';
@@ -265,6 +266,11 @@ describe('dashboard in a real browser', () => {
     await page.locator(`tr[data-run="${waiting}"] button.resume`).click();
     await page.waitForURL(`${dashboard.url}/runs`);
     await expect.poll(() => page.locator(`tr[data-run="${waiting}"] .status`).textContent()).toBe('RUNNING');
+    // What the workers write while they hold back for the database.
+    await fleet.context.redis.set(throttleKey(fleet.prefix, 'metadata'), '7 sessions waiting on locks (limit 5)', 'PX', 10_000);
+    await page.goto(`${dashboard.url}/runs`);
+    await expect(page.locator(`tr[data-run="${waiting}"] .throttle`).textContent()).resolves.toBe('throttled: 7 sessions waiting on locks (limit 5)');
+    await fleet.context.redis.del(throttleKey(fleet.prefix, 'metadata'));
     await context.close();
 
     const viewer = await browser.newContext({ httpCredentials: { username: VIEWER.user, password: VIEWER.password } });

@@ -111,4 +111,23 @@ describe('run control: pause, resume, cancel', () => {
     expect(run).toMatchObject({ status: 'COMPLETED', completed: INVESTMENTS, failed: 0 });
     expect(await lotsFamily.verify!(db.prisma)).toMatchObject({ ok: true, checked: INVESTMENTS });
   });
+
+  it('tys worker --rate bounds how many jobs start per window, across the queue', async () => {
+    const db = await createTestDatabase();
+    await seedMvp(db.prisma, { investments: 40 });
+    const fleet = await testFleet(db);
+    cleanups.push(async () => {
+      await fleet.close();
+      await db.drop();
+    });
+    spawnWorker(fleetEnv(fleet.config), ['--families', 'lots', '--rate', '10/1s']);
+    const run = await fleet.waitForRun((await fleet.enqueue(lotsFamily)).runId!, 60_000);
+    expect(run).toMatchObject({ status: 'COMPLETED', completed: 40 });
+    const made = (await db.prisma.auditLog.findMany({ where: { action: 'CREATE_TAX_LOT' }, select: { createdAt: true } }))
+      .map((a) => a.createdAt.getTime())
+      .sort((a, b) => a - b);
+    expect(made).toHaveLength(40);
+    // Any 11 lots span at least the window (less the time one batch takes to write).
+    for (let i = 0; i + 10 < made.length; i += 1) expect(made[i + 10]! - made[i]!, `lots ${i}..${i + 10}`).toBeGreaterThanOrEqual(900);
+  });
 });

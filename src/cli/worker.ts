@@ -1,9 +1,10 @@
 import { familyNames } from '../families/index.js';
 import { runWorkerProcess } from '../fleet/worker-process.js';
+import { parseRate } from '../market/budget.js';
 import { defineCommand, integerFlag, integerSetting, UsageError } from './command.js';
 import { parseFamilyList } from './families.js';
 
-const help = `Usage: tys worker [--families NAME,...] [--concurrency N]
+const help = `Usage: tys worker [--families NAME,...] [--concurrency N] [--rate N/DURATION]
 
 Runs workers in the foreground until SIGTERM or SIGINT (Ctrl-C), then lets
 active jobs finish and exits 0. Start as many worker processes, on as many
@@ -12,6 +13,9 @@ machines, as the work needs: they share the queues through Redis.
 Options:
   --families LIST     comma-separated families (default all: ${familyNames().join(', ')})
   --concurrency N     jobs per family at once in this process (default: the family's own)
+  --rate N/DURATION   at most N jobs per DURATION per family queue, like 500/1s
+                      (BullMQ's limiter: it holds for the whole queue, every
+                      worker process together; default: the family's own)
   -h, --help          this help
 
 Environment: DATABASE_URL, REDIS_URL, TYS_QUEUE_PREFIX, TYS_LOG_LEVEL, and
@@ -58,14 +62,25 @@ export const workerCommand = defineCommand({
   options: {
       families: { type: 'string' },
       concurrency: { type: 'string' },
+      rate: { type: 'string' },
     },
   async run({ values, positionals, config }, io) {
     if (positionals.length > 0) throw new UsageError(`tys worker: unexpected argument "${positionals[0]}"`);
     const families = parseFamilyList('worker', values.families);
     const concurrency = integerFlag('worker', 'concurrency', values.concurrency, 1, 1_000);
+    let limiter;
+    if (values.rate !== undefined) {
+      try {
+        const { max, windowMs } = parseRate(values.rate);
+        limiter = { max, duration: windowMs };
+      } catch {
+        throw new UsageError(`tys worker: --rate must look like 500/1s or 100/1m, got "${values.rate}"`);
+      }
+    }
     await runWorkerProcess(config, {
       families,
       concurrency,
+      limiter,
       lockDuration: fromEnv('TYS_LOCK_DURATION_MS', 100, MAX_MS),
       stalledInterval: fromEnv('TYS_STALLED_INTERVAL_MS', 100, MAX_MS),
       poolSize: fromEnv('TYS_DB_POOL_SIZE', 1, 1_000),

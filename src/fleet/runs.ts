@@ -97,6 +97,8 @@ for i = 4, #ARGV do
       outcome = redis.call('HGET', ARGV[2] .. job.runId .. ':pending', id)
     end
   end
+  -- A failure on record whose job is queued again (retried) is not final: it is followed.
+  if outcome == 'failed' and not redis.call('ZSCORE', ARGV[1] .. 'failed', id) then outcome = false end
   if outcome then
     if redis.call('HSETNX', KEYS[3], id, outcome) == 1 then redis.call('HINCRBY', KEYS[2], outcome, 1) end
     counted = counted + 1

@@ -14,6 +14,8 @@ export interface WorkerProcessOptions {
   families: JobFamily[];
   /** Overrides each family's concurrency. */
   concurrency?: number;
+  /** Overrides each family's queue limiter (jobs per duration, for the whole queue). */
+  limiter?: { max: number; duration: number };
   /** Lock duration and stalled-job check interval in ms (see FleetWorkerOptions). */
   lockDuration?: number;
   stalledInterval?: number;
@@ -64,6 +66,7 @@ export async function runWorkerProcess(config: FleetConfig, options: WorkerProce
   health?.start();
   const fleet = startWorkers({ prisma, connection, runs, prefix: config.queuePrefix, log }, options.families, {
     concurrency: options.concurrency,
+    limiter: options.limiter,
     lockDuration: options.lockDuration,
     stalledInterval: options.stalledInterval,
     health,

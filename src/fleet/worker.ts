@@ -14,6 +14,8 @@ import { RUN_ID_PATTERN, type JobOutcomeRecord, type RunStore } from './runs.js'
 export interface FleetWorkerOptions {
   /** Overrides every family's own concurrency. */
   concurrency?: number;
+  /** Overrides every family's own queue limiter. */
+  limiter?: { max: number; duration: number };
   /** Lock duration in ms: a job whose worker stops renewing it is stalled and handed to another worker. Default 30 s. */
   lockDuration?: number;
   /** How often, in ms, workers look for stalled jobs to hand back. Default 30 s. */
@@ -144,7 +146,7 @@ export function startWorkers(
         connection: deps.connection,
         prefix: deps.prefix,
         concurrency: options.concurrency ?? family.options.concurrency,
-        limiter: family.options.limiter,
+        limiter: options.limiter ?? family.options.limiter,
         lockDuration: options.lockDuration ?? 30_000,
         stalledInterval: options.stalledInterval ?? 30_000,
         autorun: true,
