@@ -155,6 +155,15 @@ async function setup(): Promise<void> {
   await clearRedis();
 }
 
+/** The server is shared: the scratch database and every key under the prefix go once measured. */
+async function teardown(): Promise<void> {
+  await clearRedis();
+  const admin = new pg.Client({ connectionString: server.toString() });
+  await admin.connect();
+  await admin.query(`DROP DATABASE IF EXISTS "${DB}" WITH (FORCE)`);
+  await admin.end();
+}
+
 /** 1. The document's scripts/migrate-to-tax-lots.ts, on a sample: findMany, then one create per row. */
 async function documentApproach(): Promise<number> {
   const prisma = createPrisma(dbUrl.toString());
@@ -346,6 +355,7 @@ log('5/6 fleet end to end...');
 const fleetResult = await fleet();
 log('6/6 producer alone...');
 const producerOnly = await producerAlone();
+await teardown();
 redis.disconnect();
 
 // The fleet is held to the better of the two ceilings.
