@@ -83,7 +83,9 @@ describe('crashes and restarts', () => {
 
   it('Redis losing every job mid-run: the run is reported interrupted and enqueuing again converges', async () => {
     const { db, fleet } = await setup();
-    fleet.startWorkers([lotsFamily], { concurrency: 5 });
+    // A job that was active when Redis lost its keys comes back only through
+    // the stalled-job check; the next run follows it, so it must come soon.
+    fleet.startWorkers([lotsFamily], { concurrency: 5, lockDuration: 2_000, stalledInterval: 1_000 });
     const first = await fleet.enqueue(lotsFamily);
     await until('some lots', async () => (await lotCount(db)) >= 200);
     expect(await flushPrefix(fleet.prefix)).toBeGreaterThan(0);
@@ -99,7 +101,7 @@ describe('crashes and restarts', () => {
     // Only what is missing is enqueued (a few jobs may finish between the count and the enqueue).
     expect(second.added).toBeLessThanOrEqual(INVESTMENTS - partial);
     expect(second.added).toBeGreaterThan(0);
-    const run = await fleet.waitForRun(second.runId!);
+    const run = await fleet.waitForRun(second.runId!, 40_000);
     expect(run.status).toBe('COMPLETED');
     await expectOneLotEach(db);
   });

@@ -127,7 +127,9 @@ describe('run control: pause, resume, cancel', () => {
       .map((a) => a.createdAt.getTime())
       .sort((a, b) => a - b);
     expect(made).toHaveLength(40);
-    // Any 11 lots span at least the window (less the time one batch takes to write).
-    for (let i = 0; i + 10 < made.length; i += 1) expect(made[i + 10]! - made[i]!, `lots ${i}..${i + 10}`).toBeGreaterThanOrEqual(900);
+    // Any 11 lots span at least most of the window: the limiter counts on
+    // Redis's clock when a job starts, these times are Postgres's when its
+    // batch writes. Without the limit all 40 are written within a few ms.
+    for (let i = 0; i + 10 < made.length; i += 1) expect(made[i + 10]! - made[i]!, `lots ${i}..${i + 10}`).toBeGreaterThanOrEqual(750);
   });
 });
