@@ -16,17 +16,22 @@ describe('run control: pause, resume, cancel', () => {
     for (const cleanup of cleanups.reverse()) await cleanup();
   });
 
-  /** A database, a fleet and two slow worker processes, so that a run is still going when the test acts on it. */
-  async function setup(workerEnv: Record<string, string> = {}) {
+  /**
+   * A database, a fleet and lots worker processes: by default two slow ones,
+   * so that a run is still going when the test acts on it.
+   */
+  async function setup(options: { workerEnv?: Record<string, string>; investments?: number; workers?: number; workerArgs?: string[] } = {}) {
     const db: TestDatabase = await createTestDatabase();
-    await seedMvp(db.prisma, { investments: INVESTMENTS });
+    await seedMvp(db.prisma, { investments: options.investments ?? INVESTMENTS });
     const fleet = await testFleet(db);
     cleanups.push(async () => {
       await fleet.close();
       await db.drop();
     });
     const env = fleetEnv(fleet.config);
-    for (let i = 0; i < 2; i += 1) spawnWorker({ ...env, ...workerEnv }, ['--families', 'lots', '--concurrency', '2']);
+    for (let i = 0; i < (options.workers ?? 2); i += 1) {
+      spawnWorker({ ...env, ...options.workerEnv }, ['--families', 'lots', ...(options.workerArgs ?? ['--concurrency', '2'])]);
+    }
     const lots = () => db.prisma.taxLot.count();
     return { db, fleet, env, lots };
   }
@@ -90,7 +95,7 @@ describe('run control: pause, resume, cancel', () => {
   });
 
   it('throttles while the database shows sessions waiting on locks, says why, and recovers with nothing failed', async () => {
-    const { db, fleet, env, lots } = await setup({ TYS_THROTTLE_LOCK_WAITERS: '1' });
+    const { db, fleet, env, lots } = await setup({ workerEnv: { TYS_THROTTLE_LOCK_WAITERS: '1' } });
     const { runId } = await fleet.enqueue(lotsFamily);
     await until('some lots', async () => (await lots()) >= 200, 60_000);
     const throttled = () => throttleReasons(fleet.context.redis, fleet.prefix, ['lots']);
@@ -113,14 +118,7 @@ describe('run control: pause, resume, cancel', () => {
   });
 
   it('tys worker --rate bounds how many jobs start per window, across the queue', async () => {
-    const db = await createTestDatabase();
-    await seedMvp(db.prisma, { investments: 40 });
-    const fleet = await testFleet(db);
-    cleanups.push(async () => {
-      await fleet.close();
-      await db.drop();
-    });
-    spawnWorker(fleetEnv(fleet.config), ['--families', 'lots', '--rate', '10/1s']);
+    const { db, fleet } = await setup({ investments: 40, workers: 1, workerArgs: ['--rate', '10/1s'] });
     const run = await fleet.waitForRun((await fleet.enqueue(lotsFamily)).runId!, 60_000);
     expect(run).toMatchObject({ status: 'COMPLETED', completed: 40 });
     const made = (await db.prisma.auditLog.findMany({ where: { action: 'CREATE_TAX_LOT' }, select: { createdAt: true } }))

@@ -88,11 +88,19 @@ export function defineCommand<O extends Options>(spec: CommandSpec<O>): Command 
 
 /** An integer within [min, max], or undefined when not given; `label` names the option or variable in the error. */
 export function integerSetting(label: string, raw: string | undefined, min: number, max: number): number | undefined {
+  return boundedNumber(label, raw, min, max, 'an integer');
+}
+
+/** A number (decimals allowed) within [min, max], or undefined when not given. */
+export function decimalSetting(label: string, raw: string | undefined, min: number, max: number): number | undefined {
+  return boundedNumber(label, raw, min, max, 'a number');
+}
+
+function boundedNumber(label: string, raw: string | undefined, min: number, max: number, kind: 'an integer' | 'a number'): number | undefined {
   if (raw === undefined) return undefined;
   const value = Number(raw);
-  if (!Number.isInteger(value) || value < min || value > max) {
-    throw new UsageError(`${label} must be an integer from ${min} to ${max}, got "${raw}"`);
-  }
+  const valid = kind === 'an integer' ? Number.isInteger(value) : Number.isFinite(value);
+  if (!valid || value < min || value > max) throw new UsageError(`${label} must be ${kind} from ${min} to ${max}, got "${raw}"`);
   return value;
 }
 

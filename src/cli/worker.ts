@@ -1,7 +1,7 @@
 import { familyNames } from '../families/index.js';
 import { runWorkerProcess } from '../fleet/worker-process.js';
 import { parseRate } from '../market/budget.js';
-import { defineCommand, integerFlag, integerSetting, UsageError } from './command.js';
+import { decimalSetting, defineCommand, integerFlag, integerSetting, UsageError } from './command.js';
 import { parseFamilyList } from './families.js';
 
 const help = `Usage: tys worker [--families NAME,...] [--concurrency N] [--rate N/DURATION]
@@ -45,14 +45,8 @@ nothing fails) and take jobs again once it is not; tys status says why.
 /** A variable of the environment, unset or empty meaning the default. */
 const fromEnv = (name: string, min: number, max: number) => integerSetting(name, process.env[name] || undefined, min, max);
 
-/** A decimal variable of the environment within [min, max]; unset or empty meaning the default. */
-function ratioFromEnv(name: string, min: number, max: number): number | undefined {
-  const raw = process.env[name];
-  if (!raw) return undefined;
-  const value = Number(raw);
-  if (!Number.isFinite(value) || value < min || value > max) throw new UsageError(`${name} must be a number from ${min} to ${max}, got "${raw}"`);
-  return value;
-}
+/** A decimal variable of the environment, unset or empty meaning the default. */
+const ratioFromEnv = (name: string, min: number, max: number) => decimalSetting(name, process.env[name] || undefined, min, max);
 const MAX_MS = 2 ** 31 - 1;
 
 export const workerCommand = defineCommand({

@@ -115,23 +115,18 @@ async function settle(deps: RunControlDeps, runId: string, from: FleetRunStatus,
     }
     await new Promise((resolve) => setTimeout(resolve, 200));
   }
+  let ended = {};
   if (to === 'CANCELLED') {
     // What is left of the run in Redis: jobs that ended, and any that workers dropped meanwhile.
-    const ended = await jobIdsOfRun(deps.queue, runId, ['completed', 'failed', 'waiting', 'delayed', 'prioritized']);
-    await Promise.all(ended.map((id) => deps.queue.remove(id)));
+    const left = await jobIdsOfRun(deps.queue, runId, ['completed', 'failed', 'waiting', 'delayed', 'prioritized']);
+    await Promise.all(left.map((id) => deps.queue.remove(id)));
+    const counters = await deps.runs.counters(runId);
+    ended = {
+      finishedAt: new Date(),
+      ...(counters && { completed: counters.completed, skipped: counters.skipped, failed: counters.failed, stats: counters.stats }),
+    };
   }
-  const counters = to === 'CANCELLED' ? await deps.runs.counters(runId) : null;
-  await deps.prisma.fleetRun.updateMany({
-    where: { id: runId, status: from },
-    data:
-      to === 'CANCELLED'
-        ? {
-            status: to,
-            finishedAt: new Date(),
-            ...(counters && { completed: counters.completed, skipped: counters.skipped, failed: counters.failed, stats: counters.stats }),
-          }
-        : { status: to },
-  });
+  await deps.prisma.fleetRun.updateMany({ where: { id: runId, status: from }, data: { status: to, ...ended } });
   return (await deps.prisma.fleetRun.findUniqueOrThrow({ where: { id: runId } })).status;
 }
 
