@@ -5,7 +5,7 @@ import { lotsFamily } from '../src/families/lots.js';
 import { createTestDatabase, type TestDatabase } from './support/databases.js';
 import { testFleet } from './support/fleet.js';
 import { writeLegacyRows } from './support/legacy.js';
-import { fleetEnv, runTys } from './support/processes.js';
+import { fleetEnv, runTys, until } from './support/processes.js';
 
 const CLEAN = 300;
 
@@ -84,6 +84,8 @@ describe('constraints family', () => {
   it('lots are refused for investments that break any phase 4 rule before the fix', async () => {
     const run = await fleet.waitForRun((await fleet.enqueue(lotsFamily)).runId!);
     expect(run.failed).toBe(5);
+    // A run counts an outcome before BullMQ files the job as failed.
+    await until('the failed jobs to be filed', async () => (await fleet.context.queue(lotsFamily).getFailedCount()) >= 5, 10_000);
     const reasons = (await fleet.context.queue(lotsFamily).getFailed()).map((j) => j.failedReason).sort();
     expect(reasons[2]).toBe(
       'investment badC breaks Investment_averageCostBasis_positive (averageCostBasis = -1.50000000): run the constraints family first (tys enqueue constraints)',
