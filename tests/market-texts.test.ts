@@ -106,6 +106,8 @@ describe('provider texts through the gateway and a worker', () => {
     const before = server.callsFor('OVERVIEW').length;
     const run = await fleet.waitForRun((await fleet.enqueue(metadataFamily, { kind: 'all' })).runId!, 60_000);
     expect(run).toMatchObject({ status: 'FAILED' });
+    // A run counts an outcome before BullMQ files the job as failed.
+    await until('P1 to be filed as failed', async () => (await fleet.context.queue(metadataFamily).getFailed()).some((j) => j.data.key === 'P1'), 10_000);
     const failed = (await fleet.context.queue(metadataFamily).getFailed()).filter((j) => j.data.runId === run.id);
     expect(failed.some((j) => j.data.key === 'P1')).toBe(true);
     for (const job of failed) {
