@@ -217,7 +217,7 @@ async function bullmqCeiling(separateAdder: boolean) {
     connection,
     prefix: PREFIX,
     concurrency: lotsFamily.options.concurrency,
-    removeOnComplete: { count: lotsFamily.options.keepCompleted },
+    removeOnComplete: { count: lotsFamily.options.keepCompleted, age: lotsFamily.options.keepCompletedHours * 3600 },
   });
   worker.on('completed', () => {
     done += 1;

@@ -12,14 +12,16 @@ import { FleetMetrics } from '../src/fleet/metrics.js';
 import { controlRun, RunControlError, type RunAction } from '../src/fleet/run-control.js';
 import { RUN_ID_PATTERN, RunStore } from '../src/fleet/runs.js';
 import type { JobData } from '../src/fleet/family.js';
-import { AUXILIARY_QUEUES } from '../src/fleet/queues.js';
+import { AUXILIARY_QUEUES, SCHEDULES_QUEUE } from '../src/fleet/queues.js';
+import { RunProgress } from '../src/fleet/run-progress.js';
+import { lastFirings } from '../src/fleet/schedules.js';
 import { FleetQueue } from '../src/fleet/tolerant-job.js';
 import { throttleReasons } from '../src/fleet/db-health.js';
 import { connectProducer, producerConnection } from '../src/redis/connection.js';
 import { basicAuth, readOnlyGuard, type Account } from './auth.js';
 import { createMetricsRegistry } from './metrics.js';
 import { loopbackHostOnly, sameOriginWrites } from './origin.js';
-import { runsPage } from './runs-page.js';
+import { runsPage, type ScheduleRow } from './runs-page.js';
 
 export interface DashboardOptions {
   config: FleetConfig;
@@ -105,6 +107,17 @@ export async function createDashboard(options: DashboardOptions): Promise<Dashbo
     queues.set(name, new FleetQueue(name, { connection: redis, prefix: config.queuePrefix, skipMetasUpdate: true }));
   }
   const runs = new RunStore(prisma, redis, config.queuePrefix);
+  const runProgress = new RunProgress(redis, config.queuePrefix);
+  const scheduleRows = async (queue: Queue): Promise<ScheduleRow[]> => {
+    const [schedulers, fired] = await Promise.all([queue.getJobSchedulers(0, -1, true), lastFirings(redis, config.queuePrefix)]);
+    return schedulers.map((s) => ({
+      name: s.key,
+      family: String((s.template?.data as { family?: unknown } | undefined)?.family ?? '?'),
+      when: s.pattern ? `cron ${s.pattern}` : `every ${Number(s.every) / 1000} s`,
+      next: s.next ? new Date(s.next) : null,
+      lastFiring: fired[s.key],
+    }));
+  };
   const metrics = createMetricsRegistry({ queues, prisma, metrics: new FleetMetrics(redis, config.queuePrefix), redis, prefix: config.queuePrefix });
 
   const app = express();
@@ -150,7 +163,12 @@ export async function createDashboard(options: DashboardOptions): Promise<Dashbo
   app.get('/runs', async (req, res, next) => {
     try {
       const throttled = await throttleReasons(redis, config.queuePrefix, [...queues.keys()]);
-      res.type('html').send(runsPage(await runs.list({ limit: 50 }), { boardPath: BOARD_PATH, canControl: req.role === 'admin', throttled }));
+      const list = await runs.list({ limit: 50 });
+      const running = list.filter((run) => !run.finishedAt);
+      const progress = new Map(await Promise.all(running.map(async (run) => [run.id, await runProgress.read(run.id)] as const)));
+      res.type('html').send(
+        runsPage(list, { boardPath: BOARD_PATH, canControl: req.role === 'admin', throttled, progress, schedules: await scheduleRows(queues.get(SCHEDULES_QUEUE)!) }),
+      );
     } catch (error) {
       next(error);
     }

@@ -5,6 +5,7 @@ import { chromium, type Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { seedMvp } from '../src/demo/seed.js';
 import { metadataFamily } from '../src/families/metadata.js';
+import { RunProgress } from '../src/fleet/run-progress.js';
 import { lotsFamily } from '../src/families/lots.js';
 import { throttleKey } from '../src/fleet/db-health.js';
 import { FailedLogins } from '../dashboard/auth.js';
@@ -271,6 +272,22 @@ describe('dashboard in a real browser', () => {
     await page.goto(`${dashboard.url}/runs`);
     await expect(page.locator(`tr[data-run="${waiting}"] .throttle`).textContent()).resolves.toBe('throttled: 7 sessions waiting on locks (limit 5)');
     await fleet.context.redis.del(throttleKey(fleet.prefix, 'metadata'));
+    // What the workers' reconcilers sample as a run goes: 300 of 1,000 done over the last minute, faster lately.
+    const runKey = `${fleet.prefix}:runs:${waiting}`;
+    const counts = await fleet.context.redis.hmget(runKey, 'total', 'completed');
+    await fleet.context.redis.hset(runKey, { total: 1_000, completed: 300 });
+    const progress = new RunProgress(fleet.context.redis, fleet.prefix);
+    const now = Date.now();
+    for (let s = 120; s >= 5; s -= 5) await progress.record(waiting!, Math.round(300 * ((120 - s) / 115) ** 2), now - s * 1000);
+    await page.goto(`${dashboard.url}/runs`);
+    const moving = Number((await row.locator('.rate-value').textContent())!.replace('/s', ''));
+    // The last minute's rate, not the average since the run started a few seconds ago.
+    expect(moving).toBeGreaterThanOrEqual(3);
+    expect(moving).toBeLessThanOrEqual(6);
+    expect(Number((await row.locator('.eta').textContent())!.replace(' s', ''))).toBeCloseTo(700 / moving, -1);
+    expect(await row.locator('svg.chart polyline').count()).toBe(1);
+    await page.screenshot({ path: path.join(SCREENSHOTS, 'runs-rate.png'), fullPage: true });
+    await fleet.context.redis.hset(runKey, { total: counts[0]!, completed: counts[1]! });
     await context.close();
 
     const viewer = await browser.newContext({ httpCredentials: { username: VIEWER.user, password: VIEWER.password } });

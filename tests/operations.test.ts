@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { seedMvp } from '../src/demo/seed.js';
 import { families } from '../src/families/index.js';
 import { SCHEDULES_QUEUE } from '../src/fleet/queues.js';
-import { applySchedules, loadSchedules, startScheduleRunner } from '../src/fleet/schedules.js';
+import { applySchedules, loadSchedules, removeSchedule, startScheduleRunner } from '../src/fleet/schedules.js';
 import { lotsFamily } from '../src/families/lots.js';
 import { workerConnection } from '../src/redis/connection.js';
 import { createTestDatabase, type TestDatabase } from './support/databases.js';
@@ -81,15 +81,15 @@ describe('schedules', () => {
         { name: 'lots-often', family: 'lots', every: '5m' },
         { name: 'constraints-nightly', family: 'constraints', pattern: '30 2 * * *', scope: { kind: 'all' } },
       ]);
-      expect(await applySchedules(queue, loadSchedules(file, families))).toEqual({
+      expect(await applySchedules(queue, fleet.context.redis, loadSchedules(file, families))).toEqual({
         created: ['lots-often', 'constraints-nightly'], updated: [], unchanged: [], removed: [],
       });
-      expect(await applySchedules(queue, loadSchedules(file, families))).toEqual({
+      expect(await applySchedules(queue, fleet.context.redis, loadSchedules(file, families))).toEqual({
         created: [], updated: [], unchanged: ['lots-often', 'constraints-nightly'], removed: [],
       });
       expect(await queue.getJobSchedulersCount()).toBe(2);
       const changed = write('b.json', [{ name: 'lots-often', family: 'lots', every: '10m' }]);
-      expect(await applySchedules(queue, loadSchedules(changed, families))).toEqual({
+      expect(await applySchedules(queue, fleet.context.redis, loadSchedules(changed, families))).toEqual({
         created: [], updated: ['lots-often'], unchanged: [], removed: ['constraints-nightly'],
       });
       expect((await queue.getJobScheduler('lots-often'))!.every).toBe(600_000);
@@ -142,7 +142,7 @@ describe('schedules', () => {
     );
     fleet.startWorkers([lotsFamily]);
     try {
-      await applySchedules(queue, loadSchedules(write('due.json', [{ name: 'lots-now', family: 'lots', every: '1s' }]), families));
+      await applySchedules(queue, fleet.context.redis, loadSchedules(write('due.json', [{ name: 'lots-now', family: 'lots', every: '1s' }]), families));
       await until('a scheduled run to finish', async () => {
         const run = await db.prisma.fleetRun.findFirst({ where: { family: 'lots', total: 50 } });
         return Boolean(run?.finishedAt);
@@ -154,8 +154,15 @@ describe('schedules', () => {
       const fired = await queue.getCompletedCount();
       await until('two more firings', async () => (await queue.getCompletedCount()) >= fired + 2, 30_000);
       expect(await db.prisma.fleetRun.count()).toBe(runs);
+      // The empty firings are visible as the scheduler's last firing instead.
+      const listed = await runTys(['schedule', 'list'], { ...process.env, TYS_QUEUE_PREFIX: fleet.prefix });
+      expect(listed.code).toBe(0);
+      expect(listed.stdout).toMatch(/lots-now .* last \d{4}-\d\d-\d\dT[\d:.]+Z: nothing to do/);
+      const asJson = JSON.parse((await runTys(['schedule', 'list', '--json'], { ...process.env, TYS_QUEUE_PREFIX: fleet.prefix })).stdout);
+      expect(asJson.schedules[0].lastFiring).toMatchObject({ runId: null, found: 0, added: 0 });
     } finally {
-      await queue.removeJobScheduler('lots-now');
+      await removeSchedule(queue, fleet.context.redis, 'lots-now');
+      expect(await fleet.context.redis.hexists(`${fleet.prefix}:schedules:last-firing`, 'lots-now')).toBe(0);
       await runner.close();
       connection.disconnect();
       await queue.close();

@@ -2,6 +2,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import pg from 'pg';
 import { seedMvp } from '../src/demo/seed.js';
 import { throttleReasons } from '../src/fleet/db-health.js';
+import { RunProgress } from '../src/fleet/run-progress.js';
 import { lotsFamily } from '../src/families/lots.js';
 import { createTestDatabase, type TestDatabase } from './support/databases.js';
 import { testFleet } from './support/fleet.js';
@@ -53,6 +54,9 @@ describe('run control: pause, resume, cancel', () => {
     }
     expect((await db.prisma.fleetRun.findUniqueOrThrow({ where: { id: runId! } })).status).toBe('PAUSED');
     expect((await runTys(['pause', '--run', runId!], env)).stdout).toMatch(/PAUSED/);
+    // The worker processes sample the run's progress for the runs page's moving rate and chart.
+    const progress = new RunProgress(fleet.context.redis, fleet.prefix);
+    await until('a progress sample of the paused run', async () => (await progress.read(runId!)).some((sample) => sample.done === held), 15_000);
 
     const resumed = await runTys(['resume', '--run', runId!], env);
     expect(resumed.code).toBe(0);
@@ -93,6 +97,27 @@ describe('run control: pause, resume, cancel', () => {
     expect(await fleet.waitForRun(rest.runId!, 120_000)).toMatchObject({ status: 'COMPLETED', completed: INVESTMENTS - made });
     expect(await lotsFamily.verify!(db.prisma)).toMatchObject({ ok: true, checked: INVESTMENTS });
   });
+
+  it('cancel hands the jobs that a later run follows to that run, which ends with every lot', async () => {
+    const { db, fleet, env, lots } = await setup();
+    const first = await fleet.enqueue(lotsFamily);
+    await until('some lots', async () => (await lots()) >= 200, 60_000);
+    // A second enqueue finds the first run's jobs still queued and follows them.
+    const second = await fleet.enqueue(lotsFamily);
+    expect(second.alreadyQueued).toBeGreaterThan(0);
+
+    const cancelled = await runTys(['cancel', '--run', first.runId!], env);
+    expect(cancelled.code).toBe(0);
+    expect(cancelled.stdout).toMatch(new RegExp(`job\\(s\\) handed to the runs that follow them \\(${second.runId}\\)`));
+    expect((await db.prisma.fleetRun.findUniqueOrThrow({ where: { id: first.runId! } })).status).toBe('CANCELLED');
+    const queue = fleet.context.queue(lotsFamily);
+    const left = await queue.getJobs(['waiting', 'delayed', 'active', 'prioritized', 'failed', 'completed']);
+    expect(left.filter((job) => job.data?.runId === first.runId)).toEqual([]);
+
+    expect(await fleet.waitForRun(second.runId!, 120_000)).toMatchObject({ status: 'COMPLETED', failed: 0, total: second.added + second.alreadyQueued });
+    expect(await lots()).toBe(INVESTMENTS);
+    expect(await lotsFamily.verify!(db.prisma)).toMatchObject({ ok: true, checked: INVESTMENTS });
+  }, 180_000);
 
   it('throttles while the database shows sessions waiting on locks, says why, and recovers with nothing failed', async () => {
     const { db, fleet, env, lots } = await setup({ workerEnv: { TYS_THROTTLE_LOCK_WAITERS: '1' } });

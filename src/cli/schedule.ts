@@ -3,7 +3,7 @@ import { Queue } from 'bullmq';
 import { PROJECT_ROOT } from '../db/migrations.js';
 import { families } from '../families/index.js';
 import { SCHEDULES_QUEUE } from '../fleet/queues.js';
-import { applySchedules, loadSchedules, ScheduleError } from '../fleet/schedules.js';
+import { applySchedules, lastFirings, loadSchedules, removeSchedule, ScheduleError, firingText } from '../fleet/schedules.js';
 import { connectProducer, producerConnection } from '../redis/connection.js';
 import { defineCommand, UsageError } from './command.js';
 
@@ -17,7 +17,8 @@ schedulers. Worker processes run the enqueues they produce.
   tys schedule apply         make Redis match the file: create, update, and
                              remove schedulers no longer declared; applying
                              twice changes nothing
-  tys schedule list          the installed schedulers and their next run
+  tys schedule list          the installed schedulers, their next run and
+                             what their last firing did
   tys schedule remove NAME   remove one scheduler
 
 Options:
@@ -53,7 +54,7 @@ export const scheduleCommand = defineCommand({
     const queue = new Queue(SCHEDULES_QUEUE, { connection: redis, prefix: config.queuePrefix });
     try {
       if (action === 'apply') {
-        const report = await applySchedules(queue, schedules);
+        const report = await applySchedules(queue, redis, schedules);
         if (values.json) json(report);
         else {
           for (const [what, names] of Object.entries(report)) if (names.length) io.out(`${what}: ${names.join(', ')}`);
@@ -63,7 +64,7 @@ export const scheduleCommand = defineCommand({
         return 0;
       }
       if (action === 'remove') {
-        const removed = await queue.removeJobScheduler(name!);
+        const removed = await removeSchedule(queue, redis, name!);
         if (!removed) {
           io.err(`error: no scheduler named "${name}"`);
           return 1;
@@ -72,12 +73,15 @@ export const scheduleCommand = defineCommand({
         return 0;
       }
       const list = await queue.getJobSchedulers(0, -1, true);
-      if (values.json) json({ schedules: list });
+      const fired = await lastFirings(redis, config.queuePrefix);
+      if (values.json) json({ schedules: list.map((s) => ({ ...s, lastFiring: fired[s.key] ?? null })) });
       else if (list.length === 0) io.out('no schedulers installed (tys schedule apply)');
       else {
         for (const s of list) {
           const data = s.template?.data as { family?: string } | undefined;
-          io.out(`${s.key.padEnd(28)} ${(data?.family ?? '?').padEnd(12)} ${s.pattern ? `cron ${s.pattern}` : `every ${Number(s.every) / 1000}s`}  next ${s.next ? new Date(s.next).toISOString() : '-'}`);
+          io.out(
+            `${s.key.padEnd(28)} ${(data?.family ?? '?').padEnd(12)} ${s.pattern ? `cron ${s.pattern}` : `every ${Number(s.every) / 1000}s`}  next ${s.next ? new Date(s.next).toISOString() : '-'}  last ${firingText(fired[s.key])}`,
+          );
         }
       }
       return 0;

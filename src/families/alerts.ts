@@ -187,5 +187,5 @@ export const alertsFamily: JobFamily = {
       : { status: 'skipped', reason: `no alert of ${ticker} triggers at ${price.toFixed()}` };
   }),
 
-  options: { ...DEFAULT_FAMILY_OPTIONS, concurrency: 4, backoffMs: 2_000, keepCompleted: 0, limiter: PROVIDER_QUEUE_LIMITER },
+  options: { ...DEFAULT_FAMILY_OPTIONS, concurrency: 4, backoffMs: 2_000, limiter: PROVIDER_QUEUE_LIMITER },
 };

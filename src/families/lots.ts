@@ -151,5 +151,5 @@ export const lotsFamily: JobFamily = {
     };
   },
 
-  options: { ...DEFAULT_FAMILY_OPTIONS, concurrency: 500, batch: { maxSize: 250, maxWaitMs: 10 }, keepCompleted: 0 },
+  options: { ...DEFAULT_FAMILY_OPTIONS, concurrency: 500, batch: { maxSize: 250, maxWaitMs: 10 } },
 };

@@ -95,5 +95,5 @@ export const metadataFamily: JobFamily = {
   }),
 
   // Few jobs, each bound by the provider's budget rather than by the database.
-  options: { ...DEFAULT_FAMILY_OPTIONS, concurrency: 4, backoffMs: 2_000, keepCompleted: 1_000, limiter: PROVIDER_QUEUE_LIMITER },
+  options: { ...DEFAULT_FAMILY_OPTIONS, concurrency: 4, backoffMs: 2_000, limiter: PROVIDER_QUEUE_LIMITER },
 };

@@ -50,8 +50,13 @@ export interface FamilyOptions {
    * batching off.
    */
   batch: { maxSize: number; maxWaitMs: number };
-  /** Completed jobs kept in Redis for the dashboard. */
+  /**
+   * Completed jobs kept in Redis for the dashboard: at most this many, and
+   * none older than `keepCompletedHours`. 0 keeps none.
+   */
   keepCompleted: number;
+  /** How long a completed job stays on the board, in hours. */
+  keepCompletedHours: number;
   /** Failed jobs kept in Redis, with their reasons. */
   keepFailed: number;
 }
@@ -62,6 +67,7 @@ export const DEFAULT_FAMILY_OPTIONS: FamilyOptions = {
   concurrency: 20,
   batch: { maxSize: 1, maxWaitMs: 0 },
   keepCompleted: 1_000,
+  keepCompletedHours: 24,
   keepFailed: 50_000,
 };
 

@@ -3,6 +3,7 @@ import type { Redis } from 'ioredis';
 import type { PrismaClient } from '../db/prisma.js';
 import { retryTransient } from '../db/transient.js';
 import { jobIdFor, type JobData, type JobFamily } from './family.js';
+import { removeJobs } from './queues.js';
 import { newRunId, type RunStore } from './runs.js';
 import type { Scope } from './scope.js';
 
@@ -112,7 +113,7 @@ export async function enqueue(
       if (finished.length > 0) {
         // BullMQ refuses to remove a job a worker holds locked; such a row
         // keeps its job, which the run follows, and is not added.
-        const removed = await Promise.all(finished.map((id) => deps.queue.remove(id)));
+        const removed = await removeJobs(deps.queue, finished);
         const kept = new Set(finished.filter((_, i) => removed[i] !== 1));
         progress.requeued += finished.length - kept.size;
         unfollowed.push(...kept);

@@ -1,15 +1,16 @@
 import type { JobsOptions, Queue } from 'bullmq';
+import pLimit from 'p-limit';
 import type { Redis } from 'ioredis';
 import type { JobData, JobFamily } from './family.js';
 import { FleetQueue } from './tolerant-job.js';
 
 /** BullMQ job options of a family: retries with jittered exponential backoff, bounded retention. */
 export function jobOptionsFor(family: JobFamily): JobsOptions {
-  const { attempts, backoffMs, keepCompleted, keepFailed } = family.options;
+  const { attempts, backoffMs, keepCompleted, keepCompletedHours, keepFailed } = family.options;
   return {
     attempts,
     backoff: { type: 'exponential', delay: backoffMs, jitter: 0.5 },
-    removeOnComplete: keepCompleted === 0 ? true : { count: keepCompleted },
+    removeOnComplete: keepCompleted === 0 ? true : { count: keepCompleted, age: keepCompletedHours * 3600 },
     removeOnFail: { count: keepFailed },
   };
 }
@@ -31,3 +32,15 @@ export const NOTIFICATIONS_QUEUE = 'notifications';
 
 /** Queues that are not job families but that operators watch too. */
 export const AUXILIARY_QUEUES: readonly string[] = [SCHEDULES_QUEUE, NOTIFICATIONS_QUEUE];
+
+/** Job removals in flight at once: enough to keep Redis busy, few enough not to queue thousands of promises. */
+const REMOVALS_AT_ONCE = 50;
+
+/**
+ * Removes jobs by id, a bounded number at a time (a run can have millions).
+ * Resolves to BullMQ's answer per id: 1 removed, 0 not (a worker holds it
+ * locked, or it is gone).
+ */
+export function removeJobs(queue: Queue, ids: string[]): Promise<number[]> {
+  return pLimit(REMOVALS_AT_ONCE).map(ids, (id) => queue.remove(id));
+}

@@ -2,6 +2,7 @@ import type { JobType, Queue } from 'bullmq';
 import type { PrismaClient } from '../db/prisma.js';
 import type { FleetRunStatus } from '../generated/prisma/enums.js';
 import type { JobData } from './family.js';
+import { removeJobs } from './queues.js';
 import type { RunStore } from './runs.js';
 
 /** A pause, resume or cancel that does not apply to the run as it is: one line for the operator. */
@@ -82,9 +83,9 @@ export async function controlRun(deps: RunControlDeps, runId: string, action: Ru
     case 'cancel': {
       if (status !== 'CANCELLING') await move(deps, runId, [...STARTABLE, ...PAUSED_STATES], 'CANCELLING', action);
       // Jobs a worker picks up meanwhile are refused, as the run's state says.
-      const waiting = await jobIdsOfRun(deps.queue, runId, ['waiting', 'delayed', 'prioritized', 'waiting-children']);
-      const removed = await Promise.all(waiting.map((id) => deps.queue.remove(id)));
-      options.onProgress?.(`run ${runId}: ${removed.filter((r) => r === 1).length} job(s) that had not started removed`);
+      const { removed, heirs } = await dispose(deps, runId, await jobIdsOfRun(deps.queue, runId, ['waiting', 'delayed', 'prioritized', 'waiting-children']));
+      options.onProgress?.(`run ${runId}: ${removed} job(s) that had not started removed`);
+      if (heirs.size > 0) options.onProgress?.(`run ${runId}: ${heirs.size} job(s) handed to the runs that follow them (${[...new Set(heirs.values())].join(', ')})`);
       return settle(deps, runId, 'CANCELLING', 'CANCELLED', options);
     }
   }
@@ -118,8 +119,7 @@ async function settle(deps: RunControlDeps, runId: string, from: FleetRunStatus,
   let ended = {};
   if (to === 'CANCELLED') {
     // What is left of the run in Redis: jobs that ended, and any that workers dropped meanwhile.
-    const left = await jobIdsOfRun(deps.queue, runId, ['completed', 'failed', 'waiting', 'delayed', 'prioritized']);
-    await Promise.all(left.map((id) => deps.queue.remove(id)));
+    await dispose(deps, runId, await jobIdsOfRun(deps.queue, runId, ['completed', 'failed', 'waiting', 'delayed', 'prioritized']));
     const counters = await deps.runs.counters(runId);
     ended = {
       finishedAt: new Date(),
@@ -128,6 +128,16 @@ async function settle(deps: RunControlDeps, runId: string, from: FleetRunStatus,
   }
   await deps.prisma.fleetRun.updateMany({ where: { id: runId, status: from }, data: { status: to, ...ended } });
   return (await deps.prisma.fleetRun.findUniqueOrThrow({ where: { id: runId } })).status;
+}
+
+/**
+ * Removes jobs of a cancelled run, except those another open run follows:
+ * those are handed to it (RunStore.handOver), which waits for their outcome.
+ */
+async function dispose(deps: RunControlDeps, runId: string, ids: string[]): Promise<{ removed: number; heirs: Map<string, string> }> {
+  const heirs = await deps.runs.handOver(deps.queue.name, runId, ids);
+  const removed = (await removeJobs(deps.queue, ids.filter((id) => !heirs.has(id)))).filter((r) => r === 1).length;
+  return { removed, heirs };
 }
 
 /** Ids of the run's jobs in the given states, read state by state, page by page. */

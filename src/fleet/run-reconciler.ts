@@ -1,16 +1,20 @@
 import type { Logger } from 'pino';
+import type { RunProgress } from './run-progress.js';
 import type { RunStore } from './runs.js';
 
 export interface RunReconcilerOptions {
   /** How often, in ms, the durable run records are brought in line with Redis. Default 5,000. */
   intervalMs?: number;
+  /** Where each running run's progress is sampled at every tick, for its moving rate. Default none. */
+  progress?: RunProgress;
 }
 
 /**
  * Runs RunStore.reconcile on an interval in a long-running process: runs
  * whose end a Postgres outage kept from being written get finished, and runs
  * whose Redis is shown to have lost them get marked INTERRUPTED. Failures
- * are logged and tried again at the next tick. stop() waits for a tick in
+ * are logged and tried again at the next tick. Each tick also samples the
+ * progress of the runs still going. stop() waits for a tick in
  * progress.
  */
 export function startRunReconciler(runs: RunStore, log: Logger, options: RunReconcilerOptions = {}): { stop(): Promise<void> } {
@@ -18,7 +22,9 @@ export function startRunReconciler(runs: RunStore, log: Logger, options: RunReco
   const tick = async () => {
     try {
       const changed = await runs.reconcile();
-      if (changed.finished + changed.interrupted + changed.recovered > 0) log.info(changed, 'run records reconciled');
+      const { running, ...counts } = changed;
+      if (counts.finished + counts.interrupted + counts.recovered > 0) log.info(counts, 'run records reconciled');
+      for (const run of running) await options.progress?.record(run.id, run.done);
     } catch (error) {
       log.warn({ err: error }, 'could not reconcile run records; trying again');
     }

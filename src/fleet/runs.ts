@@ -119,6 +119,40 @@ local result = {followed, counted}
 for _, id in ipairs(gone) do result[#result + 1] = id end
 return result`;
 
+// Hands jobs of a run being cancelled (ARGV[2]) that other runs follow to
+// the first of those runs still open (ARGV[3]: their ids, space-separated),
+// by rewriting the run id in the job's data, so that the followers still get
+// the outcomes they wait for. ARGV[1]: the queue's key prefix; ARGV from 4:
+// job ids. Returns {jobId, heir, ...} for each job handed over.
+const HAND_OVER = `
+local open = {}
+for runId in string.gmatch(ARGV[3], '%S+') do open[runId] = true end
+local handed = {}
+for i = 4, #ARGV do
+  local id = ARGV[i]
+  local ok, job = pcall(cjson.decode, redis.call('HGET', ARGV[1] .. id, 'data') or '')
+  if ok and type(job) == 'table' and job.runId ~= ARGV[2] and open[job.runId] then
+    -- Handed over already (a worker fetched it before the cancel rewrote it).
+    handed[#handed + 1] = id
+    handed[#handed + 1] = job.runId
+  elseif ok and type(job) == 'table' and job.runId == ARGV[2] then
+    local heir = false
+    for runId in string.gmatch(redis.call('HGET', KEYS[1], id) or '', '%S+') do
+      if not heir and open[runId] then heir = runId end
+    end
+    if heir then
+      -- The heir stays among the job's followers: a worker that took the job
+      -- under the old run just before this still counts it for the heir
+      -- (once: counting is once per run and job).
+      job.runId = heir
+      redis.call('HSET', ARGV[1] .. id, 'data', cjson.encode(job))
+      handed[#handed + 1] = id
+      handed[#handed + 1] = heir
+    end
+  end
+end
+return handed`;
+
 /** Live counters outlive any sane run; the durable record is in Postgres. */
 const RUN_TTL_SECONDS = 30 * 24 * 3600;
 const ADD_STAT = `if redis.call('EXISTS', KEYS[1]) == 1 then redis.call('HINCRBY', KEYS[1], ARGV[1], ARGV[2]) end`;
@@ -216,6 +250,33 @@ export class RunStore {
       ...jobIds,
     )) as [number, number, ...string[]];
     return { followed: followed + counted, gone };
+  }
+
+  /**
+   * Of the jobs of a run being cancelled, hands those that other open runs
+   * follow to one of them (the job runs for that run instead of being
+   * dropped): cancelling a run never leaves another waiting for an outcome
+   * that will not come. Returns the heir of each job handed over.
+   */
+  async handOver(queueName: string, runId: string, jobIds: string[]): Promise<Map<string, string>> {
+    if (jobIds.length === 0) return new Map();
+    const open = await this.prisma.fleetRun.findMany({
+      where: { family: queueName, finishedAt: null, status: { in: ['ENQUEUEING', 'RUNNING', 'PAUSING', 'PAUSED'] }, id: { not: runId } },
+      select: { id: true },
+    });
+    if (open.length === 0) return new Map();
+    const pairs = (await this.redis.eval(
+      HAND_OVER,
+      1,
+      this.adoptersKey,
+      `${this.prefix}:${queueName}:`,
+      runId,
+      open.map((run) => run.id).join(' '),
+      ...jobIds,
+    )) as string[];
+    const heirs = new Map<string, string>();
+    for (let i = 0; i < pairs.length; i += 2) heirs.set(pairs[i]!, pairs[i + 1]!);
+    return heirs;
   }
 
   /** Forgets a run that has no job at all, in Redis and in Postgres. */
@@ -367,8 +428,9 @@ export class RunStore {
    * job was counted while Postgres was unreachable, marks INTERRUPTED the
    * runs this Redis is shown to have lost, and puts back a run that an
    * earlier version marked INTERRUPTED while its counters were in fact live.
+   * Also says how far each run still going has got.
    */
-  async reconcile(): Promise<{ finished: number; interrupted: number; recovered: number }> {
+  async reconcile(): Promise<{ finished: number; interrupted: number; recovered: number; running: { id: string; done: number }[] }> {
     const marker = await this.marker();
     const rows = await this.prisma.fleetRun.findMany({
       where: {
@@ -379,7 +441,7 @@ export class RunStore {
       },
       select: { id: true, status: true, redisMarker: true, redisAddress: true },
     });
-    const result = { finished: 0, interrupted: 0, recovered: 0 };
+    const result = { finished: 0, interrupted: 0, recovered: 0, running: [] as { id: string; done: number }[] };
     const exists = await Promise.all(rows.map((row) => this.redis.exists(this.key(row.id))));
     for (const [i, row] of rows.entries()) {
       if (exists[i] === 1) {
@@ -388,6 +450,10 @@ export class RunStore {
           result.recovered += 1;
         }
         if (await this.finishIfDone(row.id)) result.finished += 1;
+        else {
+          const counters = await this.counters(row.id);
+          if (counters) result.running.push({ id: row.id, done: counters.completed + counters.skipped + counters.failed });
+        }
       } else if (row.status !== 'INTERRUPTED' && provesLoss(marker, redisAddressOf(this.redis, this.prefix), row)) {
         await this.markInterrupted(row.id);
         result.interrupted += 1;

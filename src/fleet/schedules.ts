@@ -97,7 +97,7 @@ export interface ApplyReport {
  * ones that are new or changed, removes the ones no longer declared. Applying
  * the same file twice changes nothing.
  */
-export async function applySchedules(queue: Queue, schedules: Schedule[]): Promise<ApplyReport> {
+export async function applySchedules(queue: Queue, redis: Redis, schedules: Schedule[]): Promise<ApplyReport> {
   const report: ApplyReport = { created: [], updated: [], unchanged: [], removed: [] };
   const existing = new Map((await queue.getJobSchedulers(0, -1)).map((s) => [s.key, s]));
   for (const schedule of schedules) {
@@ -122,10 +122,53 @@ export async function applySchedules(queue: Queue, schedules: Schedule[]): Promi
     (current ? report.updated : report.created).push(schedule.name);
   }
   for (const name of existing.keys()) {
-    await queue.removeJobScheduler(name);
+    await removeSchedule(queue, redis, name);
     report.removed.push(name);
   }
   return report;
+}
+
+/**
+ * What a scheduler's last firing did. A firing that found nothing keeps no
+ * run (runId null): this is where an operator sees that it did fire.
+ */
+export interface ScheduleFiring {
+  at: string;
+  runId: string | null;
+  found: number;
+  added: number;
+  alreadyQueued: number;
+}
+
+function lastFiringsKey(prefix: string): string {
+  return `${prefix}:schedules:last-firing`;
+}
+
+/** The last firing of each scheduler that has fired, by scheduler name. */
+export async function lastFirings(redis: Redis, prefix: string): Promise<Record<string, ScheduleFiring>> {
+  const raw = await redis.hgetall(lastFiringsKey(prefix));
+  const firings: Record<string, ScheduleFiring> = {};
+  for (const [name, text] of Object.entries(raw)) {
+    try {
+      firings[name] = JSON.parse(text) as ScheduleFiring;
+    } catch {
+      // Not written by the fleet: shown as never fired rather than breaking the listing.
+    }
+  }
+  return firings;
+}
+
+/** "2026-11-27T05:00:00.000Z: nothing to do", or the run it started. */
+export function firingText(firing: ScheduleFiring | undefined): string {
+  if (!firing) return 'never fired';
+  if (!firing.runId) return `${firing.at}: nothing to do`;
+  return `${firing.at}: ${firing.runId} (${firing.added} added, ${firing.alreadyQueued} already queued)`;
+}
+
+/** Removes a scheduler and the record of its last firing; false when there was none of that name. */
+export async function removeSchedule(queue: Queue, redis: Redis, name: string): Promise<boolean> {
+  await redis.hdel(lastFiringsKey(queue.opts.prefix ?? 'bull'), name);
+  return queue.removeJobScheduler(name);
 }
 
 /** Runs the enqueues that the schedulers add: one at a time per process, each a normal run. */
@@ -155,8 +198,11 @@ export function startScheduleRunner(
         keepEmpty: false,
         origin: `schedule ${job.repeatJobKey ?? job.name}`,
       });
-      deps.log.info({ schedule: job.repeatJobKey, runId: result.runId, added: result.added }, 'scheduled enqueue');
-      return { runId: result.runId, added: result.added, alreadyQueued: result.alreadyQueued };
+      const firing: ScheduleFiring = { at: new Date().toISOString(), runId: result.runId, found: result.found, added: result.added, alreadyQueued: result.alreadyQueued };
+      const name = job.repeatJobKey ?? job.name;
+      await deps.producer.hset(lastFiringsKey(deps.prefix), name, JSON.stringify(firing));
+      deps.log.info({ schedule: name, ...firing }, 'scheduled enqueue');
+      return firing;
     },
     { connection: deps.connection, prefix: deps.prefix, concurrency: 1 },
   );

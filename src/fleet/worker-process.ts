@@ -4,6 +4,7 @@ import { createLogger } from '../log.js';
 import { bookkeepingConnection, redisAddress, untilReady, workerConnection } from '../redis/connection.js';
 import type { JobFamily } from './family.js';
 import { DbHealth, type ThrottleThresholds } from './db-health.js';
+import { RunProgress } from './run-progress.js';
 import { startRunReconciler } from './run-reconciler.js';
 import { RunStore } from './runs.js';
 import { startScheduleRunner } from './schedules.js';
@@ -75,7 +76,7 @@ export async function runWorkerProcess(config: FleetConfig, options: WorkerProce
     { prisma, connection, producer: bookkeeping, prefix: config.queuePrefix, log: log.child({ queue: 'schedules' }) },
     families,
   );
-  const reconciler = startRunReconciler(runs, log.child({ task: 'runs' }));
+  const reconciler = startRunReconciler(runs, log.child({ task: 'runs' }), { progress: new RunProgress(bookkeeping, config.queuePrefix) });
   await Promise.all([...fleet.workers, scheduleRunner].map((worker) => worker.waitUntilReady()));
   log.info({ families: options.families.map((f) => f.name), concurrency: options.concurrency, pid: process.pid }, 'workers started');
 

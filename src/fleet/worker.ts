@@ -111,8 +111,18 @@ export function startWorkers(
       family.name,
       async (job: Job<JobData, JobOutcome>, token?: string) => {
         try {
-          const data = parseJobData(family, job.data);
-          const verdict = await guard.verdict(data.runId, family.name, job.id!);
+          let data = parseJobData(family, job.data);
+          let verdict = await guard.verdict(data.runId, family.name, job.id!);
+          if (verdict.kind === 'drop') {
+            // Its run is being cancelled; a run that follows the job takes it over (see RunStore.handOver).
+            const heir = (await deps.runs.handOver(family.name, data.runId, [job.id!])).get(job.id!);
+            if (heir) {
+              data = { ...data, runId: heir };
+              // Redis holds the new owner already; the failure and completion handlers read this copy.
+              job.data = { ...job.data, runId: heir };
+              verdict = await guard.verdict(heir, family.name, job.id!);
+            }
+          }
           const refusal = verdict.kind === 'refuse' ? verdict.reason : misnamed(family, data.key, job.id!);
           if (refusal) throw new ForeignRunError(`job ${job.id} refused: ${refusal}`);
           if (verdict.kind === 'drop') return { status: 'skipped', reason: verdict.reason };
