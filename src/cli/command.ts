@@ -1,6 +1,7 @@
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { loadConfig, type FleetConfig } from '../config/env.js';
 import { describeTarget, targetLine, type Target } from '../config/target.js';
+import { parseRate } from '../market/budget.js';
 
 /** Bad input on the command line: reported in one line, exit status 2. */
 export class UsageError extends Error {
@@ -105,6 +106,16 @@ function boundedNumber(label: string, raw: string | undefined, min: number, max:
 }
 
 /** An integer flag within bounds, or a UsageError that names the flag; undefined when not given. */
+/** A rate flag such as `--rate 500/1s`: N per window, or undefined when the flag is absent. */
+export function rateFlag(command: string, raw: string | undefined): { max: number; windowMs: number } | undefined {
+  if (raw === undefined) return undefined;
+  try {
+    return parseRate(raw);
+  } catch {
+    throw new UsageError(`tys ${command}: --rate must look like 500/1s or 100/1m, got "${raw}"`);
+  }
+}
+
 export function integerFlag(command: string, flag: string, raw: string | undefined, min: number, max: number): number | undefined {
   return integerSetting(`tys ${command}: --${flag}`, raw, min, max);
 }

@@ -4,7 +4,7 @@ import { familyNames } from '../families/index.js';
 import { openFleet } from '../fleet/context.js';
 import { enqueue } from '../fleet/producer.js';
 import { describeScope, missingScopeRows } from '../fleet/scope.js';
-import { defineCommand, integerFlag, UsageError } from './command.js';
+import { defineCommand, integerFlag, rateFlag, UsageError } from './command.js';
 import { parseScope, requireFamily } from './families.js';
 import { waitForRun, type WaitResult } from './progress.js';
 
@@ -27,6 +27,10 @@ Options:
                         stops waiting and leaves the run going
   --timeout DURATION    with --wait: give up after DURATION (like 30s, 10m,
                         2h), exit 1; the run goes on
+  --rate N/DURATION     start at most N of this run's jobs per DURATION
+                        (like 500/1s or 100/1m), spread evenly across every
+                        worker; other runs of the family are not held.
+                        Default: as fast as the workers go
   --page-size N         rows read per source page (default 1000)
   -h, --help            this help
 
@@ -47,6 +51,7 @@ export const enqueueCommand = defineCommand({
       wait: { type: 'boolean' },
       'page-size': { type: 'string' },
       timeout: { type: 'string' },
+      rate: { type: 'string' },
     },
   async run({ values, positionals, config }, io) {
     if (positionals.length > 1) throw new UsageError(`tys enqueue: unexpected argument "${positionals[1]}"`);
@@ -58,6 +63,8 @@ export const enqueueCommand = defineCommand({
     if (timeoutMs === null || (timeoutMs !== undefined && !values.wait)) {
       throw new UsageError(`tys enqueue: --timeout takes a duration like 30s, 10m or 2h, with --wait (got "${values.timeout}")`);
     }
+
+    const rate = rateFlag('enqueue', values.rate);
 
     const fleet = await openFleet(config);
     try {
@@ -74,6 +81,7 @@ export const enqueueCommand = defineCommand({
           pageSize,
           dryRun: values['dry-run'],
           origin: `cli ${os.userInfo().username}@${os.hostname()}`,
+          rate,
           onProgress: io.isTty ? (p) => process.stdout.write(`\rreading rows: ${p.found} found, ${p.added} to add\x1b[K`) : undefined,
         },
       );

@@ -1,7 +1,6 @@
 import { familyNames } from '../families/index.js';
 import { runWorkerProcess } from '../fleet/worker-process.js';
-import { parseRate } from '../market/budget.js';
-import { decimalSetting, defineCommand, integerFlag, integerSetting, UsageError } from './command.js';
+import { decimalSetting, defineCommand, integerFlag, integerSetting, rateFlag, UsageError } from './command.js';
 import { parseFamilyList } from './families.js';
 
 const help = `Usage: tys worker [--families NAME,...] [--concurrency N] [--rate N/DURATION]
@@ -62,15 +61,8 @@ export const workerCommand = defineCommand({
     if (positionals.length > 0) throw new UsageError(`tys worker: unexpected argument "${positionals[0]}"`);
     const families = parseFamilyList('worker', values.families);
     const concurrency = integerFlag('worker', 'concurrency', values.concurrency, 1, 1_000);
-    let limiter;
-    if (values.rate !== undefined) {
-      try {
-        const { max, windowMs } = parseRate(values.rate);
-        limiter = { max, duration: windowMs };
-      } catch {
-        throw new UsageError(`tys worker: --rate must look like 500/1s or 100/1m, got "${values.rate}"`);
-      }
-    }
+    const rate = rateFlag('worker', values.rate);
+    const limiter = rate && { max: rate.max, duration: rate.windowMs };
     await runWorkerProcess(config, {
       families,
       concurrency,

@@ -22,6 +22,12 @@ export interface EnqueueOptions {
   keepEmpty?: boolean;
   /** Who starts the run, recorded with it: "cli user@host", "schedule NAME". Default none. */
   origin?: string;
+  /**
+   * At most `max` of the run's jobs start per `windowMs`, spread evenly,
+   * across every worker process; the family's other runs are not held.
+   * Default none (the workers' own limits only).
+   */
+  rate?: { max: number; windowMs: number };
 }
 
 export interface EnqueueProgress {
@@ -68,7 +74,7 @@ export async function enqueue(
   const pageSize = options.pageSize ?? 1_000;
   const progress: EnqueueProgress = { found: 0, added: 0, alreadyQueued: 0, requeued: 0 };
   const runId = options.dryRun ? null : newRunId();
-  if (runId) await retryTransient(() => deps.runs.create(runId, family.name, scope, options.origin ?? null));
+  if (runId) await retryTransient(() => deps.runs.create(runId, family.name, scope, options.origin ?? null, options.rate ? options.rate.windowMs / options.rate.max : null));
 
   let after = '';
   let inFlight: Promise<unknown> = Promise.resolve();

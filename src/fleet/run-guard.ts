@@ -16,17 +16,18 @@ interface Known {
   family: string | null;
   status: FleetRunStatus | null;
   ended: boolean;
+  /** Least ms between job starts, for a run started with a rate. */
+  paceMs: number | null;
   until: number;
 }
 
 /**
- * What a worker does with a job: run it, park it while its run is paused,
+ * What a worker does with a job: run it (at the run's pace, if it has one), park it while its run is paused,
  * drop it (its run is being cancelled: it ends without running or counting),
  * or refuse it with a reason.
  */
-export type RunVerdict = { kind: 'run' } | { kind: 'park' } | { kind: 'drop'; reason: string } | { kind: 'refuse'; reason: string };
+export type RunVerdict = { kind: 'run'; paceMs: number | null } | { kind: 'park' } | { kind: 'drop'; reason: string } | { kind: 'refuse'; reason: string };
 
-const RUN: RunVerdict = { kind: 'run' };
 const PARK: RunVerdict = { kind: 'park' };
 
 /**
@@ -62,7 +63,7 @@ export class RunGuard {
     // A job whose outcome its run already holds may run once more (a crash
     // between counting it and finishing it): its handler finds nothing to do.
     if (run.ended && !(await this.runs.hasOutcome(runId, jobId))) return refuse(`has ended (${run.status})`);
-    return RUN;
+    return { kind: 'run', paceMs: run.paceMs };
   }
 
   private async lookup(runId: string): Promise<Known> {
@@ -71,7 +72,8 @@ export class RunGuard {
     if (cached && cached.until > now) return cached;
     const row = await this.prisma.fleetRun.findUnique({ where: { id: runId }, select: { family: true, finishedAt: true, status: true } });
     const ended = row !== null && row.finishedAt !== null && row.status !== 'INTERRUPTED';
-    const known = { family: row?.family ?? null, status: row?.status ?? null, ended, until: now + (row && !ended ? this.openTtlMs : this.closedTtlMs) };
+    const paceMs = row && !ended ? await this.runs.paceOf(runId) : null;
+    const known = { family: row?.family ?? null, status: row?.status ?? null, ended, paceMs, until: now + (row && !ended ? this.openTtlMs : this.closedTtlMs) };
     if (this.known.size > 10_000) this.known.clear();
     this.known.set(runId, known);
     return known;

@@ -217,15 +217,19 @@ export class RunStore {
     return this.seenMarker;
   }
 
-  /** `origin` says who started the run: "cli user@host", "schedule NAME", "dashboard". */
-  async create(runId: string, family: string, scope: Scope, origin: string | null = null): Promise<void> {
+  /**
+   * `origin` says who started the run: "cli user@host", "schedule NAME",
+   * "dashboard". `paceMs`: the least time between two of its jobs' starts
+   * (an operator's rate), none by default.
+   */
+  async create(runId: string, family: string, scope: Scope, origin: string | null = null, paceMs: number | null = null): Promise<void> {
     const marker = await this.marker();
     await this.prisma.fleetRun.create({
       data: { id: runId, family, scope, origin, redisMarker: marker.id, redisAddress: redisAddressOf(this.redis, this.prefix) },
     });
     await this.redis
       .multi()
-      .hset(this.key(runId), { family, total: 0, completed: 0, skipped: 0, failed: 0, enqueued: 0 })
+      .hset(this.key(runId), { family, total: 0, completed: 0, skipped: 0, failed: 0, enqueued: 0, ...(paceMs ? { pace: paceMs } : {}) })
       .expire(this.key(runId), RUN_TTL_SECONDS)
       .exec();
   }
@@ -348,6 +352,12 @@ export class RunStore {
     const pipeline = this.redis.pipeline();
     for (const [runId, ids] of batches) pipeline.hdel(this.pendingKey(runId), ...ids);
     await pipeline.exec();
+  }
+
+  /** The least ms between two job starts of the run, when it was started with a rate. */
+  async paceOf(runId: string): Promise<number | null> {
+    const pace = await this.redis.hget(this.key(runId), 'pace');
+    return pace ? Number(pace) : null;
   }
 
   /** Whether the run has counted an outcome for this job. */

@@ -6,6 +6,7 @@ import { ForeignRunError, InvalidJobDataError, RateLimitedError } from './errors
 import { Batcher } from './batcher.js';
 import { FleetMetrics } from './metrics.js';
 import type { DbHealth } from './db-health.js';
+import { RunPacer } from './run-pace.js';
 import { RunGuard } from './run-guard.js';
 import { FleetWorker, UNREADABLE_DATA } from './tolerant-job.js';
 import { jobIdFor, type HandlerContext, type JobData, type JobFamily, type JobOutcome, type WorkItem } from './family.js';
@@ -64,6 +65,7 @@ export function startWorkers(
   const settling = new Set<Promise<void>>();
   const metrics = new FleetMetrics(deps.runs.redisConnection, deps.prefix);
   const guard = new RunGuard(deps.prisma, deps.runs);
+  const pacer = new RunPacer(deps.runs.redisConnection, deps.prefix);
   const holds: (() => void)[] = [];
   const recordFailure = (runId: string, jobId: string, log: Logger) => {
     // The failure stays on record (not forgotten), so that a retry that
@@ -129,6 +131,11 @@ export function startWorkers(
           if (verdict.kind === 'park') {
             // Its run is paused: the job waits aside, no attempt spent, until resume promotes it.
             await job.moveToDelayed(Date.now() + PARKED_MS, token);
+            throw new DelayedError();
+          }
+          const wait = verdict.kind === 'run' && verdict.paceMs ? await pacer.waitFor(job, data.runId, verdict.paceMs) : 0;
+          if (wait > 0) {
+            await job.moveToDelayed(Date.now() + wait, token);
             throw new DelayedError();
           }
           return await batcher.submit({

@@ -41,6 +41,7 @@ end
 local seq = redis.call('INCR', KEYS[1] .. ':seq')
 redis.call('ZADD', KEYS[1], nowMs, nowMs .. '-' .. seq)
 redis.call('PEXPIRE', KEYS[1], windowMs * 2)
+redis.call('PEXPIRE', KEYS[1] .. ':seq', windowMs * 2)
 return 0`;
 
 /**

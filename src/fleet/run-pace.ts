@@ -1,0 +1,48 @@
+import type { Job } from 'bullmq';
+import type { Redis } from 'ioredis';
+
+// Reserves the next start slot of a paced run (KEYS[1]: its next free
+// slot, on the Redis server's clock, so that every worker process on every
+// machine agrees), ARGV[1] ms after the previous one. Returns the ms from now
+// to the reserved slot (0: start now).
+const RESERVE = `
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local slot = math.max(now, tonumber(redis.call('GET', KEYS[1]) or '0'))
+redis.call('SET', KEYS[1], slot + tonumber(ARGV[1]), 'PX', math.max(60000, slot - now + 60000))
+return slot - now`;
+
+/** Where a job keeps its reserved start, in its progress field: visible on the board. */
+interface PacedProgress {
+  startsAt: number;
+}
+
+function reservedStart(job: Job): number | null {
+  const progress = job.progress as Partial<PacedProgress> | number | string | boolean | undefined;
+  return typeof progress === 'object' && progress !== null && typeof progress.startsAt === 'number' ? progress.startsAt : null;
+}
+
+/**
+ * Paces a run's jobs at an operator's rate (`tys enqueue --rate 500/1s`),
+ * whatever the number of workers: each job reserves its own start slot once,
+ * waits aside (delayed, no attempt spent) until then, and starts when it
+ * comes back. Unlike BullMQ's limiter, which holds a whole queue, this slows
+ * one run and leaves the family's other runs alone.
+ */
+export class RunPacer {
+  constructor(
+    private readonly redis: Redis,
+    private readonly prefix: string,
+  ) {}
+
+  /** How long the job must still wait before it starts, in ms; reserves its slot the first time. */
+  async waitFor(job: Job, runId: string, intervalMs: number): Promise<number> {
+    const reserved = reservedStart(job);
+    if (reserved !== null) return Math.max(0, reserved - Date.now());
+    const wait = Number(await this.redis.eval(RESERVE, 1, `${this.prefix}:runs:${runId}:next-start`, intervalMs));
+    if (wait <= 0) return 0;
+    const progress: PacedProgress = { startsAt: Date.now() + wait };
+    await job.updateProgress(progress as unknown as object);
+    return wait;
+  }
+}
