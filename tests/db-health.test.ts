@@ -1,6 +1,9 @@
 import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import pg from 'pg';
 import { DbHealth, throttleReasons } from '../src/fleet/db-health.js';
+import { until } from './support/processes.js';
+import { ReplicatedPostgres } from './support/replicated-postgres.js';
 import { createTestDatabase, type TestDatabase } from './support/databases.js';
 import { testFleet } from './support/fleet.js';
 
@@ -39,5 +42,62 @@ describe('database health: the write-latency rule', () => {
     await health.sample();
     expect(health.reason('lots')).toBeNull();
     expect(await throttleReasons(fleet.context.redis, fleet.prefix, ['lots'])).toEqual({});
+  });
+});
+
+describe('database health: the replica-lag rule', () => {
+  let db: TestDatabase;
+  let fleet: Awaited<ReturnType<typeof testFleet>>;
+  let pair: ReplicatedPostgres;
+  let replica: pg.Pool;
+  beforeAll(async () => {
+    db = await createTestDatabase();
+    fleet = await testFleet(db);
+    pair = await ReplicatedPostgres.start();
+    replica = new pg.Pool({ connectionString: pair.replicaUrl, max: 1 });
+  }, 120_000);
+  afterAll(async () => {
+    await replica?.end();
+    await pair?.stop();
+    await fleet?.close();
+    await db?.drop();
+  });
+
+  it('holds the fleet while a real replica falls behind, and lets it go when the replica catches up', async () => {
+    const health = new DbHealth(
+      { prisma: db.prisma, redis: fleet.context.redis, prefix: fleet.prefix, log: pino({ level: 'silent' }), replica },
+      ['lots'],
+      { replicaLagMs: 500 },
+    );
+    await pair.query('primary', 'CREATE TABLE app_writes (n int)');
+    await until('the replica to replay a transaction', async () => (await pair.query('replica', "SELECT to_regclass('app_writes') AS t"))[0]!.t !== null, 30_000);
+    await health.sample();
+    expect(health.reason('lots')).toBeNull();
+
+    // The replica stops replaying while the primary goes on writing: it falls behind.
+    await pair.query('replica', 'SELECT pg_wal_replay_pause()');
+    await pair.query('primary', 'INSERT INTO app_writes VALUES (1)');
+    await until('the fleet to hold for the replica', async () => (await health.sample(), health.reason('lots') !== null), 30_000);
+    expect(health.reason('lots')).toMatch(/^replica \d+\.\d s behind \(limit 0\.5 s\)$/);
+    expect((await throttleReasons(fleet.context.redis, fleet.prefix, ['lots'])).lots).toMatch(/^replica /);
+
+    await pair.query('replica', 'SELECT pg_wal_replay_resume()');
+    await until('the fleet to go again', async () => (await health.sample(), health.reason('lots') === null), 30_000);
+    expect((await pair.query('replica', 'SELECT count(*)::int AS n FROM app_writes'))[0]!.n).toBe(1);
+  });
+
+  it('ignores, with a warning, a TYS_REPLICA_URL that is not a replica', async () => {
+    const primary = new pg.Pool({ connectionString: pair.primaryUrl, max: 1 });
+    const warnings: string[] = [];
+    const log = pino({ level: 'warn' }, { write: (line: string) => void warnings.push(JSON.parse(line).msg) });
+    try {
+      const health = new DbHealth({ prisma: db.prisma, redis: fleet.context.redis, prefix: fleet.prefix, log, replica: primary }, ['lots'], { replicaLagMs: 0 });
+      await health.sample();
+      await health.sample();
+      expect(health.reason('lots')).toBeNull();
+      expect(warnings).toEqual(['TYS_REPLICA_URL points at a server that is not a replica: its lag is not watched']);
+    } finally {
+      await primary.end();
+    }
   });
 });

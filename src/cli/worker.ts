@@ -39,7 +39,11 @@ nothing fails) and take jobs again once it is not; tys status says why.
                                 10 s against its baseline (default 1.2)
   TYS_THROTTLE_LATENCY_FLOOR_MS ...and at least this much above it (default 20)
   TYS_THROTTLE_BASELINE_MS      the first writes that make the baseline
-                                (default 60000)`;
+                                (default 60000)
+  TYS_REPLICA_URL               a replica of the database (postgres://...):
+                                its replay lag is watched too (default none)
+  TYS_THROTTLE_REPLICA_LAG_MS   how far behind the replica may fall
+                                (default 10000)`;
 
 /** A variable of the environment, unset or empty meaning the default. */
 const fromEnv = (name: string, min: number, max: number) => integerSetting(name, process.env[name] || undefined, min, max);
@@ -80,7 +84,9 @@ export const workerCommand = defineCommand({
               latencyRatio: ratioFromEnv('TYS_THROTTLE_LATENCY_RATIO', 1, 100),
               latencyFloorMs: fromEnv('TYS_THROTTLE_LATENCY_FLOOR_MS', 0, MAX_MS),
               baselineMs: fromEnv('TYS_THROTTLE_BASELINE_MS', 1_000, MAX_MS),
+              replicaLagMs: fromEnv('TYS_THROTTLE_REPLICA_LAG_MS', 0, MAX_MS),
             },
+      replicaUrl: process.env.TYS_REPLICA_URL || undefined,
     });
     return 0;
   },

@@ -1,4 +1,5 @@
 import type { Redis } from 'ioredis';
+import type pg from 'pg';
 import type { Logger } from 'pino';
 import type { PrismaClient } from '../db/prisma.js';
 
@@ -20,6 +21,8 @@ export interface ThrottleThresholds {
   baselineMs: number;
   /** How long each hold lasts before the next look, in ms (TYS_THROTTLE_HOLD_MS). Default 1,000. */
   holdMs: number;
+  /** How far a replica may fall behind, in ms, when one is watched (TYS_THROTTLE_REPLICA_LAG_MS). Default 10,000. */
+  replicaLagMs: number;
 }
 
 export const DEFAULT_THROTTLE: ThrottleThresholds = {
@@ -29,7 +32,20 @@ export const DEFAULT_THROTTLE: ThrottleThresholds = {
   latencyFloorMs: 20,
   baselineMs: 60_000,
   holdMs: 1_000,
+  replicaLagMs: 10_000,
 };
+
+/**
+ * How far behind the replica's replay is, read on the replica itself: 0
+ * while it has replayed everything it received (an idle primary is no lag),
+ * otherwise the age of the last transaction it replayed. Null when the
+ * server is not a replica at all.
+ */
+const REPLICA_LAG_SQL = `
+  SELECT pg_is_in_recovery() AS replica,
+         CASE WHEN pg_last_wal_receive_lsn() IS NOT DISTINCT FROM pg_last_wal_replay_lsn() THEN 0
+              ELSE COALESCE(EXTRACT(EPOCH FROM now() - pg_last_xact_replay_timestamp()) * 1000, 0)
+         END::float8 AS lag_ms`;
 
 const RECENT_MS = 10_000;
 const MAX_SAMPLES = 5_000;
@@ -60,8 +76,11 @@ export class DbHealth {
   private timer: NodeJS.Timeout | null = null;
   private sampling: Promise<void> = Promise.resolve();
 
+  private warnedNotReplica = false;
+
   constructor(
-    private readonly deps: { prisma: PrismaClient; redis: Redis; prefix: string; log: Logger },
+    /** `replica`: a connection to a replica of the database (TYS_REPLICA_URL), whose lag is watched too. */
+    private readonly deps: { prisma: PrismaClient; redis: Redis; prefix: string; log: Logger; replica?: pg.Pool },
     private readonly families: string[],
     thresholds: Partial<ThrottleThresholds> = {},
   ) {
@@ -99,6 +118,20 @@ export class DbHealth {
     this.timer.unref();
   }
 
+  /** The replica's lag in ms, or null without a replica to watch. A replica that does not answer counts as no lag: its own monitoring says so. */
+  private async replicaLag(): Promise<number | null> {
+    if (!this.deps.replica) return null;
+    try {
+      const { rows } = await this.deps.replica.query<{ replica: boolean; lag_ms: number }>(REPLICA_LAG_SQL);
+      if (rows[0]!.replica) return rows[0]!.lag_ms;
+      if (!this.warnedNotReplica) this.deps.log.warn('TYS_REPLICA_URL points at a server that is not a replica: its lag is not watched');
+      this.warnedNotReplica = true;
+    } catch (error) {
+      this.deps.log.warn({ err: (error as Error).message }, 'could not read the replica\'s lag');
+    }
+    return null;
+  }
+
   async stop(): Promise<void> {
     if (this.timer) clearInterval(this.timer);
     await this.sampling;
@@ -114,9 +147,11 @@ export class DbHealth {
           FROM pg_stat_activity`;
       const waiters = Number(row!.waiters);
       const share = Number(row!.connections) / row!.max;
+      const lagMs = await this.replicaLag();
       this.serverReason =
         waiters >= t.lockWaiters ? `${waiters} sessions waiting on locks (limit ${t.lockWaiters})`
         : share >= t.connectionShare ? `${Number(row!.connections)} of ${row!.max} connections in use`
+        : lagMs !== null && lagMs > t.replicaLagMs ? `replica ${(lagMs / 1000).toFixed(1)} s behind (limit ${(t.replicaLagMs / 1000).toFixed(1)} s)`
         : null;
     } catch (error) {
       // A database that does not answer is the workers' own concern (their jobs retry); not a reason to hold.

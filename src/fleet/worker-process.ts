@@ -1,3 +1,4 @@
+import pg from 'pg';
 import type { FleetConfig } from '../config/env.js';
 import { createPrisma } from '../db/prisma.js';
 import { createLogger } from '../log.js';
@@ -26,6 +27,8 @@ export interface WorkerProcessOptions {
   poolSize?: number;
   /** Throttling on the database's health (see DbHealth); null turns it off. Default: on, with the default thresholds. */
   throttle?: Partial<ThrottleThresholds> | null;
+  /** A replica of the database whose replay lag throttles the fleet too (with throttling on). Default none. */
+  replicaUrl?: string;
 }
 
 /**
@@ -60,10 +63,20 @@ export async function runWorkerProcess(config: FleetConfig, options: WorkerProce
   const connection = workerConnection(config.redisUrl);
   const prisma = createPrisma(config.databaseUrl, { maxConnections: options.poolSize ?? 20 });
   const runs = new RunStore(prisma, bookkeeping, config.queuePrefix);
+  // One connection is plenty for a look a second; a replica that is down must not hold the process up.
+  const replica =
+    options.throttle === null || !options.replicaUrl
+      ? undefined
+      : new pg.Pool({ connectionString: options.replicaUrl, max: 1, connectionTimeoutMillis: 2_000, application_name: 'tys-throttle' });
+  replica?.on('error', (error) => log.warn({ err: error.message }, 'replica connection error'));
   const health =
     options.throttle === null
       ? undefined
-      : new DbHealth({ prisma, redis: bookkeeping, prefix: config.queuePrefix, log: log.child({ task: 'throttle' }) }, options.families.map((f) => f.name), options.throttle);
+      : new DbHealth(
+          { prisma, redis: bookkeeping, prefix: config.queuePrefix, log: log.child({ task: 'throttle' }), replica },
+          options.families.map((f) => f.name),
+          options.throttle,
+        );
   health?.start();
   const fleet = startWorkers({ prisma, connection, runs, prefix: config.queuePrefix, log }, options.families, {
     concurrency: options.concurrency,
@@ -100,7 +113,10 @@ export async function runWorkerProcess(config: FleetConfig, options: WorkerProce
     step('workers', () => fleet.close()),
     step('schedules', () => scheduleRunner.close()),
     step('run records', () => reconciler.stop()),
-    step('throttle', async () => health?.stop()),
+    step('throttle', async () => {
+      await health?.stop();
+      await replica?.end();
+    }),
   ]);
   await step('postgres', () => prisma.$disconnect());
   clearTimeout(deadline);
