@@ -271,6 +271,9 @@ describe('dashboard in a real browser', () => {
     await fleet.context.redis.set(throttleKey(fleet.prefix, 'metadata'), '7 sessions waiting on locks (limit 5)', 'PX', 10_000);
     await page.goto(`${dashboard.url}/runs`);
     await expect(page.locator(`tr[data-run="${waiting}"] .throttle`).textContent()).resolves.toBe('throttled: 7 sessions waiting on locks (limit 5)');
+    const scraped = await (await fetch(`${dashboard.url}/metrics`, { headers: { authorization: 'Bearer scrape-token-0123456789abcdef' } })).text();
+    expect(scraped).toContain('tys_throttled{family="metadata"} 1');
+    expect(scraped).toContain('tys_throttled{family="lots"} 0');
     await fleet.context.redis.del(throttleKey(fleet.prefix, 'metadata'));
     // What the workers' reconcilers sample as a run goes: 300 of 1,000 done over the last minute, faster lately.
     const runKey = `${fleet.prefix}:runs:${waiting}`;
