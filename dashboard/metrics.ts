@@ -1,7 +1,8 @@
 import type { Queue } from 'bullmq';
-import { Gauge, Registry } from 'prom-client';
+import { Counter, Gauge, Registry } from 'prom-client';
 import type { PrismaClient } from '../src/db/prisma.js';
-import type { FleetMetrics } from '../src/fleet/metrics.js';
+import { COUNTED_OUTCOMES, type DurationHistogram, type FleetMetrics } from '../src/fleet/metrics.js';
+import type { AuditWatch } from './audit-watch.js';
 import { throttleReasons } from '../src/fleet/db-health.js';
 import { MarketGateway } from '../src/market/gateway.js';
 import type { Redis } from 'ioredis';
@@ -10,10 +11,31 @@ const STATES = ['waiting', 'active', 'delayed', 'completed', 'failed', 'prioriti
 
 /**
  * Prometheus metrics, read fresh at every scrape: job counts from the
- * queues, job outcome totals from the run records, durations and rate-limit
- * delays from what the workers keep in Redis.
+ * queues, runs from their records, outcome counters, durations, rate-limit
+ * delays and provider answers from what the workers keep in Redis, audit
+ * findings from the AuditWatch's cache.
  */
-export function createMetricsRegistry(deps: { queues: Map<string, Queue>; prisma: PrismaClient; metrics: FleetMetrics; redis: Redis; prefix: string }): {
+function histogramLines(name: string, labels: string, h: DurationHistogram): string[] {
+  return [
+    ...h.buckets.map((b) => `${name}_bucket{${labels},le="${b.le}"} ${b.count}`),
+    `${name}_sum{${labels}} ${h.sum}`,
+    `${name}_count{${labels}} ${h.count}`,
+  ];
+}
+
+/** Providers whose answers the workers count (the name each provider gives itself). */
+const PROVIDERS = ['alphavantage'] as const;
+
+export function createMetricsRegistry(deps: {
+  queues: Map<string, Queue>;
+  /** The job families (queues that are not families have no outcomes or runs). */
+  families: string[];
+  prisma: PrismaClient;
+  metrics: FleetMetrics;
+  audits: AuditWatch;
+  redis: Redis;
+  prefix: string;
+}): {
   registry: Registry;
   render(): Promise<string>;
 } {
@@ -31,18 +53,16 @@ export function createMetricsRegistry(deps: { queues: Map<string, Queue>; prisma
       }
     },
   });
-  new Gauge({
+  new Counter({
     name: 'tys_jobs_total',
-    help: 'Jobs that ended, by family and outcome, over every recorded run',
+    help: 'Jobs that ended, by family and outcome, as the workers counted them; retried is a failed attempt tried again. Error rate: failed over the sum of completed, skipped and failed',
     labelNames: ['family', 'outcome'],
     registers: [registry],
     async collect() {
       this.reset();
-      const rows = await deps.prisma.fleetRun.groupBy({ by: ['family'], _sum: { completed: true, skipped: true, failed: true } });
-      for (const row of rows) {
-        this.set({ family: row.family, outcome: 'completed' }, row._sum.completed ?? 0);
-        this.set({ family: row.family, outcome: 'skipped' }, row._sum.skipped ?? 0);
-        this.set({ family: row.family, outcome: 'failed' }, row._sum.failed ?? 0);
+      for (const family of deps.families) {
+        const counts = await deps.metrics.outcomes(family);
+        for (const outcome of COUNTED_OUTCOMES) this.inc({ family, outcome }, counts[outcome]);
       }
     },
   });
@@ -55,6 +75,102 @@ export function createMetricsRegistry(deps: { queues: Map<string, Queue>; prisma
       this.reset();
       const rows = await deps.prisma.fleetRun.groupBy({ by: ['family', 'status'], _count: true });
       for (const row of rows) this.set({ family: row.family, status: row.status }, row._count);
+    },
+  });
+  new Gauge({
+    name: 'tys_run_oldest_running_seconds',
+    help: 'Age of the oldest run of each family that has not ended (0 when none is going)',
+    labelNames: ['family'],
+    registers: [registry],
+    async collect() {
+      this.reset();
+      const rows = await deps.prisma.fleetRun.groupBy({ by: ['family'], where: { finishedAt: null }, _min: { startedAt: true } });
+      const oldest = new Map(rows.map((row) => [row.family, row._min.startedAt]));
+      for (const family of deps.families) {
+        const startedAt = oldest.get(family);
+        this.set({ family }, startedAt ? Math.max(0, (Date.now() - startedAt.getTime()) / 1000) : 0);
+      }
+    },
+  });
+  const lastEnded = async () =>
+    deps.prisma.$queryRaw<{ family: string; seconds: number; ended: Date }[]>`
+      SELECT DISTINCT ON (family) family, EXTRACT(EPOCH FROM "finishedAt" - "startedAt")::float8 AS seconds, "finishedAt" AS ended
+        FROM "FleetRun" WHERE "finishedAt" IS NOT NULL AND status IN ('COMPLETED', 'FAILED')
+       ORDER BY family, "finishedAt" DESC`;
+  new Gauge({
+    name: 'tys_run_last_duration_seconds',
+    help: 'How long the last run of each family that ran to its end (COMPLETED or FAILED) took',
+    labelNames: ['family'],
+    registers: [registry],
+    async collect() {
+      this.reset();
+      for (const row of await lastEnded()) this.set({ family: row.family }, row.seconds);
+    },
+  });
+  new Gauge({
+    name: 'tys_run_last_ended_timestamp_seconds',
+    help: 'When the last run of each family that ran to its end (COMPLETED or FAILED) ended, in Unix time',
+    labelNames: ['family'],
+    registers: [registry],
+    async collect() {
+      this.reset();
+      for (const row of await lastEnded()) this.set({ family: row.family }, row.ended.getTime() / 1000);
+    },
+  });
+  new Gauge({
+    name: 'tys_audit_findings',
+    help: "What each family's audit still finds, check by check (for constraints: rows violating each phase 4 CHECK constraint); refreshed on an interval",
+    labelNames: ['family', 'check'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const { family, findings } of deps.audits.snapshot()) for (const f of findings) this.set({ family, check: f.check }, f.count);
+    },
+  });
+  new Gauge({
+    name: 'tys_audit_timestamp_seconds',
+    help: 'When each family\'s audit figures were last read, in Unix time',
+    labelNames: ['family'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const { family, at } of deps.audits.snapshot()) this.set({ family }, at / 1000);
+    },
+  });
+  new Gauge({
+    name: 'tys_workers',
+    help: 'Worker connections listening on each queue, over every process and machine',
+    labelNames: ['family'],
+    registers: [registry],
+    async collect() {
+      this.reset();
+      for (const [name, queue] of deps.queues) this.set({ family: name }, await queue.getWorkersCount());
+    },
+  });
+  new Counter({
+    name: 'tys_provider_answers_total',
+    help: "The market-data provider's answers by class (data, no-data, rate-limited, quota-spent, premium, rejected, transient)",
+    labelNames: ['provider', 'class'],
+    registers: [registry],
+    async collect() {
+      this.reset();
+      for (const provider of PROVIDERS) {
+        const { answers } = await deps.metrics.providerAnswers(provider);
+        for (const [answerClass, n] of Object.entries(answers)) this.inc({ provider, class: answerClass }, n);
+      }
+    },
+  });
+  new Gauge({
+    name: 'tys_provider_budget_left',
+    help: "Calls the shared call budget still allowed in its window at the provider's last answer",
+    labelNames: ['provider'],
+    registers: [registry],
+    async collect() {
+      this.reset();
+      for (const provider of PROVIDERS) {
+        const { budgetLeft } = await deps.metrics.providerAnswers(provider);
+        if (budgetLeft !== null) this.set({ provider }, budgetLeft);
+      }
     },
   });
   new Gauge({
@@ -95,15 +211,16 @@ export function createMetricsRegistry(deps: { queues: Map<string, Queue>; prisma
         '# TYPE tys_rate_limit_delay_seconds_total counter',
       ];
       for (const family of deps.queues.keys()) {
-        const h = await deps.metrics.durations(family);
-        for (const b of h.buckets) lines.push(`tys_job_duration_seconds_bucket{family="${family}",le="${b.le}"} ${b.count}`);
-        lines.push(`tys_job_duration_seconds_sum{family="${family}"} ${h.sum}`);
-        lines.push(`tys_job_duration_seconds_count{family="${family}"} ${h.count}`);
+        lines.push(...histogramLines('tys_job_duration_seconds', `family="${family}"`, await deps.metrics.durations(family)));
         const r = await deps.metrics.rateLimitDelays(family);
         limits.push(`tys_rate_limit_delays_total{family="${family}"} ${r.count}`);
         limitSeconds.push(`tys_rate_limit_delay_seconds_total{family="${family}"} ${r.seconds}`);
       }
-      return `${await registry.metrics()}\n${[...lines, ...limits, ...limitSeconds].join('\n')}\n`;
+      const provider = ['# HELP tys_provider_request_duration_seconds Time the market-data provider took to answer', '# TYPE tys_provider_request_duration_seconds histogram'];
+      for (const name of PROVIDERS) {
+        provider.push(...histogramLines('tys_provider_request_duration_seconds', `provider="${name}"`, (await deps.metrics.providerAnswers(name)).durations));
+      }
+      return `${await registry.metrics()}\n${[...lines, ...limits, ...limitSeconds, ...provider].join('\n')}\n`;
     },
   };
 }

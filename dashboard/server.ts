@@ -19,6 +19,7 @@ import { FleetQueue } from '../src/fleet/tolerant-job.js';
 import { throttleReasons } from '../src/fleet/db-health.js';
 import { connectProducer, producerConnection } from '../src/redis/connection.js';
 import { basicAuth, readOnlyGuard, type Account } from './auth.js';
+import { AuditWatch } from './audit-watch.js';
 import { createMetricsRegistry } from './metrics.js';
 import { loopbackHostOnly, sameOriginWrites } from './origin.js';
 import { runsPage, type ScheduleRow } from './runs-page.js';
@@ -39,6 +40,8 @@ export interface DashboardOptions {
    * subnets. Default: none; the client is the socket's address.
    */
   trustProxy?: number | string;
+  /** How often, in ms, the families' audits behind the integrity metrics run again. Default 60,000. */
+  auditRefreshMs?: number;
   log: Logger;
 }
 
@@ -118,7 +121,17 @@ export async function createDashboard(options: DashboardOptions): Promise<Dashbo
       lastFiring: fired[s.key],
     }));
   };
-  const metrics = createMetricsRegistry({ queues, prisma, metrics: new FleetMetrics(redis, config.queuePrefix), redis, prefix: config.queuePrefix });
+  const audits = new AuditWatch(prisma, families, log, { intervalMs: options.auditRefreshMs });
+  audits.start();
+  const metrics = createMetricsRegistry({
+    queues,
+    families: families.map((f) => f.name),
+    prisma,
+    metrics: new FleetMetrics(redis, config.queuePrefix),
+    audits,
+    redis,
+    prefix: config.queuePrefix,
+  });
 
   const app = express();
   app.disable('x-powered-by');
@@ -205,6 +218,7 @@ export async function createDashboard(options: DashboardOptions): Promise<Dashbo
   return {
     app,
     async close() {
+      await audits.stop();
       await Promise.all([...queues.values()].map((queue) => queue.close()));
       await prisma.$disconnect();
       redis.disconnect();

@@ -178,10 +178,20 @@ describe('dashboard in a real browser', () => {
     expect((await fetch(`${dashboard.url}/metrics`)).status).toBe(401);
     const response = await fetch(`${dashboard.url}/metrics`, { headers: { authorization: 'Bearer scrape-token-0123456789abcdef' } });
     expect(response.status).toBe(200);
-    const text = await response.text();
+    let text = await response.text();
     expect(text).toContain('tys_queue_jobs{family="lots",state="failed"} ');
-    expect(text).toContain(`tys_jobs_total{family="lots",outcome="completed"} ${INVESTMENTS - INVESTMENTS / 100}`);
+    // The workers add their counts to Redis once a second.
+    const scrape = async () => (text = await (await fetch(`${dashboard.url}/metrics`, { headers: { authorization: 'Bearer scrape-token-0123456789abcdef' } })).text());
+    await expect.poll(scrape).toContain(`tys_jobs_total{family="lots",outcome="completed"} ${INVESTMENTS - INVESTMENTS / 100}`);
     expect(text).toContain(`tys_jobs_total{family="lots",outcome="failed"} ${INVESTMENTS / 100}`);
+    expect(text).toContain('# TYPE tys_jobs_total counter');
+    expect(text).toMatch(/^tys_run_last_duration_seconds\{family="lots"\} \d/m);
+    expect(text).toMatch(/^tys_run_last_ended_timestamp_seconds\{family="lots"\} \d{10}/m);
+    expect(text).toMatch(/^tys_run_oldest_running_seconds\{family="lots"\} 0$/m);
+    expect(text).toMatch(/^tys_workers\{family="lots"\} \d+$/m);
+    // The constraints family's audit, per phase 4 constraint: the investments planted to make lots fail break one.
+    await expect.poll(scrape, { timeout: 10_000 }).toContain(`tys_audit_findings{family="constraints",check="Investment_totalQuantity_positive (Investment)"} ${INVESTMENTS / 100}`);
+    expect(text).toContain('tys_audit_findings{family="constraints",check="Investment_currentPrice_positive (Investment)"} 0');
     expect(text).toContain('tys_runs{family="lots",status="FAILED"} 1');
     // Every job once, and the failed ones the other tests retried once more.
     const durations = Number(/tys_job_duration_seconds_count\{family="lots"\} (\d+)/.exec(text)![1]);

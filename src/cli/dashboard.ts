@@ -1,7 +1,7 @@
 import type { Account } from '../../dashboard/auth.js';
 import { ConfigError } from '../config/env.js';
 import { createLogger } from '../log.js';
-import { defineCommand, integerFlag, UsageError } from './command.js';
+import { defineCommand, integerFlag, integerSetting, UsageError } from './command.js';
 
 const help = `Usage: tys dashboard [--port N] [--host ADDRESS] [--insecure]
 
@@ -23,6 +23,10 @@ Behind a proxy:
                         the login throttle: a hop count (1) or addresses and
                         subnets (10.0.0.1, 10.0.0.0/8); default none
 
+Metrics:
+  TYS_AUDIT_REFRESH_MS  how often the families' audits behind
+                        tys_audit_findings run again (default 60000)
+
 Options:
   --port N        port (default 3000, or PORT)
   --host ADDRESS  address to bind (default 0.0.0.0)
@@ -30,7 +34,7 @@ Options:
   -h, --help      this help`;
 
 /** The proxy settings of the environment, checked: a wrong one is an error at start, not a quiet hole. */
-export function dashboardSettingsFromEnv(env: NodeJS.ProcessEnv = process.env): { publicUrl?: URL; trustProxy?: number | string } {
+export function dashboardSettingsFromEnv(env: NodeJS.ProcessEnv = process.env): { publicUrl?: URL; trustProxy?: number | string; auditRefreshMs?: number } {
   let publicUrl: URL | undefined;
   if (env.DASHBOARD_PUBLIC_URL) {
     try {
@@ -49,7 +53,8 @@ export function dashboardSettingsFromEnv(env: NodeJS.ProcessEnv = process.env): 
   }
   const token = env.METRICS_TOKEN;
   if (token !== undefined && token !== '' && token.length < 24) throw new ConfigError('METRICS_TOKEN must be at least 24 characters');
-  return { publicUrl, trustProxy };
+  const auditRefreshMs = integerSetting('TYS_AUDIT_REFRESH_MS', env.TYS_AUDIT_REFRESH_MS || undefined, 1_000, 24 * 3_600_000);
+  return { publicUrl, trustProxy, auditRefreshMs };
 }
 
 /** Accounts from the environment; a half-configured account is an error, not a silent open door. */

@@ -169,15 +169,17 @@ export function startWorkers(
         autorun: true,
       },
     );
-    worker.on('completed', (job) => {
+    worker.on('completed', (job, result) => {
       const runId = runIdOf(job);
       if (runId) deps.runs.forget(runId, job.id!);
+      metrics.countOutcome(family.name, result?.status === 'skipped' ? 'skipped' : 'completed');
     });
     worker.on('failed', (job, error) => {
       if (!job) return;
       const runId = error instanceof ForeignRunError ? null : runIdOf(job);
       const final = Boolean(job.finishedOn);
       log.warn({ runId, jobId: job.id, attemptsMade: job.attemptsMade, final, reason: error.message }, 'job failed');
+      metrics.countOutcome(family.name, final ? 'failed' : 'retried');
       if (final && runId && job.id) recordFailure(runId, job.id, log);
     });
     worker.on('error', (error) => log.error({ err: error }, 'worker error'));
@@ -191,6 +193,7 @@ export function startWorkers(
       await Promise.all(workers.map((worker) => worker.close()));
       await Promise.all([...settling]);
       await deps.runs.flushForgotten();
+      await metrics.flush();
     },
   };
 }

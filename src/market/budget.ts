@@ -44,6 +44,12 @@ redis.call('PEXPIRE', KEYS[1], windowMs * 2)
 redis.call('PEXPIRE', KEYS[1] .. ':seq', windowMs * 2)
 return 0`;
 
+// Calls in the window that ends now (KEYS[1]: the window's log), on the Redis server's clock.
+const COUNT_WINDOW = `
+local now = redis.call('TIME')
+local nowMs = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
+return redis.call('ZCOUNT', KEYS[1], '(' .. (nowMs - tonumber(ARGV[1])), '+inf')`;
+
 /**
  * One call budget per provider account, shared by every family and every
  * worker process through Redis (BullMQ's limiter is per queue; two families
@@ -55,6 +61,12 @@ export class CallBudget {
     private readonly key: string,
     private readonly limits: BudgetLimits,
   ) {}
+
+  /** Calls the window still allows now (the daily cap aside). */
+  async remaining(): Promise<number> {
+    const used = Number(await this.redis.eval(COUNT_WINDOW, 1, `${this.key}:window`, this.limits.windowMs));
+    return Math.max(0, this.limits.max - used);
+  }
 
   /** 0 when a call may be made now (it is counted), otherwise how long to wait in ms. */
   async take(): Promise<number> {

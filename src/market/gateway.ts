@@ -1,5 +1,6 @@
 import type { Redis } from 'ioredis';
 import { PermanentJobError, RateLimitedError } from '../fleet/errors.js';
+import { FleetMetrics } from '../fleet/metrics.js';
 import type { HandlerContext } from '../fleet/family.js';
 import { AlphaVantage } from './alpha-vantage.js';
 import { CallBudget } from './budget.js';
@@ -35,6 +36,16 @@ export class MarketGateway {
     private readonly provider: MarketDataProvider,
   ) {
     this.budget = new CallBudget(ctx.redis, this.key('budget'), config.budget);
+  }
+
+  /** For the dashboard's metrics; a failure to record never fails the job. */
+  private async recordAnswer(answerClass: string, durationMs: number): Promise<void> {
+    try {
+      const left = await this.budget.remaining();
+      await new FleetMetrics(this.ctx.redis, this.ctx.prefix).recordProviderAnswer(this.provider.name, answerClass, durationMs, left);
+    } catch (error) {
+      this.ctx.log.warn({ err: (error as Error).message }, 'could not record the provider answer in the metrics');
+    }
   }
 
   static open(ctx: HandlerContext): MarketGateway {
@@ -90,7 +101,9 @@ export class MarketGateway {
     const wait = await this.budget.take();
     if (wait > 0) throw new RateLimitedError(`call budget spent (${this.config.budget.max} per ${this.config.budget.windowMs} ms)`, wait);
     count('calls');
+    const startedAt = Date.now();
     const answer = kind === 'overview' ? await this.provider.overview(symbol) : await this.provider.quote(symbol);
+    await this.recordAnswer(answer.kind, Date.now() - startedAt);
     switch (answer.kind) {
       case 'data':
         return answer.value as Value<K>;

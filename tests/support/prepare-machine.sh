@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # What the tests need beyond `npm install`, on a fresh Debian machine: the
-# local Postgres and Redis running, and Debian's Chromium for the browser
-# test (never a downloaded browser). Starts or installs only what is
+# local Postgres and Redis running, and Debian's packages below (never a
+# downloaded browser or binary). Starts or installs only what is
 # missing, so running it again costs a second. Used by `npm test` (pretest)
 # and by .ci/run.
 set -euo pipefail
@@ -26,12 +26,19 @@ done
 pg_up || { echo "prepare: Postgres is not reachable on 127.0.0.1:5432" >&2; exit 1; }
 redis_up || { echo "prepare: Redis is not reachable on 127.0.0.1:6379" >&2; exit 1; }
 
-if [ ! -x /usr/bin/chromium ]; then
+# Debian packages the tests use: the browser (Chromium), Prometheus's
+# server and promtool (alert rules), docker-compose (validating the compose
+# file; no engine is needed for that).
+missing=()
+[ -x /usr/bin/chromium ] || missing+=(chromium)
+[ -x /usr/bin/promtool ] && [ -x /usr/bin/prometheus ] || missing+=(prometheus)
+[ -x /usr/bin/docker-compose ] || missing+=(docker-compose)
+if [ "${#missing[@]}" -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
-    echo "prepare: the browser test needs Debian's chromium: run 'sudo apt-get install chromium'" >&2
+    echo "prepare: the tests need Debian's ${missing[*]}: run 'sudo apt-get install ${missing[*]}'" >&2
     exit 1
   fi
-  echo "prepare: installing Debian's chromium for the browser test"
+  echo "prepare: installing Debian's ${missing[*]}"
   apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
