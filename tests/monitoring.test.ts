@@ -101,6 +101,21 @@ describe('a real Prometheus scraping the dashboard', () => {
     expect((await firing('IntegrityViolations')).map((a) => a.labels.check)).toEqual(['Investment_totalQuantity_positive (Investment)']);
     expect((await firing('MigrationRunTooLong')).map((a) => a.labels.family)).toEqual(['lots']);
 
+    // Every query of the Grafana dashboard parses and runs against this Prometheus.
+    const grafana = JSON.parse(readFileSync(path.join(PROJECT_ROOT, 'monitoring', 'grafana', 'dashboards', 'tys.json'), 'utf8')) as {
+      panels: { title: string; targets: { expr: string }[] }[];
+    };
+    const expressions = grafana.panels.flatMap((panel) => panel.targets.map((target) => ({ panel: panel.title, expr: target.expr })));
+    expect(expressions.length).toBeGreaterThanOrEqual(10);
+    for (const { panel, expr } of expressions) {
+      const answer = (await (await fetch(`${prometheus}/api/v1/query?query=${encodeURIComponent(expr)}`)).json()) as { status: string; error?: string };
+      expect(answer, `${panel}: ${expr}`).toMatchObject({ status: 'success' });
+    }
+    const violations = (await (await fetch(`${prometheus}/api/v1/query?query=${encodeURIComponent(expressions.find((e) => e.panel.startsWith('Integrity'))!.expr)}`)).json()) as {
+      data: { result: { metric: { check: string }; value: [number, string] }[] };
+    };
+    expect(violations.data.result.find((r) => r.metric.check === 'Investment_totalQuantity_positive (Investment)')?.value[1]).toBe('1');
+
     await db.prisma.investment.update({ where: { id: broken }, data: { totalQuantity: '1' } });
     await db.prisma.fleetRun.update({ where: { id: longRun }, data: { status: 'CANCELLED', finishedAt: new Date() } });
     await until(
@@ -110,4 +125,54 @@ describe('a real Prometheus scraping the dashboard', () => {
       500,
     );
   }, 150_000);
+});
+
+/** One service's block of `docker-compose config` output. */
+function service(config: string, name: string): string {
+  const start = config.indexOf(`\n  ${name}:\n`);
+  if (start === -1) throw new Error(`no service ${name} in the compose configuration`);
+  const rest = config.slice(start + 1);
+  const end = rest.slice(1).search(/\n {0,2}[a-z-]+:\n/);
+  return end === -1 ? rest : rest.slice(0, end + 1);
+}
+
+describe('docker-compose.yml', () => {
+  const compose = async (envFile: string) => {
+    const { stdout } = await run('docker-compose', ['--project-directory', PROJECT_ROOT, '-f', path.join(PROJECT_ROOT, 'docker-compose.yml'), '--env-file', envFile, 'config']);
+    return stdout;
+  };
+
+  it('is valid with the example environment, which reaches every service that needs it', async () => {
+    const config = await compose(path.join(PROJECT_ROOT, '.env.example'));
+    expect(service(config, 'worker')).toContain('ALPHA_VANTAGE_API_KEY: change-me\n');
+    // Longer than the worker's own 60 s shutdown deadline, and restarted when it dies.
+    expect(service(config, 'worker')).toMatch(/stop_grace_period: (90s|1m30s)/);
+    expect(service(config, 'worker')).toContain('restart: unless-stopped');
+    expect(service(config, 'dashboard')).toContain('DASHBOARD_USER: ops\n');
+    expect(service(config, 'dashboard')).toContain('METRICS_TOKEN: change-me-a-token-of-24-characters-or-more\n');
+    expect(service(config, 'dashboard')).toMatch(/healthcheck:[\s\S]*\/healthz/);
+    expect(service(config, 'prometheus')).toContain('METRICS_TOKEN: change-me-a-token-of-24-characters-or-more\n');
+    expect(service(config, 'schedule')).toMatch(/command:\n\s+- schedule\n\s+- apply/);
+    for (const name of ['migrate', 'worker', 'dashboard', 'schedule']) {
+      expect(service(config, name), name).toContain('DATABASE_URL: postgresql://postgres:change-me-postgres@postgres:5432/tys\n');
+    }
+    expect(config).toMatch(/GF_SECURITY_ADMIN_PASSWORD: change-me-grafana/);
+  });
+
+  it('is valid without any environment: Postgres and Redis start without secrets', async () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'tys-compose-'));
+    try {
+      writeFileSync(path.join(dir, 'empty.env'), '');
+      const config = await compose(path.join(dir, 'empty.env'));
+      expect(config).toMatch(/POSTGRES_PASSWORD: postgres/);
+      expect(config).toMatch(/--maxmemory-policy\n\s+- noeviction/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('has a Prometheus configuration that promtool accepts', async () => {
+    const { stdout } = await run('promtool', ['check', 'config', '--syntax-only', path.join(PROJECT_ROOT, 'monitoring', 'prometheus', 'prometheus.yml')]);
+    expect(stdout).toContain('SUCCESS');
+  });
 });

@@ -1,0 +1,36 @@
+# The fleet's one image: every service of docker-compose.yml (migrate,
+# worker, dashboard, schedule) runs it with another tys command.
+#   docker build -t tys .
+#   docker run --rm -e DATABASE_URL=... -e REDIS_URL=... tys status
+
+FROM node:20-bookworm-slim AS base
+WORKDIR /app
+ENV NPM_CONFIG_UPDATE_NOTIFIER=false NPM_CONFIG_FUND=false
+
+# The Prisma client is generated here, from the lock file's Prisma, with the
+# JavaScript engine: nothing is downloaded when the container starts.
+FROM base AS build
+COPY package.json package-lock.json ./
+RUN npm ci --ignore-scripts
+COPY prisma.config.ts tsconfig.json ./
+COPY prisma ./prisma
+COPY src ./src
+RUN npx prisma generate
+
+FROM base AS production-deps
+COPY package.json package-lock.json ./
+RUN npm ci --omit=dev --ignore-scripts
+
+FROM base
+ENV NODE_ENV=production
+COPY --from=production-deps /app/node_modules ./node_modules
+COPY package.json package-lock.json prisma.config.ts tsconfig.json ./
+COPY bin ./bin
+COPY prisma ./prisma
+COPY src ./src
+COPY dashboard ./dashboard
+COPY config ./config
+COPY --from=build /app/src/generated ./src/generated
+USER node
+ENTRYPOINT ["node", "bin/tys.js"]
+CMD ["--help"]
