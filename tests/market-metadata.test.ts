@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { metadataFamily } from '../src/families/metadata.js';
+import { FleetMetrics } from '../src/fleet/metrics.js';
 import { AlphaVantageStandIn } from './support/alpha-vantage-server.js';
 import { createTestDatabase, type TestDatabase } from './support/databases.js';
 import { testFleet } from './support/fleet.js';
@@ -51,6 +52,13 @@ describe('metadata family', () => {
     expect(server.callsFor('OVERVIEW').map((c) => c.symbol).sort()).toEqual(['AAPL', 'MSFT', 'NADA', 'VTI']);
     expect(run.stats).toEqual({ calls: 4, investmentsUpdated: 32, tickersWithoutData: 2 });
     expect(run).toMatchObject({ status: 'COMPLETED', completed: 2, skipped: 2 });
+    // What the dashboard's metrics read: every answer by class, its latency, the budget left.
+    const provider = await new FleetMetrics(fleet.context.redis, fleet.prefix).providerAnswers('alphavantage');
+    expect(Object.values(provider.answers).reduce((a, b) => a + b, 0)).toBe(4);
+    expect(provider.answers.data).toBeGreaterThanOrEqual(2);
+    expect(provider.durations.count).toBe(4);
+    expect(provider.budgetLeft).not.toBeNull();
+    expect(provider.budgetLeft!).toBeGreaterThanOrEqual(0);
 
     const aapl = await db.prisma.investment.findMany({ where: { ticker: { contains: 'apl', mode: 'insensitive' } } });
     expect(aapl).toHaveLength(21);
