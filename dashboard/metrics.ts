@@ -4,6 +4,7 @@ import type { PrismaClient } from '../src/db/prisma.js';
 import { COUNTED_OUTCOMES, type DurationHistogram, type FleetMetrics } from '../src/fleet/metrics.js';
 import type { AuditWatch } from './audit-watch.js';
 import { throttleReasons } from '../src/fleet/db-health.js';
+import { AlphaVantage } from '../src/market/alpha-vantage.js';
 import { MarketGateway } from '../src/market/gateway.js';
 import type { Redis } from 'ioredis';
 
@@ -24,7 +25,7 @@ function histogramLines(name: string, labels: string, h: DurationHistogram): str
 }
 
 /** Providers whose answers the workers count (the name each provider gives itself). */
-const PROVIDERS = ['alphavantage'] as const;
+const PROVIDERS = [AlphaVantage.NAME] as const;
 
 export function createMetricsRegistry(deps: {
   queues: Map<string, Queue>;

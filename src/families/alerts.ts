@@ -4,6 +4,7 @@ import { Prisma } from '../db/prisma.js';
 import { auditRecord } from '../fleet/audit.js';
 import { DEFAULT_FAMILY_OPTIONS, eachItem, type HandlerContext, type ItemResult, type JobFamily } from '../fleet/family.js';
 import { NOTIFICATIONS_QUEUE } from '../fleet/queues.js';
+import { loadMarketConfig } from '../market/config.js';
 import { MarketGateway, PROVIDER_QUEUE_LIMITER } from '../market/gateway.js';
 import { TICKER_PATTERN } from '../market/provider.js';
 import type { PriceAlertType } from '../generated/prisma/enums.js';
@@ -186,6 +187,48 @@ export const alertsFamily: JobFamily = {
       ? { status: 'changed', detail: `${triggered} alert(s) of ${ticker} triggered at ${price.toFixed()}` }
       : { status: 'skipped', reason: `no alert of ${ticker} triggers at ${price.toFixed()}` };
   }),
+
+  // Missed triggers: untriggered alerts whose rule holds at a stored price
+  // that is still fresh and that the last completed alerts run could see
+  // (updated before it started). A price newer than that run is the next
+  // run's to judge, not a miss.
+  async verify(prisma) {
+    const maxAgeSeconds = loadMarketConfig().priceMaxAgeMs / 1000;
+    const rows = await prisma.$queryRaw<(AlertRule & { id: string; ticker: string; price: string; quantity: string | null; cost: string | null })[]>`
+      WITH seen AS (
+        SELECT max("startedAt") AS at FROM "FleetRun" WHERE family = 'alerts' AND status = 'COMPLETED'
+      ), prices AS (
+        SELECT DISTINCT ON (upper(trim(ticker))) upper(trim(ticker)) AS ticker, "currentPrice"::text AS price
+          FROM "Investment", seen
+         WHERE "currentPrice" IS NOT NULL AND "priceUpdatedAt" >= now() - make_interval(secs => ${maxAgeSeconds})
+           AND "priceUpdatedAt" <= seen.at
+         ORDER BY upper(trim(ticker)), "priceUpdatedAt" DESC
+      )
+      SELECT a.id, p.ticker, p.price, a."alertType", a."targetPrice"::text AS "targetPrice", a."percentChange"::text AS "percentChange",
+             pos.quantity, pos.cost
+        FROM "PriceAlert" a JOIN prices p ON p.ticker = upper(trim(a.ticker))
+        LEFT JOIN LATERAL (
+          SELECT sum(i."totalQuantity")::text AS quantity, sum(i."totalQuantity" * i."averageCostBasis")::text AS cost
+            FROM "Investment" i JOIN "Portfolio" o ON o.id = i."portfolioId"
+           WHERE o."userId" = a."userId" AND upper(trim(i.ticker)) = p.ticker
+        ) pos ON true
+       WHERE a.triggered = false
+       ORDER BY a.id`;
+    const missed = rows.filter((row) => {
+      const verdict = evaluateAlert(row, new Prisma.Decimal(row.price), row.quantity === null ? null : { quantity: row.quantity, cost: row.cost ?? '0' });
+      return 'trigger' in verdict && verdict.trigger;
+    });
+    const [{ checked } = { checked: 0n }] = await prisma.$queryRaw<{ checked: bigint }[]>`SELECT count(*) AS checked FROM "PriceAlert"`;
+    return {
+      ok: missed.length === 0,
+      checked: Number(checked),
+      problems: missed.slice(0, 100).map((row) => ({
+        id: row.id,
+        problem: `${row.alertType} on ${row.ticker} holds at ${row.price} and is not triggered (tys enqueue alerts --all)`,
+      })),
+      problemCount: missed.length,
+    };
+  },
 
   options: { ...DEFAULT_FAMILY_OPTIONS, concurrency: 4, backoffMs: 2_000, limiter: PROVIDER_QUEUE_LIMITER },
 };

@@ -221,5 +221,35 @@ export const corporateActionsFamily: JobFamily = {
     return rows.map((row) => ({ check: row.check, count: Number(row.count), sample: row.sample }));
   },
 
+  // Due actions the family should have applied: supported, well formed, and
+  // not behind an earlier action of the same investment that waits for a
+  // person (the family applies an investment's actions in date order and
+  // stops at the first it cannot apply; tys audit lists those).
+  async verify(prisma) {
+    const rows = await prisma.$queryRaw<{ id: string; investmentId: string; actionType: string; effectiveDate: string }[]>`
+      WITH due AS (
+        SELECT *, "actionType" IN ('STOCK_SPLIT', 'REVERSE_SPLIT', 'TICKER_CHANGE')
+                  AND NOT ("actionType" IN ('STOCK_SPLIT', 'REVERSE_SPLIT')
+                       AND ("splitRatio" IS NULL OR "splitRatio" !~ '^\s*[0-9]{1,9}:[0-9]{1,9}\s*$' OR "splitRatio" ~ '(^|:)\s*0+\s*(:|$)')) AS appliable
+          FROM "CorporateAction" WHERE processed = false AND "effectiveDate" <= current_date
+      )
+      SELECT d.id, d."investmentId", d."actionType"::text AS "actionType", d."effectiveDate"::text AS "effectiveDate"
+        FROM due d
+       WHERE d.appliable AND NOT EXISTS (
+         SELECT 1 FROM due b WHERE b."investmentId" = d."investmentId" AND NOT b.appliable
+            AND (b."effectiveDate", b.id) < (d."effectiveDate", d.id))
+       ORDER BY d."effectiveDate", d.id`;
+    const [{ checked } = { checked: 0n }] = await prisma.$queryRaw<{ checked: bigint }[]>`SELECT count(*) AS checked FROM "CorporateAction"`;
+    return {
+      ok: rows.length === 0,
+      checked: Number(checked),
+      problems: rows.slice(0, 100).map((row) => ({
+        id: row.id,
+        problem: `${row.actionType} of ${row.effectiveDate} on investment ${row.investmentId} is due and not applied (tys enqueue corporate-actions --all)`,
+      })),
+      problemCount: rows.length,
+    };
+  },
+
   options: { ...DEFAULT_FAMILY_OPTIONS, concurrency: 10 },
 };

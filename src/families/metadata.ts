@@ -94,6 +94,27 @@ export const metadataFamily: JobFamily = {
       : { status: 'skipped', reason: `every ${ticker} investment already has its metadata` };
   }),
 
+  // Per ticker, so that the answer stays small however many rows hold it.
+  async verify(prisma, context) {
+    const [{ checked } = { checked: 0n }] = await prisma.$queryRaw<{ checked: bigint }[]>`
+      SELECT count(*) AS checked FROM "Investment" WHERE "assetType" IN ('STOCK', 'ETF')`;
+    const tickers = await prisma.$queryRaw<{ ticker: string; rows: bigint; sample: string }[]>`
+      SELECT upper(trim(ticker)) AS ticker, count(*) AS rows, min(id) AS sample FROM "Investment"
+       WHERE "assetType" IN ('STOCK', 'ETF') AND sector IS NULL AND industry IS NULL AND country IS NULL AND "marketCap" IS NULL
+       GROUP BY 1 ORDER BY 1`;
+    const withoutData = context ? await MarketGateway.withoutData(context.redis, context.prefix, 'overview', tickers.map((t) => t.ticker)) : new Set<string>();
+    const missing = tickers.filter((t) => !withoutData.has(t.ticker));
+    return {
+      ok: missing.length === 0,
+      checked: Number(checked),
+      problems: missing.slice(0, 100).map((t) => ({
+        id: t.sample,
+        problem: `${t.ticker}: ${t.rows} STOCK/ETF investment(s) without metadata${TICKER_PATTERN.test(t.ticker) ? '' : ' (not a valid ticker: left for a person)'}`,
+      })),
+      problemCount: missing.reduce((sum, t) => sum + Number(t.rows), 0),
+    };
+  },
+
   // Few jobs, each bound by the provider's budget rather than by the database.
   options: { ...DEFAULT_FAMILY_OPTIONS, concurrency: 4, backoffMs: 2_000, limiter: PROVIDER_QUEUE_LIMITER },
 };

@@ -97,8 +97,12 @@ export interface JobFamily {
   handle(ctx: HandlerContext, items: WorkItem[]): Promise<ItemResult[]>;
   /** What work the database still needs, by check: counts and a sample of offending ids. */
   audit?(prisma: PrismaClient): Promise<AuditFinding[]>;
-  /** Checks that the family's work is complete and correct over the whole database. */
-  verify?(prisma: PrismaClient): Promise<VerifyReport>;
+  /**
+   * Checks that the family's work is complete and correct over the whole
+   * database. `context` gives what a check needs beyond the database (what
+   * the fleet remembers in Redis); without it such a check is stricter.
+   */
+  verify?(prisma: PrismaClient, context?: VerifyContext): Promise<VerifyReport>;
   options: FamilyOptions;
 }
 
@@ -106,6 +110,11 @@ export interface AuditFinding {
   check: string;
   count: number;
   sample: string[];
+}
+
+export interface VerifyContext {
+  redis: Redis;
+  prefix: string;
 }
 
 export interface VerifyReport {

@@ -29,7 +29,9 @@ export interface AlphaVantageOptions {
  * are read by the table in provider-texts.ts.
  */
 export class AlphaVantage implements MarketDataProvider {
-  readonly name = 'alphavantage';
+  /** The provider's name in Redis keys and metrics. */
+  static readonly NAME = 'alphavantage';
+  readonly name = AlphaVantage.NAME;
   readonly budgetId: string;
   private readonly baseUrl: string;
   private readonly apiKey: string | undefined;

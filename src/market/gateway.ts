@@ -19,6 +19,10 @@ export const PROVIDER_QUEUE_LIMITER = { max: 10_000, duration: 1_000 };
 const REJECTED_KEY_PAUSE_MS = 10 * 60_000;
 
 type Kind = 'overview' | 'quote';
+
+function noDataKey(prefix: string, provider: string, kind: Kind, symbol: string): string {
+  return `${prefix}:market:${provider}:nodata:${kind}:${symbol}`;
+}
 type Value<K extends Kind> = K extends 'overview' ? Overview : Quote;
 
 /**
@@ -59,7 +63,14 @@ export class MarketGateway {
   }
 
   private noDataKey(kind: Kind, symbol: string): string {
-    return `${this.ctx.prefix}:market:${this.provider.name}:nodata:${kind}:${symbol}`;
+    return noDataKey(this.ctx.prefix, this.provider.name, kind, symbol);
+  }
+
+  /** Of these symbols, those the configured provider recently had nothing for (for verification, which has no job context). */
+  static async withoutData(redis: Redis, prefix: string, kind: Kind, symbols: string[]): Promise<Set<string>> {
+    if (symbols.length === 0) return new Set();
+    const found = await redis.pipeline(symbols.map((symbol) => ['exists', noDataKey(prefix, AlphaVantage.NAME, kind, symbol)])).exec();
+    return new Set(symbols.filter((_, i) => found?.[i]?.[1] === 1));
   }
 
   /** True when the provider had nothing for this symbol recently: do not ask again yet. */
