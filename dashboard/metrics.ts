@@ -139,6 +139,16 @@ export function createMetricsRegistry(deps: {
     },
   });
   new Gauge({
+    name: 'tys_verify_problems',
+    help: 'Rows each family\'s verification finds wrong (what tys verify FAMILY lists); refreshed on an interval',
+    labelNames: ['family'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const { family, problems } of deps.audits.verifications()) this.set({ family }, problems);
+    },
+  });
+  new Gauge({
     name: 'tys_workers',
     help: 'Worker connections listening on each queue, over every process and machine',
     labelNames: ['family'],

@@ -121,7 +121,7 @@ export async function createDashboard(options: DashboardOptions): Promise<Dashbo
       lastFiring: fired[s.key],
     }));
   };
-  const audits = new AuditWatch(prisma, families, log, { intervalMs: options.auditRefreshMs });
+  const audits = new AuditWatch(prisma, families, log, { intervalMs: options.auditRefreshMs, verifyContext: { redis, prefix: config.queuePrefix } });
   audits.start();
   const metrics = createMetricsRegistry({
     queues,

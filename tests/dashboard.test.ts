@@ -192,6 +192,8 @@ describe('dashboard in a real browser', () => {
     // The constraints family's audit, per phase 4 constraint: the investments planted to make lots fail break one.
     await expect.poll(scrape, { timeout: 10_000 }).toContain(`tys_audit_findings{family="constraints",check="Investment_totalQuantity_positive (Investment)"} ${INVESTMENTS / 100}`);
     expect(text).toContain('tys_audit_findings{family="constraints",check="Investment_currentPrice_positive (Investment)"} 0');
+    // What tys verify lots lists: the investments the failed jobs left without lots.
+    expect(text).toContain(`tys_verify_problems{family="lots"} ${INVESTMENTS / 100}`);
     expect(text).toContain('tys_runs{family="lots",status="FAILED"} 1');
     // Every job once, and the failed ones the other tests retried once more.
     const durations = Number(/tys_job_duration_seconds_count\{family="lots"\} (\d+)/.exec(text)![1]);
