@@ -3,7 +3,7 @@ import type { PrismaClient } from '../src/db/prisma.js';
 import type { AuditFinding, JobFamily, VerifyContext } from '../src/fleet/family.js';
 
 export interface AuditWatchOptions {
-  /** How often, in ms, the families' audits and verifications run again (TYS_AUDIT_REFRESH_MS). Default 60,000. */
+  /** How often, in ms, the families' audits and verifications run again (TYS_AUDIT_REFRESH_MS). Default 300,000: they read whole tables. */
   intervalMs?: number;
   /** What verifications read beyond the database. Default none (stricter checks). */
   verifyContext?: VerifyContext;
@@ -36,7 +36,7 @@ export class AuditWatch {
       this.running = this.running.then(() => this.refresh());
     };
     tick();
-    this.timer = setInterval(tick, this.options.intervalMs ?? 60_000);
+    this.timer = setInterval(tick, this.options.intervalMs ?? 300_000);
     this.timer.unref();
   }
 

@@ -155,7 +155,11 @@ export function createMetricsRegistry(deps: {
     registers: [registry],
     async collect() {
       this.reset();
-      for (const [name, queue] of deps.queues) this.set({ family: name }, await queue.getWorkersCount());
+      // BullMQ counts workers with CLIENT LIST, which some managed Redis services refuse: then no figure, not a failed scrape.
+      for (const [name, queue] of deps.queues) {
+        const count = await queue.getWorkersCount().catch(() => null);
+        if (count !== null) this.set({ family: name }, count);
+      }
     },
   });
   new Counter({

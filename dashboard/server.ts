@@ -40,7 +40,7 @@ export interface DashboardOptions {
    * subnets. Default: none; the client is the socket's address.
    */
   trustProxy?: number | string;
-  /** How often, in ms, the families' audits behind the integrity metrics run again. Default 60,000. */
+  /** How often, in ms, the families' audits behind the integrity metrics run again. Default 300,000. */
   auditRefreshMs?: number;
   log: Logger;
 }

@@ -1,7 +1,7 @@
 import { createPrisma } from '../db/prisma.js';
 import { families } from '../families/index.js';
 import { defineCommand, UsageError } from './command.js';
-import { requireFamily } from './families.js';
+import { requireFamily, wrapped } from './families.js';
 
 const auditable = families.filter((f) => f.audit).map((f) => f.name);
 
@@ -10,10 +10,8 @@ const help = `Usage: tys audit <family> [--json]
 Counts what the family still has to do, check by check, with a sample of
 offending ids. Exit status 1 when anything is found, 0 when nothing is.
 
-Families: ${auditable.join(', ')}
-  constraints         violations of each phase 4 CHECK constraint
-  corporate-actions   due actions left for a person (unsupported types,
-                      malformed ratios) and those waiting to be applied
+Families:
+${families.filter((f) => f.audit).map((f) => wrapped(f.name, f.auditHelp ?? f.description)).join('\n')}
 
 Options:
   --json       machine-readable report

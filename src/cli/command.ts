@@ -36,6 +36,8 @@ export interface CommandSpec<O extends Options> {
   options: O;
   /** Whether the command takes positional arguments. Default true. */
   positionals?: boolean;
+  /** Whether the command works on a database and Redis, and so names them first. Default true. */
+  target?: boolean;
   run(args: CommandArgs<O>, io: CommandIo): Promise<number>;
 }
 
@@ -81,7 +83,7 @@ export function defineCommand<O extends Options>(spec: CommandSpec<O>): Command 
       const config = loadConfig();
       const target = describeTarget(config);
       const json = (report: object) => io.out(JSON.stringify({ target, ...report }, null, 2));
-      if (!(parsed.values as { json?: boolean }).json) io.out(targetLine(target));
+      if (spec.target !== false && !(parsed.values as { json?: boolean }).json) io.out(targetLine(target));
       return spec.run({ values: parsed.values, positionals: parsed.positionals, config, target, json }, io);
     },
   };
@@ -105,7 +107,6 @@ function boundedNumber(label: string, raw: string | undefined, min: number, max:
   return value;
 }
 
-/** An integer flag within bounds, or a UsageError that names the flag; undefined when not given. */
 /** A rate flag such as `--rate 500/1s`: N per window, or undefined when the flag is absent. */
 export function rateFlag(command: string, raw: string | undefined): { max: number; windowMs: number } | undefined {
   if (raw === undefined) return undefined;
@@ -116,6 +117,7 @@ export function rateFlag(command: string, raw: string | undefined): { max: numbe
   }
 }
 
+/** An integer flag within bounds, or a UsageError that names the flag; undefined when not given. */
 export function integerFlag(command: string, flag: string, raw: string | undefined, min: number, max: number): number | undefined {
   return integerSetting(`tys ${command}: --${flag}`, raw, min, max);
 }

@@ -25,7 +25,8 @@ Behind a proxy:
 
 Metrics:
   TYS_AUDIT_REFRESH_MS  how often the families' audits behind
-                        tys_audit_findings run again (default 60000)
+                        tys_audit_findings and tys_verify_problems run again
+                        (default 300000: they read whole tables)
 
 Options:
   --port N        port (default 3000, or PORT)

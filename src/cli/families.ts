@@ -3,6 +3,22 @@ import type { JobFamily } from '../fleet/family.js';
 import { isRowId, type Scope } from '../fleet/scope.js';
 import { UsageError } from './command.js';
 
+/** "  name   text..." as a help line, the text wrapped at 78 columns under itself. */
+export function wrapped(name: string, text: string, width = 19): string {
+  const indent = ' '.repeat(width + 3);
+  const lines: string[] = [];
+  let line = `  ${name.padEnd(width)} `;
+  for (const word of text.split(/\s+/)) {
+    if (line.length + word.length > 78 && line.trim().length > name.length) {
+      lines.push(line.trimEnd());
+      line = indent;
+    }
+    line += `${word} `;
+  }
+  lines.push(line.trimEnd());
+  return lines.join('\n');
+}
+
 export function requireFamily(command: string, name: string | undefined): JobFamily {
   if (!name) throw new UsageError(`tys ${command}: name a family (one of: ${familyNames().join(', ')})`);
   const family = findFamily(name);

@@ -5,6 +5,7 @@ import { auditCommand } from './audit.js';
 import { dashboardCommand } from './dashboard.js';
 import { demoCommand } from './demo.js';
 import { enqueueCommand } from './enqueue.js';
+import { familiesCommand } from './families-command.js';
 import { migrateCommand } from './migrate.js';
 import { revertCommand } from './revert.js';
 import { cancelCommand, pauseCommand, resumeCommand, retryCommand } from './run-control.js';
@@ -14,7 +15,7 @@ import { validateCommand } from './validate.js';
 import { verifyCommand } from './verify.js';
 import { workerCommand } from './worker.js';
 
-const commands: Command[] = [migrateCommand, enqueueCommand, workerCommand, statusCommand, pauseCommand, resumeCommand, cancelCommand, retryCommand, verifyCommand, auditCommand, validateCommand, revertCommand, scheduleCommand, dashboardCommand, demoCommand];
+const commands: Command[] = [migrateCommand, familiesCommand, enqueueCommand, workerCommand, statusCommand, pauseCommand, resumeCommand, cancelCommand, retryCommand, verifyCommand, auditCommand, validateCommand, revertCommand, scheduleCommand, dashboardCommand, demoCommand];
 
 function usage(): string {
   const width = Math.max(...commands.map((c) => c.name.length));

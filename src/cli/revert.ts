@@ -1,4 +1,5 @@
 import { createPrisma } from '../db/prisma.js';
+import { families } from '../families/index.js';
 import { revertRun } from '../fleet/revert.js';
 import { RUN_ID_PATTERN } from '../fleet/runs.js';
 import { defineCommand, UsageError } from './command.js';
@@ -33,7 +34,7 @@ export const revertCommand = defineCommand({
       if (!(await prisma.fleetRun.findUnique({ where: { id: values.run }, select: { id: true } }))) {
         throw new UsageError(`tys revert: no run ${values.run}`);
       }
-      const report = await revertRun(prisma, values.run);
+      const report = await revertRun(prisma, values.run, families);
       if (values.json) json(report);
       else {
         io.out(

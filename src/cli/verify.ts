@@ -4,7 +4,7 @@ import { families } from '../families/index.js';
 import type { VerifyReport } from '../fleet/family.js';
 import { connectProducer, producerConnection } from '../redis/connection.js';
 import { defineCommand, UsageError, type CommandIo } from './command.js';
-import { requireFamily } from './families.js';
+import { requireFamily, wrapped } from './families.js';
 
 const verifiable = families.filter((f) => f.verify);
 const CHECKS = ['schema', ...verifiable.map((f) => f.name)];
@@ -18,7 +18,7 @@ as the Migration Strategy asks after every phase. Exit status 0 when it is,
 Checks:
   schema              every migration applied and unmodified since; every
                       CHECK constraint they add present and validated
-${verifiable.map((f) => `  ${f.name.padEnd(19)} ${f.description}`).join('\n')}
+${verifiable.map((f) => wrapped(f.name, f.verifyHelp ?? f.description)).join('\n')}
 
 Options:
   --all        every check above, one after the other

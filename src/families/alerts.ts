@@ -117,6 +117,8 @@ async function currentPrice(ctx: HandlerContext, market: MarketGateway, ticker: 
 export const alertsFamily: JobFamily = {
   name: 'alerts',
   description: 'evaluate untriggered price alerts, one job per ticker (phase 5)',
+  exampleKey: 'NOSUCHTICKER',
+  verifyHelp: 'no untriggered alert holds at a fresh price that the last alerts run saw',
   scopes: ['all', 'user'],
 
   async source(prisma, scope, after, limit) {
@@ -187,6 +189,9 @@ export const alertsFamily: JobFamily = {
       ? { status: 'changed', detail: `${triggered} alert(s) of ${ticker} triggered at ${price.toFixed()}` }
       : { status: 'skipped', reason: `no alert of ${ticker} triggers at ${price.toFixed()}` };
   }),
+
+  // The prices it refreshed; a triggered alert stays triggered (its notification has gone out).
+  revertible: { Investment: { columns: { currentPrice: 'numeric' }, hasUpdatedAt: true } },
 
   // Missed triggers: untriggered alerts whose rule holds at a stored price
   // that is still fresh and that the last completed alerts run could see

@@ -253,6 +253,9 @@ export async function validateConstraints(prisma: PrismaClient): Promise<Validat
 export const constraintsFamily: JobFamily = {
   name: 'constraints',
   description: 'fix rows that break a phase 4 CHECK constraint, keeping the old values (phase 4)',
+  exampleKey: 'Investment.nosuchinvestment',
+  auditHelp: 'violations of each phase 4 CHECK constraint',
+  verifyHelp: 'no Investment or TaxLot row breaks a phase 4 constraint',
   scopes: ['all', 'investments', 'portfolio', 'user'],
 
   async source(prisma, scope, after, limit) {
@@ -273,6 +276,11 @@ export const constraintsFamily: JobFamily = {
   isValidKey: (key) => KEY_PATTERN.test(key) && isRowId(parseKey(key).id),
 
   handle: eachItem((ctx, item) => fixRow(ctx.prisma, item)),
+
+  revertible: {
+    Investment: { columns: { totalQuantity: 'numeric', averageCostBasis: 'numeric', currentPrice: 'numeric' }, hasUpdatedAt: true },
+    TaxLot: { columns: { quantity: 'numeric', remainingQuantity: 'numeric', costBasisPerUnit: 'numeric' }, hasUpdatedAt: true },
+  },
 
   async audit(prisma) {
     const audits = await auditConstraints(prisma);

@@ -184,6 +184,9 @@ async function applyDueActions(prisma: PrismaClient, item: WorkItem): Promise<It
 export const corporateActionsFamily: JobFamily = {
   name: 'corporate-actions',
   description: 'apply due stock splits, reverse splits and ticker changes to investments and open lots (phase 3)',
+  exampleKey: 'nosuchinvestment',
+  auditHelp: 'due actions left for a person (unsupported types, malformed ratios) and those waiting to be applied',
+  verifyHelp: 'no due action is left unapplied, except those behind one left for a person',
   scopes: ['all', 'investments', 'portfolio', 'user'],
 
   async source(prisma, scope, after, limit) {
@@ -200,6 +203,14 @@ export const corporateActionsFamily: JobFamily = {
   isValidKey: isRowId,
 
   handle: eachItem((ctx, item) => applyDueActions(ctx.prisma, item)),
+
+  revertible: {
+    Investment: { columns: { totalQuantity: 'numeric', averageCostBasis: 'numeric', ticker: 'text' }, hasUpdatedAt: true },
+    TaxLot: { columns: { quantity: 'numeric', remainingQuantity: 'numeric', costBasisPerUnit: 'numeric' }, hasUpdatedAt: true },
+    PriceAlert: { columns: { ticker: 'text' }, hasUpdatedAt: false },
+    // Reverting an applied action makes it due again.
+    CorporateAction: { columns: { processed: 'boolean', processedAt: 'timestamp(3)' }, hasUpdatedAt: false },
+  },
 
   async audit(prisma) {
     const rows = await prisma.$queryRaw<{ check: string; count: bigint; sample: string[] }[]>`

@@ -38,6 +38,8 @@ function lotProblem(row: VerifyRow): string {
 export const lotsFamily: JobFamily = {
   name: 'lots',
   description: 'create the initial tax lot of every investment that has none (phase 2)',
+  exampleKey: 'nosuchinvestment',
+  verifyHelp: 'every investment has tax lots, and the sum of their remainingQuantity equals its totalQuantity exactly (no tolerance)',
   scopes: ['all', 'investments', 'portfolio', 'user'],
 
   async source(prisma, scope, after, limit) {
@@ -121,6 +123,9 @@ export const lotsFamily: JobFamily = {
       });
     });
   },
+
+  // The lots it created: a revert deletes those still as made.
+  revertible: { TaxLot: { columns: { quantity: 'numeric', remainingQuantity: 'numeric', costBasisPerUnit: 'numeric' }, deletable: true, hasUpdatedAt: true } },
 
   // The document's check, exactly: decimal sums compared in SQL, no tolerance.
   async verify(prisma) {

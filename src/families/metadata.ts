@@ -25,6 +25,8 @@ function overviewValues(overview: Overview): Record<Column, string | null> {
 export const metadataFamily: JobFamily = {
   name: 'metadata',
   description: 'backfill sector, industry, country and market cap, one provider call per ticker (phase 5)',
+  exampleKey: 'NOSUCHTICKER',
+  verifyHelp: 'STOCK and ETF rows have metadata, except tickers the provider has no data for',
   scopes: ['all', 'investments', 'portfolio', 'user'],
 
   async source(prisma, scope, after, limit) {
@@ -93,6 +95,8 @@ export const metadataFamily: JobFamily = {
       ? { status: 'changed', detail: `${changed} investment(s) of ${ticker}` }
       : { status: 'skipped', reason: `every ${ticker} investment already has its metadata` };
   }),
+
+  revertible: { Investment: { columns: { sector: 'text', industry: 'text', country: 'text', marketCap: 'numeric' }, hasUpdatedAt: true } },
 
   // Per ticker, so that the answer stays small however many rows hold it.
   async verify(prisma, context) {

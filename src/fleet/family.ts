@@ -79,7 +79,14 @@ export const DEFAULT_FAMILY_OPTIONS: FamilyOptions = {
 export interface JobFamily {
   /** Also the BullMQ queue name. Lowercase letters and dashes. */
   name: string;
+  /** One line: what the family does, for `tys families`, the CLI's help and the README's table. */
   description: string;
+  /** A well-formed key of a row that does not exist (`Investment.nosuchrow`): what a key looks like, in help and tests. */
+  exampleKey: string;
+  /** One line: what `tys audit` counts for the family (with `audit`). */
+  auditHelp?: string;
+  /** One line: what `tys verify` checks for the family (with `verify`). */
+  verifyHelp?: string;
   /** Scope kinds the family accepts on enqueue. */
   scopes: ReadonlyArray<Scope['kind']>;
   /**
@@ -95,6 +102,11 @@ export interface JobFamily {
    * more than once, and the same key can even arrive twice in one batch.
    */
   handle(ctx: HandlerContext, items: WorkItem[]): Promise<ItemResult[]>;
+  /**
+   * The tables and columns the family changes, which `tys revert` may put
+   * back from the run's audit entries (only those). Default none.
+   */
+  revertible?: Record<string, RevertibleTable>;
   /** What work the database still needs, by check: counts and a sample of offending ids. */
   audit?(prisma: PrismaClient): Promise<AuditFinding[]>;
   /**
@@ -110,6 +122,17 @@ export interface AuditFinding {
   check: string;
   count: number;
   sample: string[];
+}
+
+export type RevertibleColumnType = 'numeric' | 'text' | 'boolean' | 'timestamp(3)';
+
+export interface RevertibleTable {
+  /** Columns the family writes, with the SQL type their audit text is cast back to. */
+  columns: Record<string, RevertibleColumnType>;
+  /** Rows the family creates may be deleted by a revert (when they still hold what it wrote). Default false. */
+  deletable?: boolean;
+  /** The table has an updatedAt column, set when a value is put back. */
+  hasUpdatedAt: boolean;
 }
 
 export interface VerifyContext {

@@ -1,31 +1,28 @@
 import { Prisma, type PrismaClient } from '../db/prisma.js';
 import { auditRecord } from './audit.js';
+import type { JobFamily, RevertibleColumnType, RevertibleTable } from './family.js';
 import { newRunId } from './runs.js';
 
-type ColumnType = 'numeric' | 'text' | 'boolean' | 'timestamp(3)';
-
 /**
- * What a revert may write: the entities and columns the fleet changes. Audit
- * entries naming anything else are reported, never turned into SQL.
+ * What the families may revert, table by table: the union of what each
+ * declares (several families write the same table).
  */
-const REVERTIBLE: Record<string, { columns: Record<string, ColumnType>; deletable: boolean; hasUpdatedAt: boolean }> = {
-  Investment: {
-    columns: {
-      totalQuantity: 'numeric', averageCostBasis: 'numeric', currentPrice: 'numeric', ticker: 'text',
-      sector: 'text', industry: 'text', country: 'text', marketCap: 'numeric',
-    },
-    deletable: false,
-    hasUpdatedAt: true,
-  },
-  TaxLot: {
-    columns: { quantity: 'numeric', remainingQuantity: 'numeric', costBasisPerUnit: 'numeric' },
-    deletable: true,
-    hasUpdatedAt: true,
-  },
-  PriceAlert: { columns: { ticker: 'text' }, deletable: false, hasUpdatedAt: false },
-  // Reverting an applied corporate action makes it due again.
-  CorporateAction: { columns: { processed: 'boolean', processedAt: 'timestamp(3)' }, deletable: false, hasUpdatedAt: false },
-};
+export function revertibleTables(families: readonly JobFamily[]): Record<string, Required<RevertibleTable>> {
+  const tables: Record<string, Required<RevertibleTable>> = {};
+  for (const family of families) {
+    for (const [table, spec] of Object.entries(family.revertible ?? {})) {
+      const known = (tables[table] ??= { columns: {}, deletable: false, hasUpdatedAt: spec.hasUpdatedAt });
+      for (const [column, type] of Object.entries(spec.columns)) {
+        if (known.columns[column] && known.columns[column] !== type) {
+          throw new Error(`family ${family.name} declares ${table}.${column} as ${type}, another family as ${known.columns[column]}`);
+        }
+        known.columns[column] = type;
+      }
+      known.deletable ||= spec.deletable ?? false;
+    }
+  }
+  return tables;
+}
 
 export interface RevertConflict {
   auditId: string;
@@ -60,9 +57,9 @@ function asValues(value: unknown): Values | null {
 }
 
 const ident = (name: string) => Prisma.raw(`"${name}"`);
-const cast = (type: ColumnType) => Prisma.raw(type);
+const cast = (type: RevertibleColumnType) => Prisma.raw(type);
 
-function matches(columns: string[], values: Values, types: Record<string, ColumnType>): Prisma.Sql {
+function matches(columns: string[], values: Values, types: Record<string, RevertibleColumnType>): Prisma.Sql {
   return Prisma.join(
     columns.map((c) => Prisma.sql`${ident(c)} IS NOT DISTINCT FROM ${values[c] ?? null}::${cast(types[c]!)}`),
     ' AND ',
@@ -76,7 +73,8 @@ function matches(columns: string[], values: Values, types: Record<string, Column
  * lost. Rows the run created are deleted on the same condition. Entries
  * already reverted are skipped: running it twice changes nothing.
  */
-export async function revertRun(prisma: PrismaClient, runId: string, pageSize = 500): Promise<RevertReport> {
+export async function revertRun(prisma: PrismaClient, runId: string, families: readonly JobFamily[], pageSize = 500): Promise<RevertReport> {
+  const tables = revertibleTables(families);
   const report: RevertReport = {
     revertRunId: newRunId(), entries: 0, reverted: 0, alreadyReverted: 0, conflicts: [], constraintsReopened: [],
   };
@@ -95,7 +93,7 @@ export async function revertRun(prisma: PrismaClient, runId: string, pageSize = 
         const setAside = new Map<string, { table: string; definition: string }>();
         for (const entry of page) {
           report.entries += 1;
-          const outcome = await revertEntry(tx, entry, runId, report.revertRunId, setAside);
+          const outcome = await revertEntry(tx, tables, entry, runId, report.revertRunId, setAside);
           if (outcome === 'reverted') report.reverted += 1;
           else if (outcome === 'already') report.alreadyReverted += 1;
           else report.conflicts.push(outcome);
@@ -140,6 +138,7 @@ function brokenConstraint(error: unknown): string | null {
 
 async function revertEntry(
   tx: Prisma.TransactionClient,
+  tables: Record<string, Required<RevertibleTable>>,
   entry: { id: string; userId: string; entity: string; entityId: string; metadata: Prisma.JsonValue },
   runId: string,
   revertRunId: string,
@@ -148,7 +147,7 @@ async function revertEntry(
   const conflict = (reason: string, extra: Partial<RevertConflict> = {}): RevertConflict => ({
     auditId: entry.id, entity: entry.entity, entityId: entry.entityId, reason, ...extra,
   });
-  const spec = REVERTIBLE[entry.entity];
+  const spec = tables[entry.entity];
   const metadata = (entry.metadata ?? {}) as Record<string, unknown>;
   if (!spec) return conflict(`entity ${entry.entity} is not revertible`);
   const after = asValues(metadata.after);
