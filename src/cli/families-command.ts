@@ -10,7 +10,7 @@ audit (tys audit), a verification (tys verify) and revertible changes
 (tys revert).
 
 Options:
-  --markdown   the table of the README's "The fleet" section
+  --markdown   the family table of docs/architecture.md
   --json       machine-readable list
   -h, --help   this help`;
 
@@ -18,7 +18,7 @@ function capabilities(family: JobFamily): string[] {
   return [family.audit && 'audit', family.verify && 'verify', family.revertible && 'revert'].filter((c): c is string => Boolean(c));
 }
 
-/** The README's family table, from the registry: the README is checked against it. */
+/** The family table of docs/architecture.md, from the registry: a test checks the page against it. */
 export function familiesMarkdown(list: readonly JobFamily[] = families): string {
   return [
     '| family | work | scopes | checks |',
