@@ -68,7 +68,7 @@ describe('adopting a production database on the MVP schema', () => {
     const result = await runTys(['migrate'], env(db));
     expect(result.stderr).toBe('');
     expect(result.code).toBe(0);
-    expect(result.stdout.split('\n')[0]).toMatch(new RegExp(`^target: postgres 127\\.0\\.0\\.1:5432 database "${db.name}", redis 127\\.0\\.0\\.1:6379 db 0, queue prefix "tys-test-`));
+    expect(result.stdout.split('\n')[0]).toMatch(new RegExp(`^target: postgres 127\\.0\\.0\\.1:5432 database "${db.name}", redis [^ ]+ db \\d+, queue prefix "tys-test-`));
     expect(result.stdout).toMatch(`adopted database "${db.name}": recorded the MVP baseline as applied\n`);
     for (const file of FILES.slice(1)) expect(result.stdout).toContain(`applied ${file.name}`);
 

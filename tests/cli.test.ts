@@ -3,7 +3,7 @@ import { seedMvp } from '../src/demo/seed.js';
 import { families } from '../src/families/index.js';
 import { lotsFamily } from '../src/families/lots.js';
 import { createTestDatabase, type TestDatabase } from './support/databases.js';
-import { testFleet } from './support/fleet.js';
+import { REDIS_URL, testFleet } from './support/fleet.js';
 import { fleetEnv, runTys, until } from './support/processes.js';
 
 describe('tys CLI', () => {
@@ -42,12 +42,15 @@ describe('tys CLI', () => {
     [['enqueue', 'metadata', '--portfolio', 'nosuchportfolio'], /no portfolio nosuchportfolio; nothing enqueued/],
     [['status', '--run', 'run-20990101T000000Z-abcdef'], /no run run-20990101T000000Z-abcdef/],
     [['revert', '--run', 'run-20990101T000000Z-abcdef'], /no run run-20990101T000000Z-abcdef/],
-  ])('tys %j: one line on stderr, exit status 2', async (args, message) => {
+  ])('tys %j: one line on stderr, exit status 2, nothing enqueued or recorded', async (args, message) => {
+    const state = async () => [await db.prisma.fleetRun.count(), ...(await Promise.all(families.map((f) => fleet.context.queue(f).count())))];
+    const before = await state();
     const result = await runTys(args, env);
     expect(result.code).toBe(2);
     expect(result.stderr.trim().split('\n')).toHaveLength(1);
     expect(result.stderr).toMatch(message);
     expect(result.stdout).toMatch(/^(target: [^\n]*\n)?$/);
+    expect(await state()).toEqual(before);
   });
 
   it('rejects a bad environment before doing anything, exit 2', async () => {
@@ -84,31 +87,27 @@ describe('tys CLI', () => {
   it('names its target first (Postgres database, Redis database, prefix), in JSON too, never a password', async () => {
     const url = new URL(db.url);
     url.password = 'pw-never-shown';
-    const withPassword = { ...env, DATABASE_URL: url.toString(), REDIS_URL: 'redis://:redis-pw-never-shown@127.0.0.1:6379/0' };
+    const redisUrl = new URL(REDIS_URL);
+    redisUrl.password = 'redis-pw-never-shown';
+    const withPassword = { ...env, DATABASE_URL: url.toString(), REDIS_URL: redisUrl.toString() };
     const text = await runTys(['verify', 'lots'], withPassword);
-    expect(text.stdout.split('\n')[0]).toBe(`target: postgres 127.0.0.1:5432 database "${db.name}", redis 127.0.0.1:6379 db 0, queue prefix "${fleet.prefix}"`);
+    expect(text.stdout.split('\n')[0]).toBe(`target: postgres 127.0.0.1:5432 database "${db.name}", redis ${redisUrl.hostname}:${redisUrl.port || 6379} db 0, queue prefix "${fleet.prefix}"`);
     const json = await runTys(['audit', 'constraints', '--json'], withPassword);
     expect(JSON.parse(json.stdout).target).toEqual({
       postgres: { host: '127.0.0.1', port: 5432, database: db.name },
-      redis: { host: '127.0.0.1', port: 6379, db: 0 },
+      redis: { host: redisUrl.hostname, port: Number(redisUrl.port || 6379), db: 0 },
       queuePrefix: fleet.prefix,
     });
     for (const output of [text.stdout, text.stderr, json.stdout, json.stderr]) expect(output).not.toMatch(/never-shown/);
   });
 
-  it('enqueued nothing and recorded no run for any of the refused commands', async () => {
-    expect(await db.prisma.fleetRun.count()).toBe(0);
-    for (const family of families) expect(await fleet.context.queue(family).count(), family.name).toBe(0);
-  });
-
-  it('counts without enqueuing on --dry-run', async () => {
-    const result = await runTys(['enqueue', 'lots', '--all', '--dry-run'], env);
-    expect(result.code).toBe(0);
-    expect(result.stdout).toMatch(/500 rows need work, would add 500 jobs \(0 already queued by an earlier run\)/);
+  it('a lots run from the CLI: --dry-run counts, --wait shows progress and exits 1 on failures, verify and status name them, retry after the fix completes the run, verify passes', async () => {
+    // One story, in order, on this file's data.
+    const dryRun = await runTys(['enqueue', 'lots', '--all', '--dry-run'], env);
+    expect(dryRun.code).toBe(0);
+    expect(dryRun.stdout).toMatch(/500 rows need work, would add 500 jobs \(0 already queued by an earlier run\)/);
     expect(await fleet.context.queue(lotsFamily).count()).toBe(0);
-  });
 
-  it('enqueue --wait shows progress, exits 1 when jobs failed; verify lists the offenders and exits 1', async () => {
     fleet.startWorkers([lotsFamily]);
     const result = await runTys(['enqueue', 'lots', '--all', '--wait'], env);
     expect(result.stdout).toMatch(/^run run-\d{8}T\d{6}Z-[0-9a-f]{6}: lots over all rows: added 500 jobs/m);
@@ -130,26 +129,23 @@ describe('tys CLI', () => {
     const json = JSON.parse((await runTys(['status', '--json'], env)).stdout);
     expect(json.families.lots).toMatchObject({ failed: 5, waiting: 0, active: 0 });
     expect(json.runs[0]).toMatchObject({ id: runId, status: 'FAILED', total: 500, completed: 495, failed: 5 });
-  });
 
-  it('tys retry runs the failed jobs of a FAILED run again; fixed, they succeed and the run is COMPLETED; it records who started it', async () => {
-    const [run] = await db.prisma.fleetRun.findMany({ where: { status: 'FAILED' } });
-    expect(run!.origin).toMatch(/^cli \S+@\S+$/);
+    // retry runs the failed jobs again; fixed, they succeed and the run is COMPLETED; it records who started it.
+    const run = await db.prisma.fleetRun.findUniqueOrThrow({ where: { id: runId } });
+    expect(run.origin).toMatch(/^cli \S+@\S+$/);
     await db.prisma.$executeRaw`UPDATE "Investment" SET "totalQuantity" = 1 WHERE "totalQuantity" <= 0`;
-    const retry = await runTys(['retry', '--run', run!.id], env);
+    const retry = await runTys(['retry', '--run', runId], env);
     expect(retry.stderr).toBe('');
     expect(retry.code).toBe(0);
-    expect(retry.stdout).toMatch(`run ${run!.id}: 5 failed job(s) queued again`);
-    await until('the run to complete', async () => (await db.prisma.fleetRun.findUniqueOrThrow({ where: { id: run!.id } })).status === 'COMPLETED');
-    expect(await db.prisma.fleetRun.findUniqueOrThrow({ where: { id: run!.id } })).toMatchObject({ completed: 500, failed: 0 });
-    const again = await runTys(['retry', '--run', run!.id], env);
+    expect(retry.stdout).toMatch(`run ${runId}: 5 failed job(s) queued again`);
+    await until('the run to complete', async () => (await db.prisma.fleetRun.findUniqueOrThrow({ where: { id: runId } })).status === 'COMPLETED');
+    expect(await db.prisma.fleetRun.findUniqueOrThrow({ where: { id: runId } })).toMatchObject({ completed: 500, failed: 0 });
+    const again = await runTys(['retry', '--run', runId], env);
     expect(again.code).toBe(2);
-    expect(again.stderr.trim()).toBe(`error: tys retry: run ${run!.id} is COMPLETED: only a FAILED run has failed jobs to retry`);
-  });
+    expect(again.stderr.trim()).toBe(`error: tys retry: run ${runId} is COMPLETED: only a FAILED run has failed jobs to retry`);
 
-  it('verify exits 0 once every investment is right', async () => {
-    const verify = await runTys(['verify', 'lots'], env);
-    expect(verify.stdout).toMatch(/verify lots: OK, 500 rows checked/);
-    expect(verify.code).toBe(0);
-  });
+    const fixed = await runTys(['verify', 'lots'], env);
+    expect(fixed.stdout).toMatch(/verify lots: OK, 500 rows checked/);
+    expect(fixed.code).toBe(0);
+  }, 120_000);
 });

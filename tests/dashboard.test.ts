@@ -45,7 +45,7 @@ describe('dashboard in a real browser', () => {
     await fleet.waitForRun(runId);
     dashboard = await startDashboard(fleet.config, { metricsToken: 'scrape-token-0123456789abcdef' });
     browser = await chromium.launch({
-      executablePath: '/usr/bin/chromium',
+      executablePath: process.env.CHROMIUM_PATH || '/usr/bin/chromium',
       args: ['--no-sandbox', '--headless', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
     });
     mkdirSync(SCREENSHOTS, { recursive: true });

@@ -48,6 +48,7 @@ describe('alerts family', () => {
   let userId: string;
   let portfolioId: string;
 
+  const savedEnv = { ...process.env };
   beforeAll(async () => {
     server = await new AlphaVantageStandIn().start();
     Object.assign(process.env, { ALPHA_VANTAGE_BASE_URL: server.url, ALPHA_VANTAGE_API_KEY: server.validKey, MARKET_DATA_RATE_LIMIT: '100/1s' });
@@ -57,6 +58,7 @@ describe('alerts family', () => {
     fleet = await testFleet(db);
   });
   afterAll(async () => {
+    process.env = savedEnv;
     await fleet?.close();
     await db?.drop();
     await server?.stop();

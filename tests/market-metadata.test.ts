@@ -16,6 +16,7 @@ describe('metadata family', () => {
       data: { portfolioId, ticker, name: ticker, assetType, totalQuantity: '1', averageCostBasis: '10', ...extra },
     });
 
+  const savedEnv = { ...process.env };
   beforeAll(async () => {
     server = await new AlphaVantageStandIn().start();
     server.overviews.set('AAPL', { Sector: 'TECHNOLOGY', Industry: 'None', Country: 'USA', MarketCapitalization: '3456789012345' });
@@ -40,6 +41,7 @@ describe('metadata family', () => {
     fleet.startWorkers([metadataFamily]);
   });
   afterAll(async () => {
+    process.env = savedEnv;
     await fleet?.close();
     await db?.drop();
     await server?.stop();
@@ -104,6 +106,7 @@ describe('metadata family', () => {
 
   it('stops on a refused key (the public demo key) with one clear reason instead of a retry storm', async () => {
     process.env.ALPHA_VANTAGE_API_KEY = 'demo';
+    try {
     for (const t of ['K1', 'K2', 'K3', 'K4', 'K5', 'K6', 'K7', 'K8']) await investment(t, 'STOCK');
     const calls = server.calls.length;
     const { runId } = await fleet.enqueue(metadataFamily);
@@ -116,6 +119,8 @@ describe('metadata family', () => {
     expect(reasons).toHaveLength(8);
     for (const reason of reasons) expect(reason).toMatch(/API key is for .* purposes only/);
     expect(failed.every((j) => j.attemptsMade === 1)).toBe(true);
-    process.env.ALPHA_VANTAGE_API_KEY = server.validKey;
+    } finally {
+      process.env.ALPHA_VANTAGE_API_KEY = server.validKey;
+    }
   });
 });

@@ -13,7 +13,7 @@ import { startDashboard } from './support/dashboard.js';
 import { REDIS_URL, testFleet, testPrefix } from './support/fleet.js';
 import { runTys, until } from './support/processes.js';
 import { PrivateRedis } from './support/redis-server.js';
-import { writeFileSync, mkdtempSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 
 describe('health', () => {
@@ -66,6 +66,7 @@ describe('schedules', () => {
   afterAll(async () => {
     await fleet?.close();
     await db?.drop();
+    if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
   const write = (name: string, schedules: unknown[]) => {
