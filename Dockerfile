@@ -8,14 +8,18 @@ WORKDIR /app
 ENV NPM_CONFIG_UPDATE_NOTIFIER=false NPM_CONFIG_FUND=false
 
 # The Prisma client is generated here, from the lock file's Prisma, with the
-# JavaScript engine: nothing is downloaded when the container starts.
+# JavaScript engine, and the TypeScript compiled to dist/: nothing is
+# downloaded or compiled when the container starts.
 FROM base AS build
 COPY package.json package-lock.json ./
 RUN npm ci --ignore-scripts
-COPY prisma.config.ts tsconfig.json ./
+COPY prisma.config.ts tsconfig.json tsconfig.build.json ./
+COPY bin ./bin
 COPY prisma ./prisma
 COPY src ./src
-RUN npx prisma generate
+COPY dashboard ./dashboard
+COPY workers ./workers
+RUN npx prisma generate && node bin/compile.js
 
 FROM base AS production-deps
 COPY package.json package-lock.json ./
@@ -29,8 +33,10 @@ COPY bin ./bin
 COPY prisma ./prisma
 COPY src ./src
 COPY dashboard ./dashboard
+COPY workers ./workers
 COPY config ./config
 COPY --from=build /app/src/generated ./src/generated
+COPY --from=build /app/dist ./dist
 USER node
 ENTRYPOINT ["node", "bin/tys.js"]
 CMD ["--help"]

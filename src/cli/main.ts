@@ -1,31 +1,38 @@
 import { ConfigError } from '../config/env.js';
-import { MigrationError } from '../db/migrations.js';
+import { MigrationError } from '../db/migration-error.js';
 import { UsageError, type Command, type CommandIo } from './command.js';
-import { auditCommand } from './audit.js';
-import { dashboardCommand } from './dashboard.js';
-import { demoCommand } from './demo.js';
-import { enqueueCommand } from './enqueue.js';
-import { familiesCommand } from './families-command.js';
-import { migrateCommand } from './migrate.js';
-import { revertCommand } from './revert.js';
-import { cancelCommand, pauseCommand, resumeCommand, retryCommand } from './run-control.js';
-import { scheduleCommand } from './schedule.js';
-import { statusCommand } from './status.js';
-import { validateCommand } from './validate.js';
-import { verifyCommand } from './verify.js';
-import { workerCommand } from './worker.js';
 
-const commands: Command[] = [migrateCommand, familiesCommand, enqueueCommand, workerCommand, statusCommand, pauseCommand, resumeCommand, cancelCommand, retryCommand, verifyCommand, auditCommand, validateCommand, revertCommand, scheduleCommand, dashboardCommand, demoCommand];
+// Each command's module is loaded only when it runs: `tys status` does not
+// pay for the dashboard's or the migrations' dependencies.
+const commands: { name: string; load: () => Promise<Command> }[] = [
+  { name: 'migrate', load: async () => (await import('./migrate.js')).migrateCommand },
+  { name: 'families', load: async () => (await import('./families-command.js')).familiesCommand },
+  { name: 'enqueue', load: async () => (await import('./enqueue.js')).enqueueCommand },
+  { name: 'worker', load: async () => (await import('./worker.js')).workerCommand },
+  { name: 'status', load: async () => (await import('./status.js')).statusCommand },
+  { name: 'pause', load: async () => (await import('./run-control.js')).pauseCommand },
+  { name: 'resume', load: async () => (await import('./run-control.js')).resumeCommand },
+  { name: 'cancel', load: async () => (await import('./run-control.js')).cancelCommand },
+  { name: 'retry', load: async () => (await import('./run-control.js')).retryCommand },
+  { name: 'verify', load: async () => (await import('./verify.js')).verifyCommand },
+  { name: 'audit', load: async () => (await import('./audit.js')).auditCommand },
+  { name: 'validate', load: async () => (await import('./validate.js')).validateCommand },
+  { name: 'revert', load: async () => (await import('./revert.js')).revertCommand },
+  { name: 'schedule', load: async () => (await import('./schedule.js')).scheduleCommand },
+  { name: 'dashboard', load: async () => (await import('./dashboard.js')).dashboardCommand },
+  { name: 'demo', load: async () => (await import('./demo.js')).demoCommand },
+];
 
-function usage(): string {
-  const width = Math.max(...commands.map((c) => c.name.length));
+async function usage(): Promise<string> {
+  const loaded = await Promise.all(commands.map((c) => c.load()));
+  const width = Math.max(...loaded.map((c) => c.name.length));
   return [
     'Usage: tys <command> [options]',
     '',
     'Track Your Stack data-migration fleet.',
     '',
     'Commands:',
-    ...commands.map((c) => `  ${c.name.padEnd(width)}  ${c.summary}`),
+    ...loaded.map((c) => `  ${c.name.padEnd(width)}  ${c.summary}`),
     '',
     'Run "tys <command> --help" for the options of a command.',
   ].join('\n');
@@ -41,13 +48,13 @@ export const defaultIo: CommandIo = {
 export async function main(argv: string[], io: CommandIo = defaultIo): Promise<number> {
   const [name, ...rest] = argv;
   if (!name || name === '--help' || name === '-h' || name === 'help') {
-    io.out(usage());
+    io.out(await usage());
     return name ? 0 : 2;
   }
-  const command = commands.find((c) => c.name === name);
+  const entry = commands.find((c) => c.name === name);
   try {
-    if (!command) throw new UsageError(`tys: unknown command "${name}" (expected one of: ${commands.map((c) => c.name).join(', ')})`);
-    return await command.run(rest, io);
+    if (!entry) throw new UsageError(`tys: unknown command "${name}" (expected one of: ${commands.map((c) => c.name).join(', ')})`);
+    return await (await entry.load()).run(rest, io);
   } catch (error) {
     if (error instanceof UsageError || error instanceof ConfigError) {
       io.err(`error: ${error.message}`);

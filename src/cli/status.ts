@@ -1,11 +1,4 @@
-import { families } from '../families/index.js';
-import { openFleet, type FleetContext } from '../fleet/context.js';
-import { throttleReasons } from '../fleet/db-health.js';
-import { AUXILIARY_QUEUES } from '../fleet/queues.js';
-import { MarketGateway } from '../market/gateway.js';
-import { RUN_ID_PATTERN, type RunView } from '../fleet/runs.js';
-import { defineCommand, integerFlag, UsageError } from './command.js';
-import { progressLine } from './progress.js';
+import { defineCommand, type CommandArgs } from './command.js';
 
 const help = `Usage: tys status [--run ID] [--json]
 
@@ -19,89 +12,19 @@ Options:
   --json        machine-readable output
   -h, --help    this help`;
 
-const STATES = ['waiting', 'active', 'delayed', 'completed', 'failed'] as const;
+const options = {
+  run: { type: 'string' },
+  limit: { type: 'string' },
+  json: { type: 'boolean' },
+} as const;
 
-async function familyCounts(fleet: FleetContext) {
-  const counts: Record<string, Record<string, number>> = {};
-  for (const family of families) counts[family.name] = await fleet.queue(family).getJobCounts(...STATES);
-  return counts;
-}
-
-async function failuresOf(fleet: FleetContext, run: RunView, limit = 20) {
-  const family = families.find((f) => f.name === run.family);
-  if (!family) return [];
-  const failed = await fleet.queue(family).getFailed(0, 999);
-  return failed
-    .filter((job) => job.data?.runId === run.id)
-    .slice(0, limit)
-    .map((job) => ({ jobId: job.id, key: job.data.key, attempts: job.attemptsMade, reason: job.failedReason }));
-}
-
-function runLine(run: RunView): string {
-  const state = run.finishedAt ? run.status : run.live ? run.status : `${run.status} (no live counters)`;
-  const elapsedMs = (run.finishedAt ?? new Date()).getTime() - run.startedAt.getTime();
-  const done = run.completed + run.skipped + run.failed;
-  const figures = Object.entries(run.stats).map(([name, n]) => `${name} ${n}`);
-  return (
-    `${run.id}  ${run.family.padEnd(12)} ${state.padEnd(11)} started ${run.startedAt.toISOString()}  ` +
-    `${progressLine(run, elapsedMs > 0 ? (done * 1_000) / elapsedMs : null)}${figures.length ? `  [${figures.join(', ')}]` : ''}`
-  );
-}
+export type StatusArgs = CommandArgs<typeof options>;
 
 export const statusCommand = defineCommand({
   name: 'status',
   summary: 'job counts per family and progress per run',
   help,
-  options: {
-      run: { type: 'string' },
-      limit: { type: 'string' },
-      json: { type: 'boolean' },
-    },
-  async run({ values, positionals, config, target, json }, io) {
-    if (positionals.length > 0) throw new UsageError(`tys status: unexpected argument "${positionals[0]}"`);
-    if (values.run !== undefined && !RUN_ID_PATTERN.test(values.run)) {
-      throw new UsageError(`tys status: "${values.run.slice(0, 40)}" is not a run id (like run-20260101T000000Z-abcdef)`);
-    }
-    const limit = integerFlag('status', 'limit', values.limit, 1, 1_000) ?? 10;
-
-    const fleet = await openFleet(config, { readOnly: true });
-    try {
-      const run = values.run ? await fleet.runs.get(values.run) : null;
-      if (values.run && !run) throw new UsageError(`tys status: no run ${values.run}`);
-      // Runs are told lost only on evidence from their own Redis; a Redis
-      // without any fleet data is most likely not the fleet's Redis at all.
-      const fleetData = await fleet.runs.hasFleetData([...families.map((f) => f.name), ...AUXILIARY_QUEUES]);
-      const { redis } = target;
-      if (!fleetData) io.err(`no fleet data in redis ${redis.host}:${redis.port} db ${redis.db} under prefix "${target.queuePrefix}": is REDIS_URL right?`);
-      const throttled = await throttleReasons(fleet.redis, target.queuePrefix, families.map((f) => f.name));
-      if (!values.json) for (const [family, reason] of Object.entries(throttled)) io.out(`throttled: ${family}: ${reason}`);
-      const quotaSpentSeconds = await MarketGateway.quotaSpentSeconds(fleet.redis, target.queuePrefix);
-      if (quotaSpentSeconds > 0 && !values.json) {
-        io.out(`market-data provider: the key's daily quota is spent; metadata and alerts jobs are held until its reset in ${Math.ceil(quotaSpentSeconds)} s`);
-      }
-      if (run) {
-        const failures = await failuresOf(fleet, run);
-        if (values.json) json({ run, failures, fleetDataInRedis: fleetData, quotaSpentSeconds, throttled });
-        else {
-          io.out(runLine(run));
-          for (const failure of failures) io.out(`  failed ${failure.jobId} (${failure.attempts} attempts): ${failure.reason}`);
-        }
-        return 0;
-      }
-      const counts = await familyCounts(fleet);
-      const runs = await fleet.runs.list({ limit });
-      if (values.json) {
-        json({ families: counts, runs, fleetDataInRedis: fleetData, quotaSpentSeconds, throttled });
-        return 0;
-      }
-      io.out(`${'family'.padEnd(14)}${STATES.map((s) => s.padStart(11)).join('')}`);
-      for (const [name, c] of Object.entries(counts)) io.out(`${name.padEnd(14)}${STATES.map((s) => String(c[s] ?? 0).padStart(11)).join('')}`);
-      io.out('');
-      io.out(runs.length ? 'latest runs:' : 'no runs yet');
-      for (const run of runs) io.out(runLine(run));
-      return 0;
-    } finally {
-      await fleet.close();
-    }
-  },
+  options,
+  // The queues, Prisma and the families load only when the command runs, not for --help.
+  run: async (args, io) => (await import('./status-run.js')).showStatus(args, io),
 });

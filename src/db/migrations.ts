@@ -9,7 +9,13 @@ import { archiveSales, salesHeld, SALES_MIGRATION } from './sales-archive.js';
 import { createIndexStatement, describeDifference, diffSchemas, snapshotOfSql, snapshotSchema, type SchemaDifference } from './schema-diff.js';
 import { withLockRetries, type LockLimits } from './lock-retry.js';
 
-export const PROJECT_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+/** The project's root: the nearest folder above this module with a package.json (the same from src/ or from the compiled dist/src/). */
+export const PROJECT_ROOT = (() => {
+  for (let dir = path.dirname(fileURLToPath(import.meta.url)); ; dir = path.dirname(dir)) {
+    if (existsSync(path.join(dir, 'package.json'))) return dir;
+    if (path.dirname(dir) === dir) throw new Error('no package.json above the fleet\'s modules');
+  }
+})();
 export const MIGRATIONS_DIR = path.join(PROJECT_ROOT, 'prisma', 'migrations');
 
 export { MigrationError };
