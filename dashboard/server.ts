@@ -7,7 +7,7 @@ import express, { type NextFunction, type Request, type Response } from 'express
 import type { Logger } from 'pino';
 import type { FleetConfig } from '../src/config/env.js';
 import { createPrisma } from '../src/db/prisma.js';
-import { families } from '../src/families/index.js';
+import type { JobFamily } from '../src/fleet/family.js';
 import { FleetMetrics } from '../src/fleet/metrics.js';
 import { controlRun, RunControlError, type RunAction } from '../src/fleet/run-control.js';
 import { RUN_ID_PATTERN, RunStore } from '../src/fleet/runs.js';
@@ -40,6 +40,8 @@ export interface DashboardOptions {
    * subnets. Default: none; the client is the socket's address.
    */
   trustProxy?: number | string;
+  /** The job families whose queues, runs and checks it shows (the entry point hands in the registry). */
+  families: readonly JobFamily[];
   /** How often, in ms, the families' audits behind the integrity metrics run again. Default 300,000. */
   auditRefreshMs?: number;
   log: Logger;
@@ -92,7 +94,7 @@ function board(queues: Map<string, Queue>, readOnlyMode: boolean): express.Route
 }
 
 export async function createDashboard(options: DashboardOptions): Promise<Dashboard> {
-  const { config, log } = options;
+  const { config, log, families } = options;
   if (!options.insecure && options.accounts.length === 0) throw new Error('the dashboard needs at least one account');
   if (options.metricsToken !== undefined && options.metricsToken.length < MIN_METRICS_TOKEN_LENGTH) {
     throw new Error(`METRICS_TOKEN must be at least ${MIN_METRICS_TOKEN_LENGTH} characters`);

@@ -94,8 +94,10 @@ export const dashboardCommand = defineCommand({
     // Loaded here, not at the top: express and bull-board would add about
     // 20 MB to every other command, the long-running enqueue among them.
     const { createDashboard, listen } = await import('../../dashboard/server.js');
+    const { families } = await import('../families/index.js');
     const dashboard = await createDashboard({
       config,
+      families,
       accounts: values.insecure ? [] : accounts,
       metricsToken: process.env.METRICS_TOKEN || undefined,
       insecure: values.insecure,

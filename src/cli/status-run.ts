@@ -5,7 +5,7 @@ import { AUXILIARY_QUEUES } from '../fleet/queues.js';
 import { MarketGateway } from '../market/gateway.js';
 import { RUN_ID_PATTERN, type RunView } from '../fleet/runs.js';
 import { integerFlag, UsageError, type CommandIo } from './command.js';
-import type { StatusArgs } from './status.js';
+import type { StatusArgs } from './status-options.js';
 import { progressLine } from './progress.js';
 
 const STATES = ['waiting', 'active', 'delayed', 'completed', 'failed'] as const;

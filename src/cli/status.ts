@@ -1,4 +1,5 @@
-import { defineCommand, type CommandArgs } from './command.js';
+import { defineCommand } from './command.js';
+import { statusOptions } from './status-options.js';
 
 const help = `Usage: tys status [--run ID] [--json]
 
@@ -12,19 +13,11 @@ Options:
   --json        machine-readable output
   -h, --help    this help`;
 
-const options = {
-  run: { type: 'string' },
-  limit: { type: 'string' },
-  json: { type: 'boolean' },
-} as const;
-
-export type StatusArgs = CommandArgs<typeof options>;
-
 export const statusCommand = defineCommand({
   name: 'status',
   summary: 'job counts per family and progress per run',
   help,
-  options,
+  options: statusOptions,
   // The queues, Prisma and the families load only when the command runs, not for --help.
   run: async (args, io) => (await import('./status-run.js')).showStatus(args, io),
 });

@@ -1,5 +1,5 @@
 import { createPrisma } from '../db/prisma.js';
-import { verifySchema } from '../db/verify-schema.js';
+import { verifySchema } from '../fleet/verify-schema.js';
 import { families } from '../families/index.js';
 import type { VerifyReport } from '../fleet/family.js';
 import { connectProducer, producerConnection } from '../redis/connection.js';

@@ -1,4 +1,4 @@
-import { familyNames } from '../families/index.js';
+import { familyNames, families as allFamilies } from '../families/index.js';
 import { runWorkerProcess } from '../fleet/worker-process.js';
 import { decimalSetting, defineCommand, integerFlag, integerSetting, rateFlag, UsageError } from './command.js';
 import { parseFamilyList } from './families.js';
@@ -69,6 +69,7 @@ export const workerCommand = defineCommand({
     const limiter = rate && { max: rate.max, duration: rate.windowMs };
     await runWorkerProcess(config, {
       families,
+      knownFamilies: allFamilies,
       concurrency,
       limiter,
       lockDuration: fromEnv('TYS_LOCK_DURATION_MS', 100, MAX_MS),

@@ -9,11 +9,12 @@ import { RunProgress } from './run-progress.js';
 import { startRunReconciler } from './run-reconciler.js';
 import { RunStore } from './runs.js';
 import { startScheduleRunner } from './schedules.js';
-import { families } from '../families/index.js';
 import { startWorkers } from './worker.js';
 
 export interface WorkerProcessOptions {
   families: JobFamily[];
+  /** Every family the fleet knows: scheduled enqueues may name any of them. Default: `families`. */
+  knownFamilies?: readonly JobFamily[];
   /** Overrides each family's concurrency. */
   concurrency?: number;
   /** Overrides each family's queue limiter (jobs per duration, for the whole queue). */
@@ -87,7 +88,7 @@ export async function runWorkerProcess(config: FleetConfig, options: WorkerProce
   });
   const scheduleRunner = startScheduleRunner(
     { prisma, connection, producer: bookkeeping, prefix: config.queuePrefix, log: log.child({ queue: 'schedules' }) },
-    families,
+    options.knownFamilies ?? options.families,
   );
   const reconciler = startRunReconciler(runs, log.child({ task: 'runs' }), { progress: new RunProgress(bookkeeping, config.queuePrefix) });
   await Promise.all([...fleet.workers, scheduleRunner].map((worker) => worker.waitUntilReady()));

@@ -3,6 +3,7 @@ import pino from 'pino';
 import type { Account } from '../../dashboard/auth.js';
 import { createDashboard, listen, type Dashboard, type DashboardOptions } from '../../dashboard/server.js';
 import type { FleetConfig } from '../../src/config/env.js';
+import { families } from '../../src/families/index.js';
 
 export const ADMIN: Account = { user: 'operator', password: 'correct horse battery', role: 'admin' };
 export const VIEWER: Account = { user: 'viewer', password: 'look but do not touch', role: 'readonly' };
@@ -10,6 +11,7 @@ export const VIEWER: Account = { user: 'viewer', password: 'look but do not touc
 export async function startDashboard(config: FleetConfig, options: Partial<Omit<DashboardOptions, 'config'>> = {}) {
   const dashboard: Dashboard = await createDashboard({
     accounts: [ADMIN, VIEWER],
+    families,
     log: pino({ level: 'silent' }),
     ...options,
     config,

@@ -1,5 +1,5 @@
-import type { VerifyReport } from '../fleet/family.js';
-import { connectDatabase, listMigrationFiles, migrationStatus, MIGRATIONS_DIR, readMigrationSql } from './migrations.js';
+import { connectDatabase, listMigrationFiles, migrationStatus, MIGRATIONS_DIR, readMigrationSql } from '../db/migrations.js';
+import type { VerifyReport } from './family.js';
 
 /** Names of the CHECK constraints a migration adds (`ADD CONSTRAINT "name" CHECK ...`). */
 export function checkConstraintsOf(sql: string): string[] {
