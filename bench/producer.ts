@@ -3,18 +3,13 @@
 import { loadConfig } from '../src/config/env.js';
 import { findFamily } from '../src/families/index.js';
 import { openFleet } from '../src/fleet/context.js';
-import { enqueue } from '../src/fleet/producer.js';
 
 const family = findFamily(process.argv[2] ?? 'lots');
 if (!family) throw new Error(`unknown family ${process.argv[2]}`);
 const fleet = await openFleet(loadConfig());
 const started = process.hrtime.bigint();
 const cpu = process.cpuUsage();
-const result = await enqueue(
-  { prisma: fleet.prisma, redis: fleet.redis, queue: fleet.queue(family), runs: fleet.runs, prefix: fleet.config.queuePrefix },
-  family,
-  { kind: 'all' },
-);
+const result = await fleet.enqueue(family);
 const seconds = Number(process.hrtime.bigint() - started) / 1e9;
 const used = process.cpuUsage(cpu);
 await fleet.close();

@@ -1,11 +1,7 @@
-import pino from 'pino';
 import { deployMigrations } from '../db/migrations.js';
 import { seedMvp } from '../demo/seed.js';
 import { lotsFamily } from '../families/lots.js';
 import { openFleet } from '../fleet/context.js';
-import { enqueue } from '../fleet/producer.js';
-import { startWorkers } from '../fleet/worker.js';
-import { workerConnection } from '../redis/connection.js';
 import { defineCommand, integerFlag } from './command.js';
 import { waitForRun } from './progress.js';
 
@@ -32,11 +28,7 @@ export const demoCommand = defineCommand({
     const { applied } = await deployMigrations(config.databaseUrl, { createDatabase: true });
     io.out(`migrations: ${applied.length} applied, database up to date`);
     const fleet = await openFleet(config);
-    const connection = workerConnection(config.redisUrl);
-    const workers = startWorkers(
-      { prisma: fleet.prisma, connection, runs: fleet.runs, prefix: config.queuePrefix, log: pino({ level: 'silent' }) },
-      [lotsFamily],
-    );
+    fleet.startWorkers([lotsFamily]);
     try {
       const existing = await fleet.prisma.investment.count();
       if (existing > 0) {
@@ -45,11 +37,7 @@ export const demoCommand = defineCommand({
       }
       await seedMvp(fleet.prisma, { investments: count });
       io.out(`seeded ${count} MVP investments`);
-      const result = await enqueue(
-        { prisma: fleet.prisma, redis: fleet.redis, queue: fleet.queue(lotsFamily), runs: fleet.runs, prefix: config.queuePrefix },
-        lotsFamily,
-        { kind: 'all' },
-      );
+      const result = await fleet.enqueue(lotsFamily);
       io.out(`run ${result.runId}: added ${result.added} lot jobs`);
       const outcome = await waitForRun(fleet.runs, result.runId!, io, { lineEveryMs: 1_000 });
       if (outcome.ended !== 'finished') {
@@ -60,8 +48,6 @@ export const demoCommand = defineCommand({
       io.out(report.ok ? `verify lots: OK, ${report.checked} investments, one exact lot each` : `verify lots: FAILED, ${report.problemCount} wrong`);
       return report.ok ? 0 : 1;
     } finally {
-      await workers.close();
-      connection.disconnect();
       await fleet.close();
     }
   },

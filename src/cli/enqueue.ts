@@ -2,7 +2,6 @@ import os from 'node:os';
 import { parseDuration } from '../config/duration.js';
 import { familyNames } from '../families/index.js';
 import { openFleet } from '../fleet/context.js';
-import { enqueue } from '../fleet/producer.js';
 import { describeScope, missingScopeRows } from '../fleet/scope.js';
 import { defineCommand, integerFlag, rateFlag, UsageError } from './command.js';
 import { parseScope, requireFamily } from './families.js';
@@ -73,8 +72,7 @@ export const enqueueCommand = defineCommand({
         const more = missing.length > 3 ? ` and ${missing.length - 3} more` : '';
         throw new UsageError(`tys enqueue: no ${missing.slice(0, 3).join(', ')}${more}; nothing enqueued`);
       }
-      const result = await enqueue(
-        { prisma: fleet.prisma, redis: fleet.redis, queue: fleet.queue(family), runs: fleet.runs, prefix: fleet.config.queuePrefix },
+      const result = await fleet.enqueue(
         family,
         scope,
         {

@@ -6,11 +6,9 @@ import type { FleetConfig } from '../../src/config/env.js';
 import { openFleet, type FleetContext } from '../../src/fleet/context.js';
 import type { HandlerContext, JobFamily } from '../../src/fleet/family.js';
 import type { PrismaClient } from '../../src/db/prisma.js';
-import { enqueue, type EnqueueOptions } from '../../src/fleet/producer.js';
-import { RunStore } from '../../src/fleet/runs.js';
+import type { EnqueueOptions } from '../../src/fleet/producer.js';
 import type { Scope } from '../../src/fleet/scope.js';
-import { startWorkers, type FleetWorkers, type FleetWorkerOptions } from '../../src/fleet/worker.js';
-import { workerConnection } from '../../src/redis/connection.js';
+import type { FleetWorkerOptions } from '../../src/fleet/worker.js';
 import type { TestDatabase } from './databases.js';
 import { flushPrefix, REDIS_URL } from './redis-keys.js';
 
@@ -25,33 +23,16 @@ export function testConfig(db: TestDatabase, prefix: string): FleetConfig {
   return { databaseUrl: db.url, redisUrl: REDIS_URL, queuePrefix: prefix };
 }
 
-/** In-process fleet for tests: a context for producing and workers on their own connection. */
+/** In-process fleet for tests, under a prefix of its own: the fleet's context, and a wait for runs; close() removes its keys. */
 export async function testFleet(db: TestDatabase, prefix = testPrefix()) {
   const config = testConfig(db, prefix);
   const context: FleetContext = await openFleet(config);
-  const running: { workers: FleetWorkers; connection: Redis }[] = [];
   return {
     prefix,
     config,
     context,
-    enqueue(family: JobFamily, scope: Scope = { kind: 'all' }, options?: EnqueueOptions) {
-      return enqueue(
-        { prisma: context.prisma, redis: context.redis, queue: context.queue(family), runs: context.runs, prefix },
-        family,
-        scope,
-        options,
-      );
-    },
-    startWorkers(families: JobFamily[], options?: FleetWorkerOptions) {
-      const connection = workerConnection(REDIS_URL);
-      const workers = startWorkers(
-        { prisma: db.prisma, connection, runs: new RunStore(db.prisma, context.redis, prefix), prefix, log: pino({ level: 'silent' }) },
-        families,
-        options,
-      );
-      running.push({ workers, connection });
-      return workers;
-    },
+    enqueue: (family: JobFamily, scope: Scope = { kind: 'all' }, options?: EnqueueOptions) => context.enqueue(family, scope, options),
+    startWorkers: (families: JobFamily[], options?: FleetWorkerOptions) => context.startWorkers(families, options),
     /** Polls the run's durable record until it has finished, or fails after the deadline. */
     async waitForRun(runId: string, deadlineMs = 60_000) {
       const until = Date.now() + deadlineMs;
@@ -63,10 +44,6 @@ export async function testFleet(db: TestDatabase, prefix = testPrefix()) {
       }
     },
     async close() {
-      for (const { workers, connection } of running) {
-        await workers.close();
-        connection.disconnect();
-      }
       await context.close();
       await flushPrefix(prefix);
     },
