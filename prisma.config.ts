@@ -16,5 +16,5 @@ export default defineConfig({
   migrations: { path: path.join('prisma', 'migrations') },
   // A short idle timeout lets the CLI exit as soon as it is done instead of
   // waiting for the pool's default 10 s.
-  adapter: async () => new PrismaPg({ connectionString: databaseUrl(), idleTimeoutMillis: 50 }),
+  adapter: () => Promise.resolve(new PrismaPg({ connectionString: databaseUrl(), idleTimeoutMillis: 50 })),
 });

@@ -108,7 +108,11 @@ function processCpu(pid: number, withChildren = false): number {
 
 function pidsOf(name: string, flags: string[] = []): number[] {
   try {
-    return execFileSync('pgrep', [...flags, '-x', name]).toString().trim().split('\n').map(Number);
+    return execFileSync('pgrep', [...flags, '-x', name])
+      .toString()
+      .trim()
+      .split('\n')
+      .map(Number);
   } catch {
     return [];
   }
@@ -213,7 +217,7 @@ async function bullmqCeiling(separateAdder: boolean) {
   let done = 0;
   let finish!: () => void;
   const finished = new Promise<void>((resolve) => (finish = resolve));
-  const worker = new Worker(queueName, async () => undefined, {
+  const worker = new Worker(queueName, () => Promise.resolve(undefined), {
     connection,
     prefix: PREFIX,
     concurrency: lotsFamily.options.concurrency,
@@ -236,9 +240,9 @@ async function bullmqCeiling(separateAdder: boolean) {
     });
     let out = '';
     adder.stdout.on('data', (chunk) => (out += chunk));
-    const code = await new Promise((resolve) => adder.on('close', resolve));
+    const code = await new Promise<number | null>((resolve) => adder.on('close', resolve));
     if (code !== 0) throw new Error(`no-op adder exited ${code}`);
-    adderCpu = JSON.parse(out).cpuSeconds;
+    adderCpu = (JSON.parse(out) as { cpuSeconds: number }).cpuSeconds;
   } else {
     for (let i = 0; i < N; i += 1000) {
       const count = Math.min(1000, N - i);
@@ -257,15 +261,26 @@ async function bullmqCeiling(separateAdder: boolean) {
   return { rate: rate(N, seconds), cpuUsPerJob: { node: perItem(nodeCpu, N), redis: perItem(serverAfter.redis - serverBefore.redis, N) } };
 }
 
-function runProducer(): Promise<{ added: number; seconds: number; cpuSeconds: number; maxRssMb: number; runId: string }> {
+interface ProducerReport {
+  added: number;
+  seconds: number;
+  cpuSeconds: number;
+  maxRssMb: number;
+  runId: string;
+}
+
+function runProducer(): Promise<ProducerReport> {
   return new Promise((resolve, reject) => {
     // Under the heap limit `tys enqueue` gives itself, so the RSS is the CLI's.
     const heapLimit = heapLimitFlags(['enqueue', 'lots', '--all'], process.execArgv, process.env.NODE_OPTIONS) ?? [];
-    const child = spawn(process.execPath, [...heapLimit, '--import', 'tsx', path.join(PROJECT_ROOT, 'bench', 'producer.ts'), 'lots'], { env, cwd: PROJECT_ROOT });
+    const child = spawn(process.execPath, [...heapLimit, '--import', 'tsx', path.join(PROJECT_ROOT, 'bench', 'producer.ts'), 'lots'], {
+      env,
+      cwd: PROJECT_ROOT,
+    });
     let out = '';
-    child.stdout.on('data', (c) => (out += c));
-    child.stderr.on('data', (c) => process.stderr.write(c));
-    child.on('close', (code) => (code === 0 ? resolve(JSON.parse(out)) : reject(new Error(`producer exited ${code}`))));
+    child.stdout.on('data', (c: Buffer) => (out += c.toString()));
+    child.stderr.on('data', (c: Buffer) => process.stderr.write(c));
+    child.on('close', (code) => (code === 0 ? resolve(JSON.parse(out) as ProducerReport) : reject(new Error(`producer exited ${code}`))));
   });
 }
 
@@ -373,7 +388,14 @@ const result = {
   concurrency: values.concurrency ? Number(values.concurrency) : lotsFamily.options.concurrency,
   batch: lotsFamily.options.batch,
   documentSample: SAMPLE,
-  rates: { document: documentRate, setBased: setRate, bullmqNoop: bullRate, bullmqNoopOneProcess: bullOneProcess.rate, bullmqNoopTwoProcesses: bullTwoProcesses.rate, fleet: fleetResult.rate },
+  rates: {
+    document: documentRate,
+    setBased: setRate,
+    bullmqNoop: bullRate,
+    bullmqNoopOneProcess: bullOneProcess.rate,
+    bullmqNoopTwoProcesses: bullTwoProcesses.rate,
+    fleet: fleetResult.rate,
+  },
   ratios: {
     fleetToDocument: +(fleetResult.rate / documentRate).toFixed(2),
     fleetToSetBased: +(fleetResult.rate / setRate).toFixed(3),
@@ -406,7 +428,10 @@ const rows: [string, string][] = [
   ['producer while workers run', `${fleetResult.producer.rate}/s, peak RSS ${fleetResult.producer.maxRssMb.toFixed(0)} MB`],
   ['producer alone', `${producerOnly.rate}/s, peak RSS ${producerOnly.maxRssMb.toFixed(0)} MB`],
   ['worker peak RSS', fleetResult.workerRssMb.map((mb) => `${mb.toFixed(0)} MB`).join(', ')],
-  ['Redis used_memory before / after / peak of the run', `${(fleetResult.redis.usedBefore / 2 ** 20).toFixed(1)} / ${(fleetResult.redis.usedAfter / 2 ** 20).toFixed(1)} / ${(fleetResult.redis.peak / 2 ** 20).toFixed(1)} MB`],
+  [
+    'Redis used_memory before / after / peak of the run',
+    `${(fleetResult.redis.usedBefore / 2 ** 20).toFixed(1)} / ${(fleetResult.redis.usedAfter / 2 ** 20).toFixed(1)} / ${(fleetResult.redis.peak / 2 ** 20).toFixed(1)} MB`,
+  ],
   ['job payload', `${fleetResult.payloadBytes} bytes`],
 ];
 const width = Math.max(...rows.map(([k]) => k.length));

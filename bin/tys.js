@@ -3,6 +3,8 @@ import { pathToFileURL } from 'node:url';
 import { compiledModule } from './compiled.js';
 import { heapLimitFlags, relaunch } from './heap-limit.js';
 
+/** @typedef {{ main: (argv: string[]) => Promise<number> }} Cli */
+
 const flags = heapLimitFlags(process.argv.slice(2), process.execArgv, process.env.NODE_OPTIONS);
 if (flags) process.exit(await relaunch(flags));
 
@@ -10,12 +12,12 @@ if (flags) process.exit(await relaunch(flags));
 // otherwise the TypeScript sources through tsx, so that an edit is never
 // run stale.
 const compiled = compiledModule('src/cli/main.ts');
-let main;
-if (compiled) ({ main } = await import(pathToFileURL(compiled).href));
+/** @type {Cli} */
+let cli;
+if (compiled) cli = /** @type {Cli} */ (await import(pathToFileURL(compiled).href));
 else {
   const { register } = await import('tsx/esm/api');
   register();
-  ({ main } = await import('../src/cli/main.ts'));
+  cli = /** @type {Cli} */ (await import(new URL('../src/cli/main.ts', import.meta.url).href));
 }
-const status = await main(process.argv.slice(2));
-process.exit(status);
+process.exit(await cli.main(process.argv.slice(2)));

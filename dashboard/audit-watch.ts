@@ -57,13 +57,23 @@ export class AuditWatch {
 
   private async refresh(): Promise<void> {
     for (const family of this.families) {
-      await this.keep(`audit ${family.name}`, family.audit && (async () => {
-        this.latest.set(family.name, { findings: await family.audit!(this.prisma), at: Date.now() });
-      }), () => this.latest.delete(family.name));
-      await this.keep(`verify ${family.name}`, family.verify && (async () => {
-        const report = await family.verify!(this.prisma, this.options.verifyContext);
-        this.verified.set(family.name, { problems: report.problemCount, at: Date.now() });
-      }), () => this.verified.delete(family.name));
+      await this.keep(
+        `audit ${family.name}`,
+        family.audit &&
+          (async () => {
+            this.latest.set(family.name, { findings: await family.audit!(this.prisma), at: Date.now() });
+          }),
+        () => this.latest.delete(family.name),
+      );
+      await this.keep(
+        `verify ${family.name}`,
+        family.verify &&
+          (async () => {
+            const report = await family.verify!(this.prisma, this.options.verifyContext);
+            this.verified.set(family.name, { problems: report.problemCount, at: Date.now() });
+          }),
+        () => this.verified.delete(family.name),
+      );
     }
   }
 

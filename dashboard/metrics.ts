@@ -130,7 +130,7 @@ export function createMetricsRegistry(deps: {
   });
   new Gauge({
     name: 'tys_audit_timestamp_seconds',
-    help: 'When each family\'s audit figures were last read, in Unix time',
+    help: "When each family's audit figures were last read, in Unix time",
     labelNames: ['family'],
     registers: [registry],
     collect() {
@@ -140,7 +140,7 @@ export function createMetricsRegistry(deps: {
   });
   new Gauge({
     name: 'tys_verify_problems',
-    help: 'Rows each family\'s verification finds wrong (what tys verify FAMILY lists); refreshed on an interval',
+    help: "Rows each family's verification finds wrong (what tys verify FAMILY lists); refreshed on an interval",
     labelNames: ['family'],
     registers: [registry],
     collect() {
@@ -213,14 +213,8 @@ export function createMetricsRegistry(deps: {
     async render() {
       // The histogram and the rate-limit counters are kept by the workers;
       // they are written here in the same text format.
-      const lines: string[] = [
-        '# HELP tys_job_duration_seconds Time from a job starting to its outcome',
-        '# TYPE tys_job_duration_seconds histogram',
-      ];
-      const limits: string[] = [
-        '# HELP tys_rate_limit_delays_total Times a job waited for the provider budget',
-        '# TYPE tys_rate_limit_delays_total counter',
-      ];
+      const lines: string[] = ['# HELP tys_job_duration_seconds Time from a job starting to its outcome', '# TYPE tys_job_duration_seconds histogram'];
+      const limits: string[] = ['# HELP tys_rate_limit_delays_total Times a job waited for the provider budget', '# TYPE tys_rate_limit_delays_total counter'];
       const limitSeconds: string[] = [
         '# HELP tys_rate_limit_delay_seconds_total Seconds jobs were held back by the provider budget',
         '# TYPE tys_rate_limit_delay_seconds_total counter',
@@ -231,7 +225,10 @@ export function createMetricsRegistry(deps: {
         limits.push(`tys_rate_limit_delays_total{family="${family}"} ${r.count}`);
         limitSeconds.push(`tys_rate_limit_delay_seconds_total{family="${family}"} ${r.seconds}`);
       }
-      const provider = ['# HELP tys_provider_request_duration_seconds Time the market-data provider took to answer', '# TYPE tys_provider_request_duration_seconds histogram'];
+      const provider = [
+        '# HELP tys_provider_request_duration_seconds Time the market-data provider took to answer',
+        '# TYPE tys_provider_request_duration_seconds histogram',
+      ];
       for (const name of PROVIDERS) {
         provider.push(...histogramLines('tys_provider_request_duration_seconds', `provider="${name}"`, (await deps.metrics.providerAnswers(name)).durations));
       }

@@ -12,8 +12,7 @@ export interface ScheduleRow {
   lastFiring: ScheduleFiring | undefined;
 }
 
-const escape = (text: string) =>
-  text.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
+const escape = (text: string) => text.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
 
 function scopeText(scope: RunView['scope']): string {
   switch (scope.kind) {
@@ -39,9 +38,7 @@ export function throughputChart(samples: ProgressSample[], width = 160, height =
   const first = points[0]!.at;
   const span = Math.max(1, points[points.length - 1]!.at - first);
   const top = Math.max(1, ...points.map((p) => p.rate));
-  const path = points
-    .map((p) => `${((width * (p.at - first)) / span).toFixed(1)},${(height - 1 - ((height - 2) * p.rate) / top).toFixed(1)}`)
-    .join(' ');
+  const path = points.map((p) => `${((width * (p.at - first)) / span).toFixed(1)},${(height - 1 - ((height - 2) * p.rate) / top).toFixed(1)}`).join(' ');
   return `<svg class="chart" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" role="img" aria-label="jobs per second, peak ${Math.round(top)}/s"><title>jobs per second over time, peak ${Math.round(top)}/s</title><polyline fill="none" stroke="#36c" stroke-width="1.5" points="${path}"/></svg>`;
 }
 
@@ -79,8 +76,7 @@ export function runsPage(
   const { boardPath, canControl } = options;
   const throttled = options.throttled ?? {};
   const now = Date.now();
-  const queueLink = (family: string, status?: string) =>
-    `${escape(boardPath)}/queue/${encodeURIComponent(family)}${status ? `?status=${status}` : ''}`;
+  const queueLink = (family: string, status?: string) => `${escape(boardPath)}/queue/${encodeURIComponent(family)}${status ? `?status=${status}` : ''}`;
   const rows = runs
     .map((run) => {
       const done = run.completed + run.skipped + run.failed;

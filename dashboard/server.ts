@@ -101,10 +101,7 @@ export async function createDashboard(options: DashboardOptions): Promise<Dashbo
   }
   // Requests fail fast while Redis is away (no offline queue), but a
   // long-running dashboard keeps reconnecting until it is back.
-  const redis = await connectProducer(
-    producerConnection(config.redisUrl, { retryStrategy: (attempt) => Math.min(attempt * 200, 2_000) }),
-    config.redisUrl,
-  );
+  const redis = await connectProducer(producerConnection(config.redisUrl, { retryStrategy: (attempt) => Math.min(attempt * 200, 2_000) }), config.redisUrl);
   redis.on('error', (error) => log.warn({ err: error.message }, 'redis connection error'));
   const prisma = createPrisma(config.databaseUrl, { maxConnections: 5 });
   const queues = new Map<string, Queue>();
@@ -117,7 +114,7 @@ export async function createDashboard(options: DashboardOptions): Promise<Dashbo
     const [schedulers, fired] = await Promise.all([queue.getJobSchedulers(0, -1, true), lastFirings(redis, config.queuePrefix)]);
     return schedulers.map((s) => ({
       name: s.key,
-      family: String((s.template?.data as { family?: unknown } | undefined)?.family ?? '?'),
+      family: (s.template?.data as { family?: string } | undefined)?.family ?? '?',
       when: s.pattern ? `cron ${s.pattern}` : `every ${Number(s.every) / 1000} s`,
       next: s.next ? new Date(s.next) : null,
       lastFiring: fired[s.key],
@@ -182,7 +179,13 @@ export async function createDashboard(options: DashboardOptions): Promise<Dashbo
       const running = list.filter((run) => !run.finishedAt);
       const progress = new Map(await Promise.all(running.map(async (run) => [run.id, await runProgress.read(run.id)] as const)));
       res.type('html').send(
-        runsPage(list, { boardPath: BOARD_PATH, canControl: req.role === 'admin', throttled, progress, schedules: await scheduleRows(queues.get(SCHEDULES_QUEUE)!) }),
+        runsPage(list, {
+          boardPath: BOARD_PATH,
+          canControl: req.role === 'admin',
+          throttled,
+          progress,
+          schedules: await scheduleRows(queues.get(SCHEDULES_QUEUE)!),
+        }),
       );
     } catch (error) {
       next(error);

@@ -68,11 +68,16 @@ describe('adopting a production database on the MVP schema', () => {
     const result = await runTys(['migrate'], env(db));
     expect(result.stderr).toBe('');
     expect(result.code).toBe(0);
-    expect(result.stdout.split('\n')[0]).toMatch(new RegExp(`^target: postgres 127\\.0\\.0\\.1:5432 database "${db.name}", redis [^ ]+ db \\d+, queue prefix "tys-test-`));
+    expect(result.stdout.split('\n')[0]).toMatch(
+      new RegExp(`^target: postgres 127\\.0\\.0\\.1:5432 database "${db.name}", redis [^ ]+ db \\d+, queue prefix "tys-test-`),
+    );
     expect(result.stdout).toMatch(`adopted database "${db.name}": recorded the MVP baseline as applied\n`);
     for (const file of FILES.slice(1)) expect(result.stdout).toContain(`applied ${file.name}`);
 
-    const history = await sql<{ migration_name: string; logs: string | null }>(db, `SELECT migration_name, logs FROM _prisma_migrations ORDER BY migration_name`);
+    const history = await sql<{ migration_name: string; logs: string | null }>(
+      db,
+      `SELECT migration_name, logs FROM _prisma_migrations ORDER BY migration_name`,
+    );
     expect(history.map((h) => h.migration_name)).toEqual(FILES.map((f) => f.name));
     expect(history[0]!.logs).toMatch(/schema matched the baseline/);
     expect(await sql(db, `SELECT id, "totalQuantity", "averageCostBasis", "currentPrice" FROM "Investment" ORDER BY id`)).toEqual(before);
@@ -82,13 +87,16 @@ describe('adopting a production database on the MVP schema', () => {
     expect(again.stdout).not.toMatch(/not adopted/);
   });
 
-  it('adopts a database that keeps the application\'s own Prisma history, which it leaves as it is', async () => {
+  it("adopts a database that keeps the application's own Prisma history, which it leaves as it is", async () => {
     const db = track(await mvpDatabase());
-    await sql(db, `CREATE TABLE "_prisma_migrations" (
+    await sql(
+      db,
+      `CREATE TABLE "_prisma_migrations" (
         id VARCHAR(36) PRIMARY KEY, checksum VARCHAR(64) NOT NULL, finished_at TIMESTAMPTZ, migration_name VARCHAR(255) NOT NULL,
         logs TEXT, rolled_back_at TIMESTAMPTZ, started_at TIMESTAMPTZ NOT NULL DEFAULT now(), applied_steps_count INTEGER NOT NULL DEFAULT 0);
       INSERT INTO "_prisma_migrations" (id, checksum, finished_at, migration_name, applied_steps_count)
-      VALUES ('app-1', 'abc', now(), '20240301000000_init', 1);`);
+      VALUES ('app-1', 'abc', now(), '20240301000000_init', 1);`,
+    );
     expect((await runTys(['migrate', 'status'], env(db))).stdout).toMatch(/not adopted yet/);
     const result = await runTys(['migrate'], env(db));
     expect(result.code).toBe(0);
@@ -98,8 +106,10 @@ describe('adopting a production database on the MVP schema', () => {
   });
 
   it('refuses a database whose schema differs from the baseline, lists the differences, and changes nothing', async () => {
-    const db = track(await mvpDatabase(`ALTER TABLE "Investment" ADD COLUMN "sector" TEXT; DROP INDEX "Account_userId_idx";
-      ALTER TABLE "Portfolio" ALTER COLUMN "name" TYPE VARCHAR(80);`));
+    const db = track(
+      await mvpDatabase(`ALTER TABLE "Investment" ADD COLUMN "sector" TEXT; DROP INDEX "Account_userId_idx";
+      ALTER TABLE "Portfolio" ALTER COLUMN "name" TYPE VARCHAR(80);`),
+    );
     const before = await fingerprint(db);
 
     const result = await runTys(['migrate'], env(db));
@@ -119,7 +129,7 @@ describe('adopting a production database on the MVP schema', () => {
     expect(await fingerprint(db)).toEqual(before);
   });
 
-  it('adopts with --baseline --yes: creates the missing indexes the application\'s own schema lacked, then migrates', async () => {
+  it("adopts with --baseline --yes: creates the missing indexes the application's own schema lacked, then migrates", async () => {
     const db = track(await mvpDatabase(`DROP INDEX "Account_userId_idx"; DROP INDEX "Session_userId_idx";`));
     const result = await runTys(['migrate', '--baseline', '--yes'], env(db));
     expect(result.code).toBe(0);
@@ -149,16 +159,22 @@ describe('adopting a production database on the MVP schema', () => {
 
   it('migrate down lists what it drops and changes nothing without --yes; sales are archived, never dropped', async () => {
     const db = track(await createTestDatabase());
-    await sql(db, MVP_ROWS + `
+    await sql(
+      db,
+      MVP_ROWS +
+        `
       INSERT INTO "TaxLot" (id, "investmentId", "purchaseDate", quantity, "costBasisPerUnit", "remainingQuantity", status, "updatedAt")
       VALUES ('l1', 'i1', '2024-01-02', 10.5, 200.12345678, 8.5, 'PARTIALLY_CLOSED', now());
       INSERT INTO "SaleTransaction" (id, "investmentId", "saleDate", quantity, "salePricePerUnit") VALUES ('s1', 'i1', '2024-06-01', 2, 260.5);
-      INSERT INTO "TaxLotAllocation" (id, "saleId", "taxLotId", "quantityAllocated") VALUES ('al1', 's1', 'l1', 2);`);
+      INSERT INTO "TaxLotAllocation" (id, "saleId", "taxLotId", "quantityAllocated") VALUES ('al1', 's1', 'l1', 2);`,
+    );
 
     const refused = await runTys(['migrate', 'down', '--to', BASELINE], env(db));
     expect(refused.code).toBe(1);
     expect(refused.stdout).toMatch(new RegExp(`would revert ${FILES.length - 1} migration\\(s\\) on database "${db.name}"`));
-    expect(refused.stdout).toMatch(/20251012000200_phase2_tax_reporting: drops table "TaxLotAllocation" \(1 rows\), table "SaleTransaction" \(1 rows\), table "TaxLot" \(1 rows\)/);
+    expect(refused.stdout).toMatch(
+      /20251012000200_phase2_tax_reporting: drops table "TaxLotAllocation" \(1 rows\), table "SaleTransaction" \(1 rows\), table "TaxLot" \(1 rows\)/,
+    );
     expect(refused.stderr).toMatch(/hold 1 sales and 1 allocations; nothing changed. Add --archive-sales/);
 
     const toPhase4 = await runTys(['migrate', 'down', '--to', PHASE4], env(db));
@@ -178,7 +194,9 @@ describe('adopting a production database on the MVP schema', () => {
     expect(await sql(db, `SELECT id, status, "remainingQuantity"::text FROM "ArchivedTaxLot"`)).toEqual([
       { id: 'l1', status: 'PARTIALLY_CLOSED', remainingQuantity: '8.50000000' },
     ]);
-    expect(await sql(db, `SELECT count(*)::int AS n FROM pg_constraint WHERE conrelid::regclass::text LIKE '"Archived%' AND contype = 'f'`)).toEqual([{ n: 0 }]);
+    expect(await sql(db, `SELECT count(*)::int AS n FROM pg_constraint WHERE conrelid::regclass::text LIKE '"Archived%' AND contype = 'f'`)).toEqual([
+      { n: 0 },
+    ]);
     expect(await sql(db, `SELECT to_regclass('public."TaxLot"') AS t`)).toEqual([{ t: null }]);
     expect(await sql(db, `SELECT id FROM "Investment"`)).toEqual([{ id: 'i1' }]);
   });
@@ -193,8 +211,14 @@ describe('adopting a production database on the MVP schema', () => {
       const blocked = await runTys(['migrate', '--lock-timeout', '300ms', '--lock-retries', '2'], env(db));
       expect(blocked.code).toBe(1);
       const pid = (blocker as unknown as { processID: number }).processID;
-      expect(blocked.stdout).toMatch(new RegExp(`${PHASE5}: lock timeout \\(300 ms\\) on try 1 of 3, blocked by pid ${pid} \\(application "reporting-job", idle in transaction, transaction open \\d+ s\\); trying again`));
-      expect(blocked.stderr).toMatch(new RegExp(`${PHASE5} not applied: no lock within 300 ms in 3 tries, blocked by pid ${pid} \\(application "reporting-job"`));
+      expect(blocked.stdout).toMatch(
+        new RegExp(
+          `${PHASE5}: lock timeout \\(300 ms\\) on try 1 of 3, blocked by pid ${pid} \\(application "reporting-job", idle in transaction, transaction open \\d+ s\\); trying again`,
+        ),
+      );
+      expect(blocked.stderr).toMatch(
+        new RegExp(`${PHASE5} not applied: no lock within 300 ms in 3 tries, blocked by pid ${pid} \\(application "reporting-job"`),
+      );
       const applied = await sql<{ migration_name: string }>(db, `SELECT migration_name FROM _prisma_migrations`);
       expect(applied.map((a) => a.migration_name)).not.toContain(PHASE5);
       expect(await sql(db, `SELECT count(*)::int AS n FROM information_schema.columns WHERE column_name = 'sector'`)).toEqual([{ n: 0 }]);

@@ -42,7 +42,7 @@ describe('job payloads written straight into Redis', () => {
         added.push({ family: family.name, job: `bad-${name}`, reason });
       }
       // Data that is not JSON at all, as only a hand-written Redis command can leave.
-      await queue.add(family.name, { runId: RUN, key: 'ABC' } as never, { jobId: 'bad-not-json', attempts: 5 });
+      await queue.add(family.name, { runId: RUN, key: 'ABC' }, { jobId: 'bad-not-json', attempts: 5 });
       await fleet.context.redis.hset(`${fleet.prefix}:${family.name}:bad-not-json`, 'data', '{not json');
       added.push({ family: family.name, job: 'bad-not-json', reason: /not JSON \("\{not json"\)/ });
       // A run of the family's own, so that the job reaches its handler.
@@ -60,7 +60,7 @@ describe('job payloads written straight into Redis', () => {
         if (job?.finishedOn) ended.set(`${worker.name}/${job.id}`, { failedReason: error.message, attemptsMade: job.attemptsMade });
       });
     }
-    await until('every bad job to end', async () => added.every((entry) => ended.has(`${entry.family}/${entry.job}`)));
+    await until('every bad job to end', () => added.every((entry) => ended.has(`${entry.family}/${entry.job}`)));
     for (const entry of added) {
       const label = `${entry.family}/${entry.job}`;
       const outcome = ended.get(label)!;

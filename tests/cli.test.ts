@@ -26,7 +26,7 @@ describe('tys CLI', () => {
     [['enqueue', 'nope', '--all'], /unknown family "nope" \(expected one of: lots/],
     [['enqueue', 'lots'], /give exactly one of --all, --investment ID, --portfolio ID, --user ID/],
     [['enqueue', 'lots', '--all', '--user', 'u1'], /give exactly one of/],
-    [['enqueue', 'lots', '--investment', "x'; DROP TABLE \"Investment\"; --"], /--investment "x'; DROP TABLE .*" is not a valid id/],
+    [['enqueue', 'lots', '--investment', 'x\'; DROP TABLE "Investment"; --'], /--investment "x'; DROP TABLE .*" is not a valid id/],
     [['enqueue', 'lots', '--all', '--frobnicate'], /unknown option '--frobnicate'/],
     [['enqueue', 'lots', '--all', '--page-size', '0'], /--page-size must be an integer from 1 to 100000/],
     [['worker', '--concurrency', 'many'], /--concurrency must be an integer/],
@@ -57,7 +57,11 @@ describe('tys CLI', () => {
     const result = await runTys(['status'], { ...env, REDIS_URL: 'http://example.com' });
     expect(result.code).toBe(2);
     expect(result.stderr).toMatch(/REDIS_URL must start with redis:\/\/ or rediss:\/\//);
-    const malformed: [string, string][] = [['REDIS_URL', 'redis://127.0.0.1:notaport'], ['DATABASE_URL', 'postgresql://a b'], ['TYS_QUEUE_PREFIX', 'a:b']];
+    const malformed: [string, string][] = [
+      ['REDIS_URL', 'redis://127.0.0.1:notaport'],
+      ['DATABASE_URL', 'postgresql://a b'],
+      ['TYS_QUEUE_PREFIX', 'a:b'],
+    ];
     for (const [name, value] of malformed) {
       const bad = await runTys(['enqueue', 'lots', '--all'], { ...env, [name]: value });
       expect(bad.code, name).toBe(2);
@@ -91,7 +95,9 @@ describe('tys CLI', () => {
     redisUrl.password = 'redis-pw-never-shown';
     const withPassword = { ...env, DATABASE_URL: url.toString(), REDIS_URL: redisUrl.toString() };
     const text = await runTys(['verify', 'lots'], withPassword);
-    expect(text.stdout.split('\n')[0]).toBe(`target: postgres 127.0.0.1:5432 database "${db.name}", redis ${redisUrl.hostname}:${redisUrl.port || 6379} db 0, queue prefix "${fleet.prefix}"`);
+    expect(text.stdout.split('\n')[0]).toBe(
+      `target: postgres 127.0.0.1:5432 database "${db.name}", redis ${redisUrl.hostname}:${redisUrl.port || 6379} db 0, queue prefix "${fleet.prefix}"`,
+    );
     const json = await runTys(['audit', 'constraints', '--json'], withPassword);
     expect(JSON.parse(json.stdout).target).toEqual({
       postgres: { host: '127.0.0.1', port: 5432, database: db.name },

@@ -20,8 +20,7 @@ async function snapshot(db: TestDatabase): Promise<Snapshot> {
   return Object.fromEntries(rows.map((r) => [r.key, r.row]));
 }
 
-const strip = (snap: Snapshot) =>
-  Object.fromEntries(Object.entries(snap).map(([k, { updatedAt, ...rest }]) => [k, rest]));
+const strip = (snap: Snapshot) => Object.fromEntries(Object.entries(snap).map(([k, { updatedAt, ...rest }]) => [k, rest]));
 
 describe('constraints family', () => {
   let db: TestDatabase;
@@ -106,9 +105,16 @@ describe('constraints family', () => {
     const after = await snapshot(db);
     const changed = Object.keys(after).filter((k) => JSON.stringify(after[k]) !== JSON.stringify(original[k]) && original[k]);
     // Of the rows that existed before, exactly the seven fixed ones changed.
-    expect(changed.sort()).toEqual(
-      ['Investment.badA', 'Investment.badB', 'Investment.badC', 'Investment.badD', 'Investment.badE', 'TaxLot.lotL1', 'TaxLot.lotL2', 'TaxLot.lotL5'],
-    );
+    expect(changed.sort()).toEqual([
+      'Investment.badA',
+      'Investment.badB',
+      'Investment.badC',
+      'Investment.badD',
+      'Investment.badE',
+      'TaxLot.lotL1',
+      'TaxLot.lotL2',
+      'TaxLot.lotL5',
+    ]);
     expect(strip(after)['Investment.badA']).toEqual({ id: 'badA', totalQuantity: '0.00000001', averageCostBasis: '10.00000000', currentPrice: '12.00000000' });
     expect(strip(after)['Investment.badE']).toEqual({ id: 'badE', totalQuantity: '0.00000001', averageCostBasis: '0.00000000', currentPrice: null });
     expect(strip(after)['Investment.badD']!.currentPrice).toBeNull();
@@ -172,7 +178,16 @@ describe('constraints family', () => {
     expect(checks.every((c) => !c.convalidated)).toBe(true);
     await expect(db.prisma.investment.update({ where: { id: 'badD' }, data: { currentPrice: '-1' } })).rejects.toThrow(/Investment_currentPrice_positive/);
     const restored = strip(await snapshot(db));
-    for (const key of ['Investment.badA', 'Investment.badB', 'Investment.badC', 'Investment.badD', 'Investment.badE', 'TaxLot.lotL1', 'TaxLot.lotL2', 'TaxLot.lotL5']) {
+    for (const key of [
+      'Investment.badA',
+      'Investment.badB',
+      'Investment.badC',
+      'Investment.badD',
+      'Investment.badE',
+      'TaxLot.lotL1',
+      'TaxLot.lotL2',
+      'TaxLot.lotL5',
+    ]) {
       expect(restored[key], key).toEqual(strip(original)[key]);
     }
     expect(await db.prisma.taxLot.count()).toBe(lotsBefore);
@@ -187,7 +202,9 @@ describe('constraints family', () => {
     const result = await runTys(['revert', '--run', run.id], env);
     expect(result.code).toBe(1);
     expect(result.stdout).toMatch(/7 restored, 0 already reverted, 1 conflicts/);
-    expect(result.stdout).toMatch(/conflict Investment badC: row changed since the run wrote it, or is in use; left as it is \(expected \{"averageCostBasis":"0.00000000"\}, found \{"averageCostBasis":"7.50000000"\}\)/);
+    expect(result.stdout).toMatch(
+      /conflict Investment badC: row changed since the run wrote it, or is in use; left as it is \(expected \{"averageCostBasis":"0.00000000"\}, found \{"averageCostBasis":"7.50000000"\}\)/,
+    );
     expect((await db.prisma.investment.findUniqueOrThrow({ where: { id: 'badC' } })).averageCostBasis.toFixed(8)).toBe('7.50000000');
   });
 
@@ -201,7 +218,9 @@ describe('constraints family', () => {
     const report = JSON.parse(result.stdout);
     expect(report.constraints).toHaveLength(6);
     expect(report.constraints.every((c: { validBefore: boolean; validAfter: boolean }) => !c.validBefore && c.validAfter)).toBe(true);
-    const rows = await db.prisma.$queryRaw<{ n: bigint }[]>`SELECT count(*) AS n FROM pg_constraint WHERE contype = 'c' AND convalidated AND connamespace = 'public'::regnamespace`;
+    const rows = await db.prisma.$queryRaw<
+      { n: bigint }[]
+    >`SELECT count(*) AS n FROM pg_constraint WHERE contype = 'c' AND convalidated AND connamespace = 'public'::regnamespace`;
     expect(rows[0]!.n).toBe(6n);
   });
 });

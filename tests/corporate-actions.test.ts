@@ -1,11 +1,6 @@
 import { Decimal } from 'decimal.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Prisma } from '../src/db/prisma.js';
-import {
-  corporateActionsFamily,
-  parseSplitRatio,
-  splitResidualBound,
-} from '../src/families/corporate-actions.js';
+import { corporateActionsFamily, parseSplitRatio, splitResidualBound } from '../src/families/corporate-actions.js';
 import { lotsFamily } from '../src/families/lots.js';
 import { createTestDatabase, type TestDatabase } from './support/databases.js';
 import { testFleet } from './support/fleet.js';
@@ -16,7 +11,14 @@ const X = Decimal.clone({ precision: 100 });
 const r8 = (v: Decimal) => v.toDecimalPlaces(8, Decimal.ROUND_HALF_UP).toFixed(8);
 const times = (a: string, n: number, m: number) => r8(new X(a).times(n).div(m));
 
-interface LotSpec { tag: string; purchaseDate: string; quantity: string; remaining: string; cost: string; status?: 'OPEN' | 'PARTIALLY_CLOSED' | 'CLOSED' }
+interface LotSpec {
+  tag: string;
+  purchaseDate: string;
+  quantity: string;
+  remaining: string;
+  cost: string;
+  status?: 'OPEN' | 'PARTIALLY_CLOSED' | 'CLOSED';
+}
 
 describe('corporate-actions family', () => {
   let db: TestDatabase;
@@ -34,16 +36,24 @@ describe('corporate-actions family', () => {
     for (const lot of lots) {
       const row = await db.prisma.taxLot.create({
         data: {
-          investmentId: inv.id, purchaseDate: new Date(lot.purchaseDate), quantity: lot.quantity, remainingQuantity: lot.remaining,
-          costBasisPerUnit: lot.cost, status: lot.status ?? 'OPEN',
+          investmentId: inv.id,
+          purchaseDate: new Date(lot.purchaseDate),
+          quantity: lot.quantity,
+          remainingQuantity: lot.remaining,
+          costBasisPerUnit: lot.cost,
+          status: lot.status ?? 'OPEN',
         },
       });
       lotIds.set(lot.tag, row.id);
     }
     return inv.id;
   }
-  const action = (investmentId: string, actionType: 'STOCK_SPLIT' | 'REVERSE_SPLIT' | 'TICKER_CHANGE' | 'MERGER', effectiveDate: string, extra: { splitRatio?: string; newTicker?: string } = {}) =>
-    db.prisma.corporateAction.create({ data: { investmentId, actionType, effectiveDate: new Date(effectiveDate), description: actionType, ...extra } });
+  const action = (
+    investmentId: string,
+    actionType: 'STOCK_SPLIT' | 'REVERSE_SPLIT' | 'TICKER_CHANGE' | 'MERGER',
+    effectiveDate: string,
+    extra: { splitRatio?: string; newTicker?: string } = {},
+  ) => db.prisma.corporateAction.create({ data: { investmentId, actionType, effectiveDate: new Date(effectiveDate), description: actionType, ...extra } });
   const lot = async (tag: string) => db.prisma.taxLot.findUniqueOrThrow({ where: { id: lotIds.get(tag)! } });
 
   let inv32: string, inv110: string, inv21: string, invOrder: string, invBad: string, invMerger: string, invSeq: string;
@@ -104,29 +114,40 @@ describe('corporate-actions family', () => {
     expect(run).toMatchObject({ failed: 1 }); // the malformed ratio
 
     const checks: [string, string, string, number, number][] = [
-      ['open', '10', '100.00000001', 3, 2], ['partial', '7.33333333', '45.12345679', 3, 2],
-      ['tenA', '3.00000001', '9.99999999', 1, 10], ['tenB', '12.34567891', '0.00000007', 1, 10], ['two', '2.5', '80.00000001', 2, 1],
+      ['open', '10', '100.00000001', 3, 2],
+      ['partial', '7.33333333', '45.12345679', 3, 2],
+      ['tenA', '3.00000001', '9.99999999', 1, 10],
+      ['tenB', '12.34567891', '0.00000007', 1, 10],
+      ['two', '2.5', '80.00000001', 2, 1],
     ];
     for (const [tag, quantity, cost, n, m] of checks) {
       const after = await lot(tag);
       expect(after.quantity.toFixed(8), tag).toBe(times(quantity, n, m));
       expect(after.costBasisPerUnit.toFixed(8), tag).toBe(times(cost, m, n));
       const residual = new X(after.quantity.toString()).times(after.costBasisPerUnit.toString()).minus(new X(quantity).times(cost)).abs();
-      expect(residual.lte(splitResidualBound(after.quantity, after.costBasisPerUnit).toString()), `${tag} residual ${residual}`).toBe(true);
+      expect(residual.lte(splitResidualBound(after.quantity, after.costBasisPerUnit).toString()), `${tag} residual ${residual.toString()}`).toBe(true);
     }
     expect((await lot('partial')).remainingQuantity.toFixed(8)).toBe(times('3.33333333', 3, 2));
     expect((await lot('partial')).purchaseDate.toISOString().slice(0, 10)).toBe('2024-02-01');
-    for (const [tag, q, c] of [['closed', '5', '50'], ['later', '4', '200']]) {
+    for (const [tag, q, c] of [
+      ['closed', '5', '50'],
+      ['later', '4', '200'],
+    ]) {
       const untouched = await lot(tag!);
       expect([untouched.quantity.toFixed(), untouched.costBasisPerUnit.toFixed()], tag).toEqual([q, c]);
     }
     const three = await db.prisma.investment.findUniqueOrThrow({ where: { id: inv32 } });
-    expect(three.totalQuantity.toFixed(8)).toBe(new X(times('10', 3, 2)).plus(times('3.33333333', 3, 2)).plus(4).toFixed(8));
+    expect(three.totalQuantity.toFixed(8)).toBe(
+      new X(times('10', 3, 2))
+        .plus(times('3.33333333', 3, 2))
+        .plus(4)
+        .toFixed(8),
+    );
     expect(three.averageCostBasis.toFixed(8)).toBe(times('110.5', 2, 3));
     expect((await lotsFamily.verify!(db.prisma)).problems.filter((p) => [inv32, inv110, inv21].includes(p.id))).toEqual([]);
   });
 
-  it('applies two actions of one investment in date order, and a ticker change moves the owner\'s alerts', async () => {
+  it("applies two actions of one investment in date order, and a ticker change moves the owner's alerts", async () => {
     const actions = await db.prisma.corporateAction.findMany({ where: { investmentId: invOrder }, orderBy: { effectiveDate: 'asc' } });
     const [split, change, future] = actions;
     expect(split!.processed && change!.processed).toBe(true);
@@ -140,9 +161,7 @@ describe('corporate-actions family', () => {
 
   it('reports malformed ratios and unsupported types, changing nothing for them', async () => {
     const failed = await fleet.context.queue(corporateActionsFamily).getFailed();
-    expect(failed.map((j) => [j.attemptsMade, j.failedReason])).toEqual([
-      [1, 'split ratio "2-1" is malformed: expected "N:M" such as "2:1", "3:2" or "1:10"'],
-    ]);
+    expect(failed.map((j) => [j.attemptsMade, j.failedReason])).toEqual([[1, 'split ratio "2-1" is malformed: expected "N:M" such as "2:1", "3:2" or "1:10"']]);
     expect((await lot('bad')).quantity.toFixed()).toBe('1');
     expect(await db.prisma.corporateAction.count({ where: { investmentId: invBad, processed: true } })).toBe(0);
     expect((await lot('merger')).quantity.toFixed()).toBe('1'); // the split after an unsupported merger waits too
@@ -150,10 +169,12 @@ describe('corporate-actions family', () => {
     const audit = await runTys(['audit', 'corporate-actions', '--json'], fleetEnv(fleet.config));
     expect(audit.code).toBe(1);
     const findings = JSON.parse(audit.stdout).findings;
-    expect(findings).toEqual(expect.arrayContaining([
-      expect.objectContaining({ check: 'unsupported MERGER (left for a person)', count: 1 }),
-      expect.objectContaining({ check: 'malformed split ratio', count: 1 }),
-    ]));
+    expect(findings).toEqual(
+      expect.arrayContaining([
+        expect.objectContaining({ check: 'unsupported MERGER (left for a person)', count: 1 }),
+        expect.objectContaining({ check: 'malformed split ratio', count: 1 }),
+      ]),
+    );
   });
 
   it('changes nothing when applied again', async () => {

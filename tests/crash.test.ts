@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { lotsFamily } from '../src/families/lots.js';
 import { seedMvp } from '../src/demo/seed.js';
 import { createTestDatabase, type TestDatabase } from './support/databases.js';
@@ -114,16 +114,16 @@ describe('crashes and restarts', () => {
     const env = fleetEnv({ ...fleet.config, redisUrl: redis.url }, { TYS_LOG_LEVEL: 'info' });
 
     const early = spawnWorker(env, ['--families', 'lots']);
-    await until('the worker to say it waits', async () => early.output().includes('waiting for Redis'), 30_000);
+    await until('the worker to say it waits', () => early.output().includes('waiting for Redis'), 30_000);
     early.kill('SIGTERM');
     const stopped = await early.exited;
     expect(stopped.code).toBe(0);
     expect(stopped.stdout).toMatch(/workers stopped before Redis could be reached/);
 
     const patient = spawnWorker(env, ['--families', 'lots']);
-    await until('the worker to say it waits', async () => patient.output().includes('waiting for Redis'), 30_000);
+    await until('the worker to say it waits', () => patient.output().includes('waiting for Redis'), 30_000);
     await redis.restart();
-    await until('the worker to start once Redis is back', async () => patient.output().includes('"msg":"workers started"'), 30_000);
+    await until('the worker to start once Redis is back', () => patient.output().includes('"msg":"workers started"'), 30_000);
     patient.kill('SIGTERM');
     expect((await patient.exited).code).toBe(0);
   });

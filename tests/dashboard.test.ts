@@ -134,7 +134,7 @@ describe('dashboard in a real browser', () => {
     expect(board.headers.get('content-security-policy')).not.toMatch(/script-src[^;]*unsafe-inline/);
   });
 
-  it('refuses writes that another site makes with the operator\'s credentials', async () => {
+  it("refuses writes that another site makes with the operator's credentials", async () => {
     const failed = (await fleet.context.queue(lotsFamily).getFailed(0, 0))[0]!;
     const admin = { authorization: basic(ADMIN) };
     const routes: [string, string, string?][] = [
@@ -145,7 +145,12 @@ describe('dashboard in a real browser', () => {
       ['PATCH', '/board/api/queues/lots/clean/failed'],
     ];
     for (const [method, route, body] of routes) {
-      const foreign: Record<string, string>[] = [{ origin: 'https://evil.example' }, { referer: 'https://evil.example/page' }, {}, { 'sec-fetch-site': 'cross-site' }];
+      const foreign: Record<string, string>[] = [
+        { origin: 'https://evil.example' },
+        { referer: 'https://evil.example/page' },
+        {},
+        { 'sec-fetch-site': 'cross-site' },
+      ];
       for (const headers of foreign) {
         const response = await fetch(`${dashboard.url}${route}`, { method, body, headers: { ...admin, 'content-type': 'text/plain', ...headers } });
         expect(response.status, `${method} ${route} ${JSON.stringify(headers)}`).toBe(403);
@@ -154,7 +159,10 @@ describe('dashboard in a real browser', () => {
     expect(await fleet.context.queue(lotsFamily).getJobCounts('waiting')).toEqual({ waiting: 0 });
     expect(await (await fleet.context.queue(lotsFamily).getJob(failed.id!))!.getState()).toBe('failed');
     // The dashboard's own page: the browser sends its Origin, or says same-origin.
-    const own = await fetch(`${dashboard.url}/board/api/queues/lots/${failed.id}/retry`, { method: 'PUT', headers: { ...admin, 'sec-fetch-site': 'same-origin' } });
+    const own = await fetch(`${dashboard.url}/board/api/queues/lots/${failed.id}/retry`, {
+      method: 'PUT',
+      headers: { ...admin, 'sec-fetch-site': 'same-origin' },
+    });
     expect(own.status).toBe(204);
   });
 
@@ -181,7 +189,8 @@ describe('dashboard in a real browser', () => {
     let text = await response.text();
     expect(text).toContain('tys_queue_jobs{family="lots",state="failed"} ');
     // The workers add their counts to Redis once a second.
-    const scrape = async () => (text = await (await fetch(`${dashboard.url}/metrics`, { headers: { authorization: 'Bearer scrape-token-0123456789abcdef' } })).text());
+    const scrape = async () =>
+      (text = await (await fetch(`${dashboard.url}/metrics`, { headers: { authorization: 'Bearer scrape-token-0123456789abcdef' } })).text());
     await expect.poll(scrape).toContain(`tys_jobs_total{family="lots",outcome="completed"} ${INVESTMENTS - INVESTMENTS / 100}`);
     expect(text).toContain(`tys_jobs_total{family="lots",outcome="failed"} ${INVESTMENTS / 100}`);
     expect(text).toContain('# TYPE tys_jobs_total counter');
@@ -190,7 +199,9 @@ describe('dashboard in a real browser', () => {
     expect(text).toMatch(/^tys_run_oldest_running_seconds\{family="lots"\} 0$/m);
     expect(text).toMatch(/^tys_workers\{family="lots"\} \d+$/m);
     // The constraints family's audit, per phase 4 constraint: the investments planted to make lots fail break one.
-    await expect.poll(scrape, { timeout: 10_000 }).toContain(`tys_audit_findings{family="constraints",check="Investment_totalQuantity_positive (Investment)"} ${INVESTMENTS / 100}`);
+    await expect
+      .poll(scrape, { timeout: 10_000 })
+      .toContain(`tys_audit_findings{family="constraints",check="Investment_totalQuantity_positive (Investment)"} ${INVESTMENTS / 100}`);
     expect(text).toContain('tys_audit_findings{family="constraints",check="Investment_currentPrice_positive (Investment)"} 0');
     // What tys verify lots lists: the investments the failed jobs left without lots.
     expect(text).toContain(`tys_verify_problems{family="lots"} ${INVESTMENTS / 100}`);
@@ -243,7 +254,10 @@ describe('dashboard in a real browser', () => {
     expect(failed).toHaveLength(INVESTMENTS / 100);
     // The person fixes the rows the jobs failed on, then retries them from the board.
     await db.prisma.investment.updateMany({ where: { id: { in: failed.map((job) => job.data.key) } }, data: { totalQuantity: '1' } });
-    const retry = await fetch(`${dashboard.url}/board/api/queues/lots/retry/failed`, { method: 'PUT', headers: { authorization: basic(ADMIN), origin: dashboard.url } });
+    const retry = await fetch(`${dashboard.url}/board/api/queues/lots/retry/failed`, {
+      method: 'PUT',
+      headers: { authorization: basic(ADMIN), origin: dashboard.url },
+    });
     expect(retry.ok).toBe(true);
     await until('the run to be revised', async () => (await db.prisma.fleetRun.findUniqueOrThrow({ where: { id: runId } })).status === 'COMPLETED', 30_000);
     expect(await db.prisma.fleetRun.findUniqueOrThrow({ where: { id: runId } })).toMatchObject({ completed: INVESTMENTS, failed: 0, skipped: 0 });
@@ -260,7 +274,6 @@ describe('dashboard in a real browser', () => {
     expect(lots.jobs.map((j: { id: string }) => j.id)).toContain(job.id);
     await queue.remove(job.id!);
   });
-
 
   it('pauses and resumes a run with the runs page buttons; the read-only account cannot (403 from the server)', async () => {
     // No worker takes metadata jobs here: the run stays RUNNING until acted on.

@@ -26,14 +26,23 @@ describe('database health: the write-latency rule', () => {
     const health = new DbHealth({ prisma: db.prisma, redis: fleet.context.redis, prefix: fleet.prefix, log: pino({ level: 'silent' }) }, ['lots', 'alerts'], {
       baselineMs: 1_000,
     });
-    health.recordLatencies('lots', Array.from({ length: 50 }, (_, i) => 10 + (i % 5)));
+    health.recordLatencies(
+      'lots',
+      Array.from({ length: 50 }, (_, i) => 10 + (i % 5)),
+    );
     now += 1_500;
     // 25% slower but only 3 ms: noise, not a regression.
-    health.recordLatencies('lots', Array.from({ length: 10 }, () => 17));
+    health.recordLatencies(
+      'lots',
+      Array.from({ length: 10 }, () => 17),
+    );
     await health.sample();
     expect(health.reason('lots')).toBeNull();
     now += 11_000; // the recent window moves on
-    health.recordLatencies('lots', Array.from({ length: 10 }, () => 80));
+    health.recordLatencies(
+      'lots',
+      Array.from({ length: 10 }, () => 80),
+    );
     await health.sample();
     expect(health.reason('lots')).toBe('p95 write 80 ms > 17 ms (baseline 14 ms)');
     expect(health.reason('alerts')).toBeNull();
@@ -64,13 +73,15 @@ describe('database health: the replica-lag rule', () => {
   });
 
   it('holds the fleet while a real replica falls behind, and lets it go when the replica catches up', async () => {
-    const health = new DbHealth(
-      { prisma: db.prisma, redis: fleet.context.redis, prefix: fleet.prefix, log: pino({ level: 'silent' }), replica },
-      ['lots'],
-      { replicaLagMs: 500 },
-    );
+    const health = new DbHealth({ prisma: db.prisma, redis: fleet.context.redis, prefix: fleet.prefix, log: pino({ level: 'silent' }), replica }, ['lots'], {
+      replicaLagMs: 500,
+    });
     await pair.query('primary', 'CREATE TABLE app_writes (n int)');
-    await until('the replica to replay a transaction', async () => (await pair.query('replica', "SELECT to_regclass('app_writes') AS t"))[0]!.t !== null, 30_000);
+    await until(
+      'the replica to replay a transaction',
+      async () => (await pair.query('replica', "SELECT to_regclass('app_writes') AS t"))[0]!.t !== null,
+      30_000,
+    );
     await health.sample();
     expect(health.reason('lots')).toBeNull();
 
@@ -91,7 +102,9 @@ describe('database health: the replica-lag rule', () => {
     const warnings: string[] = [];
     const log = pino({ level: 'warn' }, { write: (line: string) => void warnings.push(JSON.parse(line).msg) });
     try {
-      const health = new DbHealth({ prisma: db.prisma, redis: fleet.context.redis, prefix: fleet.prefix, log, replica: primary }, ['lots'], { replicaLagMs: 0 });
+      const health = new DbHealth({ prisma: db.prisma, redis: fleet.context.redis, prefix: fleet.prefix, log, replica: primary }, ['lots'], {
+        replicaLagMs: 0,
+      });
       await health.sample();
       await health.sample();
       expect(health.reason('lots')).toBeNull();

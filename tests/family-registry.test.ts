@@ -40,7 +40,16 @@ const shoutingFamily: JobFamily = {
       const upper = row.name.toUpperCase();
       await tx.$executeRaw`UPDATE "Investment" SET name = ${upper}, "updatedAt" = now() WHERE id = ${key}`;
       await tx.auditLog.create({
-        data: auditRecord({ userId: row.userId, action: 'SHOUT_NAME', entity: 'Investment', entityId: key, runId, jobId, before: { name: row.name }, after: { name: upper } }),
+        data: auditRecord({
+          userId: row.userId,
+          action: 'SHOUT_NAME',
+          entity: 'Investment',
+          entityId: key,
+          runId,
+          jobId,
+          before: { name: row.name },
+          after: { name: upper },
+        }),
       });
       return { status: 'changed' };
     }),
@@ -54,7 +63,12 @@ const shoutingFamily: JobFamily = {
   async verify(prisma) {
     const [found] = await this.audit!(prisma);
     const [all] = await prisma.$queryRaw<{ n: bigint }[]>`SELECT count(*) AS n FROM "Investment"`;
-    return { ok: found!.count === 0, checked: Number(all!.n), problems: found!.sample.map((id) => ({ id, problem: 'name has lower-case letters' })), problemCount: found!.count };
+    return {
+      ok: found!.count === 0,
+      checked: Number(all!.n),
+      problems: found!.sample.map((id) => ({ id, problem: 'name has lower-case letters' })),
+      problemCount: found!.count,
+    };
   },
   options: { ...DEFAULT_FAMILY_OPTIONS, concurrency: 5 },
 };

@@ -44,11 +44,14 @@ describe('the heap limit of tys enqueue', () => {
         }),
       );
       let output = '';
-      tys.stdout!.on('data', (chunk) => (output += chunk));
-      tys.stderr!.on('data', (chunk) => (output += chunk));
+      tys.stdout.on('data', (chunk) => (output += chunk));
+      tys.stderr.on('data', (chunk) => (output += chunk));
       const exited = new Promise<number | null>((resolve) => tys.on('exit', (code) => resolve(code)));
-      await until('the run to be enqueued', async () => /added 50 jobs/.test(output), 30_000);
-      const children = execFileSync('pgrep', ['-P', String(tys.pid)]).toString().trim().split('\n');
+      await until('the run to be enqueued', () => /added 50 jobs/.test(output), 30_000);
+      const children = execFileSync('pgrep', ['-P', String(tys.pid)])
+        .toString()
+        .trim()
+        .split('\n');
       expect(children).toHaveLength(1);
       const enqueuePid = Number(children[0]);
       const commandLine = readFileSync(`/proc/${enqueuePid}/cmdline`, 'utf8').split('\0');
@@ -57,7 +60,7 @@ describe('the heap limit of tys enqueue', () => {
 
       tys.kill('SIGTERM');
       expect(await exited).toBe(128 + 15);
-      await until('the enqueue process to end', async () => !isAlive(enqueuePid), 10_000);
+      await until('the enqueue process to end', () => !isAlive(enqueuePid), 10_000);
     });
   });
 });

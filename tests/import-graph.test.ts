@@ -44,9 +44,7 @@ describe('the import graph', () => {
   const graph = new Map(sources().map((file) => [file, importsOf(file).filter((target) => !target.includes('generated'))]));
 
   it('has no upward import', () => {
-    const upward = [...graph].flatMap(([file, targets]) =>
-      targets.filter((target) => layerOf(target) > layerOf(file)).map((target) => `${file} -> ${target}`),
-    );
+    const upward = [...graph].flatMap(([file, targets]) => targets.filter((target) => layerOf(target) > layerOf(file)).map((target) => `${file} -> ${target}`));
     expect(upward).toEqual([]);
   });
 

@@ -77,9 +77,7 @@ describe('lots family end to end', () => {
 
   it('skips a job whose investment no longer exists', async () => {
     const ctx = handlerContext(db.prisma);
-    const outcome = await lotsFamily.handle(ctx, [
-      { key: 'no-such-investment', runId: 'run-20260101T000000Z-000000', jobId: 'lots-no-such-investment' },
-    ]);
+    const outcome = await lotsFamily.handle(ctx, [{ key: 'no-such-investment', runId: 'run-20260101T000000Z-000000', jobId: 'lots-no-such-investment' }]);
     ctx.redis.disconnect();
     expect(outcome).toEqual([{ status: 'skipped', reason: 'investment no longer exists' }]);
   });

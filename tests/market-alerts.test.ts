@@ -9,7 +9,9 @@ import { handlerContext, testFleet } from './support/fleet.js';
 
 const D = (v: string) => new Prisma.Decimal(v);
 const rule = (alertType: AlertRule['alertType'], targetPrice: string | null, percentChange: string | null = null): AlertRule => ({
-  alertType, targetPrice, percentChange,
+  alertType,
+  targetPrice,
+  percentChange,
 });
 
 describe('alert rules, at their boundaries', () => {
@@ -66,7 +68,16 @@ describe('alerts family', () => {
 
   it('triggers once when two evaluations race, with one audit entry and one notification', async () => {
     await db.prisma.investment.create({
-      data: { portfolioId, ticker: 'RACE', name: 'Race', assetType: 'STOCK', totalQuantity: '2', averageCostBasis: '50', currentPrice: '120', priceUpdatedAt: new Date() },
+      data: {
+        portfolioId,
+        ticker: 'RACE',
+        name: 'Race',
+        assetType: 'STOCK',
+        totalQuantity: '2',
+        averageCostBasis: '50',
+        currentPrice: '120',
+        priceUpdatedAt: new Date(),
+      },
     });
     const alert = await db.prisma.priceAlert.create({ data: { userId, ticker: ' race ', alertType: 'PRICE_ABOVE', targetPrice: '100' } });
     const item = { key: 'RACE', runId: 'run-20260101T000000Z-000000', jobId: 'alerts-RACE' };
@@ -86,9 +97,21 @@ describe('alerts family', () => {
 
   it('quotes a stale ticker once, refreshes every holding, and triggers only what crosses its boundary', async () => {
     const old = new Date(Date.now() - 3_600_000);
-    for (const [qty, cost] of [['3', '10'], ['1', '30']] as const) {
+    for (const [qty, cost] of [
+      ['3', '10'],
+      ['1', '30'],
+    ] as const) {
       await db.prisma.investment.create({
-        data: { portfolioId, ticker: 'STALE', name: 'Stale', assetType: 'STOCK', totalQuantity: qty, averageCostBasis: cost, currentPrice: '1', priceUpdatedAt: old },
+        data: {
+          portfolioId,
+          ticker: 'STALE',
+          name: 'Stale',
+          assetType: 'STOCK',
+          totalQuantity: qty,
+          averageCostBasis: cost,
+          currentPrice: '1',
+          priceUpdatedAt: old,
+        },
       });
     }
     server.prices.set('STALE', '16.5000');

@@ -23,8 +23,12 @@ describe('one provider budget shared by two families in two worker processes', (
     for (let i = 0; i < TICKERS; i += 1) {
       server.overviews.set(`META${i}`, { Sector: 'HEALTHCARE' });
       server.prices.set(`ALRT${i}`, '10');
-      await db.prisma.investment.create({ data: { portfolioId, ticker: `META${i}`, name: 'm', assetType: 'STOCK', totalQuantity: '1', averageCostBasis: '1', sector: null } });
-      await db.prisma.investment.create({ data: { portfolioId, ticker: `ALRT${i}`, name: 'a', assetType: 'CRYPTO', totalQuantity: '1', averageCostBasis: '1' } });
+      await db.prisma.investment.create({
+        data: { portfolioId, ticker: `META${i}`, name: 'm', assetType: 'STOCK', totalQuantity: '1', averageCostBasis: '1', sector: null },
+      });
+      await db.prisma.investment.create({
+        data: { portfolioId, ticker: `ALRT${i}`, name: 'a', assetType: 'CRYPTO', totalQuantity: '1', averageCostBasis: '1' },
+      });
       await db.prisma.priceAlert.create({ data: { userId, ticker: `ALRT${i}`, alertType: 'PRICE_ABOVE', targetPrice: '5' } });
     }
     fleet = await testFleet(db);
@@ -48,7 +52,10 @@ describe('one provider budget shared by two families in two worker processes', (
     for (const worker of workers) worker.kill('SIGTERM');
     await Promise.all(workers.map((w) => w.exited));
 
-    expect(runs.map((r) => [r.status, r.completed])).toEqual([['COMPLETED', TICKERS], ['COMPLETED', TICKERS]]);
+    expect(runs.map((r) => [r.status, r.completed])).toEqual([
+      ['COMPLETED', TICKERS],
+      ['COMPLETED', TICKERS],
+    ]);
     // Calls made equal the distinct tickers needing data: nothing asked twice.
     expect(server.calls).toHaveLength(2 * TICKERS);
     expect(new Set(server.calls.map((c) => `${c.fn} ${c.symbol}`)).size).toBe(2 * TICKERS);

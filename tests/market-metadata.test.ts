@@ -51,7 +51,12 @@ describe('metadata family', () => {
     const { runId, added } = await fleet.enqueue(metadataFamily);
     expect(added).toBe(4); // AAPL, MSFT, NADA, VTI: normalised, CRYPTO left out
     const run = await fleet.waitForRun(runId!);
-    expect(server.callsFor('OVERVIEW').map((c) => c.symbol).sort()).toEqual(['AAPL', 'MSFT', 'NADA', 'VTI']);
+    expect(
+      server
+        .callsFor('OVERVIEW')
+        .map((c) => c.symbol)
+        .sort(),
+    ).toEqual(['AAPL', 'MSFT', 'NADA', 'VTI']);
     expect(run.stats).toEqual({ calls: 4, investmentsUpdated: 32, tickersWithoutData: 2 });
     expect(run).toMatchObject({ status: 'COMPLETED', completed: 2, skipped: 2 });
     // What the dashboard's metrics read: every answer by class, its latency, the budget left.
@@ -78,7 +83,8 @@ describe('metadata family', () => {
     const audits = await db.prisma.auditLog.findMany({ where: { action: 'BACKFILL_METADATA' } });
     expect(audits).toHaveLength(32);
     expect(audits.find((a) => a.entityId === preset.id)!.metadata).toMatchObject({
-      before: { country: null, marketCap: null }, after: { country: 'USA', marketCap: '3456789012345.00' },
+      before: { country: null, marketCap: null },
+      after: { country: 'USA', marketCap: '3456789012345.00' },
     });
   });
 
@@ -107,18 +113,18 @@ describe('metadata family', () => {
   it('stops on a refused key (the public demo key) with one clear reason instead of a retry storm', async () => {
     process.env.ALPHA_VANTAGE_API_KEY = 'demo';
     try {
-    for (const t of ['K1', 'K2', 'K3', 'K4', 'K5', 'K6', 'K7', 'K8']) await investment(t, 'STOCK');
-    const calls = server.calls.length;
-    const { runId } = await fleet.enqueue(metadataFamily);
-    const run = await fleet.waitForRun(runId!);
-    // At most one call per job already running when the first refusal came back.
-    expect(server.calls.length - calls).toBeLessThanOrEqual(metadataFamily.options.concurrency);
-    expect(run).toMatchObject({ failed: 8, skipped: 2 }); // K1..K8; NADA and VTI are remembered without data
-    const failed = await fleet.context.queue(metadataFamily).getFailed();
-    const reasons = failed.filter((j) => j.data.runId === runId).map((j) => j.failedReason);
-    expect(reasons).toHaveLength(8);
-    for (const reason of reasons) expect(reason).toMatch(/API key is for .* purposes only/);
-    expect(failed.every((j) => j.attemptsMade === 1)).toBe(true);
+      for (const t of ['K1', 'K2', 'K3', 'K4', 'K5', 'K6', 'K7', 'K8']) await investment(t, 'STOCK');
+      const calls = server.calls.length;
+      const { runId } = await fleet.enqueue(metadataFamily);
+      const run = await fleet.waitForRun(runId!);
+      // At most one call per job already running when the first refusal came back.
+      expect(server.calls.length - calls).toBeLessThanOrEqual(metadataFamily.options.concurrency);
+      expect(run).toMatchObject({ failed: 8, skipped: 2 }); // K1..K8; NADA and VTI are remembered without data
+      const failed = await fleet.context.queue(metadataFamily).getFailed();
+      const reasons = failed.filter((j) => j.data.runId === runId).map((j) => j.failedReason);
+      expect(reasons).toHaveLength(8);
+      for (const reason of reasons) expect(reason).toMatch(/API key is for .* purposes only/);
+      expect(failed.every((j) => j.attemptsMade === 1)).toBe(true);
     } finally {
       process.env.ALPHA_VANTAGE_API_KEY = server.validKey;
     }

@@ -44,12 +44,19 @@ describe('Alpha Vantage provider: every answer classified', () => {
     }
     server.behaviours.set('RL2', { kind: 'information', times: 1 });
     const daily = await provider.quote('RL2');
-    expect(daily).toMatchObject({ kind: 'quota-spent', message: expect.stringMatching(/detected your API key as \[redacted\] and our standard API rate limit is 25 requests per day/) });
+    expect(daily).toMatchObject({
+      kind: 'quota-spent',
+      message: expect.stringMatching(/detected your API key as \[redacted\] and our standard API rate limit is 25 requests per day/),
+    });
     expect(JSON.stringify(daily)).not.toContain(server.validKey);
   });
 
   it('holds an unknown Note or Information text as a rate limit, flagged unknown', async () => {
-    server.behaviours.set('ODD', { kind: 'text', text: { meaning: 'throttled', field: 'Note', pattern: /x/, example: 'Something new from the provider.' }, times: 1 });
+    server.behaviours.set('ODD', {
+      kind: 'text',
+      text: { meaning: 'throttled', field: 'Note', pattern: /x/, example: 'Something new from the provider.' },
+      times: 1,
+    });
     expect(await provider.overview('ODD')).toEqual({ kind: 'rate-limited', message: 'Something new from the provider.', known: false });
   });
 
@@ -65,7 +72,11 @@ describe('Alpha Vantage provider: every answer classified', () => {
     }
     expect(await new AlphaVantage({ baseUrl: server.url, apiKey: 'demo' }).overview('IBM')).toMatchObject({ kind: 'rejected', key: true });
     const before = server.calls.length;
-    expect(await new AlphaVantage({ baseUrl: server.url }).overview('IBM')).toEqual({ kind: 'rejected', message: 'ALPHA_VANTAGE_API_KEY is not set', key: true });
+    expect(await new AlphaVantage({ baseUrl: server.url }).overview('IBM')).toEqual({
+      kind: 'rejected',
+      message: 'ALPHA_VANTAGE_API_KEY is not set',
+      key: true,
+    });
     expect(server.calls.length).toBe(before);
   });
 
@@ -85,7 +96,7 @@ describe('Alpha Vantage provider: every answer classified', () => {
     expect((await down.quote('IBM')).kind).toBe('transient');
   });
 
-  it('parses budgets like the document\'s 5/60s', () => {
+  it("parses budgets like the document's 5/60s", () => {
     expect(parseRate('5/60s')).toEqual({ max: 5, windowMs: 60_000 });
     expect(parseRate('75/1m')).toEqual({ max: 75, windowMs: 60_000 });
     expect(parseRate('3/s')).toEqual({ max: 3, windowMs: 1_000 });

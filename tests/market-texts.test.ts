@@ -117,7 +117,10 @@ describe('provider texts through the gateway and a worker', () => {
     expect(server.callsFor('OVERVIEW').length - before).toBe(3);
     // Calls to the endpoint stay paused: the next job fails at once, without calling.
     await tickers('P4');
-    const next = await fleet.waitForRun((await fleet.enqueue(metadataFamily, { kind: 'investments', ids: [(await db.prisma.investment.findFirstOrThrow({ where: { ticker: 'P4' } })).id] })).runId!);
+    const next = await fleet.waitForRun(
+      (await fleet.enqueue(metadataFamily, { kind: 'investments', ids: [(await db.prisma.investment.findFirstOrThrow({ where: { ticker: 'P4' } })).id] }))
+        .runId!,
+    );
     expect(next).toMatchObject({ status: 'FAILED', failed: 1 });
     expect(server.callsFor('OVERVIEW').length - before).toBe(3);
   });

@@ -15,7 +15,10 @@ describe('every model through Prisma Client', () => {
     const { prisma } = db;
     const user = await prisma.user.create({
       data: {
-        email: 'ada@example.com', name: 'Ada', mfaEnabled: true, mfaSecret: 'encrypted',
+        email: 'ada@example.com',
+        name: 'Ada',
+        mfaEnabled: true,
+        mfaSecret: 'encrypted',
         accounts: { create: { type: 'oauth', provider: 'github', providerAccountId: '42' } },
         sessions: { create: { sessionToken: 'token-1', expires: new Date('2030-01-01T00:00:00Z') } },
       },
@@ -24,27 +27,46 @@ describe('every model through Prisma Client', () => {
     const portfolio = await prisma.portfolio.create({ data: { name: 'Growth', userId: user.id } });
     const investment = await prisma.investment.create({
       data: {
-        portfolioId: portfolio.id, ticker: 'AAPL', name: 'Apple', assetType: 'STOCK',
-        totalQuantity: D('10.12345678'), averageCostBasis: D('150.5'),
-        sector: 'Technology', industry: 'Consumer Electronics', country: 'USA', marketCap: D('3000000000000.25'),
+        portfolioId: portfolio.id,
+        ticker: 'AAPL',
+        name: 'Apple',
+        assetType: 'STOCK',
+        totalQuantity: D('10.12345678'),
+        averageCostBasis: D('150.5'),
+        sector: 'Technology',
+        industry: 'Consumer Electronics',
+        country: 'USA',
+        marketCap: D('3000000000000.25'),
       },
     });
     const lot = await prisma.taxLot.create({
       data: {
-        investmentId: investment.id, purchaseDate: new Date('2024-03-01'), quantity: D('10.12345678'),
-        costBasisPerUnit: D('150.5'), remainingQuantity: D('4.12345678'), status: 'PARTIALLY_CLOSED',
+        investmentId: investment.id,
+        purchaseDate: new Date('2024-03-01'),
+        quantity: D('10.12345678'),
+        costBasisPerUnit: D('150.5'),
+        remainingQuantity: D('4.12345678'),
+        status: 'PARTIALLY_CLOSED',
       },
     });
     const sale = await prisma.saleTransaction.create({
       data: {
-        investmentId: investment.id, saleDate: new Date('2024-06-01'), quantity: D('6'), salePricePerUnit: D('190.01'),
-        fees: D('1.99'), allocations: { create: { taxLotId: lot.id, quantityAllocated: D('6') } },
+        investmentId: investment.id,
+        saleDate: new Date('2024-06-01'),
+        quantity: D('6'),
+        salePricePerUnit: D('190.01'),
+        fees: D('1.99'),
+        allocations: { create: { taxLotId: lot.id, quantityAllocated: D('6') } },
       },
     });
     await prisma.dividend.create({
       data: {
-        investmentId: investment.id, exDate: new Date('2024-05-10'), paymentDate: new Date('2024-05-16'),
-        amountPerShare: D('0.25'), totalAmount: D('2.53'), dividendType: 'QUALIFIED',
+        investmentId: investment.id,
+        exDate: new Date('2024-05-10'),
+        paymentDate: new Date('2024-05-16'),
+        amountPerShare: D('0.25'),
+        totalAmount: D('2.53'),
+        dividendType: 'QUALIFIED',
       },
     });
     await prisma.corporateAction.create({
@@ -60,7 +82,11 @@ describe('every model through Prisma Client', () => {
     await prisma.benchmarkPrice.create({ data: { ticker: 'SPY', date: new Date('2024-06-03'), closePrice: D('527.8') } });
     await prisma.goal.create({
       data: {
-        userId: user.id, name: 'Retire', type: 'RETIREMENT', targetAmount: D('1000000'), targetDate: new Date('2050-01-01'),
+        userId: user.id,
+        name: 'Retire',
+        type: 'RETIREMENT',
+        targetAmount: D('1000000'),
+        targetDate: new Date('2050-01-01'),
         linkedPortfolioId: portfolio.id,
       },
     });
@@ -69,7 +95,10 @@ describe('every model through Prisma Client', () => {
     const loaded = await prisma.user.findUniqueOrThrow({
       where: { id: user.id },
       include: {
-        accounts: true, sessions: true, goals: { include: { linkedPortfolio: true } }, priceAlerts: true,
+        accounts: true,
+        sessions: true,
+        goals: { include: { linkedPortfolio: true } },
+        priceAlerts: true,
         portfolios: {
           include: {
             benchmarks: true,

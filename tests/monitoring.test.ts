@@ -84,9 +84,20 @@ describe('a real Prometheus scraping the dashboard', () => {
     });
     // A constraints run has ended; a lots run has been going for 20 minutes.
     const finished = new Date(Date.now() - 60_000);
-    await db.prisma.fleetRun.create({ data: { id: newRunId(), family: 'constraints', scope: { kind: 'all' }, status: 'COMPLETED', startedAt: new Date(finished.getTime() - 5_000), finishedAt: finished } });
+    await db.prisma.fleetRun.create({
+      data: {
+        id: newRunId(),
+        family: 'constraints',
+        scope: { kind: 'all' },
+        status: 'COMPLETED',
+        startedAt: new Date(finished.getTime() - 5_000),
+        finishedAt: finished,
+      },
+    });
     const longRun = newRunId(new Date(Date.now() - 20 * 60_000));
-    await db.prisma.fleetRun.create({ data: { id: longRun, family: 'lots', scope: { kind: 'all' }, status: 'RUNNING', startedAt: new Date(Date.now() - 20 * 60_000) } });
+    await db.prisma.fleetRun.create({
+      data: { id: longRun, family: 'lots', scope: { kind: 'all' }, status: 'RUNNING', startedAt: new Date(Date.now() - 20 * 60_000) },
+    });
     // The application writes a row the phase 4 constraint forbids (as the MVP could).
     const broken = (await db.prisma.investment.findFirstOrThrow({ select: { id: true } })).id;
     await writeLegacyRows(db.prisma, [`UPDATE "Investment" SET "totalQuantity" = -5 WHERE id = '${broken}'`]);
@@ -94,10 +105,16 @@ describe('a real Prometheus scraping the dashboard', () => {
     const dashboard = await startDashboard(fleet.config, { metricsToken: TOKEN, auditRefreshMs: 1_000 });
     cleanups.push(() => dashboard.close());
     const prometheus = await startPrometheus(new URL(dashboard.url).host);
-    const alerts = async (): Promise<PromAlert[]> => ((await (await fetch(`${prometheus}/api/v1/alerts`)).json()) as { data: { alerts: PromAlert[] } }).data.alerts;
+    const alerts = async (): Promise<PromAlert[]> =>
+      ((await (await fetch(`${prometheus}/api/v1/alerts`)).json()) as { data: { alerts: PromAlert[] } }).data.alerts;
     const firing = async (name: string) => (await alerts()).filter((a) => a.labels.alertname === name && a.state === 'firing');
 
-    await until('both alerts to fire', async () => (await firing('IntegrityViolations')).length > 0 && (await firing('MigrationRunTooLong')).length > 0, 60_000, 500);
+    await until(
+      'both alerts to fire',
+      async () => (await firing('IntegrityViolations')).length > 0 && (await firing('MigrationRunTooLong')).length > 0,
+      60_000,
+      500,
+    );
     expect((await firing('IntegrityViolations')).map((a) => a.labels.check)).toEqual(['Investment_totalQuantity_positive (Investment)']);
     expect((await firing('MigrationRunTooLong')).map((a) => a.labels.family)).toEqual(['lots']);
 
@@ -111,7 +128,9 @@ describe('a real Prometheus scraping the dashboard', () => {
       const answer = (await (await fetch(`${prometheus}/api/v1/query?query=${encodeURIComponent(expr)}`)).json()) as { status: string; error?: string };
       expect(answer, `${panel}: ${expr}`).toMatchObject({ status: 'success' });
     }
-    const violations = (await (await fetch(`${prometheus}/api/v1/query?query=${encodeURIComponent(expressions.find((e) => e.panel.startsWith('Integrity'))!.expr)}`)).json()) as {
+    const violations = (await (
+      await fetch(`${prometheus}/api/v1/query?query=${encodeURIComponent(expressions.find((e) => e.panel.startsWith('Integrity'))!.expr)}`)
+    ).json()) as {
       data: { result: { metric: { check: string }; value: [number, string] }[] };
     };
     expect(violations.data.result.find((r) => r.metric.check === 'Investment_totalQuantity_positive (Investment)')?.value[1]).toBe('1');
@@ -138,7 +157,15 @@ function service(config: string, name: string): string {
 
 describe('docker-compose.yml', () => {
   const compose = async (envFile: string) => {
-    const { stdout } = await run('docker-compose', ['--project-directory', PROJECT_ROOT, '-f', path.join(PROJECT_ROOT, 'docker-compose.yml'), '--env-file', envFile, 'config']);
+    const { stdout } = await run('docker-compose', [
+      '--project-directory',
+      PROJECT_ROOT,
+      '-f',
+      path.join(PROJECT_ROOT, 'docker-compose.yml'),
+      '--env-file',
+      envFile,
+      'config',
+    ]);
     return stdout;
   };
 

@@ -83,15 +83,24 @@ describe('schedules', () => {
         { name: 'constraints-nightly', family: 'constraints', pattern: '30 2 * * *', scope: { kind: 'all' } },
       ]);
       expect(await applySchedules(queue, fleet.context.redis, loadSchedules(file, families))).toEqual({
-        created: ['lots-often', 'constraints-nightly'], updated: [], unchanged: [], removed: [],
+        created: ['lots-often', 'constraints-nightly'],
+        updated: [],
+        unchanged: [],
+        removed: [],
       });
       expect(await applySchedules(queue, fleet.context.redis, loadSchedules(file, families))).toEqual({
-        created: [], updated: [], unchanged: ['lots-often', 'constraints-nightly'], removed: [],
+        created: [],
+        updated: [],
+        unchanged: ['lots-often', 'constraints-nightly'],
+        removed: [],
       });
       expect(await queue.getJobSchedulersCount()).toBe(2);
       const changed = write('b.json', [{ name: 'lots-often', family: 'lots', every: '10m' }]);
       expect(await applySchedules(queue, fleet.context.redis, loadSchedules(changed, families))).toEqual({
-        created: [], updated: ['lots-often'], unchanged: [], removed: ['constraints-nightly'],
+        created: [],
+        updated: ['lots-often'],
+        unchanged: [],
+        removed: ['constraints-nightly'],
       });
       expect((await queue.getJobScheduler('lots-often'))!.every).toBe(600_000);
       expect(await queue.getJobSchedulersCount()).toBe(1);
@@ -120,7 +129,7 @@ describe('schedules', () => {
       families,
     );
     try {
-      const job = await queue.add('enqueue', { family: 'lots', scope: { kind: 'investments', ids: 'abc' } } as never, { jobId: 'hand-made' });
+      const job = await queue.add('enqueue', { family: 'lots', scope: { kind: 'investments', ids: 'abc' } }, { jobId: 'hand-made' });
       await until('the hand-made schedule job to fail', async () => (await job.getState()) === 'failed', 30_000);
       const failed = (await queue.getJob('hand-made'))!;
       expect(failed.failedReason).toMatch(/^scheduled job hand-made: scope must be/);
@@ -144,10 +153,14 @@ describe('schedules', () => {
     fleet.startWorkers([lotsFamily]);
     try {
       await applySchedules(queue, fleet.context.redis, loadSchedules(write('due.json', [{ name: 'lots-now', family: 'lots', every: '1s' }]), families));
-      await until('a scheduled run to finish', async () => {
-        const run = await db.prisma.fleetRun.findFirst({ where: { family: 'lots', total: 50 } });
-        return Boolean(run?.finishedAt);
-      }, 30_000);
+      await until(
+        'a scheduled run to finish',
+        async () => {
+          const run = await db.prisma.fleetRun.findFirst({ where: { family: 'lots', total: 50 } });
+          return Boolean(run?.finishedAt);
+        },
+        30_000,
+      );
       expect(await db.prisma.taxLot.count()).toBe(50);
       // Later firings find nothing to do: they leave no run behind.
       await until('every run to end', async () => (await db.prisma.fleetRun.count({ where: { finishedAt: null } })) === 0, 30_000);

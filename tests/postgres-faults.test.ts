@@ -31,23 +31,34 @@ describe('Postgres connections cut inside transactions', () => {
     ['Prisma transactions', (prisma) => prisma.$transaction((tx) => tx.$queryRaw`SELECT pg_sleep(5)`)],
     ['direct pg transactions (sqlTransaction)', (prisma) => sqlTransaction(prisma, (tx) => tx.query(Prisma.sql`SELECT pg_sleep(5)`))],
   ];
-  it.each(sleepingTransactions)('%s never leak pool connections: after more cuts than the pool holds, queries still run and disconnect ends', async (_, sleepInTransaction) => {
-    const prisma = createPrisma(db.url, { maxConnections: 2 });
-    for (let i = 0; i < 4; i += 1) {
-      // Its outcome is taken at once: the rejection comes while the loop below awaits.
-      const outcome = sleepInTransaction(prisma).then(() => 'committed', (error: Error) => error.message);
-      // Wait until the transaction's statement runs, then cut its backend (this database's only).
-      for (;;) {
-        const { rows } = await admin.query(`SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = $1 AND query LIKE '%pg_sleep%'`, [db.name]);
-        if (rows[0].n > 0) break;
-        await new Promise((resolve) => setTimeout(resolve, 20));
+  it.each(sleepingTransactions)(
+    '%s never leak pool connections: after more cuts than the pool holds, queries still run and disconnect ends',
+    async (_, sleepInTransaction) => {
+      const prisma = createPrisma(db.url, { maxConnections: 2 });
+      for (let i = 0; i < 4; i += 1) {
+        // Its outcome is taken at once: the rejection comes while the loop below awaits.
+        const outcome = sleepInTransaction(prisma).then(
+          () => 'committed',
+          (error: Error) => error.message,
+        );
+        // Wait until the transaction's statement runs, then cut its backend (this database's only).
+        for (;;) {
+          const { rows } = await admin.query(`SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = $1 AND query LIKE '%pg_sleep%'`, [db.name]);
+          if (rows[0].n > 0) break;
+          await new Promise((resolve) => setTimeout(resolve, 20));
+        }
+        await admin.query('SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1', [db.name]);
+        expect(await outcome).toMatch(/terminating connection|connection error|Connection terminated/);
       }
-      await admin.query('SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1', [db.name]);
-      expect(await outcome).toMatch(/terminating connection|connection error|Connection terminated/);
-    }
-    expect(await withinDeadline(prisma.$queryRaw<{ ok: number }[]>`SELECT 1 AS ok`, 10_000)).toEqual([{ ok: 1 }]);
-    expect(await withinDeadline(prisma.$disconnect().then(() => 'disconnected'), 10_000)).toBe('disconnected');
-  });
+      expect(await withinDeadline(prisma.$queryRaw<{ ok: number }[]>`SELECT 1 AS ok`, 10_000)).toEqual([{ ok: 1 }]);
+      expect(
+        await withinDeadline(
+          prisma.$disconnect().then(() => 'disconnected'),
+          10_000,
+        ),
+      ).toBe('disconnected');
+    },
+  );
 
   it('a producer rides out a database outage in the middle of a run: every row gets its job, once', async () => {
     await seedMvp(db.prisma, { investments: 3_000 });
@@ -55,19 +66,23 @@ describe('Postgres connections cut inside transactions', () => {
     try {
       let cut = false;
       let outage: Promise<void> = Promise.resolve();
-      const result = await fleet.enqueue(lotsFamily, { kind: 'all' }, {
-        pageSize: 200,
-        onProgress: () => {
-          if (cut) return;
-          cut = true;
-          outage = (async () => {
-            await admin.query(`ALTER DATABASE "${db.name}" WITH ALLOW_CONNECTIONS false`);
-            await admin.query('SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1', [db.name]);
-            await new Promise((resolve) => setTimeout(resolve, 1_500));
-            await admin.query(`ALTER DATABASE "${db.name}" WITH ALLOW_CONNECTIONS true`);
-          })();
+      const result = await fleet.enqueue(
+        lotsFamily,
+        { kind: 'all' },
+        {
+          pageSize: 200,
+          onProgress: () => {
+            if (cut) return;
+            cut = true;
+            outage = (async () => {
+              await admin.query(`ALTER DATABASE "${db.name}" WITH ALLOW_CONNECTIONS false`);
+              await admin.query('SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1', [db.name]);
+              await new Promise((resolve) => setTimeout(resolve, 1_500));
+              await admin.query(`ALTER DATABASE "${db.name}" WITH ALLOW_CONNECTIONS true`);
+            })();
+          },
         },
-      });
+      );
       await outage;
       expect(cut).toBe(true);
       expect(result).toMatchObject({ found: 3_000, added: 3_000, alreadyQueued: 0 });

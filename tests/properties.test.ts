@@ -18,9 +18,7 @@ function decimal8(options: { min?: bigint; max?: bigint } = {}) {
   const max = options.max ?? 10n ** 20n - 1n;
   const min = options.min ?? -max;
   const edges = [0n, 1n, -1n, SCALE, -SCALE, min, max].filter((v) => v >= min && v <= max);
-  return fc
-    .oneof({ weight: 4, arbitrary: fc.bigInt({ min, max }) }, { weight: 1, arbitrary: fc.constantFrom(...edges) })
-    .map(fromScaled);
+  return fc.oneof({ weight: 4, arbitrary: fc.bigInt({ min, max }) }, { weight: 1, arbitrary: fc.constantFrom(...edges) }).map(fromScaled);
 }
 
 const investmentRow = fc.record({
@@ -99,14 +97,18 @@ describe('fix policies agree with Postgres', () => {
     for (const policy of CONSTRAINT_POLICIES) {
       const rows: Row[] = policy.entity === 'Investment' ? investments : lots;
       const columns = Object.keys(rows[0]!);
-      const values = Prisma.join(
-        rows.map((row, i) => Prisma.sql`(${i}::int, ${Prisma.join(columns.map((c) => Prisma.sql`${row[c]}::numeric`))})`),
-      );
+      const values = Prisma.join(rows.map((row, i) => Prisma.sql`(${i}::int, ${Prisma.join(columns.map((c) => Prisma.sql`${row[c]}::numeric`))})`));
       const verdicts = await db.prisma.$queryRaw<{ i: number; violated: boolean }[]>`
         SELECT x.i, coalesce(${policy.violationSql(Prisma.raw('x'))}, false) AS violated
           FROM (VALUES ${values}) AS x(i, ${Prisma.raw(columns.map((c) => `"${c}"`).join(', '))}) ORDER BY x.i`;
-      expect(verdicts.map((v) => v.violated), policy.constraint).toEqual(rows.map((row) => policy.violated(row)));
-      expect(verdicts.some((v) => v.violated), `${policy.constraint}: some random rows break it`).toBe(true);
+      expect(
+        verdicts.map((v) => v.violated),
+        policy.constraint,
+      ).toEqual(rows.map((row) => policy.violated(row)));
+      expect(
+        verdicts.some((v) => v.violated),
+        `${policy.constraint}: some random rows break it`,
+      ).toBe(true);
     }
   });
 });
@@ -114,7 +116,7 @@ describe('fix policies agree with Postgres', () => {
 describe('split arithmetic (property-based)', () => {
   const ratio = fc.tuple(fc.integer({ min: 1, max: 1_000 }), fc.integer({ min: 1, max: 1_000 }));
 
-  it('keeps each lot\'s total cost within the stated residual, rounding half up to 8 places', () => {
+  it("keeps each lot's total cost within the stated residual, rounding half up to 8 places", () => {
     fc.assert(
       fc.property(decimal8({ min: 1n, max: 10n ** 16n }), decimal8({ min: 0n, max: 10n ** 14n }), ratio, (q, c, [n, m]) => {
         const parsed = parseSplitRatio(`${n}:${m}`);
@@ -140,7 +142,7 @@ describe('split arithmetic (property-based)', () => {
         const valid = match !== null && Number(match[1]) > 0 && Number(match[2]) > 0;
         if (valid) {
           const parsed = parseSplitRatio(text);
-          expect(parsed.newShares.toString()).toBe(String(Number(match![1])));
+          expect(parsed.newShares.toString()).toBe(String(Number(match[1])));
         } else {
           expect(() => parseSplitRatio(text)).toThrow(PermanentJobError);
         }

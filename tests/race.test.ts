@@ -28,7 +28,10 @@ describe('racing duplicates', () => {
       const batches = await Promise.all(
         clients.flatMap((prisma, c) => [
           ...ids.map((id) => lotsFamily.handle(handlerContext(prisma, redis), [item(id, `single-${c}`)])),
-          lotsFamily.handle(handlerContext(prisma, redis), [...ids, ...ids.slice().reverse()].map((id, k) => item(id, `batch-${c}-${k}`))),
+          lotsFamily.handle(
+            handlerContext(prisma, redis),
+            [...ids, ...ids.slice().reverse()].map((id, k) => item(id, `batch-${c}-${k}`)),
+          ),
         ]),
       );
       expect(batches.flat().some((o) => o instanceof Error)).toBe(false);

@@ -156,7 +156,7 @@ describe('run control: pause, resume, cancel', () => {
     for (let i = 0; i + 10 < made.length; i += 1) expect(made[i + 10]! - made[i]!, `lots ${i}..${i + 10}`).toBeGreaterThanOrEqual(750);
   });
 
-  it('tys enqueue --rate paces one run across every worker process, and leaves the family\'s other runs alone', async () => {
+  it("tys enqueue --rate paces one run across every worker process, and leaves the family's other runs alone", async () => {
     const { db, fleet, env } = await setup({ investments: 60, workers: 2, workerArgs: ['--concurrency', '50'] });
     const ids = (await db.prisma.investment.findMany({ select: { id: true }, orderBy: { id: 'asc' } })).map((row) => String(row.id));
     const paced = await runTys(['enqueue', 'lots', ...ids.slice(0, 30).flatMap((id) => ['--investment', id]), '--rate', '5/1s'], env);
@@ -168,12 +168,16 @@ describe('run control: pause, resume, cancel', () => {
     expect(other).toMatchObject({ status: 'COMPLETED', completed: 30 });
     expect((await db.prisma.fleetRun.findUniqueOrThrow({ where: { id: pacedRun } })).finishedAt).toBeNull();
     expect(await fleet.waitForRun(pacedRun, 60_000)).toMatchObject({ status: 'COMPLETED', completed: 30 });
-    const made = (await db.prisma.auditLog.findMany({ where: { action: 'CREATE_TAX_LOT', metadata: { path: ['runId'], equals: pacedRun } }, select: { createdAt: true } }))
+    const made = (
+      await db.prisma.auditLog.findMany({ where: { action: 'CREATE_TAX_LOT', metadata: { path: ['runId'], equals: pacedRun } }, select: { createdAt: true } })
+    )
       .map((a) => a.createdAt.getTime())
       .sort((a, b) => a - b);
     expect(made).toHaveLength(30);
     // Evenly spread: any 6 starts span most of a second (write times are Postgres's, slots Redis's).
     for (let i = 0; i + 5 < made.length; i += 1) expect(made[i + 5]! - made[i]!, `lots ${i}..${i + 5}`).toBeGreaterThanOrEqual(750);
-    expect((await runTys(['enqueue', 'lots', '--all', '--rate', 'fast'], env)).stderr.trim()).toBe('error: tys enqueue: --rate must look like 500/1s or 100/1m, got "fast"');
+    expect((await runTys(['enqueue', 'lots', '--all', '--rate', 'fast'], env)).stderr.trim()).toBe(
+      'error: tys enqueue: --rate must look like 500/1s or 100/1m, got "fast"',
+    );
   });
 });

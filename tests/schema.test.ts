@@ -13,9 +13,23 @@ const BASELINE = '20251012000000_mvp_baseline';
 const MIGRATION_COUNT = listMigrationFiles().length;
 
 const DOCUMENT_TABLES = [
-  'User', 'Account', 'Session', 'VerificationToken', 'Portfolio', 'Investment',
-  'AuditLog', 'SessionInfo', 'TaxLot', 'SaleTransaction', 'TaxLotAllocation',
-  'Dividend', 'CorporateAction', 'PortfolioBenchmark', 'BenchmarkPrice', 'Goal', 'PriceAlert',
+  'User',
+  'Account',
+  'Session',
+  'VerificationToken',
+  'Portfolio',
+  'Investment',
+  'AuditLog',
+  'SessionInfo',
+  'TaxLot',
+  'SaleTransaction',
+  'TaxLotAllocation',
+  'Dividend',
+  'CorporateAction',
+  'PortfolioBenchmark',
+  'BenchmarkPrice',
+  'Goal',
+  'PriceAlert',
 ];
 const DOCUMENT_ENUMS = {
   AssetType: ['STOCK', 'ETF', 'CRYPTO', 'MUTUAL_FUND'],
@@ -80,10 +94,7 @@ describe('schema migrations', () => {
   it('migrates a fresh database to every table, enum and NOT VALID constraint of the document', async () => {
     await deployMigrations(db.url);
 
-    const tables = await query<{ table_name: string }>(
-      db.url,
-      `SELECT table_name FROM information_schema.tables WHERE table_schema = 'public'`,
-    );
+    const tables = await query<{ table_name: string }>(db.url, `SELECT table_name FROM information_schema.tables WHERE table_schema = 'public'`);
     expect(tables.map((t) => t.table_name)).toEqual(expect.arrayContaining([...DOCUMENT_TABLES, 'FleetRun']));
 
     const enums = await query<{ typname: string; labels: string[] }>(
@@ -104,9 +115,15 @@ describe('schema migrations', () => {
     const indexes = await query<{ indexname: string }>(db.url, `SELECT indexname FROM pg_indexes WHERE schemaname = 'public'`);
     expect(indexes.map((i) => i.indexname)).toEqual(
       expect.arrayContaining([
-        'Investment_ticker_idx', 'AuditLog_entity_entityId_idx', 'TaxLot_investmentId_status_idx',
-        'TaxLotAllocation_saleId_taxLotId_key', 'CorporateAction_processed_idx', 'BenchmarkPrice_ticker_date_key',
-        'PriceAlert_ticker_triggered_idx', 'Goal_userId_status_idx', 'SessionInfo_userId_lastActive_idx',
+        'Investment_ticker_idx',
+        'AuditLog_entity_entityId_idx',
+        'TaxLot_investmentId_status_idx',
+        'TaxLotAllocation_saleId_taxLotId_key',
+        'CorporateAction_processed_idx',
+        'BenchmarkPrice_ticker_date_key',
+        'PriceAlert_ticker_triggered_idx',
+        'Goal_userId_status_idx',
+        'SessionInfo_userId_lastActive_idx',
       ]),
     );
 
@@ -116,7 +133,7 @@ describe('schema migrations', () => {
     expect(states.every((s) => s.appliedAt && !s.modified)).toBe(true);
   });
 
-  it('keeps a history that Prisma\'s own migrate status and deploy accept', async () => {
+  it("keeps a history that Prisma's own migrate status and deploy accept", async () => {
     const env = { ...process.env, DATABASE_URL: db.url };
     const status = await execFileAsync(process.execPath, [PRISMA_CLI, 'migrate', 'status'], { cwd: PROJECT_ROOT, env });
     expect(status.stdout).toContain('Database schema is up to date');
@@ -143,8 +160,12 @@ describe('schema migrations', () => {
       const portfolio = await prisma.portfolio.create({ data: { name: 'Core', userId: user.id } });
       await prisma.investment.create({
         data: {
-          portfolioId: portfolio.id, ticker: 'VTI', name: 'Vanguard Total Market', assetType: 'ETF',
-          totalQuantity: new Prisma.Decimal('12.34567891'), averageCostBasis: new Prisma.Decimal('201.12345678'),
+          portfolioId: portfolio.id,
+          ticker: 'VTI',
+          name: 'Vanguard Total Market',
+          assetType: 'ETF',
+          totalQuantity: new Prisma.Decimal('12.34567891'),
+          averageCostBasis: new Prisma.Decimal('201.12345678'),
           currentPrice: new Prisma.Decimal('250.5'),
         },
       });
@@ -155,16 +176,11 @@ describe('schema migrations', () => {
 
     const reverted = await revertMigrations(db.url, BASELINE);
     expect(reverted).toHaveLength(MIGRATION_COUNT - 1);
-    const tables = await query<{ table_name: string }>(
-      db.url,
-      `SELECT table_name FROM information_schema.tables WHERE table_schema = 'public' ORDER BY 1`,
-    );
-    expect(tables.map((t) => t.table_name)).toEqual(
-      ['Account', 'Investment', 'Portfolio', 'Session', 'User', 'VerificationToken', '_prisma_migrations'],
-    );
+    const tables = await query<{ table_name: string }>(db.url, `SELECT table_name FROM information_schema.tables WHERE table_schema = 'public' ORDER BY 1`);
+    expect(tables.map((t) => t.table_name)).toEqual(['Account', 'Investment', 'Portfolio', 'Session', 'User', 'VerificationToken', '_prisma_migrations']);
     const atBaseline = await query(db.url, `SELECT * FROM "Investment" ORDER BY id`);
     expect(atBaseline).toEqual(before.map(({ sector, industry, country, marketCap, ...mvp }) => mvp));
-    expect((await query(db.url, `SELECT email FROM "User"`))).toEqual([{ email: 'round-trip@example.com' }]);
+    expect(await query(db.url, `SELECT email FROM "User"`)).toEqual([{ email: 'round-trip@example.com' }]);
 
     await deployMigrations(db.url);
     expect(await query(db.url, `SELECT * FROM "Investment" ORDER BY id`)).toEqual(before);

@@ -28,7 +28,9 @@ describe('tys verify, every phase', () => {
   it('schema: NOT VALID constraints and a migration changed after it was applied are named; validated and unchanged, it is OK', async () => {
     const before = await verify('schema');
     expect(before.code).toBe(1);
-    expect(before.lines).toContain('  Investment_totalQuantity_positive: CHECK constraint is NOT VALID yet: fix the rows (tys enqueue constraints), then tys validate');
+    expect(before.lines).toContain(
+      '  Investment_totalQuantity_positive: CHECK constraint is NOT VALID yet: fix the rows (tys enqueue constraints), then tys validate',
+    );
     expect((await runTys(['validate', 'constraints'], env)).code).toBe(0);
     expect((await verify('schema')).lines).toEqual([expect.stringMatching(/^verify schema: OK, \d+ migrations and constraints checked$/)]);
 
@@ -47,10 +49,24 @@ describe('tys verify, every phase', () => {
   it('corporate-actions: a due action left unapplied is named; one behind an action left for a person is not', async () => {
     const [a, b] = await db.prisma.investment.findMany({ orderBy: { id: 'asc' }, take: 2 });
     const due = new Date(Date.now() - 86_400_000);
-    const missed = await db.prisma.corporateAction.create({ data: { investmentId: a!.id, actionType: 'STOCK_SPLIT', effectiveDate: due, description: 'split', splitRatio: '2:1' } });
-    await db.prisma.corporateAction.create({ data: { investmentId: b!.id, actionType: 'MERGER', effectiveDate: new Date(due.getTime() - 86_400_000), description: 'merger' } });
-    await db.prisma.corporateAction.create({ data: { investmentId: b!.id, actionType: 'STOCK_SPLIT', effectiveDate: due, description: 'split after the merger', splitRatio: '3:1' } });
-    await db.prisma.corporateAction.create({ data: { investmentId: a!.id, actionType: 'STOCK_SPLIT', effectiveDate: new Date(Date.now() + 30 * 86_400_000), description: 'not due', splitRatio: '2:1' } });
+    const missed = await db.prisma.corporateAction.create({
+      data: { investmentId: a!.id, actionType: 'STOCK_SPLIT', effectiveDate: due, description: 'split', splitRatio: '2:1' },
+    });
+    await db.prisma.corporateAction.create({
+      data: { investmentId: b!.id, actionType: 'MERGER', effectiveDate: new Date(due.getTime() - 86_400_000), description: 'merger' },
+    });
+    await db.prisma.corporateAction.create({
+      data: { investmentId: b!.id, actionType: 'STOCK_SPLIT', effectiveDate: due, description: 'split after the merger', splitRatio: '3:1' },
+    });
+    await db.prisma.corporateAction.create({
+      data: {
+        investmentId: a!.id,
+        actionType: 'STOCK_SPLIT',
+        effectiveDate: new Date(Date.now() + 30 * 86_400_000),
+        description: 'not due',
+        splitRatio: '2:1',
+      },
+    });
     const result = await verify('corporate-actions');
     expect(result.code).toBe(1);
     expect(result.lines).toEqual([
@@ -64,7 +80,10 @@ describe('tys verify, every phase', () => {
   it('metadata: STOCK rows without metadata are named, unless the provider is known to have no data for their ticker', async () => {
     await db.prisma.investment.updateMany({ where: { assetType: { in: ['STOCK', 'ETF'] } }, data: { sector: 'Technology' } });
     const bare = await db.prisma.investment.findFirstOrThrow({ where: { assetType: 'STOCK' }, orderBy: { id: 'asc' } });
-    await db.prisma.investment.updateMany({ where: { ticker: bare.ticker }, data: { sector: null, industry: null, country: null, marketCap: null, assetType: 'STOCK' } });
+    await db.prisma.investment.updateMany({
+      where: { ticker: bare.ticker },
+      data: { sector: null, industry: null, country: null, marketCap: null, assetType: 'STOCK' },
+    });
     const rows = await db.prisma.investment.count({ where: { ticker: bare.ticker } });
     const ticker = bare.ticker.trim().toUpperCase();
     const result = await verify('metadata');
@@ -85,10 +104,15 @@ describe('tys verify, every phase', () => {
     await db.prisma.priceAlert.create({ data: { userId: owner, ticker, alertType: 'PRICE_ABOVE', targetPrice: '200' } });
     // No alerts run has seen this price yet: nothing is missed.
     expect((await verify('alerts')).code).toBe(0);
-    await db.prisma.fleetRun.create({ data: { id: newRunId(), family: 'alerts', scope: { kind: 'all' }, status: 'COMPLETED', startedAt: new Date(Date.now() - 30_000), finishedAt: new Date() } });
+    await db.prisma.fleetRun.create({
+      data: { id: newRunId(), family: 'alerts', scope: { kind: 'all' }, status: 'COMPLETED', startedAt: new Date(Date.now() - 30_000), finishedAt: new Date() },
+    });
     const result = await verify('alerts');
     expect(result.code).toBe(1);
-    expect(result.lines).toEqual(['verify alerts: FAILED, 1 of 2 rows wrong', `  ${alert.id}: PRICE_ABOVE on ${ticker} holds at 150.00000000 and is not triggered (tys enqueue alerts --all)`]);
+    expect(result.lines).toEqual([
+      'verify alerts: FAILED, 1 of 2 rows wrong',
+      `  ${alert.id}: PRICE_ABOVE on ${ticker} holds at 150.00000000 and is not triggered (tys enqueue alerts --all)`,
+    ]);
   });
 
   it('--all runs every check in order, fails when one does and names those; --json reports each', async () => {

@@ -58,7 +58,7 @@ describe('--wait, status and stopping workers', () => {
     expect((await fleet.context.queue(lotsFamily).getJobCounts('active')).active).toBe(50);
 
     const waiting = startTys(['enqueue', 'lots', '--all', '--wait'], env);
-    await until('the run to be enqueued', async () => /^run run-\S+: /m.test(waiting.stdout()), 30_000);
+    await until('the run to be enqueued', () => /^run run-\S+: /m.test(waiting.stdout()), 30_000);
     expect(waiting.stdout()).toMatch(/added 0 jobs \(300 already queued by an earlier run, followed by this run/);
     spawnWorker(fleetEnv(fleet.config, { TYS_LOCK_DURATION_MS: '3000', TYS_STALLED_INTERVAL_MS: '1000' }), ['--families', 'lots']);
     expect(await waiting.exited).toBe(0);
@@ -79,7 +79,7 @@ describe('--wait, status and stopping workers', () => {
 
   it('Ctrl-C stops waiting, exit 130, and leaves the run and its jobs as they were', async () => {
     const waiting = startTys(['enqueue', 'lots', '--all', '--wait'], env);
-    await until('the run to be enqueued', async () => /^run run-\S+: /m.test(waiting.stdout()), 30_000);
+    await until('the run to be enqueued', () => /^run run-\S+: /m.test(waiting.stdout()), 30_000);
     const runId = /^run (run-\S+):/m.exec(waiting.stdout())![1]!;
     waiting.child.kill('SIGINT');
     expect(await waiting.exited).toBe(130);
@@ -151,9 +151,9 @@ describe('--wait, status and stopping workers', () => {
       }),
     );
     let output = '';
-    shell.stdout!.on('data', (chunk) => (output += chunk));
-    shell.stderr!.on('data', (chunk) => (output += chunk));
-    await until('the worker to start', async () => output.includes('"msg":"workers started"'), 60_000);
+    shell.stdout.on('data', (chunk) => (output += chunk));
+    shell.stderr.on('data', (chunk) => (output += chunk));
+    await until('the worker to start', () => output.includes('"msg":"workers started"'), 60_000);
     const npx = Number(/npx=(\d+)/.exec(output)![1]);
     const worker = Number(/"pid":(\d+).*"msg":"workers started"/.exec(output)![1]);
     expect(worker).not.toBe(npx);
@@ -166,7 +166,7 @@ describe('--wait, status and stopping workers', () => {
         return false;
       }
     };
-    await until('the worker process to exit', async () => !alive(worker), 30_000);
+    await until('the worker process to exit', () => !alive(worker), 30_000);
     expect(output).toMatch(/"signal":"parent process exited".*"msg":"shutting down: finishing active jobs"/);
     expect(output).toMatch(/"msg":"workers stopped"/);
   });

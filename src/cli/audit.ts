@@ -11,7 +11,10 @@ Counts what the family still has to do, check by check, with a sample of
 offending ids. Exit status 1 when anything is found, 0 when nothing is.
 
 Families:
-${families.filter((f) => f.audit).map((f) => wrapped(f.name, f.auditHelp ?? f.description)).join('\n')}
+${families
+  .filter((f) => f.audit)
+  .map((f) => wrapped(f.name, f.auditHelp ?? f.description))
+  .join('\n')}
 
 Options:
   --json       machine-readable report

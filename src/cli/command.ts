@@ -48,7 +48,7 @@ export interface CommandArgs<O extends Options> {
   config: FleetConfig;
   target: Target;
   /** Prints a JSON report, with the target it was made on. */
-  json(report: object): void;
+  json: (report: object) => void;
 }
 
 /**
@@ -66,6 +66,8 @@ export function defineCommand<O extends Options>(spec: CommandSpec<O>): Command 
     async run(argv, io) {
       let parsed: Parsed<O>;
       try {
+        // parseArgs infers its result from a literal config; the spec's options are generic here.
+        // eslint-disable-next-line @typescript-eslint/no-unnecessary-type-assertion
         parsed = parseArgs({
           args: argv,
           options: { ...spec.options, help: { type: 'boolean', short: 'h' } },
@@ -73,7 +75,10 @@ export function defineCommand<O extends Options>(spec: CommandSpec<O>): Command 
           strict: true,
         }) as Parsed<O>;
       } catch (error) {
-        const message = (error as Error).message.split('\n')[0]!.split('. To specify')[0]!.replace(/^Unknown/, 'unknown');
+        const message = (error as Error).message
+          .split('\n')[0]!
+          .split('. To specify')[0]!
+          .replace(/^Unknown/, 'unknown');
         throw new UsageError(`tys ${spec.name}: ${message}. See "tys ${spec.name} --help".`);
       }
       if ((parsed.values as { help?: boolean }).help) {

@@ -42,16 +42,16 @@ export const enqueueCommand = defineCommand({
   summary: 'enqueue the jobs of a family as one run',
   help,
   options: {
-      all: { type: 'boolean' },
-      investment: { type: 'string', multiple: true },
-      portfolio: { type: 'string' },
-      user: { type: 'string' },
-      'dry-run': { type: 'boolean' },
-      wait: { type: 'boolean' },
-      'page-size': { type: 'string' },
-      timeout: { type: 'string' },
-      rate: { type: 'string' },
-    },
+    all: { type: 'boolean' },
+    investment: { type: 'string', multiple: true },
+    portfolio: { type: 'string' },
+    user: { type: 'string' },
+    'dry-run': { type: 'boolean' },
+    wait: { type: 'boolean' },
+    'page-size': { type: 'string' },
+    timeout: { type: 'string' },
+    rate: { type: 'string' },
+  },
   async run({ values, positionals, config }, io) {
     if (positionals.length > 1) throw new UsageError(`tys enqueue: unexpected argument "${positionals[1]}"`);
     const family = requireFamily('enqueue', positionals[0]);
@@ -72,17 +72,13 @@ export const enqueueCommand = defineCommand({
         const more = missing.length > 3 ? ` and ${missing.length - 3} more` : '';
         throw new UsageError(`tys enqueue: no ${missing.slice(0, 3).join(', ')}${more}; nothing enqueued`);
       }
-      const result = await fleet.enqueue(
-        family,
-        scope,
-        {
-          pageSize,
-          dryRun: values['dry-run'],
-          origin: `cli ${os.userInfo().username}@${os.hostname()}`,
-          rate,
-          onProgress: io.isTty ? (p) => process.stdout.write(`\rreading rows: ${p.found} found, ${p.added} to add\x1b[K`) : undefined,
-        },
-      );
+      const result = await fleet.enqueue(family, scope, {
+        pageSize,
+        dryRun: values['dry-run'],
+        origin: `cli ${os.userInfo().username}@${os.hostname()}`,
+        rate,
+        onProgress: io.isTty ? (p) => process.stdout.write(`\rreading rows: ${p.found} found, ${p.added} to add\x1b[K`) : undefined,
+      });
       if (io.isTty) process.stdout.write('\r\x1b[K');
       const already = `${result.alreadyQueued} already queued by an earlier run`;
       if (values['dry-run']) {

@@ -33,16 +33,22 @@ export const familiesCommand = defineCommand({
   help,
   target: false,
   options: { markdown: { type: 'boolean' }, json: { type: 'boolean' } },
-  async run({ values, positionals }, io) {
+  run({ values, positionals }, io) {
     if (positionals.length > 0) throw new UsageError(`tys families: unexpected argument "${positionals[0]}"`);
     if (values.markdown && values.json) throw new UsageError('tys families: --markdown and --json exclude each other');
     if (values.markdown) io.out(familiesMarkdown());
     else if (values.json) {
-      io.out(JSON.stringify(families.map((f) => ({ name: f.name, description: f.description, scopes: f.scopes, exampleKey: f.exampleKey, checks: capabilities(f) })), null, 2));
+      io.out(
+        JSON.stringify(
+          families.map((f) => ({ name: f.name, description: f.description, scopes: f.scopes, exampleKey: f.exampleKey, checks: capabilities(f) })),
+          null,
+          2,
+        ),
+      );
     } else {
       const width = Math.max(...families.map((f) => f.name.length));
       for (const f of families) io.out(`${f.name.padEnd(width)}  ${f.description} [${f.scopes.join(', ')}; ${capabilities(f).join(', ') || 'no checks'}]`);
     }
-    return 0;
+    return Promise.resolve(0);
   },
 });

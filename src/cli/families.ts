@@ -37,12 +37,8 @@ function requireId(flag: string, value: string): string {
 }
 
 /** Exactly one of --all, --investment ID..., --portfolio ID, --user ID. */
-export function parseScope(
-  family: JobFamily,
-  values: { all?: boolean; investment?: string[]; portfolio?: string; user?: string },
-): Scope {
-  const given = [values.all && 'all', values.investment?.length && 'investment', values.portfolio && 'portfolio', values.user && 'user']
-    .filter(Boolean);
+export function parseScope(family: JobFamily, values: { all?: boolean; investment?: string[]; portfolio?: string; user?: string }): Scope {
+  const given = [values.all && 'all', values.investment?.length && 'investment', values.portfolio && 'portfolio', values.user && 'user'].filter(Boolean);
   if (given.length !== 1) {
     throw new UsageError('tys enqueue: give exactly one of --all, --investment ID, --portfolio ID, --user ID');
   }

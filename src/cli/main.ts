@@ -69,7 +69,10 @@ export async function main(argv: string[], io: CommandIo = defaultIo): Promise<n
 function describeError(error: unknown): string {
   if (error instanceof Error) {
     const code = (error as { code?: string }).code;
-    const lines = error.message.split('\n').map((l) => l.trim()).filter(Boolean);
+    const lines = error.message
+      .split('\n')
+      .map((l) => l.trim())
+      .filter(Boolean);
     // Prisma's messages open with the call site; what went wrong is the last line.
     const last = lines[lines.length - 1] ?? '';
     // A raw query's failure wraps the server's own words: "... Message: `...`".

@@ -45,7 +45,9 @@ export const revertCommand = defineCommand({
           io.out(`  constraint ${name} is NOT VALID again: the restored values break it (tys validate constraints once fixed)`);
         }
         for (const c of report.conflicts) {
-          io.out(`  conflict ${c.entity} ${c.entityId}: ${c.reason}${c.found ? ` (expected ${JSON.stringify(c.expected)}, found ${JSON.stringify(c.found)})` : ''}`);
+          io.out(
+            `  conflict ${c.entity} ${c.entityId}: ${c.reason}${c.found ? ` (expected ${JSON.stringify(c.expected)}, found ${JSON.stringify(c.found)})` : ''}`,
+          );
         }
       }
       return report.conflicts.length === 0 ? 0 : 1;

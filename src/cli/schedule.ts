@@ -3,7 +3,7 @@ import { Queue } from 'bullmq';
 import { PROJECT_ROOT } from '../db/migrations.js';
 import { families } from '../families/index.js';
 import { SCHEDULES_QUEUE } from '../fleet/queues.js';
-import { applySchedules, lastFirings, loadSchedules, removeSchedule, ScheduleError, firingText } from '../fleet/schedules.js';
+import { applySchedules, lastFirings, loadSchedules, removeSchedule, ScheduleError, firingText, type Schedule } from '../fleet/schedules.js';
 import { connectProducer, producerConnection } from '../redis/connection.js';
 import { defineCommand, UsageError } from './command.js';
 
@@ -43,7 +43,7 @@ export const scheduleCommand = defineCommand({
     if (action === 'remove' && !name) throw new UsageError('tys schedule remove: name the scheduler to remove');
     if (action !== 'remove' && name) throw new UsageError(`tys schedule ${action}: unexpected argument "${name}"`);
     const file = values.file ?? process.env.TYS_SCHEDULES ?? DEFAULT_FILE;
-    let schedules;
+    let schedules: Schedule[];
     try {
       schedules = action === 'apply' ? loadSchedules(file, families) : [];
     } catch (error) {
@@ -57,7 +57,7 @@ export const scheduleCommand = defineCommand({
         const report = await applySchedules(queue, redis, schedules);
         if (values.json) json(report);
         else {
-          for (const [what, names] of Object.entries(report)) if (names.length) io.out(`${what}: ${names.join(', ')}`);
+          for (const [what, names] of Object.entries(report) as [string, string[]][]) if (names.length) io.out(`${what}: ${names.join(', ')}`);
           const changes = report.created.length + report.updated.length + report.removed.length;
           io.out(changes === 0 ? 'schedules unchanged' : `${changes} scheduler(s) changed`);
         }

@@ -37,7 +37,6 @@ function runLine(run: RunView): string {
   );
 }
 
-
 /** What `tys status` prints, for the arguments it was given. */
 export async function showStatus({ values, positionals, config, target, json }: StatusArgs, io: CommandIo): Promise<number> {
   if (positionals.length > 0) throw new UsageError(`tys status: unexpected argument "${positionals[0]}"`);
@@ -55,7 +54,11 @@ export async function showStatus({ values, positionals, config, target, json }: 
     const fleetData = await fleet.runs.hasFleetData([...families.map((f) => f.name), ...AUXILIARY_QUEUES]);
     const { redis } = target;
     if (!fleetData) io.err(`no fleet data in redis ${redis.host}:${redis.port} db ${redis.db} under prefix "${target.queuePrefix}": is REDIS_URL right?`);
-    const throttled = await throttleReasons(fleet.redis, target.queuePrefix, families.map((f) => f.name));
+    const throttled = await throttleReasons(
+      fleet.redis,
+      target.queuePrefix,
+      families.map((f) => f.name),
+    );
     if (!values.json) for (const [family, reason] of Object.entries(throttled)) io.out(`throttled: ${family}: ${reason}`);
     const quotaSpentSeconds = await MarketGateway.quotaSpentSeconds(fleet.redis, target.queuePrefix);
     if (quotaSpentSeconds > 0 && !values.json) {

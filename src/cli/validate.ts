@@ -39,7 +39,9 @@ export const validateCommand = defineCommand({
       if (values.json) json({ validated: true, constraints: results });
       else {
         for (const r of results) {
-          io.out(`${r.constraint.padEnd(38)} ${r.validAfter ? 'valid' : 'NOT VALID'}${r.validBefore ? ' (already was)' : r.validAfter ? ' (validated now)' : ''}`);
+          io.out(
+            `${r.constraint.padEnd(38)} ${r.validAfter ? 'valid' : 'NOT VALID'}${r.validBefore ? ' (already was)' : r.validAfter ? ' (validated now)' : ''}`,
+          );
         }
       }
       return results.every((r) => r.validAfter) ? 0 : 1;

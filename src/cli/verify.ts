@@ -54,7 +54,15 @@ export const verifyCommand = defineCommand({
       }
       const ok = reports.every((r) => r.ok);
       if (values.json) json(values.all ? { ok, checks: reports } : reports[0]!);
-      else if (values.all) io.out(ok ? `verify: all ${reports.length} checks OK` : `verify: ${reports.filter((r) => !r.ok).map((r) => r.check).join(', ')} FAILED`);
+      else if (values.all)
+        io.out(
+          ok
+            ? `verify: all ${reports.length} checks OK`
+            : `verify: ${reports
+                .filter((r) => !r.ok)
+                .map((r) => r.check)
+                .join(', ')} FAILED`,
+        );
       return ok ? 0 : 1;
     } finally {
       redis.disconnect();

@@ -57,11 +57,11 @@ export const workerCommand = defineCommand({
   summary: 'run workers in the foreground',
   help,
   options: {
-      families: { type: 'string' },
-      concurrency: { type: 'string' },
-      rate: { type: 'string' },
-    },
-  async run({ values, positionals, config }, io) {
+    families: { type: 'string' },
+    concurrency: { type: 'string' },
+    rate: { type: 'string' },
+  },
+  async run({ values, positionals, config }) {
     if (positionals.length > 0) throw new UsageError(`tys worker: unexpected argument "${positionals[0]}"`);
     const families = parseFamilyList('worker', values.families);
     const concurrency = integerFlag('worker', 'concurrency', values.concurrency, 1, 1_000);

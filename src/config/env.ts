@@ -31,9 +31,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): FleetConfig {
     throw new ConfigError(`REDIS_URL must name its database as a number (redis://host:port/3), got ${redactUrl(config.redisUrl)}`);
   }
   if (!PREFIX_PATTERN.test(config.queuePrefix)) {
-    throw new ConfigError(
-      `TYS_QUEUE_PREFIX "${config.queuePrefix}" is invalid: use 1-64 letters, digits, _ . - { } and no colon`,
-    );
+    throw new ConfigError(`TYS_QUEUE_PREFIX "${config.queuePrefix}" is invalid: use 1-64 letters, digits, _ . - { } and no colon`);
   }
   return config;
 }

@@ -104,7 +104,7 @@ function watchBlockers(databaseUrl: string, pid: number, everyMs: number): { sto
   const poll = async () => {
     while (!stopped && (await connected)) {
       const rows = await monitor
-        .query(
+        .query<{ pid: number; application_name: string; state: string | null; xact_seconds: number }>(
           `SELECT pid, application_name, state,
                   floor(extract(epoch FROM now() - xact_start))::int AS xact_seconds
              FROM pg_stat_activity WHERE pid = ANY(pg_blocking_pids($1)) ORDER BY xact_start`,

@@ -13,7 +13,7 @@ import { withLockRetries, type LockLimits } from './lock-retry.js';
 export const PROJECT_ROOT = (() => {
   for (let dir = path.dirname(fileURLToPath(import.meta.url)); ; dir = path.dirname(dir)) {
     if (existsSync(path.join(dir, 'package.json'))) return dir;
-    if (path.dirname(dir) === dir) throw new Error('no package.json above the fleet\'s modules');
+    if (path.dirname(dir) === dir) throw new Error("no package.json above the fleet's modules");
   }
 })();
 export const MIGRATIONS_DIR = path.join(PROJECT_ROOT, 'prisma', 'migrations');
@@ -54,7 +54,9 @@ export function listMigrationFiles(dir = MIGRATIONS_DIR): MigrationFile[] {
     .sort()
     .map((name) => ({
       name,
-      checksum: createHash('sha256').update(readFileSync(path.join(dir, name, 'migration.sql'))).digest('hex'),
+      checksum: createHash('sha256')
+        .update(readFileSync(path.join(dir, name, 'migration.sql')))
+        .digest('hex'),
       hasDown: existsSync(path.join(dir, name, 'down.sql')),
     }));
 }
@@ -155,9 +157,7 @@ export async function deployMigrations(databaseUrl: string, options: MigrateOpti
     await client.query('SELECT pg_advisory_lock($1)', [PRISMA_MIGRATE_LOCK]);
     const history = await readHistory(client);
     if (history.unfinished) {
-      throw new MigrationError(
-        `migration ${history.unfinished} failed earlier and is unresolved: fix it, then run "prisma migrate resolve"`,
-      );
+      throw new MigrationError(`migration ${history.unfinished} failed earlier and is unresolved: fix it, then run "prisma migrate resolve"`);
     }
     const files = listMigrationFiles(dir);
     // The baseline not recorded: a new database, or the application's own
@@ -194,13 +194,7 @@ async function recordApplied(client: pg.Client, file: MigrationFile, logs: strin
  * schema is compared with what the baseline migration creates; when they
  * differ, nothing changes unless the operator said to adopt anyway.
  */
-async function adopt(
-  client: pg.Client,
-  databaseUrl: string,
-  baseline: MigrationFile,
-  dir: string,
-  options: MigrateOptions,
-): Promise<DeployResult['adopted']> {
+async function adopt(client: pg.Client, databaseUrl: string, baseline: MigrationFile, dir: string, options: MigrateOptions): Promise<DeployResult['adopted']> {
   const sql = readMigrationSql(baseline.name, 'migration', dir);
   const differences = await compareWithBaseline(client, sql);
   if (differences === null) return null;
@@ -242,10 +236,10 @@ interface History {
 }
 
 async function readHistory(client: pg.Client): Promise<History> {
-  const table = await client.query(`SELECT to_regclass('public._prisma_migrations') AS t`);
+  const table = await client.query<{ t: string | null }>(`SELECT to_regclass('public._prisma_migrations') AS t`);
   const history: History = { applied: new Map(), unfinished: null };
-  if (!table.rows[0].t) return history;
-  const rows = await client.query(
+  if (!table.rows[0]!.t) return history;
+  const rows = await client.query<{ migration_name: string; checksum: string; finished_at: Date | null }>(
     `SELECT migration_name, checksum, finished_at FROM _prisma_migrations WHERE rolled_back_at IS NULL ORDER BY started_at`,
   );
   for (const row of rows.rows) {
@@ -261,9 +255,7 @@ export async function migrationStatus(databaseUrl: string, dir = MIGRATIONS_DIR)
     const { applied } = await readHistory(client);
     const files = listMigrationFiles(dir);
     const notAdopted =
-      files[0] !== undefined &&
-      !applied.has(files[0].name) &&
-      (await compareWithBaseline(client, readMigrationSql(files[0].name, 'migration', dir))) !== null;
+      files[0] !== undefined && !applied.has(files[0].name) && (await compareWithBaseline(client, readMigrationSql(files[0].name, 'migration', dir))) !== null;
     const migrations = files.map((file) => {
       const record = applied.get(file.name);
       return { ...file, appliedAt: record?.finishedAt ?? null, modified: record ? record.checksum !== file.checksum : false };
@@ -343,8 +335,8 @@ export function dropsOf(downSql: string): Drop[] {
 
 async function countHeld(client: pg.Client, drop: Drop): Promise<number | null> {
   if (!drop.table) return null;
-  const exists = await client.query(`SELECT to_regclass($1) AS t`, [`public."${drop.table}"`]);
-  if (!exists.rows[0].t) return 0;
+  const exists = await client.query<{ t: string | null }>(`SELECT to_regclass($1) AS t`, [`public."${drop.table}"`]);
+  if (!exists.rows[0]!.t) return 0;
   const where = drop.column ? ` WHERE "${drop.column}" IS NOT NULL` : '';
   const result = await client.query<{ n: string }>(`SELECT count(*) AS n FROM "${drop.table}"${where}`);
   return Number(result.rows[0]!.n);

@@ -27,10 +27,7 @@ export async function salesHeld(client: pg.ClientBase): Promise<{ sales: number;
  * rollback's transaction, so the copy and the drop happen together or not
  * at all. Null when there was nothing to keep.
  */
-export async function archiveSales(
-  client: pg.ClientBase,
-  consent: boolean,
-): Promise<{ sales: number; allocations: number; lots: number } | null> {
+export async function archiveSales(client: pg.ClientBase, consent: boolean): Promise<{ sales: number; allocations: number; lots: number } | null> {
   const held = await salesHeld(client);
   if (held.sales === 0 && held.allocations === 0) return null;
   if (!consent) {
@@ -53,8 +50,8 @@ async function copyInto(client: pg.ClientBase, table: string, archive: string): 
   );
   const names = columns.rows.map((c) => `"${c.name}"`).join(', ');
   const values = columns.rows.map((c) => (c.enum ? `"${c.name}"::text AS "${c.name}"` : `"${c.name}"`)).join(', ');
-  const exists = await client.query(`SELECT to_regclass($1) AS t`, [`public."${archive}"`]);
-  if (!exists.rows[0].t) {
+  const exists = await client.query<{ t: string | null }>(`SELECT to_regclass($1) AS t`, [`public."${archive}"`]);
+  if (!exists.rows[0]!.t) {
     await client.query(`CREATE TABLE "${archive}" AS SELECT ${values} FROM "${table}" WITH NO DATA`);
     await client.query(`ALTER TABLE "${archive}" ADD PRIMARY KEY ("id"), ADD COLUMN "archivedAt" TIMESTAMP(3) NOT NULL DEFAULT CURRENT_TIMESTAMP`);
   }

@@ -57,10 +57,7 @@ export async function snapshotSchema(client: pg.ClientBase, schema: string): Pro
   for (const row of rows.rows) {
     if (row.tbl && IGNORED_TABLES.has(row.tbl)) continue;
     const detail = row.detail.replace(qualified, '').replace(`INDEX ${quoteIdent(row.name)} ON`, 'INDEX ON');
-    const label =
-      row.kind === 'table' ? `table "${row.name}"`
-      : row.kind === 'column' ? `${row.tbl}.${row.name}`
-      : `${row.kind} ${row.name}`;
+    const label = row.kind === 'table' ? `table "${row.name}"` : row.kind === 'column' ? `${row.tbl}.${row.name}` : `${row.kind} ${row.name}`;
     snapshot.set(`${row.kind}:${row.tbl ?? ''}:${row.name}`, { label, table: row.tbl, kind: row.kind, detail });
   }
   return snapshot;

@@ -29,7 +29,7 @@ export async function sqlTransaction<T>(prisma: PrismaClient, work: (tx: SqlTran
   const client = await pool.connect();
   const tx: SqlTransaction = {
     async query<Row>(statement: Prisma.Sql) {
-      return (await client.query(statement.text, statement.values as unknown[])).rows as Row[];
+      return (await client.query(statement.text, statement.values)).rows as Row[];
     },
   };
   // Set when BEGIN, COMMIT or ROLLBACK fails: the session is dead or in an

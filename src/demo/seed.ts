@@ -43,14 +43,15 @@ export async function seedMvp(prisma: PrismaClient, options: SeedOptions): Promi
     portfolios,
     portfoliosPerUser,
   );
-  await prisma.$transaction(async (tx) => {
-    // Bad quantities can only be data from before phase 4: the NOT VALID
-    // constraint checks new rows, so it is set aside for this insert and put
-    // back NOT VALID, exactly as it stood.
-    const hadConstraint = badEvery > 0 && (await hasQuantityConstraint(tx));
-    if (hadConstraint) await tx.$executeRawUnsafe(`ALTER TABLE "Investment" DROP CONSTRAINT "Investment_totalQuantity_positive"`);
-    await tx.$executeRawUnsafe(
-    `INSERT INTO "Investment" (id, ticker, name, "assetType", "totalQuantity", "averageCostBasis", "currentPrice",
+  await prisma.$transaction(
+    async (tx) => {
+      // Bad quantities can only be data from before phase 4: the NOT VALID
+      // constraint checks new rows, so it is set aside for this insert and put
+      // back NOT VALID, exactly as it stood.
+      const hadConstraint = badEvery > 0 && (await hasQuantityConstraint(tx));
+      if (hadConstraint) await tx.$executeRawUnsafe(`ALTER TABLE "Investment" DROP CONSTRAINT "Investment_totalQuantity_positive"`);
+      await tx.$executeRawUnsafe(
+        `INSERT INTO "Investment" (id, ticker, name, "assetType", "totalQuantity", "averageCostBasis", "currentPrice",
                                "portfolioId", "createdAt", "updatedAt")
      SELECT 'i${tag}' || lpad(g::text, 10, '0'),
             (ARRAY[${TICKERS.map((t) => `'${t}'`).join(',')}])[1 + g % ${TICKERS.length}],
@@ -63,15 +64,15 @@ export async function seedMvp(prisma: PrismaClient, options: SeedOptions): Promi
             timestamp '2024-01-01' + (g % 600) * interval '1 day' + (g % 86400) * interval '1 second',
             now()
        FROM generate_series(1, $1::bigint) g`,
-    options.investments,
-    portfolios,
-    badEvery,
-    );
-    if (hadConstraint) {
-      await tx.$executeRawUnsafe(
-        `ALTER TABLE "Investment" ADD CONSTRAINT "Investment_totalQuantity_positive" CHECK ("totalQuantity" > 0) NOT VALID`,
+        options.investments,
+        portfolios,
+        badEvery,
       );
-    }
-  }, { timeout: 600_000 });
+      if (hadConstraint) {
+        await tx.$executeRawUnsafe(`ALTER TABLE "Investment" ADD CONSTRAINT "Investment_totalQuantity_positive" CHECK ("totalQuantity" > 0) NOT VALID`);
+      }
+    },
+    { timeout: 600_000 },
+  );
   return `i${tag}`;
 }

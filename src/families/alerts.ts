@@ -62,7 +62,7 @@ const notificationQueues = new WeakMap<Redis, Map<string, Queue>>();
 /** The queue the application's notifier reads: one job per triggered alert, its id the alert's. */
 function notifications(ctx: HandlerContext): Queue {
   let byPrefix = notificationQueues.get(ctx.redis);
-  if (!byPrefix) notificationQueues.set(ctx.redis, (byPrefix = new Map()));
+  if (!byPrefix) notificationQueues.set(ctx.redis, (byPrefix = new Map<string, Queue>()));
   let queue = byPrefix.get(ctx.prefix);
   if (!queue) {
     queue = new Queue(NOTIFICATIONS_QUEUE, {
@@ -99,8 +99,15 @@ async function currentPrice(ctx: HandlerContext, market: MarketGateway, ticker: 
     await tx.auditLog.createMany({
       data: rows.map((row) =>
         auditRecord({
-          userId: row.userId, action: 'REFRESH_PRICE', entity: 'Investment', entityId: row.id, runId, jobId,
-          before: { currentPrice: row.currentPrice }, after: { currentPrice: price }, extra: { ticker },
+          userId: row.userId,
+          action: 'REFRESH_PRICE',
+          entity: 'Investment',
+          entityId: row.id,
+          runId,
+          jobId,
+          before: { currentPrice: row.currentPrice },
+          after: { currentPrice: price },
+          extra: { ticker },
         }),
       ),
     });
@@ -167,8 +174,14 @@ export const alertsFamily: JobFamily = {
         const priceText = price.toFixed();
         await tx.auditLog.create({
           data: auditRecord({
-            userId: alert.userId, action: 'TRIGGER_ALERT', entity: 'PriceAlert', entityId: alert.id, runId, jobId,
-            before: { triggered: 'false' }, after: { triggered: 'true' },
+            userId: alert.userId,
+            action: 'TRIGGER_ALERT',
+            entity: 'PriceAlert',
+            entityId: alert.id,
+            runId,
+            jobId,
+            before: { triggered: 'false' },
+            after: { triggered: 'true' },
             extra: { ticker, price: priceText, rule: alert.alertType },
           }),
         });
@@ -176,8 +189,15 @@ export const alertsFamily: JobFamily = {
         // later evaluation adds the same job id again, which BullMQ treats as a duplicate.
         await notifications(ctx).add(
           'price-alert',
-          { alertId: alert.id, userId: alert.userId, ticker, price: priceText, rule: alert.alertType,
-            targetPrice: alert.targetPrice, percentChange: alert.percentChange },
+          {
+            alertId: alert.id,
+            userId: alert.userId,
+            ticker,
+            price: priceText,
+            rule: alert.alertType,
+            targetPrice: alert.targetPrice,
+            percentChange: alert.percentChange,
+          },
           { jobId: `alert-${alert.id}` },
         );
         return true;

@@ -9,10 +9,7 @@ export type Entity = 'Investment' | 'TaxLot';
 export type Row = Record<string, string | null>;
 
 /** What to do with a row that breaks a constraint. */
-type Fix =
-  | { kind: 'set'; value: string | null }
-  | { kind: 'clamp'; min: string; maxColumn: string }
-  | { kind: 'manual'; reason: string };
+type Fix = { kind: 'set'; value: string | null } | { kind: 'clamp'; min: string; maxColumn: string } | { kind: 'manual'; reason: string };
 
 export interface ConstraintPolicy {
   constraint: string;
@@ -166,9 +163,7 @@ async function fixRow(prisma: PrismaClient, item: WorkItem): Promise<ItemResult>
     }
     const { broken, changes } = plan;
     const [after] = await tx.$queryRaw<Row[]>`
-      UPDATE ${table} x SET ${Prisma.join(
-        [...changes].map(([c, value]) => Prisma.sql`${column(c)} = ${value}::numeric`),
-      )}, "updatedAt" = now()
+      UPDATE ${table} x SET ${Prisma.join([...changes].map(([c, value]) => Prisma.sql`${column(c)} = ${value}::numeric`))}, "updatedAt" = now()
        WHERE x.id = ${id}
        RETURNING ${Prisma.join([...changes.keys()].map((c) => Prisma.sql`x.${column(c)}::text AS ${column(c)}`))}`;
     await tx.auditLog.create({

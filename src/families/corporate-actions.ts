@@ -170,9 +170,7 @@ async function applyDueActions(prisma: PrismaClient, item: WorkItem): Promise<It
     });
     if (done) applied.push(`${next.actionType} ${next.id}`);
   }
-  return applied.length
-    ? { status: 'changed', detail: `applied ${applied.join(', ')}` }
-    : { status: 'skipped', reason: 'no due corporate action left' };
+  return applied.length ? { status: 'changed', detail: `applied ${applied.join(', ')}` } : { status: 'skipped', reason: 'no due corporate action left' };
 }
 
 /**

@@ -106,7 +106,14 @@ export const metadataFamily: JobFamily = {
       SELECT upper(trim(ticker)) AS ticker, count(*) AS rows, min(id) AS sample FROM "Investment"
        WHERE "assetType" IN ('STOCK', 'ETF') AND sector IS NULL AND industry IS NULL AND country IS NULL AND "marketCap" IS NULL
        GROUP BY 1 ORDER BY 1`;
-    const withoutData = context ? await MarketGateway.withoutData(context.redis, context.prefix, 'overview', tickers.map((t) => t.ticker)) : new Set<string>();
+    const withoutData = context
+      ? await MarketGateway.withoutData(
+          context.redis,
+          context.prefix,
+          'overview',
+          tickers.map((t) => t.ticker),
+        )
+      : new Set<string>();
     const missing = tickers.filter((t) => !withoutData.has(t.ticker));
     return {
       ok: missing.length === 0,

@@ -127,7 +127,7 @@ export class DbHealth {
       if (!this.warnedNotReplica) this.deps.log.warn('TYS_REPLICA_URL points at a server that is not a replica: its lag is not watched');
       this.warnedNotReplica = true;
     } catch (error) {
-      this.deps.log.warn({ err: (error as Error).message }, 'could not read the replica\'s lag');
+      this.deps.log.warn({ err: (error as Error).message }, "could not read the replica's lag");
     }
     return null;
   }
@@ -149,10 +149,13 @@ export class DbHealth {
       const share = Number(row!.connections) / row!.max;
       const lagMs = await this.replicaLag();
       this.serverReason =
-        waiters >= t.lockWaiters ? `${waiters} sessions waiting on locks (limit ${t.lockWaiters})`
-        : share >= t.connectionShare ? `${Number(row!.connections)} of ${row!.max} connections in use`
-        : lagMs !== null && lagMs > t.replicaLagMs ? `replica ${(lagMs / 1000).toFixed(1)} s behind (limit ${(t.replicaLagMs / 1000).toFixed(1)} s)`
-        : null;
+        waiters >= t.lockWaiters
+          ? `${waiters} sessions waiting on locks (limit ${t.lockWaiters})`
+          : share >= t.connectionShare
+            ? `${Number(row!.connections)} of ${row!.max} connections in use`
+            : lagMs !== null && lagMs > t.replicaLagMs
+              ? `replica ${(lagMs / 1000).toFixed(1)} s behind (limit ${(t.replicaLagMs / 1000).toFixed(1)} s)`
+              : null;
     } catch (error) {
       // A database that does not answer is the workers' own concern (their jobs retry); not a reason to hold.
       this.deps.log.warn({ err: error }, 'could not read database health');
@@ -186,5 +189,5 @@ export class DbHealth {
 export async function throttleReasons(redis: Redis, prefix: string, families: string[]): Promise<Record<string, string>> {
   if (families.length === 0) return {};
   const values = await redis.mget(...families.map((family) => throttleKey(prefix, family)));
-  return Object.fromEntries(families.flatMap((family, i) => (values[i] ? [[family, values[i]!]] : [])));
+  return Object.fromEntries(families.flatMap((family, i) => (values[i] ? [[family, values[i]]] : [])));
 }

@@ -10,9 +10,7 @@ export interface JobData {
   key: string;
 }
 
-export type JobOutcome =
-  | { status: 'changed'; detail?: string }
-  | { status: 'skipped'; reason: string };
+export type JobOutcome = { status: 'changed'; detail?: string } | { status: 'skipped'; reason: string };
 
 export interface HandlerContext {
   prisma: PrismaClient;
@@ -93,28 +91,28 @@ export interface JobFamily {
    * One page of the keys that still need work, in ascending key order,
    * strictly after `after` (keyset pagination: never the whole table).
    */
-  source(prisma: PrismaClient, scope: Scope, after: string, limit: number): Promise<string[]>;
+  source: (prisma: PrismaClient, scope: Scope, after: string, limit: number) => Promise<string[]>;
   /** Validates a key before it becomes a job id or reaches SQL. */
-  isValidKey(key: string): boolean;
+  isValidKey: (key: string) => boolean;
   /**
    * Does the work for a batch of keys (distinct jobs; see options.batch) and
    * returns one result per item, in order. Must be idempotent: a job can run
    * more than once, and the same key can even arrive twice in one batch.
    */
-  handle(ctx: HandlerContext, items: WorkItem[]): Promise<ItemResult[]>;
+  handle: (ctx: HandlerContext, items: WorkItem[]) => Promise<ItemResult[]>;
   /**
    * The tables and columns the family changes, which `tys revert` may put
    * back from the run's audit entries (only those). Default none.
    */
   revertible?: Record<string, RevertibleTable>;
   /** What work the database still needs, by check: counts and a sample of offending ids. */
-  audit?(prisma: PrismaClient): Promise<AuditFinding[]>;
+  audit?: (prisma: PrismaClient) => Promise<AuditFinding[]>;
   /**
    * Checks that the family's work is complete and correct over the whole
    * database. `context` gives what a check needs beyond the database (what
    * the fleet remembers in Redis); without it such a check is stricter.
    */
-  verify?(prisma: PrismaClient, context?: VerifyContext): Promise<VerifyReport>;
+  verify?: (prisma: PrismaClient, context?: VerifyContext) => Promise<VerifyReport>;
   options: FamilyOptions;
 }
 

@@ -74,7 +74,10 @@ export async function enqueue(
   const pageSize = options.pageSize ?? 1_000;
   const progress: EnqueueProgress = { found: 0, added: 0, alreadyQueued: 0, requeued: 0 };
   const runId = options.dryRun ? null : newRunId();
-  if (runId) await retryTransient(() => deps.runs.create(runId, family.name, scope, options.origin ?? null, options.rate ? options.rate.windowMs / options.rate.max : null));
+  if (runId)
+    await retryTransient(() =>
+      deps.runs.create(runId, family.name, scope, options.origin ?? null, options.rate ? options.rate.windowMs / options.rate.max : null),
+    );
 
   let after = '';
   let inFlight: Promise<unknown> = Promise.resolve();
@@ -143,10 +146,9 @@ export async function enqueue(
     // them, so that it can finish and nobody waits for it forever.
     await inFlight.catch(() => undefined);
     await deps.runs.markEnqueued(runId, confirmed + progress.alreadyQueued, progress.alreadyQueued).catch(() => undefined);
-    throw new Error(
-      `run ${runId} stopped enqueuing after ${confirmed} jobs (they still run): ${(error as Error).message}; enqueue again for the rest`,
-      { cause: error },
-    );
+    throw new Error(`run ${runId} stopped enqueuing after ${confirmed} jobs (they still run): ${(error as Error).message}; enqueue again for the rest`, {
+      cause: error,
+    });
   }
   if (runId && progress.found === 0 && options.keepEmpty === false) {
     await retryTransient(() => deps.runs.discard(runId));
@@ -162,12 +164,19 @@ export async function enqueue(
  */
 async function jobStates(redis: Redis, prefix: string, queueName: string, ids: string[]): Promise<JobState[]> {
   const base = `${prefix}:${queueName}`;
-  const exists = await execAll(redis, ids.map((id) => ['exists', `${base}:${id}`]));
+  const exists = await execAll(
+    redis,
+    ids.map((id) => ['exists', `${base}:${id}`]),
+  );
   const present = ids.filter((_, i) => exists[i] === 1);
   if (present.length === 0) return ids.map(() => 'absent');
   const replies = await execAll(
     redis,
-    present.flatMap((id) => [['hexists', `${base}:${id}`, 'data'], ['zscore', `${base}:completed`, id], ['zscore', `${base}:failed`, id]]),
+    present.flatMap((id) => [
+      ['hexists', `${base}:${id}`, 'data'],
+      ['zscore', `${base}:completed`, id],
+      ['zscore', `${base}:failed`, id],
+    ]),
   );
   const states = new Map<string, JobState>(
     present.map((id, i) => {

@@ -49,7 +49,7 @@ type Values = Record<string, string | null>;
 function asValues(value: unknown): Values | null {
   if (value === null || typeof value !== 'object' || Array.isArray(value)) return null;
   const out: Values = {};
-  for (const [k, v] of Object.entries(value)) {
+  for (const [k, v] of Object.entries(value as Record<string, unknown>)) {
     if (v !== null && typeof v !== 'string') return null;
     out[k] = v;
   }
@@ -76,7 +76,12 @@ function matches(columns: string[], values: Values, types: Record<string, Revert
 export async function revertRun(prisma: PrismaClient, runId: string, families: readonly JobFamily[], pageSize = 500): Promise<RevertReport> {
   const tables = revertibleTables(families);
   const report: RevertReport = {
-    revertRunId: newRunId(), entries: 0, reverted: 0, alreadyReverted: 0, conflicts: [], constraintsReopened: [],
+    revertRunId: newRunId(),
+    entries: 0,
+    reverted: 0,
+    alreadyReverted: 0,
+    conflicts: [],
+    constraintsReopened: [],
   };
   let cursor: string | undefined;
   for (;;) {
@@ -145,7 +150,11 @@ async function revertEntry(
   setAside: Map<string, { table: string; definition: string }>,
 ): Promise<'reverted' | 'already' | RevertConflict> {
   const conflict = (reason: string, extra: Partial<RevertConflict> = {}): RevertConflict => ({
-    auditId: entry.id, entity: entry.entity, entityId: entry.entityId, reason, ...extra,
+    auditId: entry.id,
+    entity: entry.entity,
+    entityId: entry.entityId,
+    reason,
+    ...extra,
   });
   const spec = tables[entry.entity];
   const metadata = (entry.metadata ?? {}) as Record<string, unknown>;
@@ -190,10 +199,10 @@ async function revertEntry(
   if (changed.length === 0) {
     const [current] = await tx.$queryRaw<Values[]>`
       SELECT ${Prisma.join(columns.map((c) => Prisma.sql`${ident(c)}::text AS ${ident(c)}`))} FROM ${table} WHERE id = ${entry.entityId}`;
-    return conflict(
-      current ? 'row changed since the run wrote it, or is in use; left as it is' : before ? 'row no longer exists' : 'row was already deleted',
-      { expected: Object.fromEntries(columns.map((c) => [c, after[c] ?? null])), ...(current ? { found: current } : {}) },
-    );
+    return conflict(current ? 'row changed since the run wrote it, or is in use; left as it is' : before ? 'row no longer exists' : 'row was already deleted', {
+      expected: Object.fromEntries(columns.map((c) => [c, after[c] ?? null])),
+      ...(current ? { found: current } : {}),
+    });
   }
   await tx.auditLog.create({
     data: auditRecord({

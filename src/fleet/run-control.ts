@@ -85,14 +85,22 @@ export async function controlRun(deps: RunControlDeps, runId: string, action: Ru
       // Jobs a worker picks up meanwhile are refused, as the run's state says.
       const { removed, heirs } = await dispose(deps, runId, await jobIdsOfRun(deps.queue, runId, ['waiting', 'delayed', 'prioritized', 'waiting-children']));
       options.onProgress?.(`run ${runId}: ${removed} job(s) that had not started removed`);
-      if (heirs.size > 0) options.onProgress?.(`run ${runId}: ${heirs.size} job(s) handed to the runs that follow them (${[...new Set(heirs.values())].join(', ')})`);
+      if (heirs.size > 0)
+        options.onProgress?.(`run ${runId}: ${heirs.size} job(s) handed to the runs that follow them (${[...new Set(heirs.values())].join(', ')})`);
       return settle(deps, runId, 'CANCELLING', 'CANCELLED', options);
     }
   }
 }
 
 /** Moves the run from one of `from` to `to`; `reopen` for a run that had ended (a retry). */
-async function move(deps: RunControlDeps, runId: string, from: FleetRunStatus[], to: FleetRunStatus, action: RunAction, options: { reopen?: boolean } = {}): Promise<void> {
+async function move(
+  deps: RunControlDeps,
+  runId: string,
+  from: FleetRunStatus[],
+  to: FleetRunStatus,
+  action: RunAction,
+  options: { reopen?: boolean } = {},
+): Promise<void> {
   const moved = await deps.prisma.fleetRun.updateMany({
     where: { id: runId, status: { in: from }, ...(options.reopen ? {} : { finishedAt: null }) },
     data: { status: to, ...(options.reopen ? { finishedAt: null } : {}) },
@@ -136,7 +144,12 @@ async function settle(deps: RunControlDeps, runId: string, from: FleetRunStatus,
  */
 async function dispose(deps: RunControlDeps, runId: string, ids: string[]): Promise<{ removed: number; heirs: Map<string, string> }> {
   const heirs = await deps.runs.handOver(deps.queue.name, runId, ids);
-  const removed = (await removeJobs(deps.queue, ids.filter((id) => !heirs.has(id)))).filter((r) => r === 1).length;
+  const removed = (
+    await removeJobs(
+      deps.queue,
+      ids.filter((id) => !heirs.has(id)),
+    )
+  ).filter((r) => r === 1).length;
   return { removed, heirs };
 }
 

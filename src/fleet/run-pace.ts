@@ -42,7 +42,7 @@ export class RunPacer {
     const wait = Number(await this.redis.eval(RESERVE, 1, `${this.prefix}:runs:${runId}:next-start`, intervalMs));
     if (wait <= 0) return 0;
     const progress: PacedProgress = { startsAt: Date.now() + wait };
-    await job.updateProgress(progress as unknown as object);
+    await job.updateProgress(progress);
     return wait;
   }
 }

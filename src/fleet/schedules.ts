@@ -5,7 +5,7 @@ import type { Logger } from 'pino';
 import { parseDuration } from '../config/duration.js';
 import type { PrismaClient } from '../db/prisma.js';
 import { PermanentJobError } from './errors.js';
-import type { JobFamily } from './family.js';
+import type { JobData, JobFamily } from './family.js';
 import { enqueue } from './producer.js';
 import { openQueue, SCHEDULES_QUEUE } from './queues.js';
 import { FleetWorker } from './tolerant-job.js';
@@ -65,14 +65,16 @@ export function loadSchedules(file: string, families: readonly JobFamily[]): Sch
     names.add(entry.name);
     const family = families.find((f) => f.name === entry.family);
     if (!family) {
-      throw new ScheduleError(`${where} (${entry.name}): unknown family "${String(entry.family)}" (expected one of: ${families.map((f) => f.name).join(', ')})`);
+      throw new ScheduleError(
+        `${where} (${entry.name}): unknown family "${String(entry.family)}" (expected one of: ${families.map((f) => f.name).join(', ')})`,
+      );
     }
     const hasPattern = typeof entry.pattern === 'string';
     const hasEvery = typeof entry.every === 'string';
     if (hasPattern === hasEvery) throw new ScheduleError(`${where} (${entry.name}): give exactly one of "pattern" (cron) or "every"`);
     if (hasEvery) everyMs(entry.every as string);
     if (hasPattern && (entry.pattern as string).trim().split(/\s+/).length !== 5) {
-      throw new ScheduleError(`${where} (${entry.name}): "pattern" must be a 5-field cron pattern, got "${entry.pattern}"`);
+      throw new ScheduleError(`${where} (${entry.name}): "pattern" must be a 5-field cron pattern, got "${String(entry.pattern)}"`);
     }
     const scope = parseScope(where, entry.scope);
     if (!family.scopes.includes(scope.kind)) throw new ScheduleError(`${where} (${entry.name}): family ${family.name} does not take scope ${scope.kind}`);
@@ -177,7 +179,7 @@ export function startScheduleRunner(
   families: readonly JobFamily[],
 ): Worker {
   const runs = new RunStore(deps.prisma, deps.producer, deps.prefix);
-  const queues = new Map<string, Queue>();
+  const queues = new Map<string, Queue<JobData>>();
   const worker = new FleetWorker(
     SCHEDULES_QUEUE,
     async (job: Job<ScheduledEnqueue>) => {
@@ -198,7 +200,13 @@ export function startScheduleRunner(
         keepEmpty: false,
         origin: `schedule ${job.repeatJobKey ?? job.name}`,
       });
-      const firing: ScheduleFiring = { at: new Date().toISOString(), runId: result.runId, found: result.found, added: result.added, alreadyQueued: result.alreadyQueued };
+      const firing: ScheduleFiring = {
+        at: new Date().toISOString(),
+        runId: result.runId,
+        found: result.found,
+        added: result.added,
+        alreadyQueued: result.alreadyQueued,
+      };
       const name = job.repeatJobKey ?? job.name;
       await deps.producer.hset(lastFiringsKey(deps.prefix), name, JSON.stringify(firing));
       deps.log.info({ schedule: name, ...firing }, 'scheduled enqueue');

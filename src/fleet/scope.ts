@@ -1,11 +1,7 @@
 import { Prisma, type PrismaClient } from '../db/prisma.js';
 
 /** Which rows an enqueue covers. */
-export type Scope =
-  | { kind: 'all' }
-  | { kind: 'investments'; ids: string[] }
-  | { kind: 'portfolio'; id: string }
-  | { kind: 'user'; id: string };
+export type Scope = { kind: 'all' } | { kind: 'investments'; ids: string[] } | { kind: 'portfolio'; id: string } | { kind: 'user'; id: string };
 
 /** Ids of the application are cuids; anything else is refused before it reaches SQL or Redis. */
 const ID_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;

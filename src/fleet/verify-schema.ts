@@ -31,7 +31,8 @@ export async function verifySchema(databaseUrl: string, dir = MIGRATIONS_DIR): P
     const present = new Map(rows.map((row) => [row.conname, row.convalidated]));
     for (const { name, migration } of expected) {
       if (!present.has(name)) problems.push({ id: name, problem: `CHECK constraint of ${migration} is missing (dropped by hand?)` });
-      else if (!present.get(name)) problems.push({ id: name, problem: 'CHECK constraint is NOT VALID yet: fix the rows (tys enqueue constraints), then tys validate' });
+      else if (!present.get(name))
+        problems.push({ id: name, problem: 'CHECK constraint is NOT VALID yet: fix the rows (tys enqueue constraints), then tys validate' });
     }
   } finally {
     await client.end();

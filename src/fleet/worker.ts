@@ -85,11 +85,13 @@ export function startWorkers(
       redis: deps.runs.redisConnection,
       prefix: deps.prefix,
       log,
-      count: (runId, stat, n = 1) =>
-        void deps.runs.addStat(runId, stat, n).catch((error) => log.warn({ err: error, runId, stat }, 'could not count')),
+      count: (runId, stat, n = 1) => void deps.runs.addStat(runId, stat, n).catch((error) => log.warn({ err: error, runId, stat }, 'could not count')),
     };
     const batcher = new Batcher<QueuedItem, JobOutcome>(async (entries) => {
-      const results = await family.handle(context, entries.map((entry) => entry.work));
+      const results = await family.handle(
+        context,
+        entries.map((entry) => entry.work),
+      );
       const finishedAt = Date.now();
       const durations = entries.map((entry) => finishedAt - entry.startedAt);
       options.health?.recordLatencies(family.name, durations);
@@ -225,7 +227,7 @@ function holdWhileUnhealthy(worker: Worker, family: string, health: DbHealth, lo
     } else if (!reason && held) {
       held = false;
       log.info('database healthy again: taking jobs');
-      worker.resume();
+      void worker.resume();
     }
   }, 250);
   timer.unref();
@@ -253,7 +255,8 @@ function isLastAttempt(job: Job): boolean {
 /** Whether BullMQ will give up on the job after this error: no retry can follow. */
 function isFinalAttempt(job: Job, error: unknown): boolean {
   if (error instanceof UnrecoverableError) return true;
-  if (error instanceof RateLimitedError || error instanceof DelayedError || error instanceof RateLimitError || error instanceof WaitingChildrenError) return false;
+  if (error instanceof RateLimitedError || error instanceof DelayedError || error instanceof RateLimitError || error instanceof WaitingChildrenError)
+    return false;
   return isLastAttempt(job);
 }
 

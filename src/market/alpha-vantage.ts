@@ -1,12 +1,5 @@
 import { createHash } from 'node:crypto';
-import {
-  decimalOrNull,
-  textOrNull,
-  type MarketDataProvider,
-  type Overview,
-  type ProviderAnswer,
-  type Quote,
-} from './provider.js';
+import { decimalOrNull, textOrNull, type MarketDataProvider, type Overview, type ProviderAnswer, type Quote } from './provider.js';
 import { meaningOf, type ProviderText } from './provider-texts.js';
 
 type Failure = Exclude<ProviderAnswer<never>, { kind: 'data' } | { kind: 'no-data' }>;
@@ -19,7 +12,6 @@ export interface AlphaVantageOptions {
   /** Per request, in ms. Default 10,000. */
   timeoutMs?: number;
 }
-
 
 /**
  * Alpha Vantage's OVERVIEW and GLOBAL_QUOTE. Answers arrive as HTTP 200 in
@@ -41,7 +33,10 @@ export class AlphaVantage implements MarketDataProvider {
     this.baseUrl = (options.baseUrl ?? 'https://www.alphavantage.co').replace(/\/+$/, '');
     this.apiKey = options.apiKey || undefined;
     this.timeoutMs = options.timeoutMs ?? 10_000;
-    this.budgetId = `${this.name}-${createHash('sha256').update(this.apiKey ?? '').digest('hex').slice(0, 12)}`;
+    this.budgetId = `${this.name}-${createHash('sha256')
+      .update(this.apiKey ?? '')
+      .digest('hex')
+      .slice(0, 12)}`;
   }
 
   async overview(symbol: string): Promise<ProviderAnswer<Overview>> {
@@ -76,10 +71,7 @@ export class AlphaVantage implements MarketDataProvider {
     return { kind: 'data', value: { symbol, price } };
   }
 
-  private async call(
-    fn: 'OVERVIEW' | 'GLOBAL_QUOTE',
-    symbol: string,
-  ): Promise<{ kind: 'body'; body: Record<string, unknown> } | Failure> {
+  private async call(fn: 'OVERVIEW' | 'GLOBAL_QUOTE', symbol: string): Promise<{ kind: 'body'; body: Record<string, unknown> } | Failure> {
     if (!this.apiKey) return { kind: 'rejected', message: 'ALPHA_VANTAGE_API_KEY is not set', key: true };
     const url = new URL(`${this.baseUrl}/query`);
     url.searchParams.set('function', fn);

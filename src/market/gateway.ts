@@ -108,7 +108,7 @@ export class MarketGateway {
     ]);
     if (refused) throw new PermanentJobError(`market data provider refuses this account: ${refused} (calls paused; fix the key, then enqueue again)`);
     if (premium) throw new PermanentJobError(`market data provider: ${kind} needs a premium plan: ${premium} (calls to it paused)`);
-    if (quotaMs > 0) throw new RateLimitedError('the key\'s daily quota at the provider is spent: held until its reset', quotaMs);
+    if (quotaMs > 0) throw new RateLimitedError("the key's daily quota at the provider is spent: held until its reset", quotaMs);
     const wait = await this.budget.take();
     if (wait > 0) throw new RateLimitedError(`call budget spent (${this.config.budget.max} per ${this.config.budget.windowMs} ms)`, wait);
     count('calls');

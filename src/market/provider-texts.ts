@@ -80,13 +80,15 @@ export const PROVIDER_TEXTS: readonly ProviderText[] = [
     meaning: 'key-refused',
     field: 'Information',
     pattern: /demo\W+API key is for demo purposes/i,
-    example: 'The **demo** API key is for demo purposes only. Please claim your free API key at (https://www.alphavantage.co/support/#api-key) to explore our full API offerings. It takes fewer than 20 seconds.',
+    example:
+      'The **demo** API key is for demo purposes only. Please claim your free API key at (https://www.alphavantage.co/support/#api-key) to explore our full API offerings. It takes fewer than 20 seconds.',
   },
   {
     meaning: 'key-refused',
     field: 'Error Message',
     pattern: /apikey is invalid or missing/i,
-    example: 'the parameter apikey is invalid or missing. Please claim your free API key on (https://www.alphavantage.co/support/#api-key). It should take less than 20 seconds.',
+    example:
+      'the parameter apikey is invalid or missing. Please claim your free API key on (https://www.alphavantage.co/support/#api-key). It should take less than 20 seconds.',
   },
   {
     meaning: 'invalid-call',

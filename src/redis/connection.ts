@@ -72,7 +72,7 @@ export async function connectProducer(redis: Redis, redisUrl: string): Promise<R
     } catch (error) {
       redis.disconnect();
       const cause = lastErrors.get(redis) ?? (error as Error);
-      throw new Error(`cannot reach Redis at ${redisAddress(redisUrl)}: ${cause.message}`);
+      throw new Error(`cannot reach Redis at ${redisAddress(redisUrl)}: ${cause.message}`, { cause: error });
     }
   }
   return redis;

@@ -29,14 +29,25 @@ export async function checkState(prisma: PrismaClient, expected: Expected): Prom
   };
 
   const rows = await prisma.$queryRaw<
-    { id: string; quantity: string; cost: string; sector: string | null; lots: bigint; lotQuantity: string | null; lotRemaining: string | null; lotCost: string | null; lotDateOk: boolean | null }[]
+    {
+      id: string;
+      quantity: string;
+      cost: string;
+      sector: string | null;
+      lots: bigint;
+      lotQuantity: string | null;
+      lotRemaining: string | null;
+      lotCost: string | null;
+      lotDateOk: boolean | null;
+    }[]
   >`
     SELECT i.id, i."totalQuantity"::text AS quantity, i."averageCostBasis"::text AS cost, i.sector,
            count(t.id) AS lots, min(t.quantity)::text AS "lotQuantity", min(t."remainingQuantity")::text AS "lotRemaining",
            min(t."costBasisPerUnit")::text AS "lotCost", bool_and(t."purchaseDate" = i."createdAt"::date) AS "lotDateOk"
       FROM "Investment" i LEFT JOIN "TaxLot" t ON t."investmentId" = i.id
      GROUP BY i.id ORDER BY i.id`;
-  if (rows.length !== expected.investments.size) finding('lost', `${rows.length} investments in the database, ${expected.investments.size} seeded`, Math.abs(rows.length - expected.investments.size));
+  if (rows.length !== expected.investments.size)
+    finding('lost', `${rows.length} investments in the database, ${expected.investments.size} seeded`, Math.abs(rows.length - expected.investments.size));
   for (const row of rows) {
     const want = expected.investments.get(row.id);
     if (!want) continue;
@@ -45,8 +56,14 @@ export async function checkState(prisma: PrismaClient, expected: Expected): Prom
     if (!same(row.quantity, want.finalQuantity) || !same(row.cost, want.finalCost)) {
       finding('wrong', `investment ${row.id}: ${row.quantity} at ${row.cost}, expected ${want.finalQuantity} at ${want.finalCost}`);
     }
-    if (row.lots > 0n && (!same(row.lotQuantity, want.finalQuantity) || !same(row.lotRemaining, want.finalQuantity) || !same(row.lotCost, want.finalCost) || !row.lotDateOk)) {
-      finding('wrong', `lot of ${row.id}: ${row.lotQuantity} (${row.lotRemaining} left) at ${row.lotCost}, expected ${want.finalQuantity} at ${want.finalCost}`);
+    if (
+      row.lots > 0n &&
+      (!same(row.lotQuantity, want.finalQuantity) || !same(row.lotRemaining, want.finalQuantity) || !same(row.lotCost, want.finalCost) || !row.lotDateOk)
+    ) {
+      finding(
+        'wrong',
+        `lot of ${row.id}: ${row.lotQuantity} (${row.lotRemaining} left) at ${row.lotCost}, expected ${want.finalQuantity} at ${want.finalCost}`,
+      );
     }
     if (row.sector !== want.sector) finding(row.sector === null ? 'lost' : 'wrong', `investment ${row.id}: sector ${row.sector}, expected ${want.sector}`);
   }
@@ -67,7 +84,10 @@ export async function checkState(prisma: PrismaClient, expected: Expected): Prom
   const audited = (kind: string, id: string) => counted.get(kind)?.has(id) ?? false;
   for (const [id, want] of expected.investments) {
     if (want.violating !== audited('FIX_CONSTRAINT', id)) {
-      finding(want.violating ? 'lost' : 'wrong', `investment ${id}: ${want.violating ? 'violation fixed without an audit entry' : 'clean row has a constraint fix'}`);
+      finding(
+        want.violating ? 'lost' : 'wrong',
+        `investment ${id}: ${want.violating ? 'violation fixed without an audit entry' : 'clean row has a constraint fix'}`,
+      );
     }
     if ((want.sector !== null) !== audited('BACKFILL_METADATA', id)) finding('wrong', `investment ${id}: metadata audit does not match`);
   }
@@ -76,7 +96,11 @@ export async function checkState(prisma: PrismaClient, expected: Expected): Prom
      WHERE NOT EXISTS (SELECT 1 FROM "AuditLog" a WHERE a.action = 'CREATE_TAX_LOT' AND a."entityId" = t.id)`;
   if (unaudited!.n > 0n) finding('lost', `${unaudited!.n} lots without a CREATE_TAX_LOT audit entry`, Number(unaudited!.n));
   if ((counted.get('APPLY')?.size ?? 0) !== expected.actions) {
-    finding('lost', `${counted.get('APPLY')?.size ?? 0} of ${expected.actions} corporate actions applied with an audit entry`, expected.actions - (counted.get('APPLY')?.size ?? 0));
+    finding(
+      'lost',
+      `${counted.get('APPLY')?.size ?? 0} of ${expected.actions} corporate actions applied with an audit entry`,
+      expected.actions - (counted.get('APPLY')?.size ?? 0),
+    );
   }
   const [unprocessed] = await prisma.$queryRaw<{ n: bigint }[]>`SELECT count(*) AS n FROM "CorporateAction" WHERE NOT processed`;
   if (unprocessed!.n > 0n) finding('lost', `${unprocessed!.n} corporate actions not processed`, Number(unprocessed!.n));

@@ -64,12 +64,7 @@ export interface Expected {
 
 const norm = (ticker: string) => ticker.trim().toUpperCase();
 
-export function computeExpected(
-  investments: SeededInvestment[],
-  alerts: SeededAlert[],
-  actions: SeededAction[],
-  market: MarketFixtures,
-): Expected {
+export function computeExpected(investments: SeededInvestment[], alerts: SeededAlert[], actions: SeededAction[], market: MarketFixtures): Expected {
   const actionsOf = new Map<string, SeededAction[]>();
   for (const action of actions) actionsOf.set(action.investmentId, [...(actionsOf.get(action.investmentId) ?? []), action]);
   const positions = new Map<string, { quantity: bigint; cost: bigint }>();

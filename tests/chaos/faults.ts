@@ -229,10 +229,9 @@ export class FaultInjector {
   }
 
   private async terminateBackends(client: pg.Client): Promise<number> {
-    const result = await client.query(
-      'SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()',
-      [this.options.database],
-    );
+    const result = await client.query('SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()', [
+      this.options.database,
+    ]);
     return result.rowCount ?? 0;
   }
 }

@@ -2,8 +2,12 @@ import type { ChaosReport } from './scenario.js';
 
 /** The figures of a chaos run, for people. */
 export function formatReport(report: ChaosReport): string {
-  const faults = Object.entries(report.faults).map(([kind, n]) => `${kind} ${n}`).join(', ');
-  const provider = Object.entries(report.providerFaults).map(([kind, n]) => `${kind} ${n}`).join(', ');
+  const faults = Object.entries(report.faults)
+    .map(([kind, n]) => `${kind} ${n}`)
+    .join(', ');
+  const provider = Object.entries(report.providerFaults)
+    .map(([kind, n]) => `${kind} ${n}`)
+    .join(', ');
   return [
     `chaos ${report.ok ? 'PASSED' : 'FAILED'} (seed ${report.seed})`,
     `  data               ${report.data.investments} investments, ${report.data.tickers} tickers, ${report.data.violations} violations, ${report.data.alerts} alerts, ${report.data.actions} splits`,

@@ -114,7 +114,9 @@ export async function runChaos(options: ChaosOptions = {}): Promise<ChaosReport>
     cleanups.push(() => prisma.$disconnect());
 
     const data = await seedChaos(prisma, { investments: options.investments ?? 20_000, random }, market);
-    say(`seeded ${data.investments} investments over ${data.tickers} tickers: ${data.violations} constraint violations, ${data.alerts} alerts, ${data.actions} splits`);
+    say(
+      `seeded ${data.investments} investments over ${data.tickers} tickers: ${data.violations} constraint violations, ${data.alerts} alerts, ${data.actions} splits`,
+    );
     market.faultRate = options.providerFaultRate ?? 0.15;
 
     const config: FleetConfig = { databaseUrl, redisUrl: redis.url, queuePrefix: `chaos-${randomBytes(3).toString('hex')}` };
@@ -139,7 +141,7 @@ export async function runChaos(options: ChaosOptions = {}): Promise<ChaosReport>
 
     const bookkeeping = bookkeepingConnection(redis.url);
     await untilReady(bookkeeping, () => say('waiting for Redis'));
-    cleanups.push(async () => bookkeeping.disconnect());
+    cleanups.push(() => Promise.resolve(bookkeeping.disconnect()));
     const runs = new RunStore(prisma, bookkeeping, config.queuePrefix);
     const injector = new FaultInjector({
       pool,
@@ -156,7 +158,7 @@ export async function runChaos(options: ChaosOptions = {}): Promise<ChaosReport>
     let producerRetries = 0;
     const producerOutput: string[] = [];
     const enqueue = async (family: string): Promise<string> => {
-      for (const deadline = Date.now() + 120_000; ; ) {
+      for (const deadline = Date.now() + 120_000; ;) {
         const result = await runTys(['enqueue', family, '--all'], env);
         producerOutput.push(result.stdout, result.stderr);
         const runId = /^run (\S+):/m.exec(result.stdout)?.[1];
@@ -169,11 +171,16 @@ export async function runChaos(options: ChaosOptions = {}): Promise<ChaosReport>
     const finished: RunView[] = [];
     const waitForEnd = async (runId: string): Promise<RunView> => {
       let view: RunView | null = null;
-      await until(`run ${runId} to end`, async () => {
-        // The harness rides out the same outages as the fleet.
-        view = await runs.get(runId).catch(() => null);
-        return Boolean(view?.finishedAt);
-      }, 600_000, 200);
+      await until(
+        `run ${runId} to end`,
+        async () => {
+          // The harness rides out the same outages as the fleet.
+          view = await runs.get(runId).catch(() => null);
+          return Boolean(view?.finishedAt);
+        },
+        600_000,
+        200,
+      );
       finished.push(view!);
       return view!;
     };
@@ -194,7 +201,9 @@ export async function runChaos(options: ChaosOptions = {}): Promise<ChaosReport>
         const views = await Promise.all(runIds.map(waitForEnd));
         await restart;
         await injector.stop();
-        say(`${phase.families.join(', ')}: ${views.map((v) => `${v.family} ${v.status} (${v.completed} completed, ${v.skipped} skipped, ${v.failed} failed)`).join('; ')}`);
+        say(
+          `${phase.families.join(', ')}: ${views.map((v) => `${v.family} ${v.status} (${v.completed} completed, ${v.skipped} skipped, ${v.failed} failed)`).join('; ')}`,
+        );
         // Converged when every run completed and covered all the work itself:
         // jobs it found queued by an earlier run may still be in flight.
         if (views.every((v) => v.status === 'COMPLETED' && v.alreadyQueued === 0)) break;
@@ -238,7 +247,13 @@ export async function runChaos(options: ChaosOptions = {}): Promise<ChaosReport>
       convergeSeconds,
       ...state,
     };
-    report.ok = report.duplicates === 0 && report.lost === 0 && report.wrong === 0 && secretsFound.length === 0 && report.uncleanShutdowns.length === 0 && report.crashes.length === 0;
+    report.ok =
+      report.duplicates === 0 &&
+      report.lost === 0 &&
+      report.wrong === 0 &&
+      secretsFound.length === 0 &&
+      report.uncleanShutdowns.length === 0 &&
+      report.crashes.length === 0;
     return report;
   } finally {
     for (const cleanup of cleanups.reverse()) await cleanup().catch((error) => log(`cleanup: ${(error as Error).message}`));
@@ -294,10 +309,12 @@ async function databaseText(prisma: PrismaClient): Promise<string> {
 
 /** `tys dashboard` as a child process, and what an operator's browser would fetch from it. */
 function startDashboardProcess(env: NodeJS.ProcessEnv, port: number) {
-  const child = killOnExit(spawn(process.execPath, [path.join(PROJECT_ROOT, 'bin', 'tys.js'), 'dashboard', '--port', String(port), '--host', '127.0.0.1'], {
-    env,
-    cwd: PROJECT_ROOT,
-  }));
+  const child = killOnExit(
+    spawn(process.execPath, [path.join(PROJECT_ROOT, 'bin', 'tys.js'), 'dashboard', '--port', String(port), '--host', '127.0.0.1'], {
+      env,
+      cwd: PROJECT_ROOT,
+    }),
+  );
   let output = '';
   child.stdout.on('data', (chunk) => (output += chunk));
   child.stderr.on('data', (chunk) => (output += chunk));

@@ -3,14 +3,7 @@ import { seedMvp } from '../../src/demo/seed.js';
 import type { AlphaVantageStandIn } from '../support/alpha-vantage-server.js';
 import { writeLegacyRows } from '../support/legacy.js';
 import { fromScaled, toScaled } from '../support/scaled.js';
-import {
-  computeExpected,
-  type Expected,
-  type MarketFixtures,
-  type SeededAction,
-  type SeededAlert,
-  type SeededInvestment,
-} from './expected.js';
+import { computeExpected, type Expected, type MarketFixtures, type SeededAction, type SeededAlert, type SeededInvestment } from './expected.js';
 
 export interface ChaosSeed {
   expected: Expected;
@@ -30,11 +23,7 @@ const SECTORS = ['Technology', 'Communication Services', 'Consumer Cyclical', 'H
  * tickers, and due splits; fills the market stand-in with quotes for most
  * tickers and overviews for the stocks. Returns the expected end state.
  */
-export async function seedChaos(
-  prisma: PrismaClient,
-  options: { investments: number; random: () => number },
-  market: AlphaVantageStandIn,
-): Promise<ChaosSeed> {
+export async function seedChaos(prisma: PrismaClient, options: { investments: number; random: () => number }, market: AlphaVantageStandIn): Promise<ChaosSeed> {
   const { random } = options;
   await seedMvp(prisma, { investments: options.investments });
   // Tens of investments per ticker: one provider call must serve many rows.
@@ -63,7 +52,12 @@ export async function seedChaos(
     if (stockTickers.has(ticker)) {
       const sector = SECTORS[Math.floor(random() * SECTORS.length)]!;
       fixtures.sectors.set(ticker, sector);
-      market.overviews.set(ticker, { Sector: sector, Industry: `${sector} industry`, Country: 'USA', MarketCapitalization: String(1e9 + Math.floor(random() * 1e9)) });
+      market.overviews.set(ticker, {
+        Sector: sector,
+        Industry: `${sector} industry`,
+        Country: 'USA',
+        MarketCapitalization: String(1e9 + Math.floor(random() * 1e9)),
+      });
     }
   }
 

@@ -140,7 +140,9 @@ export class AlphaVantageStandIn {
           : { 'Global Quote': {} },
       );
     }
-    return json({ 'Error Message': 'Invalid API call. Please retry or visit the documentation (https://www.alphavantage.co/documentation/) for TIME_SERIES_DAILY.' });
+    return json({
+      'Error Message': 'Invalid API call. Please retry or visit the documentation (https://www.alphavantage.co/documentation/) for TIME_SERIES_DAILY.',
+    });
   }
 }
 

@@ -55,16 +55,14 @@ export function spawnWorker(env: NodeJS.ProcessEnv, args: string[] = []): ChildP
   const child = killOnExit(spawn(process.execPath, [TYS, 'worker', ...args], { env, cwd: PROJECT_ROOT }));
   let stdout = '';
   let stderr = '';
-  child.stdout!.on('data', (chunk) => (stdout += chunk));
-  child.stderr!.on('data', (chunk) => (stderr += chunk));
-  const exited = new Promise<TysResult>((resolve) =>
-    child.on('close', (code, signal) => resolve({ code, signal, stdout, stderr })),
-  );
+  child.stdout.on('data', (chunk) => (stdout += chunk));
+  child.stderr.on('data', (chunk) => (stderr += chunk));
+  const exited = new Promise<TysResult>((resolve) => child.on('close', (code, signal) => resolve({ code, signal, stdout, stderr })));
   return Object.assign(child, { exited, output: () => stdout + stderr });
 }
 
 /** Polls `check` until it returns true, failing after the deadline with `what`. */
-export async function until(what: string, check: () => Promise<boolean>, deadlineMs = 60_000, everyMs = 100): Promise<void> {
+export async function until(what: string, check: () => boolean | Promise<boolean>, deadlineMs = 60_000, everyMs = 100): Promise<void> {
   const deadline = Date.now() + deadlineMs;
   for (;;) {
     if (await check()) return;

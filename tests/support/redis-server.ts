@@ -34,11 +34,11 @@ export class PrivateRedis {
   }
 
   private async up(): Promise<void> {
-    this.process = killOnExit(spawn(
-      'redis-server',
-      ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--maxmemory-policy', 'noeviction'],
-      { stdio: 'ignore' },
-    ));
+    this.process = killOnExit(
+      spawn('redis-server', ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--maxmemory-policy', 'noeviction'], {
+        stdio: 'ignore',
+      }),
+    );
     await until('the private Redis to answer', () => this.answers(), 10_000, 50);
   }
 

@@ -55,13 +55,38 @@ export class ReplicatedPostgres {
       const replica = path.join(dir, 'replica');
       await asServerUser('initdb', ['-D', primary, '-A', 'trust', '-U', 'postgres', '--no-sync']);
       await asServerUser('pg_ctl', [
-        '-D', primary, '-l', path.join(dir, 'primary.log'), '-w', 'start',
-        '-o', `-p ${pair.primaryPort} -c listen_addresses=127.0.0.1 -c unix_socket_directories=${dir} -c fsync=off -c max_wal_senders=4`,
+        '-D',
+        primary,
+        '-l',
+        path.join(dir, 'primary.log'),
+        '-w',
+        'start',
+        '-o',
+        `-p ${pair.primaryPort} -c listen_addresses=127.0.0.1 -c unix_socket_directories=${dir} -c fsync=off -c max_wal_senders=4`,
       ]);
-      await asServerUser('pg_basebackup', ['-h', '127.0.0.1', '-p', String(pair.primaryPort), '-U', 'postgres', '-D', replica, '-R', '-X', 'stream', '--no-sync']);
+      await asServerUser('pg_basebackup', [
+        '-h',
+        '127.0.0.1',
+        '-p',
+        String(pair.primaryPort),
+        '-U',
+        'postgres',
+        '-D',
+        replica,
+        '-R',
+        '-X',
+        'stream',
+        '--no-sync',
+      ]);
       await asServerUser('pg_ctl', [
-        '-D', replica, '-l', path.join(dir, 'replica.log'), '-w', 'start',
-        '-o', `-p ${pair.replicaPort} -c listen_addresses=127.0.0.1 -c unix_socket_directories=${dir} -c fsync=off`,
+        '-D',
+        replica,
+        '-l',
+        path.join(dir, 'replica.log'),
+        '-w',
+        'start',
+        '-o',
+        `-p ${pair.replicaPort} -c listen_addresses=127.0.0.1 -c unix_socket_directories=${dir} -c fsync=off`,
       ]);
     } catch (error) {
       await pair.stop();
