@@ -129,6 +129,10 @@ describe('tys verify, every phase', () => {
     const report = JSON.parse((await runTys(['verify', '--all', '--json'], env)).stdout);
     expect(report.ok).toBe(false);
     expect(report.checks.filter((c: { ok: boolean }) => !c.ok).map((c: { check: string }) => c.check)).toEqual(failed);
+    // Redis away: the checks still run, on the database alone, with a warning.
+    const noRedis = await runTys(['verify', 'constraints'], { ...env, REDIS_URL: 'redis://127.0.0.1:1' });
+    expect(noRedis.stderr).toMatch(/^warning: cannot reach Redis at 127\.0\.0\.1:1: .*count as wrong\n$/);
+    expect(noRedis.stdout).toMatch(/verify constraints: (OK|FAILED)/);
     const both = await runTys(['verify', 'lots', '--all'], env);
     expect(both.code).toBe(2);
     expect(both.stderr.trim()).toBe('error: tys verify: give a check or --all, not both');
