@@ -77,6 +77,8 @@ export class DbHealth {
   private sampling: Promise<void> = Promise.resolve();
 
   private warnedNotReplica = false;
+  private replicaUnreachable = false;
+  private databaseUnreachable = false;
 
   constructor(
     /** `replica`: a connection to a replica of the database (TYS_REPLICA_URL), whose lag is watched too. */
@@ -123,11 +125,15 @@ export class DbHealth {
     if (!this.deps.replica) return null;
     try {
       const { rows } = await this.deps.replica.query<{ replica: boolean; lag_ms: number }>(REPLICA_LAG_SQL);
+      if (this.replicaUnreachable) this.deps.log.info('the replica answers again: its lag is watched');
+      this.replicaUnreachable = false;
       if (rows[0]!.replica) return rows[0]!.lag_ms;
       if (!this.warnedNotReplica) this.deps.log.warn('TYS_REPLICA_URL points at a server that is not a replica: its lag is not watched');
       this.warnedNotReplica = true;
     } catch (error) {
-      this.deps.log.warn({ err: (error as Error).message }, "could not read the replica's lag");
+      // Once per outage, not once a second.
+      if (!this.replicaUnreachable) this.deps.log.warn({ err: (error as Error).message }, "could not read the replica's lag: not watched until it answers");
+      this.replicaUnreachable = true;
     }
     return null;
   }
@@ -147,6 +153,7 @@ export class DbHealth {
           FROM pg_stat_activity`;
       const waiters = Number(row!.waiters);
       const share = Number(row!.connections) / row!.max;
+      this.databaseUnreachable = false;
       const lagMs = await this.replicaLag();
       this.serverReason =
         waiters >= t.lockWaiters
@@ -158,7 +165,8 @@ export class DbHealth {
               : null;
     } catch (error) {
       // A database that does not answer is the workers' own concern (their jobs retry); not a reason to hold.
-      this.deps.log.warn({ err: error }, 'could not read database health');
+      if (!this.databaseUnreachable) this.deps.log.warn({ err: error }, 'could not read database health (said once until it answers)');
+      this.databaseUnreachable = true;
       this.serverReason = null;
     }
     const now = Date.now();
