@@ -68,6 +68,10 @@ describe('tys CLI', () => {
       expect(bad.stderr.trim().split('\n'), name).toHaveLength(1);
       expect(bad.stderr, name).toMatch(new RegExp(name));
     }
+    // Market settings are read once, when a worker starts: a malformed one stops the start, not every job.
+    const market = await runTys(['worker', '--families', 'metadata'], { ...env, MARKET_DATA_RATE_LIMIT: 'fast' });
+    expect(market.code).toBe(2);
+    expect(market.stderr.trim()).toBe('error: MARKET_DATA_RATE_LIMIT: rate "fast" must look like 5/60s, 75/1m or 1000/1h');
     const secret = await runTys(['status'], { ...env, DATABASE_URL: 'mysql://admin:hunter2@db/x' });
     expect(secret.code).toBe(2);
     expect(secret.stderr).not.toContain('hunter2');

@@ -1,6 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { metadataFamily } from '../src/families/metadata.js';
+import { loadMarketConfig } from '../src/config/market.js';
 import { FleetMetrics } from '../src/fleet/metrics.js';
+import type { FleetWorkers } from '../src/fleet/worker.js';
 import { AlphaVantageStandIn } from './support/alpha-vantage-server.js';
 import { createTestDatabase, type TestDatabase } from './support/databases.js';
 import { testFleet } from './support/fleet.js';
@@ -8,6 +10,7 @@ import { testFleet } from './support/fleet.js';
 describe('metadata family', () => {
   let db: TestDatabase;
   let fleet: Awaited<ReturnType<typeof testFleet>>;
+  let workers: FleetWorkers;
   let server: AlphaVantageStandIn;
   let portfolioId: string;
 
@@ -38,7 +41,7 @@ describe('metadata family', () => {
     await investment('AAPL', 'STOCK', { sector: 'Preset Sector' });
     await investment('MSFT', 'STOCK', { sector: null, country: 'Canada' });
     fleet = await testFleet(db);
-    fleet.startWorkers([metadataFamily]);
+    workers = fleet.startWorkers([metadataFamily]);
   });
   afterAll(async () => {
     process.env = savedEnv;
@@ -111,7 +114,9 @@ describe('metadata family', () => {
   });
 
   it('stops on a refused key (the public demo key) with one clear reason instead of a retry storm', async () => {
-    process.env.ALPHA_VANTAGE_API_KEY = 'demo';
+    // Workers read the key when they start: these run with the public demo key.
+    await workers.close();
+    workers = fleet.startWorkers([metadataFamily], { market: { ...loadMarketConfig(), apiKey: 'demo' } });
     try {
       for (const t of ['K1', 'K2', 'K3', 'K4', 'K5', 'K6', 'K7', 'K8']) await investment(t, 'STOCK');
       const calls = server.calls.length;
@@ -126,7 +131,8 @@ describe('metadata family', () => {
       for (const reason of reasons) expect(reason).toMatch(/API key is for .* purposes only/);
       expect(failed.every((j) => j.attemptsMade === 1)).toBe(true);
     } finally {
-      process.env.ALPHA_VANTAGE_API_KEY = server.validKey;
+      await workers.close();
+      workers = fleet.startWorkers([metadataFamily]);
     }
   });
 });

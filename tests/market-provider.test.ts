@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AlphaVantage } from '../src/market/alpha-vantage.js';
-import { parseRate } from '../src/market/budget.js';
+import { parseRate } from '../src/config/rate.js';
 import { PROVIDER_TEXTS } from '../src/market/provider-texts.js';
 import { AlphaVantageStandIn } from './support/alpha-vantage-server.js';
 

@@ -6,6 +6,8 @@ import { AlphaVantageStandIn } from './support/alpha-vantage-server.js';
 import { createTestDatabase, type TestDatabase } from './support/databases.js';
 import { testFleet } from './support/fleet.js';
 import { until } from './support/processes.js';
+import { loadMarketConfig } from '../src/config/market.js';
+import type { FleetWorkers } from '../src/fleet/worker.js';
 
 const SECRET_FREE_KEY = 'free-key-SECRET-4242';
 const text = (pattern: RegExp) => PROVIDER_TEXTS.find((t) => pattern.test(t.example))!;
@@ -16,6 +18,7 @@ const gaps = (calls: { at: number }[]) => calls.slice(1).map((call, i) => call.a
 describe('provider texts through the gateway and a worker', () => {
   let db: TestDatabase;
   let fleet: Awaited<ReturnType<typeof testFleet>>;
+  let workers: FleetWorkers;
   let server: AlphaVantageStandIn;
   let portfolioId: string;
   const saved = { ...process.env };
@@ -41,7 +44,7 @@ describe('provider texts through the gateway and a worker', () => {
     const user = await db.prisma.user.create({ data: { email: 'texts@example.com' } });
     portfolioId = (await db.prisma.portfolio.create({ data: { name: 'P', userId: user.id } })).id;
     fleet = await testFleet(db);
-    fleet.startWorkers([metadataFamily]);
+    workers = fleet.startWorkers([metadataFamily]);
   });
   afterAll(async () => {
     await fleet?.close();
@@ -51,7 +54,9 @@ describe('provider texts through the gateway and a worker', () => {
   });
 
   it('daily quota spent: no call until the reset, jobs held (not failed, no attempt spent), the key never shown', async () => {
-    process.env.ALPHA_VANTAGE_API_KEY = SECRET_FREE_KEY;
+    // Workers read the key when they start: these run with the free key.
+    await workers.close();
+    workers = fleet.startWorkers([metadataFamily], { market: { ...loadMarketConfig(), apiKey: SECRET_FREE_KEY } });
     Object.assign(server, { freeDailyQuota: 2, quotaPeriodMs: 3_000 });
     try {
       await tickers('Q1', 'Q2', 'Q3', 'Q4', 'Q5');
@@ -74,7 +79,8 @@ describe('provider texts through the gateway and a worker', () => {
       expect(JSON.stringify(jobs)).not.toContain(SECRET_FREE_KEY);
       expect(await fleet.context.redis.exists(MarketGateway.quotaSpentKey(fleet.prefix))).toBe(0);
     } finally {
-      process.env.ALPHA_VANTAGE_API_KEY = server.validKey;
+      await workers.close();
+      workers = fleet.startWorkers([metadataFamily]);
       Object.assign(server, { freeDailyQuota: 25, quotaPeriodMs: 86_400_000 });
     }
   });

@@ -1,7 +1,7 @@
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { loadConfig, type FleetConfig } from '../config/env.js';
 import { describeTarget, targetLine, type Target } from '../config/target.js';
-import { parseRate } from '../market/budget.js';
+import { parseRate } from '../config/rate.js';
 
 /** Bad input on the command line: reported in one line, exit status 2. */
 export class UsageError extends Error {

@@ -1,3 +1,4 @@
+import { loadMarketConfig } from '../config/market.js';
 import { familyNames, families as allFamilies } from '../families/index.js';
 import { runWorkerProcess } from '../fleet/worker-process.js';
 import { decimalSetting, defineCommand, integerFlag, integerSetting, rateFlag, UsageError } from './command.js';
@@ -70,6 +71,8 @@ export const workerCommand = defineCommand({
     await runWorkerProcess(config, {
       families,
       knownFamilies: allFamilies,
+      // Checked before anything connects: a malformed market setting is exit 2 at start, not a failure in every job.
+      market: loadMarketConfig(),
       concurrency,
       limiter,
       lockDuration: fromEnv('TYS_LOCK_DURATION_MS', 100, MAX_MS),

@@ -4,7 +4,7 @@ import { Prisma } from '../db/prisma.js';
 import { auditRecord } from '../fleet/audit.js';
 import { DEFAULT_FAMILY_OPTIONS, eachItem, type HandlerContext, type ItemResult, type JobFamily } from '../fleet/family.js';
 import { NOTIFICATIONS_QUEUE } from '../fleet/queues.js';
-import { loadMarketConfig } from '../market/config.js';
+import { loadMarketConfig } from '../config/market.js';
 import { MarketGateway, PROVIDER_QUEUE_LIMITER } from '../market/gateway.js';
 import { TICKER_PATTERN } from '../market/provider.js';
 import type { PriceAlertType } from '../generated/prisma/enums.js';

@@ -1,5 +1,6 @@
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
+import type { MarketConfig } from '../config/market.js';
 import type { PrismaClient } from '../db/prisma.js';
 import type { Scope } from './scope.js';
 
@@ -21,6 +22,8 @@ export interface HandlerContext {
   log: Logger;
   /** Adds to a named figure of a run (calls made, rows updated...), shown with its progress. */
   count(runId: string, stat: string, n?: number): void;
+  /** The market-data settings, read and checked once when the workers started. */
+  market: MarketConfig;
 }
 
 /** One job's work as the handler sees it. */

@@ -1,5 +1,6 @@
 import pg from 'pg';
 import type { FleetConfig } from '../config/env.js';
+import type { MarketConfig } from '../config/market.js';
 import { createPrisma } from '../db/prisma.js';
 import { createLogger } from '../log.js';
 import { bookkeepingConnection, redisAddress, untilReady, workerConnection } from '../redis/connection.js';
@@ -30,6 +31,8 @@ export interface WorkerProcessOptions {
   throttle?: Partial<ThrottleThresholds> | null;
   /** A replica of the database whose replay lag throttles the fleet too (with throttling on). Default none. */
   replicaUrl?: string;
+  /** Market-data settings for the handlers. Default: read from the environment when the workers start. */
+  market?: MarketConfig;
 }
 
 /**
@@ -85,6 +88,7 @@ export async function runWorkerProcess(config: FleetConfig, options: WorkerProce
     lockDuration: options.lockDuration,
     stalledInterval: options.stalledInterval,
     health,
+    market: options.market,
   });
   const scheduleRunner = startScheduleRunner(
     { prisma, connection, producer: bookkeeping, prefix: config.queuePrefix, log: log.child({ queue: 'schedules' }) },

@@ -1,6 +1,7 @@
 import { DelayedError, RateLimitError, UnrecoverableError, WaitingChildrenError, Worker, type Job } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
+import { loadMarketConfig, type MarketConfig } from '../config/market.js';
 import type { PrismaClient } from '../db/prisma.js';
 import { ForeignRunError, InvalidJobDataError, RateLimitedError } from './errors.js';
 import { Batcher } from './batcher.js';
@@ -23,6 +24,8 @@ export interface FleetWorkerOptions {
   stalledInterval?: number;
   /** Database health to throttle on: while it gives a family a reason, that family's workers take no new job. Default none. */
   health?: DbHealth;
+  /** Market-data settings handed to every handler. Default: read from the environment once, here. */
+  market?: MarketConfig;
 }
 
 export interface FleetWorkers {
@@ -64,6 +67,8 @@ export function startWorkers(
   // close() waits for these.
   const settling = new Set<Promise<void>>();
   const metrics = new FleetMetrics(deps.runs.redisConnection, deps.prefix);
+  // Read once: a malformed setting stops the start, not every job.
+  const market = options.market ?? loadMarketConfig();
   const guard = new RunGuard(deps.prisma, deps.runs);
   const pacer = new RunPacer(deps.runs.redisConnection, deps.prefix);
   const holds: (() => void)[] = [];
@@ -81,6 +86,7 @@ export function startWorkers(
     // Errors whose failure the batch already counted, so the processor does not count them again.
     const counted = new WeakSet<object>();
     const context: HandlerContext = {
+      market,
       prisma: deps.prisma,
       redis: deps.runs.redisConnection,
       prefix: deps.prefix,

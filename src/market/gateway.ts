@@ -4,7 +4,7 @@ import { FleetMetrics } from '../fleet/metrics.js';
 import type { HandlerContext } from '../fleet/family.js';
 import { AlphaVantage } from './alpha-vantage.js';
 import { CallBudget } from './budget.js';
-import { loadMarketConfig, type MarketConfig } from './config.js';
+import type { MarketConfig } from '../config/market.js';
 import type { MarketDataProvider, Overview, Quote } from './provider.js';
 
 /**
@@ -53,7 +53,7 @@ export class MarketGateway {
   }
 
   static open(ctx: HandlerContext): MarketGateway {
-    const config = loadMarketConfig();
+    const config = ctx.market;
     return new MarketGateway(ctx, config, new AlphaVantage({ baseUrl: config.baseUrl, apiKey: config.apiKey, timeoutMs: config.timeoutMs }));
   }
 

@@ -3,6 +3,7 @@ import { Redis } from 'ioredis';
 import pino from 'pino';
 import { inject } from 'vitest';
 import type { FleetConfig } from '../../src/config/env.js';
+import { loadMarketConfig } from '../../src/config/market.js';
 import { openFleet, type FleetContext } from '../../src/fleet/context.js';
 import type { HandlerContext, JobFamily } from '../../src/fleet/family.js';
 import type { PrismaClient } from '../../src/db/prisma.js';
@@ -52,5 +53,5 @@ export async function testFleet(db: TestDatabase, prefix = testPrefix()) {
 
 /** The context a worker gives handlers, for tests that call a family's handler directly. */
 export function handlerContext(prisma: PrismaClient, redis: Redis = new Redis(REDIS_URL), prefix = testPrefix()): HandlerContext {
-  return { prisma, redis, prefix, log: pino({ level: 'silent' }), count: () => undefined };
+  return { prisma, redis, prefix, log: pino({ level: 'silent' }), count: () => undefined, market: loadMarketConfig() };
 }

@@ -1,6 +1,6 @@
-import { ConfigError } from '../config/env.js';
-import { parseDuration } from '../config/duration.js';
-import { parseRate, type BudgetLimits } from './budget.js';
+import { ConfigError } from './env.js';
+import { parseDuration } from './duration.js';
+import { parseRate, type BudgetLimits } from './rate.js';
 
 export interface MarketConfig {
   baseUrl: string;
