@@ -21,10 +21,9 @@ export function startRunReconciler(runs: RunStore, log: Logger, options: RunReco
   let running: Promise<void> = Promise.resolve();
   const tick = async () => {
     try {
-      const changed = await runs.reconcile();
-      const { running, ...counts } = changed;
+      const { running: going, ...counts } = await runs.reconcile();
       if (counts.finished + counts.interrupted + counts.recovered > 0) log.info(counts, 'run records reconciled');
-      for (const run of running) await options.progress?.record(run.id, run.done);
+      for (const run of going) await options.progress?.record(run.id, run.done);
     } catch (error) {
       log.warn({ err: error }, 'could not reconcile run records; trying again');
     }
