@@ -37,7 +37,6 @@ export function createMetricsRegistry(deps: {
   redis: Redis;
   prefix: string;
 }): {
-  registry: Registry;
   render(): Promise<string>;
 } {
   const registry = new Registry();
@@ -93,11 +92,22 @@ export function createMetricsRegistry(deps: {
       }
     },
   });
-  const lastEnded = async () =>
-    deps.prisma.$queryRaw<{ family: string; seconds: number; ended: Date }[]>`
+  // Read once per scrape, however many metrics show a piece of it.
+  let scrape = new Map<string, Promise<unknown>>();
+  const once = <T>(key: string, load: () => Promise<T>): Promise<T> => {
+    if (!scrape.has(key)) scrape.set(key, load());
+    return scrape.get(key) as Promise<T>;
+  };
+  const providerAnswers = (provider: string) => once(`provider ${provider}`, () => deps.metrics.providerAnswers(provider));
+  const lastEnded = () =>
+    once(
+      'last ended',
+      () =>
+        deps.prisma.$queryRaw<{ family: string; seconds: number; ended: Date }[]>`
       SELECT DISTINCT ON (family) family, EXTRACT(EPOCH FROM "finishedAt" - "startedAt")::float8 AS seconds, "finishedAt" AS ended
         FROM "FleetRun" WHERE "finishedAt" IS NOT NULL AND status IN ('COMPLETED', 'FAILED')
-       ORDER BY family, "finishedAt" DESC`;
+       ORDER BY family, "finishedAt" DESC`,
+    );
   new Gauge({
     name: 'tys_run_last_duration_seconds',
     help: 'How long the last run of each family that ran to its end (COMPLETED or FAILED) took',
@@ -170,7 +180,7 @@ export function createMetricsRegistry(deps: {
     async collect() {
       this.reset();
       for (const provider of PROVIDERS) {
-        const { answers } = await deps.metrics.providerAnswers(provider);
+        const { answers } = await providerAnswers(provider);
         for (const [answerClass, n] of Object.entries(answers)) this.inc({ provider, class: answerClass }, n);
       }
     },
@@ -183,7 +193,7 @@ export function createMetricsRegistry(deps: {
     async collect() {
       this.reset();
       for (const provider of PROVIDERS) {
-        const { budgetLeft } = await deps.metrics.providerAnswers(provider);
+        const { budgetLeft } = await providerAnswers(provider);
         if (budgetLeft !== null) this.set({ provider }, budgetLeft);
       }
     },
@@ -209,8 +219,8 @@ export function createMetricsRegistry(deps: {
     },
   });
   return {
-    registry,
     async render() {
+      scrape = new Map();
       // The histogram and the rate-limit counters are kept by the workers;
       // they are written here in the same text format.
       const lines: string[] = ['# HELP tys_job_duration_seconds Time from a job starting to its outcome', '# TYPE tys_job_duration_seconds histogram'];
@@ -230,7 +240,7 @@ export function createMetricsRegistry(deps: {
         '# TYPE tys_provider_request_duration_seconds histogram',
       ];
       for (const name of PROVIDERS) {
-        provider.push(...histogramLines('tys_provider_request_duration_seconds', `provider="${name}"`, (await deps.metrics.providerAnswers(name)).durations));
+        provider.push(...histogramLines('tys_provider_request_duration_seconds', `provider="${name}"`, (await providerAnswers(name)).durations));
       }
       return `${await registry.metrics()}\n${[...lines, ...limits, ...limitSeconds, ...provider].join('\n')}\n`;
     },

@@ -394,7 +394,11 @@ export class RunStore {
    * retried since has succeeded.
    */
   async finishIfDone(runId: string, options: { revise?: boolean } = {}): Promise<boolean> {
-    const counters = await this.counters(runId);
+    return this.finishWith(runId, await this.counters(runId), options);
+  }
+
+  /** finishIfDone on counters already read. */
+  private async finishWith(runId: string, counters: RunCounters | null, options: { revise?: boolean } = {}): Promise<boolean> {
     if (!counters || !counters.enqueued) return false;
     if (counters.completed + counters.skipped + counters.failed < counters.total) return false;
     await this.prisma.fleetRun.updateMany({
@@ -462,11 +466,9 @@ export class RunStore {
           await this.prisma.fleetRun.updateMany({ where: { id: row.id, status: 'INTERRUPTED' }, data: { status: 'RUNNING', finishedAt: null } });
           result.recovered += 1;
         }
-        if (await this.finishIfDone(row.id)) result.finished += 1;
-        else {
-          const counters = await this.counters(row.id);
-          if (counters) result.running.push({ id: row.id, done: counters.completed + counters.skipped + counters.failed });
-        }
+        const counters = await this.counters(row.id);
+        if (await this.finishWith(row.id, counters)) result.finished += 1;
+        else if (counters) result.running.push({ id: row.id, done: counters.completed + counters.skipped + counters.failed });
       } else if (row.status !== 'INTERRUPTED' && provesLoss(marker, redisAddressOf(this.redis, this.prefix), row)) {
         await this.markInterrupted(row.id);
         result.interrupted += 1;
