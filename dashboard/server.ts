@@ -6,23 +6,23 @@ import { Queue } from 'bullmq';
 import express, { type NextFunction, type Request, type Response } from 'express';
 import type { Logger } from 'pino';
 import type { FleetConfig } from '../src/config/env.js';
-import { createPrisma } from '../src/db/prisma.js';
+import { openFleet } from '../src/fleet/context.js';
 import type { JobFamily } from '../src/fleet/family.js';
 import { FleetMetrics } from '../src/fleet/metrics.js';
 import { controlRun, RunControlError, type RunAction } from '../src/fleet/run-control.js';
-import { RUN_ID_PATTERN, RunStore } from '../src/fleet/runs.js';
+import { RUN_ID_PATTERN } from '../src/fleet/runs.js';
 import type { JobData } from '../src/fleet/family.js';
 import { AUXILIARY_QUEUES, SCHEDULES_QUEUE } from '../src/fleet/queues.js';
 import { RunProgress } from '../src/fleet/run-progress.js';
 import { lastFirings } from '../src/fleet/schedules.js';
 import { FleetQueue } from '../src/fleet/tolerant-job.js';
 import { throttleReasons } from '../src/fleet/db-health.js';
-import { connectProducer, producerConnection } from '../src/redis/connection.js';
 import { basicAuth, readOnlyGuard, type Account } from './auth.js';
 import { AuditWatch } from './audit-watch.js';
 import { createMetricsRegistry } from './metrics.js';
 import { loopbackHostOnly, sameOriginWrites } from './origin.js';
 import { runsPage, type ScheduleRow } from './runs-page.js';
+import { MIN_METRICS_TOKEN_LENGTH } from './settings.js';
 
 export interface DashboardOptions {
   config: FleetConfig;
@@ -46,9 +46,6 @@ export interface DashboardOptions {
   auditRefreshMs?: number;
   log: Logger;
 }
-
-/** A bearer token shorter than this could be guessed. */
-export const MIN_METRICS_TOKEN_LENGTH = 24;
 
 export interface Dashboard {
   app: express.Express;
@@ -101,14 +98,13 @@ export async function createDashboard(options: DashboardOptions): Promise<Dashbo
   }
   // Requests fail fast while Redis is away (no offline queue), but a
   // long-running dashboard keeps reconnecting until it is back.
-  const redis = await connectProducer(producerConnection(config.redisUrl, { retryStrategy: (attempt) => Math.min(attempt * 200, 2_000) }), config.redisUrl);
+  const fleet = await openFleet(config, { role: 'server', poolSize: 5 });
+  const { redis, prisma, runs } = fleet;
   redis.on('error', (error) => log.warn({ err: error.message }, 'redis connection error'));
-  const prisma = createPrisma(config.databaseUrl, { maxConnections: 5 });
   const queues = new Map<string, Queue>();
   for (const name of [...families.map((f) => f.name), ...AUXILIARY_QUEUES]) {
     queues.set(name, new FleetQueue(name, { connection: redis, prefix: config.queuePrefix, skipMetasUpdate: true }));
   }
-  const runs = new RunStore(prisma, redis, config.queuePrefix);
   const runProgress = new RunProgress(redis, config.queuePrefix);
   const scheduleRows = async (queue: Queue): Promise<ScheduleRow[]> => {
     const [schedulers, fired] = await Promise.all([queue.getJobSchedulers(0, -1, true), lastFirings(redis, config.queuePrefix)]);
@@ -225,8 +221,7 @@ export async function createDashboard(options: DashboardOptions): Promise<Dashbo
     async close() {
       await audits.stop();
       await Promise.all([...queues.values()].map((queue) => queue.close()));
-      await prisma.$disconnect();
-      redis.disconnect();
+      await fleet.close();
     },
   };
 }

@@ -56,7 +56,7 @@ describe('tys CLI', () => {
   it('rejects a bad environment before doing anything, exit 2', async () => {
     const result = await runTys(['status'], { ...env, REDIS_URL: 'http://example.com' });
     expect(result.code).toBe(2);
-    expect(result.stderr).toMatch(/REDIS_URL must start with redis:\/\/ or rediss:\/\//);
+    expect(result.stderr).toMatch(/REDIS_URL must be a URL starting with redis:\/\/ or rediss:\/\//);
     const malformed: [string, string][] = [
       ['REDIS_URL', 'redis://127.0.0.1:notaport'],
       ['DATABASE_URL', 'postgresql://a b'],
@@ -71,7 +71,7 @@ describe('tys CLI', () => {
     // Market settings are read once, when a worker starts: a malformed one stops the start, not every job.
     const market = await runTys(['worker', '--families', 'metadata'], { ...env, MARKET_DATA_RATE_LIMIT: 'fast' });
     expect(market.code).toBe(2);
-    expect(market.stderr.trim()).toBe('error: MARKET_DATA_RATE_LIMIT: rate "fast" must look like 5/60s, 75/1m or 1000/1h');
+    expect(market.stderr.trim()).toBe('error: MARKET_DATA_RATE_LIMIT must look like 5/60s, 75/1m or 1000/1h, got "fast"');
     const secret = await runTys(['status'], { ...env, DATABASE_URL: 'mysql://admin:hunter2@db/x' });
     expect(secret.code).toBe(2);
     expect(secret.stderr).not.toContain('hunter2');

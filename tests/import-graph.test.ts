@@ -10,13 +10,13 @@ import { PROJECT_ROOT } from '../src/db/migrations.js';
  */
 const LAYERS: [number, RegExp][] = [
   [0, /^src\/(config|redis|generated)\/|^src\/log\.ts$/],
-  [1, /^src\/db\//],
+  [1, /^src\/db\/|^src\/process-exit\.ts$/],
   [2, /^src\/(fleet|demo)\//],
   [3, /^src\/market\//],
   [4, /^src\/families\//],
-  [5, /^dashboard\//],
+  // The processes: each entry point is handed the families by its index.ts.
+  [5, /^(dashboard|workers)\//],
   [6, /^src\/cli\//],
-  [7, /^workers\//],
 ];
 
 function layerOf(file: string): number {

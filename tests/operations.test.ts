@@ -5,9 +5,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { seedMvp } from '../src/demo/seed.js';
 import { families } from '../src/families/index.js';
 import { SCHEDULES_QUEUE } from '../src/fleet/queues.js';
-import { applySchedules, loadSchedules, removeSchedule, startScheduleRunner } from '../src/fleet/schedules.js';
+import { applySchedules, loadSchedules, removeSchedule } from '../src/fleet/schedules.js';
 import { lotsFamily } from '../src/families/lots.js';
-import { workerConnection } from '../src/redis/connection.js';
 import { createTestDatabase, type TestDatabase } from './support/databases.js';
 import { startDashboard } from './support/dashboard.js';
 import { REDIS_URL, testFleet, testPrefix } from './support/fleet.js';
@@ -123,11 +122,7 @@ describe('schedules', () => {
       expect(() => loadSchedules(file, families), JSON.stringify(scope)).toThrow(/scope must be/);
     }
     const queue = new Queue(SCHEDULES_QUEUE, { connection: fleet.context.redis, prefix: fleet.prefix });
-    const connection = workerConnection(REDIS_URL);
-    const runner = startScheduleRunner(
-      { prisma: db.prisma, connection, producer: fleet.context.redis, prefix: fleet.prefix, log: pino({ level: 'silent' }) },
-      families,
-    );
+    const runner = fleet.context.startSchedules(families, pino({ level: 'silent' }));
     try {
       const job = await queue.add('enqueue', { family: 'lots', scope: { kind: 'investments', ids: 'abc' } }, { jobId: 'hand-made' });
       await until('the hand-made schedule job to fail', async () => (await job.getState()) === 'failed', 30_000);
@@ -138,18 +133,13 @@ describe('schedules', () => {
       expect(runs.filter((run) => (run.scope as { kind: string }).kind !== 'all')).toEqual([]);
     } finally {
       await runner.close();
-      connection.disconnect();
       await queue.close();
     }
   });
 
   it('a due scheduler enqueues a real run that the workers carry out', async () => {
     const queue = new Queue(SCHEDULES_QUEUE, { connection: fleet.context.redis, prefix: fleet.prefix });
-    const connection = workerConnection(REDIS_URL);
-    const runner = startScheduleRunner(
-      { prisma: db.prisma, connection, producer: fleet.context.redis, prefix: fleet.prefix, log: pino({ level: 'silent' }) },
-      families,
-    );
+    const runner = fleet.context.startSchedules(families, pino({ level: 'silent' }));
     fleet.startWorkers([lotsFamily]);
     try {
       await applySchedules(queue, fleet.context.redis, loadSchedules(write('due.json', [{ name: 'lots-now', family: 'lots', every: '1s' }]), families));
@@ -178,7 +168,6 @@ describe('schedules', () => {
       await removeSchedule(queue, fleet.context.redis, 'lots-now');
       expect(await fleet.context.redis.hexists(`${fleet.prefix}:schedules:last-firing`, 'lots-now')).toBe(0);
       await runner.close();
-      connection.disconnect();
       await queue.close();
     }
   });

@@ -1,10 +1,14 @@
-// Worker process entry point for process managers and containers:
-//   node --import tsx workers/index.ts
-// Families from TYS_FAMILIES (comma-separated, default all), concurrency from
-// TYS_CONCURRENCY (default each family's own).
-import { main } from '../src/cli/main.js';
+// The worker process, for process managers and containers (the image's
+// worker service): node dist/workers/index.js. `tys worker` runs the same
+// process with flags over these settings; see `tys worker --help`.
+import { loadConfig } from '../src/config/env.js';
+import { families } from '../src/families/index.js';
+import { runMain } from '../src/process-exit.js';
+import { runWorkerProcess } from './process.js';
+import { workerSettings } from './settings.js';
 
-const args = ['worker'];
-if (process.env.TYS_FAMILIES) args.push('--families', process.env.TYS_FAMILIES);
-if (process.env.TYS_CONCURRENCY) args.push('--concurrency', process.env.TYS_CONCURRENCY);
-process.exit(await main(args));
+await runMain(async () => {
+  const config = loadConfig();
+  await runWorkerProcess(config, { ...workerSettings(), knownFamilies: families });
+  return 0;
+});

@@ -2,9 +2,10 @@ import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { loadConfig, type FleetConfig } from '../config/env.js';
 import { describeTarget, targetLine, type Target } from '../config/target.js';
 import { parseRate } from '../config/rate.js';
+import { InputError } from '../config/settings.js';
 
 /** Bad input on the command line: reported in one line, exit status 2. */
-export class UsageError extends Error {
+export class UsageError extends InputError {
   override name = 'UsageError';
 }
 
@@ -96,19 +97,9 @@ export function defineCommand<O extends Options>(spec: CommandSpec<O>): Command 
 
 /** An integer within [min, max], or undefined when not given; `label` names the option or variable in the error. */
 export function integerSetting(label: string, raw: string | undefined, min: number, max: number): number | undefined {
-  return boundedNumber(label, raw, min, max, 'an integer');
-}
-
-/** A number (decimals allowed) within [min, max], or undefined when not given. */
-export function decimalSetting(label: string, raw: string | undefined, min: number, max: number): number | undefined {
-  return boundedNumber(label, raw, min, max, 'a number');
-}
-
-function boundedNumber(label: string, raw: string | undefined, min: number, max: number, kind: 'an integer' | 'a number'): number | undefined {
   if (raw === undefined) return undefined;
   const value = Number(raw);
-  const valid = kind === 'an integer' ? Number.isInteger(value) : Number.isFinite(value);
-  if (!valid || value < min || value > max) throw new UsageError(`${label} must be ${kind} from ${min} to ${max}, got "${raw}"`);
+  if (!Number.isInteger(value) || value < min || value > max) throw new UsageError(`${label} must be an integer from ${min} to ${max}, got "${raw}"`);
   return value;
 }
 

@@ -1,4 +1,4 @@
-import { familyNames, findFamily } from '../families/index.js';
+import { familiesNamed, familyNames, findFamily } from '../families/index.js';
 import type { JobFamily } from '../fleet/family.js';
 import { isRowId, type Scope } from '../fleet/scope.js';
 import { UsageError } from './command.js';
@@ -27,8 +27,7 @@ export function requireFamily(command: string, name: string | undefined): JobFam
 }
 
 export function parseFamilyList(command: string, list: string | undefined): JobFamily[] {
-  if (!list) return familyNames().map((name) => findFamily(name)!);
-  return list.split(',').map((name) => requireFamily(command, name.trim()));
+  return familiesNamed(list?.split(','), (name, known) => new UsageError(`tys ${command}: unknown family "${name}" (expected one of: ${known.join(', ')})`));
 }
 
 function requireId(flag: string, value: string): string {

@@ -1,5 +1,4 @@
-import { ConfigError } from '../config/env.js';
-import { MigrationError } from '../db/migration-error.js';
+import { reportFailure } from '../process-exit.js';
 import { UsageError, type Command, type CommandIo } from './command.js';
 
 // Each command's module is loaded only when it runs: `tys status` does not
@@ -56,31 +55,6 @@ export async function main(argv: string[], io: CommandIo = defaultIo): Promise<n
     if (!entry) throw new UsageError(`tys: unknown command "${name}" (expected one of: ${commands.map((c) => c.name).join(', ')})`);
     return await (await entry.load()).run(rest, io);
   } catch (error) {
-    if (error instanceof UsageError || error instanceof ConfigError) {
-      io.err(`error: ${error.message}`);
-      return 2;
-    }
-    const message = error instanceof MigrationError ? error.message : describeError(error);
-    io.err(`error: ${message}`);
-    return 1;
+    return reportFailure(error, io.err);
   }
-}
-
-function describeError(error: unknown): string {
-  if (error instanceof Error) {
-    const code = (error as { code?: string }).code;
-    const lines = error.message
-      .split('\n')
-      .map((l) => l.trim())
-      .filter(Boolean);
-    // Prisma's messages open with the call site; what went wrong is the last line.
-    const last = lines[lines.length - 1] ?? '';
-    // A raw query's failure wraps the server's own words: "... Message: `...`".
-    const wrapped = /Message: `(.*)`$/.exec(last)?.[1];
-    const line = error.name.startsWith('PrismaClient') ? (wrapped ?? last) : lines[0];
-    // A missing table means a database the migrations have not reached yet.
-    const hint = code === 'P2021' ? ' (apply the migrations first: tys migrate)' : '';
-    return `${code && !wrapped ? `${code}: ` : ''}${line ?? error.name}${hint}`;
-  }
-  return String(error);
 }

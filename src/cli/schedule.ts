@@ -4,7 +4,7 @@ import { PROJECT_ROOT } from '../db/migrations.js';
 import { families } from '../families/index.js';
 import { SCHEDULES_QUEUE } from '../fleet/queues.js';
 import { applySchedules, lastFirings, loadSchedules, removeSchedule, ScheduleError, firingText, type Schedule } from '../fleet/schedules.js';
-import { connectProducer, producerConnection } from '../redis/connection.js';
+import { openFleet } from '../fleet/context.js';
 import { defineCommand, UsageError } from './command.js';
 
 const DEFAULT_FILE = path.join(PROJECT_ROOT, 'config', 'schedules.json');
@@ -50,7 +50,8 @@ export const scheduleCommand = defineCommand({
       if (error instanceof ScheduleError) throw new UsageError(`tys schedule: ${error.message}`);
       throw error;
     }
-    const redis = await connectProducer(producerConnection(config.redisUrl), config.redisUrl);
+    const fleet = await openFleet(config);
+    const redis = fleet.redis;
     const queue = new Queue(SCHEDULES_QUEUE, { connection: redis, prefix: config.queuePrefix });
     try {
       if (action === 'apply') {
@@ -87,7 +88,7 @@ export const scheduleCommand = defineCommand({
       return 0;
     } finally {
       await queue.close();
-      redis.disconnect();
+      await fleet.close();
     }
   },
 });

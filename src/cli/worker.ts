@@ -1,7 +1,7 @@
-import { loadMarketConfig } from '../config/market.js';
 import { familyNames, families as allFamilies } from '../families/index.js';
-import { runWorkerProcess } from '../fleet/worker-process.js';
-import { decimalSetting, defineCommand, integerFlag, integerSetting, rateFlag, UsageError } from './command.js';
+import { runWorkerProcess } from '../../workers/process.js';
+import { workerSettings } from '../../workers/settings.js';
+import { defineCommand, integerFlag, rateFlag, UsageError } from './command.js';
 import { parseFamilyList } from './families.js';
 
 const help = `Usage: tys worker [--families NAME,...] [--concurrency N] [--rate N/DURATION]
@@ -11,14 +11,19 @@ active jobs finish and exits 0. Start as many worker processes, on as many
 machines, as the work needs: they share the queues through Redis.
 
 Options:
-  --families LIST     comma-separated families (default all: ${familyNames().join(', ')})
-  --concurrency N     jobs per family at once in this process (default: the family's own)
+  --families LIST     comma-separated families (default TYS_FAMILIES, or all:
+                      ${familyNames().join(', ')})
+  --concurrency N     jobs per family at once in this process (default
+                      TYS_CONCURRENCY, or the family's own)
   --rate N/DURATION   at most N jobs per DURATION per family queue, like 500/1s
                       (BullMQ's limiter: it holds for the whole queue, every
                       worker process together; default: the family's own)
   -h, --help          this help
 
-Environment: DATABASE_URL, REDIS_URL, TYS_QUEUE_PREFIX, TYS_LOG_LEVEL, and
+The same process runs without the CLI as node dist/workers/index.js.
+
+Environment: DATABASE_URL, REDIS_URL, TYS_QUEUE_PREFIX, TYS_LOG_LEVEL, the
+market-data settings (docs/operations.md), and
   TYS_LOCK_DURATION_MS     how long a job stays locked to a worker that stops
                            renewing it (killed, frozen) before another takes
                            it over (default 30000)
@@ -46,13 +51,6 @@ nothing fails) and take jobs again once it is not; tys status says why.
   TYS_THROTTLE_REPLICA_LAG_MS   how far behind the replica may fall
                                 (default 10000)`;
 
-/** A variable of the environment, unset or empty meaning the default. */
-const fromEnv = (name: string, min: number, max: number) => integerSetting(name, process.env[name] || undefined, min, max);
-
-/** A decimal variable of the environment, unset or empty meaning the default. */
-const ratioFromEnv = (name: string, min: number, max: number) => decimalSetting(name, process.env[name] || undefined, min, max);
-const MAX_MS = 2 ** 31 - 1;
-
 export const workerCommand = defineCommand({
   name: 'worker',
   summary: 'run workers in the foreground',
@@ -64,33 +62,16 @@ export const workerCommand = defineCommand({
   },
   async run({ values, positionals, config }) {
     if (positionals.length > 0) throw new UsageError(`tys worker: unexpected argument "${positionals[0]}"`);
-    const families = parseFamilyList('worker', values.families);
     const concurrency = integerFlag('worker', 'concurrency', values.concurrency, 1, 1_000);
     const rate = rateFlag('worker', values.rate);
     const limiter = rate && { max: rate.max, duration: rate.windowMs };
+    const settings = workerSettings();
     await runWorkerProcess(config, {
-      families,
+      ...settings,
+      families: values.families ? parseFamilyList('worker', values.families) : settings.families,
       knownFamilies: allFamilies,
-      // Checked before anything connects: a malformed market setting is exit 2 at start, not a failure in every job.
-      market: loadMarketConfig(),
-      concurrency,
+      concurrency: concurrency ?? settings.concurrency,
       limiter,
-      lockDuration: fromEnv('TYS_LOCK_DURATION_MS', 100, MAX_MS),
-      stalledInterval: fromEnv('TYS_STALLED_INTERVAL_MS', 100, MAX_MS),
-      poolSize: fromEnv('TYS_DB_POOL_SIZE', 1, 1_000),
-      shutdownTimeoutMs: fromEnv('TYS_SHUTDOWN_TIMEOUT_MS', 100, MAX_MS),
-      throttle:
-        process.env.TYS_THROTTLE === 'off'
-          ? null
-          : {
-              lockWaiters: fromEnv('TYS_THROTTLE_LOCK_WAITERS', 1, 100_000),
-              connectionShare: ratioFromEnv('TYS_THROTTLE_CONNECTIONS', 0.01, 1),
-              latencyRatio: ratioFromEnv('TYS_THROTTLE_LATENCY_RATIO', 1, 100),
-              latencyFloorMs: fromEnv('TYS_THROTTLE_LATENCY_FLOOR_MS', 0, MAX_MS),
-              baselineMs: fromEnv('TYS_THROTTLE_BASELINE_MS', 1_000, MAX_MS),
-              replicaLagMs: fromEnv('TYS_THROTTLE_REPLICA_LAG_MS', 0, MAX_MS),
-            },
-      replicaUrl: process.env.TYS_REPLICA_URL || undefined,
     });
     return 0;
   },

@@ -1,4 +1,8 @@
-import { databaseUrl } from './database-url.js';
+import { z } from 'zod';
+import { DEFAULT_DATABASE_URL } from './database-url.js';
+import { ConfigError, optional, readSettings, textSetting, url } from './settings.js';
+
+export { ConfigError };
 
 /** Everything the fleet reads from the environment, validated once at start. */
 export interface FleetConfig {
@@ -13,39 +17,25 @@ export interface FleetConfig {
   queuePrefix: string;
 }
 
-export class ConfigError extends Error {
-  override name = 'ConfigError';
-}
-
 const PREFIX_PATTERN = /^[A-Za-z0-9_{}.-]{1,64}$/;
 
-export function loadConfig(env: NodeJS.ProcessEnv = process.env): FleetConfig {
-  const config: FleetConfig = {
-    databaseUrl: databaseUrl(env),
-    redisUrl: env.REDIS_URL && env.REDIS_URL.length > 0 ? env.REDIS_URL : 'redis://127.0.0.1:6379',
-    queuePrefix: env.TYS_QUEUE_PREFIX && env.TYS_QUEUE_PREFIX.length > 0 ? env.TYS_QUEUE_PREFIX : 'tys',
-  };
-  checkUrl('DATABASE_URL', config.databaseUrl, ['postgres:', 'postgresql:']);
-  checkUrl('REDIS_URL', config.redisUrl, ['redis:', 'rediss:']);
-  if (!/^\/?\d*$/.test(new URL(config.redisUrl).pathname)) {
-    throw new ConfigError(`REDIS_URL must name its database as a number (redis://host:port/3), got ${redactUrl(config.redisUrl)}`);
-  }
-  if (!PREFIX_PATTERN.test(config.queuePrefix)) {
-    throw new ConfigError(`TYS_QUEUE_PREFIX "${config.queuePrefix}" is invalid: use 1-64 letters, digits, _ . - { } and no colon`);
-  }
-  return config;
-}
+const FLEET_SETTINGS = {
+  DATABASE_URL: optional(url(['postgres:', 'postgresql:'])),
+  REDIS_URL: optional(
+    url(['redis:', 'rediss:']).refine((text) => /^\/?\d*$/.test(new URL(text).pathname), {
+      message: 'must name its database as a number (redis://host:port/3)',
+    }),
+  ),
+  TYS_QUEUE_PREFIX: optional(textSetting('must be 1-64 letters, digits, _ . - { } and no colon', (text) => (PREFIX_PATTERN.test(text) ? text : undefined))),
+} satisfies z.ZodRawShape;
 
-function checkUrl(name: string, value: string, protocols: string[]): void {
-  let url: URL;
-  try {
-    url = new URL(value);
-  } catch {
-    throw new ConfigError(`${name} is not a valid URL (${redactUrl(value)})`);
-  }
-  if (!protocols.includes(url.protocol)) {
-    throw new ConfigError(`${name} must start with ${protocols.map((p) => `${p}//`).join(' or ')}, got ${url.protocol}//`);
-  }
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): FleetConfig {
+  const settings = readSettings(FLEET_SETTINGS, env);
+  return {
+    databaseUrl: settings.DATABASE_URL ?? DEFAULT_DATABASE_URL,
+    redisUrl: settings.REDIS_URL ?? 'redis://127.0.0.1:6379',
+    queuePrefix: settings.TYS_QUEUE_PREFIX ?? 'tys',
+  };
 }
 
 /** A connection string fit for logs and error messages: the password is replaced. */

@@ -1,6 +1,6 @@
-import { ConfigError } from './env.js';
-import { parseDuration } from './duration.js';
-import { parseRate, type BudgetLimits } from './rate.js';
+import { z } from 'zod';
+import type { BudgetLimits } from './rate.js';
+import { duration, integer, optional, rate, readSettings, url } from './settings.js';
 
 export interface MarketConfig {
   baseUrl: string;
@@ -21,43 +21,29 @@ export function untilUtcMidnight(now: Date): number {
   return Math.max(1_000, Date.UTC(now.getUTCFullYear(), now.getUTCMonth(), now.getUTCDate() + 1) - now.getTime());
 }
 
-function duration(name: string, value: string | undefined, fallback: string): number {
-  const ms = parseDuration(value || fallback);
-  if (ms === null) throw new ConfigError(`${name} must look like 30s, 15m or 24h, got "${value}"`);
-  return ms;
-}
+const MARKET_SETTINGS = {
+  ALPHA_VANTAGE_BASE_URL: optional(url(['https:', 'http:'])),
+  ALPHA_VANTAGE_API_KEY: optional(z.string()),
+  ALPHA_VANTAGE_TIMEOUT_MS: optional(integer(1, 2 ** 31 - 1)),
+  MARKET_DATA_RATE_LIMIT: optional(rate()),
+  MARKET_DATA_DAILY_LIMIT: optional(integer(1, 1e9)),
+  MARKET_DATA_NO_DATA_TTL: optional(duration()),
+  ALERT_PRICE_MAX_AGE: optional(duration()),
+  // `utc-midnight` (Alpha Vantage's) or a duration, for providers whose spent quota comes back after a fixed time.
+  MARKET_DATA_QUOTA_RESET: optional(z.union([z.literal('utc-midnight'), duration()], { error: 'must be utc-midnight or a duration like 24h' })),
+} satisfies z.ZodRawShape;
 
-/**
- * MARKET_DATA_QUOTA_RESET: `utc-midnight` (the default, Alpha Vantage's) or
- * a duration for providers whose spent quota comes back after a fixed time.
- */
-function quotaReset(value: string | undefined): (now: Date) => number {
-  if (!value || value === 'utc-midnight') return untilUtcMidnight;
-  const ms = duration('MARKET_DATA_QUOTA_RESET', value, value);
-  return () => ms;
-}
-
-/** Market-data settings from the environment, checked when a family that calls the provider starts. */
+/** Market-data settings from the environment, checked when workers start. */
 export function loadMarketConfig(env: NodeJS.ProcessEnv = process.env): MarketConfig {
-  let rate;
-  try {
-    rate = parseRate(env.MARKET_DATA_RATE_LIMIT || '5/60s');
-  } catch (error) {
-    throw new ConfigError(`MARKET_DATA_RATE_LIMIT: ${(error as Error).message}`);
-  }
-  const daily = env.MARKET_DATA_DAILY_LIMIT ? Number(env.MARKET_DATA_DAILY_LIMIT) : undefined;
-  if (daily !== undefined && (!Number.isInteger(daily) || daily < 1)) {
-    throw new ConfigError(`MARKET_DATA_DAILY_LIMIT must be a positive integer, got "${env.MARKET_DATA_DAILY_LIMIT}"`);
-  }
-  const timeoutMs = Number(env.ALPHA_VANTAGE_TIMEOUT_MS || 10_000);
-  if (!Number.isInteger(timeoutMs) || timeoutMs < 1) throw new ConfigError('ALPHA_VANTAGE_TIMEOUT_MS must be a positive integer');
+  const settings = readSettings(MARKET_SETTINGS, env);
+  const reset = settings.MARKET_DATA_QUOTA_RESET;
   return {
-    baseUrl: env.ALPHA_VANTAGE_BASE_URL || 'https://www.alphavantage.co',
-    apiKey: env.ALPHA_VANTAGE_API_KEY || undefined,
-    timeoutMs,
-    budget: { ...rate, daily },
-    noDataTtlMs: duration('MARKET_DATA_NO_DATA_TTL', env.MARKET_DATA_NO_DATA_TTL, '168h'),
-    priceMaxAgeMs: duration('ALERT_PRICE_MAX_AGE', env.ALERT_PRICE_MAX_AGE, '15m'),
-    quotaResetInMs: quotaReset(env.MARKET_DATA_QUOTA_RESET),
+    baseUrl: settings.ALPHA_VANTAGE_BASE_URL ?? 'https://www.alphavantage.co',
+    apiKey: settings.ALPHA_VANTAGE_API_KEY,
+    timeoutMs: settings.ALPHA_VANTAGE_TIMEOUT_MS ?? 10_000,
+    budget: { ...(settings.MARKET_DATA_RATE_LIMIT ?? { max: 5, windowMs: 60_000 }), daily: settings.MARKET_DATA_DAILY_LIMIT },
+    noDataTtlMs: settings.MARKET_DATA_NO_DATA_TTL ?? 168 * 3_600_000,
+    priceMaxAgeMs: settings.ALERT_PRICE_MAX_AGE ?? 15 * 60_000,
+    quotaResetInMs: reset === undefined || reset === 'utc-midnight' ? untilUtcMidnight : () => reset,
   };
 }

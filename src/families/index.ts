@@ -15,3 +15,13 @@ export function familyNames(): string[] {
 export function findFamily(name: string): JobFamily | undefined {
   return families.find((family) => family.name === name);
 }
+
+/** The families of `names` (all when none are given); `unknown` makes the error for a name the registry lacks. */
+export function familiesNamed(names: readonly string[] | undefined, unknown: (name: string, known: string[]) => Error): JobFamily[] {
+  if (!names) return [...families];
+  return names.map((name) => findFamily(name.trim()) ?? throwError(unknown(name.trim(), familyNames())));
+}
+
+function throwError(error: Error): never {
+  throw error;
+}

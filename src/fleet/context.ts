@@ -3,11 +3,12 @@ import type { Redis } from 'ioredis';
 import pino, { type Logger } from 'pino';
 import type { FleetConfig } from '../config/env.js';
 import { createPrisma, type PrismaClient } from '../db/prisma.js';
-import { connectProducer, producerConnection, workerConnection } from '../redis/connection.js';
+import { bookkeepingConnection, connectProducer, producerConnection, untilReady, workerConnection } from '../redis/connection.js';
 import type { JobData, JobFamily } from './family.js';
 import { enqueue, type EnqueueOptions, type EnqueueResult } from './producer.js';
 import { openQueue } from './queues.js';
 import { RunStore } from './runs.js';
+import { startScheduleRunner } from './schedules.js';
 import type { Scope } from './scope.js';
 import { startWorkers, type FleetWorkerOptions, type FleetWorkers } from './worker.js';
 
@@ -27,19 +28,44 @@ export interface FleetContext {
   enqueue(family: JobFamily, scope?: Scope, options?: EnqueueOptions): Promise<EnqueueResult>;
   /** Workers for these families in this process, on a blocking connection of their own; close() stops them. */
   startWorkers(families: readonly JobFamily[], options?: FleetWorkerOptions & { log?: Logger }): FleetWorkers;
+  /** The runner of scheduled enqueues, for runs of any of `families`; close() stops it. */
+  startSchedules(families: readonly JobFamily[], log: Logger): { close(): Promise<void>; waitUntilReady(): Promise<unknown> };
+  /** Resolves once Redis answers; `onWait` is told once if that takes more than a second (role `worker` only waits). */
+  ready(onWait: () => void): Promise<void>;
   close(): Promise<void>;
 }
+
+/**
+ * How the fleet's Redis connection meets Redis being away:
+ * - `command`: fails fast, with Redis named, and gives up after a few tries (the CLI, producers);
+ * - `server`: fails each call fast but reconnects forever (the dashboard);
+ * - `worker`: queues calls and waits Redis out, at start as later, so that nothing a worker records is lost to a restart.
+ */
+export type FleetRole = 'command' | 'server' | 'worker';
 
 export interface OpenFleetOptions {
   /** For commands that only look (status): queues are opened without writing to Redis. Default false. */
   readOnly?: boolean;
+  /** Default `command`. */
+  role?: FleetRole;
+  /** Postgres connections the process may open. Default: Prisma's (twice the cores plus one). */
+  poolSize?: number;
+}
+
+async function openRedis(config: FleetConfig, role: FleetRole): Promise<Redis> {
+  if (role === 'worker') return bookkeepingConnection(config.redisUrl);
+  const connection =
+    role === 'server'
+      ? producerConnection(config.redisUrl, { retryStrategy: (attempt) => Math.min(attempt * 200, 2_000) })
+      : producerConnection(config.redisUrl);
+  return connectProducer(connection, config.redisUrl);
 }
 
 export async function openFleet(config: FleetConfig, options: OpenFleetOptions = {}): Promise<FleetContext> {
-  const redis = await connectProducer(producerConnection(config.redisUrl), config.redisUrl);
-  const prisma = createPrisma(config.databaseUrl);
+  const redis = await openRedis(config, options.role ?? 'command');
+  const prisma = createPrisma(config.databaseUrl, options.poolSize ? { maxConnections: options.poolSize } : {});
   const queues = new Map<string, Queue<JobData>>();
-  const running: { workers: FleetWorkers; connection: Redis }[] = [];
+  const running: { workers: { close(): Promise<unknown> }; connection: Redis }[] = [];
   const runs = new RunStore(prisma, redis, config.queuePrefix);
   const queue = (family: JobFamily) => {
     let opened = queues.get(family.name);
@@ -49,14 +75,15 @@ export async function openFleet(config: FleetConfig, options: OpenFleetOptions =
     }
     return opened;
   };
+  const fleetEnqueue: FleetContext['enqueue'] = (family, scope = { kind: 'all' }, enqueueOptions) =>
+    enqueue({ prisma, redis, queue: queue(family), runs, prefix: config.queuePrefix }, family, scope, enqueueOptions);
   return {
     config,
     prisma,
     redis,
     runs,
     queue,
-    enqueue: (family, scope = { kind: 'all' }, enqueueOptions) =>
-      enqueue({ prisma, redis, queue: queue(family), runs, prefix: config.queuePrefix }, family, scope, enqueueOptions),
+    enqueue: fleetEnqueue,
     startWorkers(families, workerOptions = {}) {
       const { log = pino({ level: 'silent' }), ...rest } = workerOptions;
       const connection = workerConnection(config.redisUrl);
@@ -64,11 +91,20 @@ export async function openFleet(config: FleetConfig, options: OpenFleetOptions =
       running.push({ workers, connection });
       return workers;
     },
+    startSchedules(families, log) {
+      const connection = workerConnection(config.redisUrl);
+      const runner = startScheduleRunner({ connection, producer: redis, prefix: config.queuePrefix, log, enqueue: fleetEnqueue }, families);
+      running.push({ workers: runner, connection });
+      return runner;
+    },
+    ready: (onWait) => untilReady(redis, onWait),
     async close() {
-      for (const { workers, connection } of running.splice(0)) {
-        await workers.close();
-        connection.disconnect();
-      }
+      await Promise.all(
+        running.splice(0).map(async ({ workers, connection }) => {
+          await workers.close();
+          connection.disconnect();
+        }),
+      );
       await Promise.all([...queues.values()].map((opened) => opened.close()));
       await prisma.$disconnect();
       redis.disconnect();

@@ -3,13 +3,11 @@ import { Queue, Worker, type Job } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { parseDuration } from '../config/duration.js';
-import type { PrismaClient } from '../db/prisma.js';
 import { PermanentJobError } from './errors.js';
-import type { JobData, JobFamily } from './family.js';
-import { enqueue } from './producer.js';
-import { openQueue, SCHEDULES_QUEUE } from './queues.js';
+import type { JobFamily } from './family.js';
+import type { EnqueueOptions, EnqueueResult } from './producer.js';
+import { SCHEDULES_QUEUE } from './queues.js';
 import { FleetWorker } from './tolerant-job.js';
-import { RunStore } from './runs.js';
 import { isRowId, type Scope } from './scope.js';
 
 export interface Schedule {
@@ -175,11 +173,17 @@ export async function removeSchedule(queue: Queue, redis: Redis, name: string): 
 
 /** Runs the enqueues that the schedulers add: one at a time per process, each a normal run. */
 export function startScheduleRunner(
-  deps: { prisma: PrismaClient; connection: Redis; producer: Redis; prefix: string; log: Logger },
+  deps: {
+    /** The runner's blocking connection. */
+    connection: Redis;
+    /** Where firings are written down. */
+    producer: Redis;
+    prefix: string;
+    log: Logger;
+    enqueue: (family: JobFamily, scope: Scope, options: EnqueueOptions) => Promise<EnqueueResult>;
+  },
   families: readonly JobFamily[],
 ): Worker {
-  const runs = new RunStore(deps.prisma, deps.producer, deps.prefix);
-  const queues = new Map<string, Queue<JobData>>();
   const worker = new FleetWorker(
     SCHEDULES_QUEUE,
     async (job: Job<ScheduledEnqueue>) => {
@@ -194,9 +198,7 @@ export function startScheduleRunner(
         throw new PermanentJobError((error as Error).message);
       }
       if (!family.scopes.includes(scope.kind)) throw new PermanentJobError(`scheduled job ${job.id}: family ${family.name} does not take scope ${scope.kind}`);
-      let queue = queues.get(family.name);
-      if (!queue) queues.set(family.name, (queue = openQueue(family, deps.producer, deps.prefix)));
-      const result = await enqueue({ prisma: deps.prisma, redis: deps.producer, queue, runs, prefix: deps.prefix }, family, scope, {
+      const result = await deps.enqueue(family, scope, {
         keepEmpty: false,
         origin: `schedule ${job.repeatJobKey ?? job.name}`,
       });
@@ -214,6 +216,5 @@ export function startScheduleRunner(
     },
     { connection: deps.connection, prefix: deps.prefix, concurrency: 1 },
   );
-  worker.on('closed', () => void Promise.all([...queues.values()].map((q) => q.close())));
   return worker;
 }

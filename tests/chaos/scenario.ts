@@ -5,8 +5,8 @@ import type { Redis } from 'ioredis';
 import type { FleetConfig } from '../../src/config/env.js';
 import { deployMigrations, PROJECT_ROOT } from '../../src/db/migrations.js';
 import { createPrisma, type PrismaClient } from '../../src/db/prisma.js';
-import { RunStore, type RunView } from '../../src/fleet/runs.js';
-import { bookkeepingConnection, untilReady } from '../../src/redis/connection.js';
+import { openFleet } from '../../src/fleet/context.js';
+import type { RunView } from '../../src/fleet/runs.js';
 import { AlphaVantageStandIn } from '../support/alpha-vantage-server.js';
 import { fleetEnv, killOnExit, runTys, until } from '../support/processes.js';
 import { freePort, PrivateRedis } from '../support/redis-server.js';
@@ -139,10 +139,11 @@ export async function runChaos(options: ChaosOptions = {}): Promise<ChaosReport>
     const dashboard = startDashboardProcess(env, dashboardPort);
     cleanups.push(() => dashboard.stop());
 
-    const bookkeeping = bookkeepingConnection(redis.url);
-    await untilReady(bookkeeping, () => say('waiting for Redis'));
-    cleanups.push(() => Promise.resolve(bookkeeping.disconnect()));
-    const runs = new RunStore(prisma, bookkeeping, config.queuePrefix);
+    // Reads runs as a worker would: through Redis restarts.
+    const watcher = await openFleet(config, { role: 'worker', poolSize: 2 });
+    cleanups.push(() => watcher.close());
+    await watcher.ready(() => say('waiting for Redis'));
+    const runs = watcher.runs;
     const injector = new FaultInjector({
       pool,
       redis,
@@ -214,7 +215,7 @@ export async function runChaos(options: ChaosOptions = {}): Promise<ChaosReport>
     say(`converged in ${convergeSeconds.toFixed(1)} s`);
 
     const dashboardBodies = await dashboard.fetchAll();
-    const redisValues = await dumpRedis(bookkeeping, config.queuePrefix);
+    const redisValues = await dumpRedis(watcher.redis, config.queuePrefix);
     await pool.stopAll(60_000);
     const state = await checkState(prisma, data.expected);
     const workerOutput = pool.output();

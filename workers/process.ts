@@ -1,16 +1,13 @@
 import pg from 'pg';
-import type { FleetConfig } from '../config/env.js';
-import type { MarketConfig } from '../config/market.js';
-import { createPrisma } from '../db/prisma.js';
-import { createLogger } from '../log.js';
-import { bookkeepingConnection, redisAddress, untilReady, workerConnection } from '../redis/connection.js';
-import type { JobFamily } from './family.js';
-import { DbHealth, type ThrottleThresholds } from './db-health.js';
-import { RunProgress } from './run-progress.js';
-import { startRunReconciler } from './run-reconciler.js';
-import { RunStore } from './runs.js';
-import { startScheduleRunner } from './schedules.js';
-import { startWorkers } from './worker.js';
+import type { FleetConfig } from '../src/config/env.js';
+import type { MarketConfig } from '../src/config/market.js';
+import { createLogger } from '../src/log.js';
+import { redisAddress } from '../src/redis/connection.js';
+import { openFleet } from '../src/fleet/context.js';
+import type { JobFamily } from '../src/fleet/family.js';
+import { DbHealth, type ThrottleThresholds } from '../src/fleet/db-health.js';
+import { RunProgress } from '../src/fleet/run-progress.js';
+import { startRunReconciler } from '../src/fleet/run-reconciler.js';
 
 export interface WorkerProcessOptions {
   families: JobFamily[];
@@ -57,16 +54,13 @@ export async function runWorkerProcess(config: FleetConfig, options: WorkerProce
     process.on('SIGINT', stop);
     watchParent(() => stop('parent process exited'));
   });
-  const bookkeeping = bookkeepingConnection(config.redisUrl);
-  const ready = untilReady(bookkeeping, () => log.warn({ redis: redisAddress(config.redisUrl) }, 'waiting for Redis'));
+  const fleet = await openFleet(config, { role: 'worker', poolSize: options.poolSize ?? 20 });
+  const ready = fleet.ready(() => log.warn({ redis: redisAddress(config.redisUrl) }, 'waiting for Redis'));
   if ((await Promise.race([ready.then(() => 'ready'), stopRequested.then(() => 'stop')])) === 'stop') {
-    bookkeeping.disconnect();
+    await fleet.close();
     log.info('workers stopped before Redis could be reached');
     return;
   }
-  const connection = workerConnection(config.redisUrl);
-  const prisma = createPrisma(config.databaseUrl, { maxConnections: options.poolSize ?? 20 });
-  const runs = new RunStore(prisma, bookkeeping, config.queuePrefix);
   // One connection is plenty for a look a second; a replica that is down must not hold the process up.
   const replica =
     options.throttle === null || !options.replicaUrl
@@ -77,25 +71,23 @@ export async function runWorkerProcess(config: FleetConfig, options: WorkerProce
     options.throttle === null
       ? undefined
       : new DbHealth(
-          { prisma, redis: bookkeeping, prefix: config.queuePrefix, log: log.child({ task: 'throttle' }), replica },
+          { prisma: fleet.prisma, redis: fleet.redis, prefix: config.queuePrefix, log: log.child({ task: 'throttle' }), replica },
           options.families.map((f) => f.name),
           options.throttle,
         );
   health?.start();
-  const fleet = startWorkers({ prisma, connection, runs, prefix: config.queuePrefix, log }, options.families, {
+  const workers = fleet.startWorkers(options.families, {
     concurrency: options.concurrency,
     limiter: options.limiter,
     lockDuration: options.lockDuration,
     stalledInterval: options.stalledInterval,
     health,
     market: options.market,
+    log,
   });
-  const scheduleRunner = startScheduleRunner(
-    { prisma, connection, producer: bookkeeping, prefix: config.queuePrefix, log: log.child({ queue: 'schedules' }) },
-    options.knownFamilies ?? options.families,
-  );
-  const reconciler = startRunReconciler(runs, log.child({ task: 'runs' }), { progress: new RunProgress(bookkeeping, config.queuePrefix) });
-  await Promise.all([...fleet.workers, scheduleRunner].map((worker) => worker.waitUntilReady()));
+  const scheduleRunner = fleet.startSchedules(options.knownFamilies ?? options.families, log.child({ queue: 'schedules' }));
+  const reconciler = startRunReconciler(fleet.runs, log.child({ task: 'runs' }), { progress: new RunProgress(fleet.redis, config.queuePrefix) });
+  await Promise.all([...workers.workers, scheduleRunner].map((worker) => worker.waitUntilReady()));
   log.info({ families: options.families.map((f) => f.name), concurrency: options.concurrency, pid: process.pid }, 'workers started');
 
   await stopRequested;
@@ -115,7 +107,7 @@ export async function runWorkerProcess(config: FleetConfig, options: WorkerProce
   }, timeoutMs);
   deadline.unref();
   await Promise.all([
-    step('workers', () => fleet.close()),
+    step('workers', () => workers.close()),
     step('schedules', () => scheduleRunner.close()),
     step('run records', () => reconciler.stop()),
     step('throttle', async () => {
@@ -123,10 +115,8 @@ export async function runWorkerProcess(config: FleetConfig, options: WorkerProce
       await replica?.end();
     }),
   ]);
-  await step('postgres', () => prisma.$disconnect());
+  await step('connections', () => fleet.close());
   clearTimeout(deadline);
-  connection.disconnect();
-  bookkeeping.disconnect();
   log.info('workers stopped');
 }
 
