@@ -1,3 +1,4 @@
+import { reconcileRuns } from '../src/fleet/run-reconciler.js';
 import { afterAll, describe, expect, it } from 'vitest';
 import { lotsFamily } from '../src/families/lots.js';
 import { seedMvp } from '../src/demo/seed.js';
@@ -91,7 +92,7 @@ describe('crashes and restarts', () => {
     expect(await flushPrefix(fleet.prefix)).toBeGreaterThan(0);
 
     // The process that created the run saw this Redis's marker: its loss is evidence, and reconciling records it.
-    expect(await fleet.context.runs.reconcile()).toMatchObject({ interrupted: 1 });
+    expect(await reconcileRuns(fleet.context.runs)).toMatchObject({ interrupted: 1 });
     const lost = await fleet.context.runs.get(first.runId!);
     expect(lost).toMatchObject({ status: 'INTERRUPTED', live: false });
     const partial = await lotCount(db);

@@ -1,3 +1,4 @@
+import { reconcileRuns } from '../src/fleet/run-reconciler.js';
 import { spawn } from 'node:child_process';
 import { Worker } from 'bullmq';
 import { Redis } from 'ioredis';
@@ -109,7 +110,7 @@ describe('--wait, status and stopping workers', () => {
 
     // What an earlier version did: a run marked INTERRUPTED while its counters were live.
     await db.prisma.fleetRun.update({ where: { id: unfinished }, data: { status: 'INTERRUPTED', finishedAt: new Date() } });
-    expect(await fleet.context.runs.reconcile()).toMatchObject({ recovered: 1, interrupted: 0 });
+    expect(await reconcileRuns(fleet.context.runs)).toMatchObject({ recovered: 1, interrupted: 0 });
     expect(await db.prisma.fleetRun.findUniqueOrThrow({ where: { id: unfinished } })).toMatchObject({ status: 'COMPLETED' });
   });
 
@@ -128,7 +129,7 @@ describe('--wait, status and stopping workers', () => {
     // A new process, pointed at another Redis database: no evidence, nothing changes.
     const elsewhere = await openFleet({ ...config, redisUrl: `${redis.url}/5` });
     try {
-      expect(await elsewhere.runs.reconcile()).toMatchObject({ interrupted: 0 });
+      expect(await reconcileRuns(elsewhere.runs)).toMatchObject({ interrupted: 0 });
     } finally {
       await elsewhere.close();
     }
@@ -136,7 +137,7 @@ describe('--wait, status and stopping workers', () => {
     // A new process on the run's own Redis: the marker there is not the run's, so the run's data is gone.
     const after = await openFleet(config);
     try {
-      expect(await after.runs.reconcile()).toMatchObject({ interrupted: 1 });
+      expect(await reconcileRuns(after.runs)).toMatchObject({ interrupted: 1 });
     } finally {
       await after.close();
     }

@@ -1,6 +1,45 @@
 import type { Logger } from 'pino';
+import { provesLoss } from './redis-marker.js';
 import type { RunProgress } from './run-progress.js';
 import type { RunStore } from './runs.js';
+
+export interface ReconcileResult {
+  /** Runs whose end is now written down. */
+  finished: number;
+  /** Runs marked INTERRUPTED: this Redis is shown to have lost them. */
+  interrupted: number;
+  /** Runs wrongly marked INTERRUPTED earlier, put back: their counters are live. */
+  recovered: number;
+  /** The runs still going, and how many of their jobs have an outcome. */
+  running: { id: string; done: number }[];
+}
+
+/**
+ * Brings the durable run records in line with what this Redis shows, the
+ * one step that writes what reads only show: finishes runs whose last job
+ * was counted while Postgres was unreachable, marks INTERRUPTED the runs this
+ * Redis is shown to have lost, and puts back a run marked INTERRUPTED while
+ * its counters were in fact live.
+ */
+export async function reconcileRuns(runs: RunStore): Promise<ReconcileResult> {
+  const { live, records } = runs;
+  const marker = await live.marker();
+  const rows = await records.toReconcile();
+  const result: ReconcileResult = { finished: 0, interrupted: 0, recovered: 0, running: [] };
+  const present = await Promise.all(rows.map((row) => live.has(row.id)));
+  for (const [i, row] of rows.entries()) {
+    if (present[i]) {
+      if (row.status === 'INTERRUPTED' && (await records.restoreInterrupted(row.id))) result.recovered += 1;
+      const counters = await live.counters(row.id);
+      if (await records.finish(row.id, counters)) result.finished += 1;
+      else if (counters) result.running.push({ id: row.id, done: counters.completed + counters.skipped + counters.failed });
+    } else if (row.status !== 'INTERRUPTED' && provesLoss(marker, live.address, row)) {
+      await records.markInterrupted(row.id);
+      result.interrupted += 1;
+    }
+  }
+  return result;
+}
 
 export interface RunReconcilerOptions {
   /** How often, in ms, the durable run records are brought in line with Redis. Default 5,000. */
@@ -10,7 +49,7 @@ export interface RunReconcilerOptions {
 }
 
 /**
- * Runs RunStore.reconcile on an interval in a long-running process: runs
+ * Runs reconcileRuns on an interval in a long-running process: runs
  * whose end a Postgres outage kept from being written get finished, and runs
  * whose Redis is shown to have lost them get marked INTERRUPTED. Failures
  * are logged and tried again at the next tick. Each tick also samples the
@@ -21,7 +60,7 @@ export function startRunReconciler(runs: RunStore, log: Logger, options: RunReco
   let running: Promise<void> = Promise.resolve();
   const tick = async () => {
     try {
-      const { running: going, ...counts } = await runs.reconcile();
+      const { running: going, ...counts } = await reconcileRuns(runs);
       if (counts.finished + counts.interrupted + counts.recovered > 0) log.info(counts, 'run records reconciled');
       for (const run of going) await options.progress?.record(run.id, run.done);
     } catch (error) {

@@ -1,0 +1,93 @@
+import type { PrismaClient } from '../db/prisma.js';
+import { allCounted, RUN_TTL_SECONDS, type RunCounters } from './runs-live.js';
+import type { Scope } from './scope.js';
+
+export type RunRow = Awaited<ReturnType<PrismaClient['fleetRun']['findUniqueOrThrow']>>;
+
+/**
+ * The Postgres side of runs: the durable FleetRun record, written when the
+ * run is created, when enqueueing ends and when it finishes. It outlives
+ * Redis; nothing here touches Redis.
+ */
+export class RunRecords {
+  constructor(private readonly prisma: PrismaClient) {}
+
+  async create(row: { id: string; family: string; scope: Scope; origin: string | null; redisMarker: string; redisAddress: string }): Promise<void> {
+    await this.prisma.fleetRun.create({ data: row });
+  }
+
+  async markEnqueued(runId: string, total: number, alreadyQueued: number): Promise<void> {
+    await this.prisma.fleetRun.update({ where: { id: runId }, data: { total, alreadyQueued, status: 'RUNNING', enqueuedAt: new Date() } });
+  }
+
+  /** Forgets a run that has no job at all. */
+  async discardEmpty(runId: string): Promise<void> {
+    await this.prisma.fleetRun.deleteMany({ where: { id: runId, total: 0 } });
+  }
+
+  /**
+   * Writes the final counters once every job of the run has an outcome;
+   * false when some have none yet. `revise` also rewrites a run that ended
+   * FAILED: a failed job retried since has succeeded.
+   */
+  async finish(runId: string, counters: RunCounters | null, options: { revise?: boolean } = {}): Promise<boolean> {
+    if (!counters || !allCounted(counters)) return false;
+    await this.prisma.fleetRun.updateMany({
+      where: options.revise ? { id: runId, OR: [{ finishedAt: null }, { status: 'FAILED' }] } : { id: runId, finishedAt: null },
+      data: {
+        status: counters.failed > 0 ? 'FAILED' : 'COMPLETED',
+        completed: counters.completed,
+        skipped: counters.skipped,
+        failed: counters.failed,
+        stats: counters.stats,
+        finishedAt: new Date(),
+      },
+    });
+    return true;
+  }
+
+  async markInterrupted(runId: string): Promise<void> {
+    await this.prisma.fleetRun.updateMany({ where: { id: runId, finishedAt: null }, data: { status: 'INTERRUPTED', finishedAt: new Date() } });
+  }
+
+  /** Puts back a run marked INTERRUPTED whose counters were in fact live; false when it was not INTERRUPTED. */
+  async restoreInterrupted(runId: string): Promise<boolean> {
+    const { count } = await this.prisma.fleetRun.updateMany({ where: { id: runId, status: 'INTERRUPTED' }, data: { status: 'RUNNING', finishedAt: null } });
+    return count > 0;
+  }
+
+  /** The runs of a family still open (they may follow jobs), but `except`. */
+  async openRunIds(family: string, except: string): Promise<string[]> {
+    const open = await this.prisma.fleetRun.findMany({
+      where: { family, finishedAt: null, status: { in: ['ENQUEUEING', 'RUNNING', 'PAUSING', 'PAUSED'] }, id: { not: except } },
+      select: { id: true },
+    });
+    return open.map((run) => run.id);
+  }
+
+  /** Runs whose record may lag behind Redis: unfinished ones past enqueueing, and those INTERRUPTED within the counters' lifetime. */
+  async toReconcile(): Promise<Pick<RunRow, 'id' | 'status' | 'redisMarker' | 'redisAddress'>[]> {
+    return this.prisma.fleetRun.findMany({
+      where: {
+        OR: [
+          { finishedAt: null, status: { not: 'ENQUEUEING' } },
+          { status: 'INTERRUPTED', finishedAt: { gte: new Date(Date.now() - RUN_TTL_SECONDS * 1000) } },
+        ],
+      },
+      select: { id: true, status: true, redisMarker: true, redisAddress: true },
+    });
+  }
+
+  async get(runId: string): Promise<RunRow | null> {
+    return this.prisma.fleetRun.findUnique({ where: { id: runId } });
+  }
+
+  /** The latest runs first. */
+  async list(options: { family?: string; limit?: number } = {}): Promise<RunRow[]> {
+    return this.prisma.fleetRun.findMany({
+      where: options.family ? { family: options.family } : {},
+      orderBy: { startedAt: 'desc' },
+      take: options.limit ?? 20,
+    });
+  }
+}
