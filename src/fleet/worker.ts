@@ -55,118 +55,45 @@ function preview(value: unknown): string {
   return text.length > 60 ? `${text.slice(0, 57)}...` : text;
 }
 
+type WorkerDeps = { prisma: PrismaClient; connection: Redis; runs: RunStore; prefix: string; log: Logger };
+
+/** What the workers of one process share. */
+interface Shared {
+  deps: WorkerDeps;
+  options: FleetWorkerOptions;
+  market: MarketConfig;
+  metrics: FleetMetrics;
+  guard: RunGuard;
+  pacer: RunPacer;
+  /**
+   * Failures BullMQ reports without the processor having counted them
+   * (stalled too often): counting is once-only, so the usual second report
+   * of a failure already counted is harmless. close() waits for these.
+   */
+  settling: Set<Promise<void>>;
+}
+
 /** Starts one BullMQ worker per family, all in this process. */
-export function startWorkers(
-  deps: { prisma: PrismaClient; connection: Redis; runs: RunStore; prefix: string; log: Logger },
-  families: JobFamily[],
-  options: FleetWorkerOptions = {},
-): FleetWorkers {
-  // A job that failed without reaching the processor (stalled too often) is
-  // counted when BullMQ reports it; counting is once-only, so the usual
-  // second call for a job the processor already counted is harmless.
-  // close() waits for these.
-  const settling = new Set<Promise<void>>();
-  const metrics = new FleetMetrics(deps.runs.redisConnection, deps.prefix);
-  // Read once: a malformed setting stops the start, not every job.
-  const market = options.market ?? loadMarketConfig();
-  const guard = new RunGuard(deps.prisma, deps.runs);
-  const pacer = new RunPacer(deps.runs.redisConnection, deps.prefix);
-  const holds: (() => void)[] = [];
-  const recordFailure = (runId: string, jobId: string, log: Logger) => {
-    // The failure stays on record (not forgotten), so that a retry that
-    // succeeds later moves it to its new outcome instead of counting twice.
-    const pending = deps.runs
-      .record([{ runId, jobId, outcome: 'failed' }])
-      .catch((error) => log.error({ err: error, runId, jobId }, 'could not record job outcome'))
-      .finally(() => settling.delete(pending));
-    settling.add(pending);
+export function startWorkers(deps: WorkerDeps, families: JobFamily[], options: FleetWorkerOptions = {}): FleetWorkers {
+  const shared: Shared = {
+    deps,
+    options,
+    // Read once: a malformed setting stops the start, not every job.
+    market: options.market ?? loadMarketConfig(),
+    metrics: new FleetMetrics(deps.runs.redisConnection, deps.prefix),
+    guard: new RunGuard(deps.prisma, deps.runs),
+    pacer: new RunPacer(deps.runs.redisConnection, deps.prefix),
+    settling: new Set(),
   };
+  const holds: (() => void)[] = [];
   const workers = families.map((family) => {
     const log = deps.log.child({ family: family.name });
     // Errors whose failure the batch already counted, so the processor does not count them again.
     const counted = new WeakSet<object>();
-    const context: HandlerContext = {
-      market,
-      prisma: deps.prisma,
-      redis: deps.runs.redisConnection,
-      prefix: deps.prefix,
-      log,
-      count: (runId, stat, n = 1) => void deps.runs.addStat(runId, stat, n).catch((error) => log.warn({ err: error, runId, stat }, 'could not count')),
-    };
-    const batcher = new Batcher<QueuedItem, JobOutcome>(async (entries) => {
-      const results = await family.handle(
-        context,
-        entries.map((entry) => entry.work),
-      );
-      const finishedAt = Date.now();
-      const durations = entries.map((entry) => finishedAt - entry.startedAt);
-      options.health?.recordLatencies(family.name, durations);
-      void metrics.recordDurations(family.name, durations).catch((error) => log.warn({ err: error }, 'could not record job durations'));
-      const records: JobOutcomeRecord[] = [];
-      results.forEach((result, i) => {
-        const { work, final } = entries[i]!;
-        if (!(result instanceof Error)) {
-          records.push({ runId: work.runId, jobId: work.jobId, outcome: result.status === 'skipped' ? 'skipped' : 'completed' });
-        } else if (result instanceof RateLimitedError) {
-          // Not an outcome: the job runs again once the window allows.
-        } else if (final || result instanceof UnrecoverableError) {
-          records.push({ runId: work.runId, jobId: work.jobId, outcome: 'failed' });
-          counted.add(result);
-        }
-      });
-      await deps.runs.record(records);
-      return results;
-    }, family.options.batch);
-    const worker = new FleetWorker<JobData, JobOutcome>(
+    const batcher = familyBatcher(shared, family, handlerContext(shared, log), counted);
+    const worker: Worker<JobData, JobOutcome> = new FleetWorker<JobData, JobOutcome>(
       family.name,
-      async (job: Job<JobData, JobOutcome>, token?: string) => {
-        try {
-          let data = parseJobData(family, job.data);
-          let verdict = await guard.verdict(data.runId, family.name, job.id!);
-          if (verdict.kind === 'drop') {
-            // Its run is being cancelled; a run that follows the job takes it over (see RunStore.handOver).
-            const heir = (await deps.runs.handOver(family.name, data.runId, [job.id!])).get(job.id!);
-            if (heir) {
-              data = { ...data, runId: heir };
-              // Redis holds the new owner already; the failure and completion handlers read this copy.
-              job.data = { ...job.data, runId: heir };
-              verdict = await guard.verdict(heir, family.name, job.id!);
-            }
-          }
-          const refusal = verdict.kind === 'refuse' ? verdict.reason : misnamed(family, data.key, job.id!);
-          if (refusal) throw new ForeignRunError(`job ${job.id} refused: ${refusal}`);
-          if (verdict.kind === 'drop') return { status: 'skipped', reason: verdict.reason };
-          if (verdict.kind === 'park') {
-            // Its run is paused: the job waits aside, no attempt spent, until resume promotes it.
-            await job.moveToDelayed(Date.now() + PARKED_MS, token);
-            throw new DelayedError();
-          }
-          const wait = verdict.kind === 'run' && verdict.paceMs ? await pacer.waitFor(job, data.runId, verdict.paceMs) : 0;
-          if (wait > 0) {
-            await job.moveToDelayed(Date.now() + wait, token);
-            throw new DelayedError();
-          }
-          return await batcher.submit({
-            work: { key: data.key, runId: data.runId, jobId: job.id! },
-            final: isLastAttempt(job),
-            startedAt: Date.now(),
-          });
-        } catch (error) {
-          if (error instanceof RateLimitedError) {
-            // Holds the whole queue back (every worker process) and puts the
-            // job back without spending an attempt.
-            await worker.rateLimit(error.delayMs);
-            void metrics.recordRateLimitDelay(family.name, error.delayMs).catch(() => undefined);
-            log.info({ jobId: job.id, delayMs: error.delayMs, reason: error.message }, 'rate limited');
-            throw Worker.RateLimitError();
-          }
-          const runId = error instanceof ForeignRunError ? null : runIdOf(job);
-          if (runId && isFinalAttempt(job, error) && !counted.has(error as object)) {
-            await deps.runs.record([{ runId, jobId: job.id!, outcome: 'failed' }]);
-          }
-          throw error;
-        }
-      },
+      jobProcessor(shared, family, batcher, counted, () => worker, log),
       {
         connection: deps.connection,
         prefix: deps.prefix,
@@ -177,20 +104,7 @@ export function startWorkers(
         autorun: true,
       },
     );
-    worker.on('completed', (job, result) => {
-      const runId = runIdOf(job);
-      if (runId) deps.runs.forget(runId, job.id!);
-      metrics.countOutcome(family.name, result?.status === 'skipped' ? 'skipped' : 'completed');
-    });
-    worker.on('failed', (job, error) => {
-      if (!job) return;
-      const runId = error instanceof ForeignRunError ? null : runIdOf(job);
-      const final = Boolean(job.finishedOn);
-      log.warn({ runId, jobId: job.id, attemptsMade: job.attemptsMade, final, reason: error.message }, 'job failed');
-      metrics.countOutcome(family.name, final ? 'failed' : 'retried');
-      if (final && runId && job.id) recordFailure(runId, job.id, log);
-    });
-    worker.on('error', (error) => log.error({ err: error }, 'worker error'));
+    countOutcomes(shared, family, worker, log);
     if (options.health) holds.push(holdWhileUnhealthy(worker, family.name, options.health, log));
     return worker;
   });
@@ -199,11 +113,142 @@ export function startWorkers(
     async close() {
       for (const stop of holds) stop();
       await Promise.all(workers.map((worker) => worker.close()));
-      await Promise.all([...settling]);
+      await Promise.all([...shared.settling]);
       await deps.runs.flushForgotten();
-      await metrics.flush();
+      await shared.metrics.flush();
     },
   };
+}
+
+function handlerContext({ deps, market }: Shared, log: Logger): HandlerContext {
+  return {
+    market,
+    prisma: deps.prisma,
+    redis: deps.runs.redisConnection,
+    prefix: deps.prefix,
+    log,
+    count: (runId, stat, n = 1) => void deps.runs.addStat(runId, stat, n).catch((error) => log.warn({ err: error, runId, stat }, 'could not count')),
+  };
+}
+
+/**
+ * Hands the family's handler its jobs in batches and records their outcomes
+ * in the same step, before BullMQ marks them finished. `counted` gets the
+ * errors whose failure is recorded here.
+ */
+function familyBatcher({ deps, options, metrics }: Shared, family: JobFamily, context: HandlerContext, counted: WeakSet<object>) {
+  return new Batcher<QueuedItem, JobOutcome>(async (entries) => {
+    const results = await family.handle(
+      context,
+      entries.map((entry) => entry.work),
+    );
+    const finishedAt = Date.now();
+    const durations = entries.map((entry) => finishedAt - entry.startedAt);
+    options.health?.recordLatencies(family.name, durations);
+    void metrics.recordDurations(family.name, durations).catch((error) => context.log.warn({ err: error }, 'could not record job durations'));
+    const records: JobOutcomeRecord[] = [];
+    results.forEach((result, i) => {
+      const { work, final } = entries[i]!;
+      if (!(result instanceof Error)) {
+        records.push({ runId: work.runId, jobId: work.jobId, outcome: result.status === 'skipped' ? 'skipped' : 'completed' });
+      } else if (result instanceof RateLimitedError) {
+        // Not an outcome: the job runs again once the window allows.
+      } else if (final || result instanceof UnrecoverableError) {
+        records.push({ runId: work.runId, jobId: work.jobId, outcome: 'failed' });
+        counted.add(result);
+      }
+    });
+    await deps.runs.record(records);
+    return results;
+  }, family.options.batch);
+}
+
+/**
+ * A job's way through: its data checked, its run asked (run, park while
+ * paused, drop or hand over when cancelled, refuse when foreign), its pace
+ * kept, then the batch; a provider's rate limit holds the whole queue.
+ */
+function jobProcessor(
+  { deps, guard, pacer, metrics }: Shared,
+  family: JobFamily,
+  batcher: Batcher<QueuedItem, JobOutcome>,
+  counted: WeakSet<object>,
+  worker: () => Worker,
+  log: Logger,
+) {
+  return async (job: Job<JobData, JobOutcome>, token?: string): Promise<JobOutcome> => {
+    try {
+      let data = parseJobData(family, job.data);
+      let verdict = await guard.verdict(data.runId, family.name, job.id!);
+      if (verdict.kind === 'drop') {
+        // Its run is being cancelled; a run that follows the job takes it over (see RunStore.handOver).
+        const heir = (await deps.runs.handOver(family.name, data.runId, [job.id!])).get(job.id!);
+        if (heir) {
+          data = { ...data, runId: heir };
+          // Redis holds the new owner already; the failure and completion handlers read this copy.
+          job.data = { ...job.data, runId: heir };
+          verdict = await guard.verdict(heir, family.name, job.id!);
+        }
+      }
+      const refusal = verdict.kind === 'refuse' ? verdict.reason : misnamed(family, data.key, job.id!);
+      if (refusal) throw new ForeignRunError(`job ${job.id} refused: ${refusal}`);
+      if (verdict.kind === 'drop') return { status: 'skipped', reason: verdict.reason };
+      if (verdict.kind === 'park') {
+        // Its run is paused: the job waits aside, no attempt spent, until resume promotes it.
+        await job.moveToDelayed(Date.now() + PARKED_MS, token);
+        throw new DelayedError();
+      }
+      const wait = verdict.kind === 'run' && verdict.paceMs ? await pacer.waitFor(job, data.runId, verdict.paceMs) : 0;
+      if (wait > 0) {
+        await job.moveToDelayed(Date.now() + wait, token);
+        throw new DelayedError();
+      }
+      return await batcher.submit({
+        work: { key: data.key, runId: data.runId, jobId: job.id! },
+        final: isLastAttempt(job),
+        startedAt: Date.now(),
+      });
+    } catch (error) {
+      if (error instanceof RateLimitedError) {
+        // Holds the whole queue back (every worker process) and puts the
+        // job back without spending an attempt.
+        await worker().rateLimit(error.delayMs);
+        void metrics.recordRateLimitDelay(family.name, error.delayMs).catch(() => undefined);
+        log.info({ jobId: job.id, delayMs: error.delayMs, reason: error.message }, 'rate limited');
+        throw Worker.RateLimitError();
+      }
+      const runId = error instanceof ForeignRunError ? null : runIdOf(job);
+      if (runId && isFinalAttempt(job, error) && !counted.has(error as object)) {
+        await deps.runs.record([{ runId, jobId: job.id!, outcome: 'failed' }]);
+      }
+      throw error;
+    }
+  };
+}
+
+/** Counts what BullMQ reports of the family's jobs: outcomes for the metrics, and final failures for their run. */
+function countOutcomes({ deps, metrics, settling }: Shared, family: JobFamily, worker: Worker<JobData, JobOutcome>, log: Logger): void {
+  worker.on('completed', (job, result) => {
+    const runId = runIdOf(job);
+    if (runId) deps.runs.forget(runId, job.id!);
+    metrics.countOutcome(family.name, result?.status === 'skipped' ? 'skipped' : 'completed');
+  });
+  worker.on('failed', (job, error) => {
+    if (!job) return;
+    const runId = error instanceof ForeignRunError ? null : runIdOf(job);
+    const final = Boolean(job.finishedOn);
+    log.warn({ runId, jobId: job.id, attemptsMade: job.attemptsMade, final, reason: error.message }, 'job failed');
+    metrics.countOutcome(family.name, final ? 'failed' : 'retried');
+    if (!final || !runId || !job.id) return;
+    // The failure stays on record (not forgotten), so that a retry that
+    // succeeds later moves it to its new outcome instead of counting twice.
+    const pending = deps.runs
+      .record([{ runId, jobId: job.id, outcome: 'failed' }])
+      .catch((err) => log.error({ err, runId, jobId: job.id }, 'could not record job outcome'))
+      .finally(() => settling.delete(pending));
+    settling.add(pending);
+  });
+  worker.on('error', (error) => log.error({ err: error }, 'worker error'));
 }
 
 /**
