@@ -105,7 +105,8 @@ describe('job payloads written straight into Redis', () => {
     ];
     for (const [jobId, runId] of claims) await queue.add(lotsFamily.name, { runId, key: jobId === 'ended-run' ? a!.id : b!.id }, { jobId, attempts: 5 });
     const before = await db.prisma.fleetRun.findMany({ orderBy: { id: 'asc' } });
-    await until('the claims to be refused', async () => (await queue.getFailedCount()) >= claims.length + MALFORMED.length);
+    const workers = fleet.startWorkers([lotsFamily]);
+    await until('the claims to be refused', async () => (await Promise.all(claims.map(([jobId]) => queue.getJob(jobId)))).every((job) => job?.finishedOn));
     for (const [jobId, , reason] of claims) {
       const job = (await queue.getJob(jobId))!;
       expect(job.failedReason, jobId).toMatch(reason);
@@ -115,5 +116,6 @@ describe('job payloads written straight into Redis', () => {
     expect(await db.prisma.taxLot.count()).toBe(lotsBefore);
     expect(await db.prisma.fleetRun.findMany({ orderBy: { id: 'asc' } })).toEqual(before);
     expect(await fleet.context.runs.counters(liveRun)).toMatchObject({ completed: 0, skipped: 0, failed: 0 });
+    await workers.close();
   });
 });

@@ -34,7 +34,9 @@ const FIXED_ROWS = [
   'TaxLot.lotL5',
 ];
 
-describe('constraints family', () => {
+// A story: each step works on what the steps before it left (a run, then its revert...), so its steps keep their order
+// when the suite is shuffled; the files still run in any order.
+describe('constraints family', { shuffle: false }, () => {
   let db: TestDatabase;
   let fleet: Awaited<ReturnType<typeof testFleet>>;
   let env: NodeJS.ProcessEnv;

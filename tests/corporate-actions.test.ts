@@ -20,7 +20,9 @@ interface LotSpec {
   status?: 'OPEN' | 'PARTIALLY_CLOSED' | 'CLOSED';
 }
 
-describe('corporate-actions family', () => {
+// A story: each step works on what the steps before it left (a run, then its revert...), so its steps keep their order
+// when the suite is shuffled; the files still run in any order.
+describe('corporate-actions family', { shuffle: false }, () => {
   let db: TestDatabase;
   let fleet: Awaited<ReturnType<typeof testFleet>>;
   let userId: string;

@@ -29,7 +29,9 @@ function statusWithHost(base: string, method: string, route: string, host: strin
 const INVESTMENTS = 400; // every 100th has a bad quantity: 4 failed lot jobs
 const SCREENSHOTS = path.join(process.cwd(), 'tests', '.artifacts');
 
-describe('dashboard in a real browser', () => {
+// A story: each step works on what the steps before it left (a run, then its revert...), so its steps keep their order
+// when the suite is shuffled; the files still run in any order.
+describe('dashboard in a real browser', { shuffle: false }, () => {
   let db: TestDatabase;
   let fleet: Awaited<ReturnType<typeof testFleet>>;
   let dashboard: Awaited<ReturnType<typeof startDashboard>>;

@@ -8,7 +8,9 @@ import { handlerContext, testFleet } from './support/fleet.js';
 const INVESTMENTS = 3_000;
 const BAD_EVERY = 100; // seedMvp's badQuantityRate 0.01: every 100th investment has quantity <= 0
 
-describe('lots family end to end', () => {
+// A story: each step works on what the steps before it left (a run, then its revert...), so its steps keep their order
+// when the suite is shuffled; the files still run in any order.
+describe('lots family end to end', { shuffle: false }, () => {
   let db: TestDatabase;
   let fleet: Awaited<ReturnType<typeof testFleet>>;
 

@@ -43,7 +43,9 @@ describe('alert rules, at their boundaries', () => {
   });
 });
 
-describe('alerts family', () => {
+// A story: each step works on what the steps before it left (a run, then its revert...), so its steps keep their order
+// when the suite is shuffled; the files still run in any order.
+describe('alerts family', { shuffle: false }, () => {
   let db: TestDatabase;
   let fleet: Awaited<ReturnType<typeof testFleet>>;
   let server: AlphaVantageStandIn;

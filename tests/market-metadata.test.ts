@@ -7,7 +7,9 @@ import { AlphaVantageStandIn } from './support/alpha-vantage-server.js';
 import { createTestDatabase, type TestDatabase } from './support/databases.js';
 import { testFleet } from './support/fleet.js';
 
-describe('metadata family', () => {
+// A story: each step works on what the steps before it left (a run, then its revert...), so its steps keep their order
+// when the suite is shuffled; the files still run in any order.
+describe('metadata family', { shuffle: false }, () => {
   let db: TestDatabase;
   let fleet: Awaited<ReturnType<typeof testFleet>>;
   let workers: FleetWorkers;

@@ -136,7 +136,8 @@ describe('every model through Prisma Client', () => {
   });
 
   it('rejects new rows that break a phase 4 constraint, even while it is NOT VALID', async () => {
-    const portfolio = await db.prisma.portfolio.findFirstOrThrow();
+    const user = await db.prisma.user.create({ data: { email: 'grace@example.com', name: 'Grace' } });
+    const portfolio = await db.prisma.portfolio.create({ data: { name: 'Checks', userId: user.id } });
     await expect(
       db.prisma.investment.create({
         data: { portfolioId: portfolio.id, ticker: 'BAD', name: 'Bad', assetType: 'STOCK', totalQuantity: D('-1'), averageCostBasis: D('1') },
