@@ -87,6 +87,24 @@ describe('adopting a production database on the MVP schema', () => {
     expect(again.stdout).not.toMatch(/not adopted/);
   });
 
+  it('goes a phase at a time with --to: adopts, stops where told, and refuses a name that is no migration (exit 2)', async () => {
+    const db = track(await mvpDatabase());
+    const bad = await runTys(['migrate', '--to', 'phase9'], env(db));
+    expect(bad.code).toBe(2);
+    expect(bad.stderr.trim()).toBe('error: tys migrate: --to "phase9" names no migration (tys migrate status lists them)');
+    expect((await runTys(['migrate', 'status'], env(db))).stdout).toMatch(/not adopted yet/);
+
+    const first = await runTys(['migrate', '--to', FILES[1]!.name], env(db));
+    expect(first.code, first.stderr).toBe(0);
+    expect(first.stdout).toMatch(/adopted database/);
+    expect(first.stdout).toContain(`applied ${FILES[1]!.name}`);
+    expect(first.stdout).not.toContain(`applied ${FILES[2]!.name}`);
+    expect(first.stdout).toContain(`2 of ${FILES.length} migrations applied; ${FILES.length - 2} pending after ${FILES[1]!.name}`);
+    const rest = await runTys(['migrate'], env(db));
+    expect(rest.code).toBe(0);
+    for (const file of FILES.slice(2)) expect(rest.stdout).toContain(`applied ${file.name}`);
+  });
+
   it("adopts a database that keeps the application's own Prisma history, which it leaves as it is", async () => {
     const db = track(await mvpDatabase());
     await sql(

@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Scope } from '../src/fleet/scope.js';
 import { metadataFamily } from '../src/families/metadata.js';
 import { MarketGateway } from '../src/market/gateway.js';
 import { PROVIDER_TEXTS } from '../src/market/provider-texts.js';
@@ -23,11 +24,17 @@ describe('provider texts through the gateway and a worker', () => {
   let portfolioId: string;
   const saved = { ...process.env };
 
-  const tickers = async (...names: string[]) => {
+  /** Investments of these tickers; the scope of a run of them alone (each test works on its own). */
+  const tickers = async (...names: string[]): Promise<Scope> => {
+    const ids: string[] = [];
     for (const ticker of names) {
       server.overviews.set(ticker, { Sector: `SECTOR ${ticker}` });
-      await db.prisma.investment.create({ data: { portfolioId, ticker, name: ticker, assetType: 'STOCK', totalQuantity: '1', averageCostBasis: '10' } });
+      const row = await db.prisma.investment.create({
+        data: { portfolioId, ticker, name: ticker, assetType: 'STOCK', totalQuantity: '1', averageCostBasis: '10' },
+      });
+      ids.push(row.id);
     }
+    return { kind: 'investments', ids };
   };
   const sectorsSet = async (...names: string[]) =>
     (await db.prisma.investment.findMany({ where: { ticker: { in: names } } })).every((row) => row.sector === `SECTOR ${row.ticker}`);
@@ -59,8 +66,7 @@ describe('provider texts through the gateway and a worker', () => {
     workers = fleet.startWorkers([metadataFamily], { market: { ...loadMarketConfig(), apiKey: SECRET_FREE_KEY } });
     Object.assign(server, { freeDailyQuota: 2, quotaPeriodMs: 3_000 });
     try {
-      await tickers('Q1', 'Q2', 'Q3', 'Q4', 'Q5');
-      const { runId } = await fleet.enqueue(metadataFamily, { kind: 'all' });
+      const { runId } = await fleet.enqueue(metadataFamily, await tickers('Q1', 'Q2', 'Q3', 'Q4', 'Q5'));
       // What the metrics and tys status show while the quota is spent.
       await until('the spent quota to be recorded', async () => (await MarketGateway.quotaSpentSeconds(fleet.context.redis, fleet.prefix)) > 0, 20_000, 20);
       const run = await fleet.waitForRun(runId!, 60_000);
@@ -86,20 +92,20 @@ describe('provider texts through the gateway and a worker', () => {
   });
 
   it('burst and per-second throttles: retried after a second, without spending attempts', async () => {
-    await tickers('B1', 'B2');
+    const scope = await tickers('B1', 'B2');
     server.behaviours.set('B1', { kind: 'text', text: text(/Burst pattern/), times: 2 });
     server.behaviours.set('B2', { kind: 'text', text: text(/\(1 request per second\)/), times: metadataFamily.options.attempts + 1 });
-    const run = await fleet.waitForRun((await fleet.enqueue(metadataFamily, { kind: 'all' })).runId!, 60_000);
+    const run = await fleet.waitForRun((await fleet.enqueue(metadataFamily, scope)).runId!, 60_000);
     expect(run).toMatchObject({ status: 'COMPLETED', failed: 0, completed: 2 });
     expect(server.callsFor('OVERVIEW', 'B2')).toHaveLength(metadataFamily.options.attempts + 2);
     for (const gap of gaps(server.callsFor('OVERVIEW', 'B1'))) expect(gap).toBeGreaterThanOrEqual(900);
   });
 
   it('an unknown provider text is held like a throttle: one call per window, never a tight loop', async () => {
-    await tickers('U1');
+    const scope = await tickers('U1');
     const unknown = { meaning: 'throttled' as const, field: 'Information' as const, pattern: /never/, example: 'We changed our wording again.' };
     server.behaviours.set('U1', { kind: 'text', text: unknown, times: 3 });
-    const run = await fleet.waitForRun((await fleet.enqueue(metadataFamily, { kind: 'all' })).runId!, 60_000);
+    const run = await fleet.waitForRun((await fleet.enqueue(metadataFamily, scope)).runId!, 60_000);
     expect(run).toMatchObject({ status: 'COMPLETED', failed: 0 });
     const calls = server.callsFor('OVERVIEW', 'U1');
     expect(calls).toHaveLength(4);
@@ -107,10 +113,10 @@ describe('provider texts through the gateway and a worker', () => {
   });
 
   it('premium endpoint: the job fails once with that reason and the family stops calling that endpoint', async () => {
-    await tickers('P1', 'P2', 'P3');
+    const scope = await tickers('P1', 'P2', 'P3');
     server.behaviours.set('P1', { kind: 'text', text: text(/This is a premium endpoint/), times: 1 });
     const before = server.callsFor('OVERVIEW').length;
-    const run = await fleet.waitForRun((await fleet.enqueue(metadataFamily, { kind: 'all' })).runId!, 60_000);
+    const run = await fleet.waitForRun((await fleet.enqueue(metadataFamily, scope)).runId!, 60_000);
     expect(run).toMatchObject({ status: 'FAILED' });
     // A run counts an outcome before BullMQ files the job as failed.
     await until('P1 to be filed as failed', async () => (await fleet.context.queue(metadataFamily).getFailed()).some((j) => j.data.key === 'P1'), 10_000);
@@ -122,12 +128,12 @@ describe('provider texts through the gateway and a worker', () => {
     }
     expect(server.callsFor('OVERVIEW').length - before).toBe(3);
     // Calls to the endpoint stay paused: the next job fails at once, without calling.
-    await tickers('P4');
-    const next = await fleet.waitForRun(
-      (await fleet.enqueue(metadataFamily, { kind: 'investments', ids: [(await db.prisma.investment.findFirstOrThrow({ where: { ticker: 'P4' } })).id] }))
-        .runId!,
-    );
+    const next = await fleet.waitForRun((await fleet.enqueue(metadataFamily, await tickers('P4'))).runId!);
     expect(next).toMatchObject({ status: 'FAILED', failed: 1 });
     expect(server.callsFor('OVERVIEW').length - before).toBe(3);
+    // The pause ends (a day in production); the other tests of this file call the endpoint again.
+    const paused = await fleet.context.redis.keys(`${fleet.prefix}:market:*:premium:*`);
+    expect(paused).toHaveLength(1);
+    await fleet.context.redis.del(...paused);
   });
 });

@@ -134,6 +134,7 @@ describe('schema migrations', () => {
   });
 
   it("keeps a history that Prisma's own migrate status and deploy accept", async () => {
+    await deployMigrations(db.url);
     const env = { ...process.env, DATABASE_URL: db.url };
     const status = await execFileAsync(process.execPath, [PRISMA_CLI, 'migrate', 'status'], { cwd: PROJECT_ROOT, env });
     expect(status.stdout).toContain('Database schema is up to date');
@@ -141,6 +142,7 @@ describe('schema migrations', () => {
   });
 
   it('matches schema.prisma exactly (no drift between the model and the SQL)', async () => {
+    await deployMigrations(db.url);
     const { stdout } = await execFileAsync(
       process.execPath,
       [PRISMA_CLI, 'migrate', 'diff', '--from-empty', '--to-schema-datamodel', 'prisma/schema.prisma', '--script'],
@@ -154,6 +156,7 @@ describe('schema migrations', () => {
   });
 
   it('goes down to the baseline and up again without losing MVP data', async () => {
+    await deployMigrations(db.url);
     const prisma = createPrisma(db.url);
     try {
       const user = await prisma.user.create({ data: { email: 'round-trip@example.com', name: 'Round Trip' } });

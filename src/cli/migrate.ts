@@ -1,12 +1,13 @@
 import { parseDuration } from '../config/duration.js';
-import { AdoptionRefused, deployMigrations, migrationStatus, planRevert, revertMigrations, type RevertPlan } from '../db/migrations.js';
+import { AdoptionRefused, deployMigrations, listMigrationFiles, migrationStatus, planRevert, revertMigrations, type RevertPlan } from '../db/migrations.js';
 import type { LockLimits } from '../db/lock-retry.js';
 import { defineCommand, integerFlag, UsageError, type CommandIo } from './command.js';
 import { confirmByTyping } from './confirm.js';
 
-const help = `Usage: tys migrate [status | down --to NAME] [options]
+const help = `Usage: tys migrate [--to NAME | status | down --to NAME] [options]
 
-  tys migrate               apply pending migrations, recorded in Prisma's
+  tys migrate [--to N]      apply pending migrations (up to N and no further
+                            with --to), recorded in Prisma's
                             _prisma_migrations. A database that has the MVP
                             tables and no migration history is adopted first:
                             its schema is compared with the baseline migration;
@@ -89,7 +90,10 @@ export const migrateCommand = defineCommand({
     const onProgress = (line: string) => io.out(line);
 
     if (action === 'up') {
-      const options = { ...limits, createDatabase: values['create-database'], onProgress };
+      if (values.to !== undefined && !listMigrationFiles().some((file) => file.name === values.to)) {
+        throw new UsageError(`tys migrate: --to "${values.to}" names no migration (tys migrate status lists them)`);
+      }
+      const options = { ...limits, createDatabase: values['create-database'], onProgress, to: values.to };
       let result;
       try {
         result = await deployMigrations(config.databaseUrl, options);
@@ -113,7 +117,11 @@ export const migrateCommand = defineCommand({
       }
       for (const name of result.applied) io.out(`applied ${name}`);
       const { migrations } = await migrationStatus(config.databaseUrl);
-      io.out(`${migrations.filter((s) => s.appliedAt).length} of ${migrations.length} migrations applied; database is up to date`);
+      const appliedCount = migrations.filter((s) => s.appliedAt).length;
+      io.out(
+        `${appliedCount} of ${migrations.length} migrations applied; ` +
+          (appliedCount === migrations.length ? 'database is up to date' : `${migrations.length - appliedCount} pending after ${values.to}`),
+      );
       return 0;
     }
     if (action === 'status') {

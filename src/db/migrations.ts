@@ -130,6 +130,8 @@ export interface MigrateOptions extends ConnectOptions, Partial<LockLimits> {
   adoptAnyway?: boolean;
   /** Told about each step that is not instant: adoption, lock waits. */
   onProgress?: (line: string) => void;
+  /** The last migration to apply (a phase at a time, as a rehearsal or a cautious operator goes). Default: all. */
+  to?: string;
 }
 
 export interface DeployResult {
@@ -159,7 +161,10 @@ export async function deployMigrations(databaseUrl: string, options: MigrateOpti
     if (history.unfinished) {
       throw new MigrationError(`migration ${history.unfinished} failed earlier and is unresolved: fix it, then run "prisma migrate resolve"`);
     }
-    const files = listMigrationFiles(dir);
+    const all = listMigrationFiles(dir);
+    const last = options.to === undefined ? all.length - 1 : all.findIndex((file) => file.name === options.to);
+    if (last < 0) throw new MigrationError(`no migration named "${options.to}" (expected one of: ${all.map((f) => f.name).join(', ')})`);
+    const files = all.slice(0, last + 1);
     // The baseline not recorded: a new database, or the application's own
     // (whose history, if it has one, names the application's migrations).
     const adopted = files[0] && !history.applied.has(files[0].name) ? await adopt(client, databaseUrl, files[0], dir, options) : null;

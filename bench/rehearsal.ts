@@ -1,0 +1,251 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import path from 'node:path';
+import { Redis } from 'ioredis';
+import pg from 'pg';
+import { deployMigrations, listMigrationFiles, PROJECT_ROOT, readMigrationSql } from '../src/db/migrations.js';
+import { createPrisma, type PrismaClient } from '../src/db/prisma.js';
+import { seedMvp } from '../src/demo/seed.js';
+import { auditConstraints, constraintsFamily, validateConstraints } from '../src/families/constraints.js';
+import { corporateActionsFamily } from '../src/families/corporate-actions.js';
+import { lotsFamily } from '../src/families/lots.js';
+import { openFleet } from '../src/fleet/context.js';
+import { throttleReasons } from '../src/fleet/db-health.js';
+import type { JobFamily } from '../src/fleet/family.js';
+import { TrafficSimulator, type WindowStats } from './traffic.js';
+
+export interface RehearsalOptions {
+  /** A database URL whose server the rehearsal makes its scratch database on. */
+  serverUrl: string;
+  redisUrl: string;
+  /** MVP investments seeded. Default 200,000. */
+  investments?: number;
+  /** The application's requests per second. Default 200. */
+  rate?: number;
+  /** How long the application runs alone first, for its baseline. Default 60 s. */
+  baselineSeconds?: number;
+  /** Worker processes. Default 1. */
+  workers?: number;
+  /** Keep the scratch database afterwards. Default false. */
+  keep?: boolean;
+  say?: (line: string) => void;
+}
+
+export interface StepReport {
+  step: string;
+  seconds: number;
+  app: { requests: number; p50Ms: number; p99Ms: number; p99VsBaseline: number; errors: number; errorRate: number; sampleErrors: string[] };
+  fleet: { jobs: number; perSecond: number } | null;
+  /** The most sessions seen waiting on a lock at once (pg_stat_activity, sampled every 100 ms). */
+  lockWaitersMax: number;
+  /** Whether the workers held back on the database's health during the step. */
+  throttled: boolean;
+}
+
+export interface RehearsalReport {
+  investments: number;
+  rate: number;
+  baseline: StepReport;
+  steps: StepReport[];
+  /** The final checks: every investment, the application's own included. */
+  verify: { lots: { ok: boolean; checked: number; problems: number; sample: string[] }; constraintsLeft: number };
+  /** Investments the application changed while the fleet ran. */
+  appInvestments: number;
+}
+
+const FAMILY_ORDER: JobFamily[] = [constraintsFamily, lotsFamily, corporateActionsFamily];
+
+/** A step's watchers: lock waiters and throttling, sampled until stopped. */
+function watchStep(admin: pg.Client, redis: Redis, prefix: string, databaseName: string, family: string | null) {
+  let lockWaitersMax = 0;
+  let throttled = false;
+  let sampling = Promise.resolve();
+  const timer = setInterval(() => {
+    sampling = sampling.then(async () => {
+      const { rows } = await admin.query<{ n: string }>(
+        `SELECT count(*) AS n FROM pg_stat_activity WHERE datname = $1 AND wait_event_type = 'Lock'`,
+        [databaseName],
+      );
+      lockWaitersMax = Math.max(lockWaitersMax, Number(rows[0]!.n));
+      if (family && Object.keys(await throttleReasons(redis, prefix, [family])).length > 0) throttled = true;
+    });
+  }, 100);
+  return {
+    async stop() {
+      clearInterval(timer);
+      await sampling;
+      return { lockWaitersMax, throttled };
+    },
+  };
+}
+
+function report(step: string, window: WindowStats, baselineP99: number, watched: { lockWaitersMax: number; throttled: boolean }, fleet: StepReport['fleet']): StepReport {
+  const { all } = window;
+  return {
+    step,
+    seconds: Number(window.seconds.toFixed(1)),
+    app: {
+      requests: all.count,
+      p50Ms: Number(all.p50Ms.toFixed(1)),
+      p99Ms: Number(all.p99Ms.toFixed(1)),
+      p99VsBaseline: baselineP99 > 0 ? Number((all.p99Ms / baselineP99).toFixed(2)) : 0,
+      errors: all.errors,
+      errorRate: all.count > 0 ? Number((all.errors / all.count).toFixed(4)) : 0,
+      sampleErrors: all.sampleErrors,
+    },
+    fleet,
+    ...watched,
+  };
+}
+
+function startWorkers(count: number, env: NodeJS.ProcessEnv): ChildProcess[] {
+  return Array.from({ length: count }, () =>
+    spawn(process.execPath, [path.join(PROJECT_ROOT, 'bin', 'tys.js'), 'worker', '--families', FAMILY_ORDER.map((f) => f.name).join(',')], {
+      env,
+      cwd: PROJECT_ROOT,
+      stdio: ['ignore', 'ignore', 'inherit'],
+    }),
+  );
+}
+
+async function stopWorkers(workers: ChildProcess[]): Promise<void> {
+  await Promise.all(
+    workers.map(
+      (child) =>
+        new Promise<void>((resolve) => {
+          if (child.exitCode !== null) return resolve();
+          child.once('exit', () => resolve());
+          child.kill('SIGTERM');
+        }),
+    ),
+  );
+}
+
+/**
+ * The whole migration of an MVP database while the application's traffic
+ * flows: adoption and each phase's schema change, then each family's data
+ * work with worker processes, then validation; for each step, what the
+ * application saw against its baseline, what the fleet did, the lock waits
+ * and whether throttling engaged.
+ */
+export async function rehearse(options: RehearsalOptions): Promise<RehearsalReport> {
+  const say = options.say ?? (() => undefined);
+  const investments = options.investments ?? 200_000;
+  const rate = options.rate ?? 200;
+  const tag = randomBytes(4).toString('hex');
+  const databaseName = `tys_rehearsal_${tag}`;
+  const prefix = `tys-rehearsal-${tag}`;
+  const databaseUrl = new URL(options.serverUrl);
+  databaseUrl.pathname = `/${databaseName}`;
+  const admin = new pg.Client({ connectionString: options.serverUrl });
+  await admin.connect();
+  await admin.query(`CREATE DATABASE "${databaseName}"`);
+  const cleanups: (() => Promise<unknown>)[] = [async () => !options.keep && admin.query(`DROP DATABASE IF EXISTS "${databaseName}" WITH (FORCE)`)];
+  let prisma: PrismaClient | null = null;
+  const redis = new Redis(options.redisUrl);
+  try {
+    const baselineName = listMigrationFiles()[0]!.name;
+    const mvp = new pg.Client({ connectionString: databaseUrl.toString() });
+    await mvp.connect();
+    await mvp.query(readMigrationSql(baselineName, 'migration'));
+    await mvp.end();
+    prisma = createPrisma(databaseUrl.toString(), { maxConnections: 20 });
+    say(`seeding ${investments} MVP investments in ${databaseName}`);
+    await seedMvp(prisma, { investments, badQuantityRate: 0.002 });
+
+    const traffic = new TrafficSimulator(prisma, { rate });
+    await traffic.setUp();
+    traffic.start();
+    cleanups.unshift(() => traffic.stop());
+    say(`application traffic at ${rate} requests/s; baseline for ${options.baselineSeconds ?? 60} s`);
+    await new Promise((resolve) => setTimeout(resolve, (options.baselineSeconds ?? 60) * 1000));
+    const baselineWindow = traffic.closeWindow('baseline');
+    const baseline = report('baseline', baselineWindow, baselineWindow.all.p99Ms, { lockWaitersMax: 0, throttled: false }, null);
+    const baselineP99 = baselineWindow.all.p99Ms;
+    const steps: StepReport[] = [];
+    const step = async (name: string, family: string | null, work: () => Promise<StepReport['fleet']>) => {
+      traffic.closeWindow(`before ${name}`);
+      const watch = watchStep(admin, redis, prefix, databaseName, family);
+      const fleet = await work();
+      const watched = await watch.stop();
+      const result = report(name, traffic.closeWindow(name), baselineP99, watched, fleet);
+      steps.push(result);
+      say(
+        `${name.padEnd(44)} app p99 ${result.app.p99Ms} ms (x${result.app.p99VsBaseline}), errors ${result.app.errors}` +
+          (fleet ? `, fleet ${fleet.perSecond}/s` : '') +
+          `, lock waiters max ${result.lockWaitersMax}${result.throttled ? ', throttled' : ''}`,
+      );
+    };
+
+    for (const migration of listMigrationFiles()) {
+      await step(`migrate ${migration.name}`, null, async () => {
+        await deployMigrations(databaseUrl.toString(), { to: migration.name });
+        return null;
+      });
+    }
+
+    const config = { databaseUrl: databaseUrl.toString(), redisUrl: options.redisUrl, queuePrefix: prefix };
+    const fleet = await openFleet(config);
+    cleanups.unshift(async () => {
+      await fleet.close();
+      const keys = await redis.keys(`${prefix}:*`);
+      if (keys.length > 0) await redis.del(...keys);
+    });
+    const env = { ...process.env, DATABASE_URL: config.databaseUrl, REDIS_URL: options.redisUrl, TYS_QUEUE_PREFIX: prefix, TYS_LOG_LEVEL: 'warn' };
+    const workers = startWorkers(options.workers ?? 1, env);
+    cleanups.unshift(() => stopWorkers(workers));
+    for (const family of FAMILY_ORDER) {
+      await step(`${family.name} (fleet)`, family.name, async () => {
+        const started = Date.now();
+        const { runId, added, alreadyQueued } = await fleet.enqueue(family, { kind: 'all' }, { origin: 'rehearsal' });
+        if (!runId) return { jobs: 0, perSecond: 0 };
+        for (;;) {
+          const run = await fleet.runs.get(runId);
+          if (run?.finishedAt) break;
+          await new Promise((resolve) => setTimeout(resolve, 200));
+        }
+        const jobs = added + alreadyQueued;
+        return { jobs, perSecond: Math.round(jobs / ((Date.now() - started) / 1000)) };
+      });
+    }
+    await step('validate constraints', null, async () => {
+      await validateConstraints(prisma!);
+      return null;
+    });
+    await traffic.stop();
+    cleanups.shift();
+    const lots = await lotsFamily.verify!(prisma);
+    const constraintsLeft = (await auditConstraints(prisma)).reduce((sum, audit) => sum + audit.violations, 0);
+    return {
+      investments,
+      rate,
+      baseline,
+      steps,
+      verify: {
+        lots: { ok: lots.ok, checked: lots.checked, problems: lots.problemCount, sample: lots.problems.slice(0, 5).map((p) => `${p.id}: ${p.problem}`) },
+        constraintsLeft,
+      },
+      appInvestments: traffic.investmentIds().length,
+    };
+  } finally {
+    for (const cleanup of cleanups) await cleanup().catch((error: Error) => say(`cleanup: ${error.message}`));
+    await prisma?.$disconnect();
+    redis.disconnect();
+    await admin.end();
+  }
+}
+
+/** The report as a table for a terminal or a README. */
+export function reportTable(result: RehearsalReport): string {
+  const rows = [result.baseline, ...result.steps].map(
+    (s) =>
+      `| ${s.step} | ${s.seconds} | ${s.app.requests} | ${s.app.p99Ms} | ${s.step === 'baseline' ? '1.00' : s.app.p99VsBaseline.toFixed(2)} | ${s.app.errors} | ${
+        s.fleet ? `${s.fleet.jobs} at ${s.fleet.perSecond}/s` : '-'
+      } | ${s.lockWaitersMax} | ${s.throttled ? 'yes' : 'no'} |`,
+  );
+  return [
+    '| step | s | app requests | app p99 ms | p99 / baseline | app errors | fleet jobs | lock waiters (max) | throttled |',
+    '| --- | ---: | ---: | ---: | ---: | ---: | --- | ---: | --- |',
+    ...rows,
+  ].join('\n');
+}

@@ -1,0 +1,44 @@
+// npm run rehearse -- [--investments 200000] [--rate 200] [--baseline 60] [--workers 1] [--json rehearsal.json] [--keep]
+//
+// The whole migration of a scratch MVP database while the application's
+// traffic flows (see bench/rehearsal.ts), printed as a table per step and
+// written as JSON.
+import { writeFileSync } from 'node:fs';
+import { parseArgs } from 'node:util';
+import { reportTable, rehearse } from './rehearsal.js';
+
+const { values } = parseArgs({
+  options: {
+    investments: { type: 'string', default: '200000' },
+    rate: { type: 'string', default: '200' },
+    baseline: { type: 'string', default: '60' },
+    workers: { type: 'string', default: '1' },
+    json: { type: 'string', default: 'rehearsal.json' },
+    keep: { type: 'boolean', default: false },
+  },
+});
+const numbers = { investments: Number(values.investments), rate: Number(values.rate), baseline: Number(values.baseline), workers: Number(values.workers) };
+for (const [name, value] of Object.entries(numbers)) {
+  if (!Number.isInteger(value) || value < 1) {
+    console.error(`error: --${name} must be a positive integer, got "${values[name as keyof typeof values] as string}"`);
+    process.exit(2);
+  }
+}
+const result = await rehearse({
+  serverUrl: process.env.REHEARSAL_DATABASE_URL ?? process.env.DATABASE_URL ?? 'postgresql://postgres@127.0.0.1:5432/postgres',
+  redisUrl: process.env.REDIS_URL ?? 'redis://127.0.0.1:6379',
+  investments: numbers.investments,
+  rate: numbers.rate,
+  baselineSeconds: numbers.baseline,
+  workers: numbers.workers,
+  keep: values.keep,
+  say: (line) => process.stderr.write(`${line}\n`),
+});
+console.log(reportTable(result));
+console.log(
+  `verify lots: ${result.verify.lots.ok ? 'OK' : 'FAILED'} (${result.verify.lots.checked} investments, ${result.appInvestments} of them the application's); ` +
+    `constraint violations left: ${result.verify.constraintsLeft}`,
+);
+writeFileSync(values.json, `${JSON.stringify(result, null, 2)}\n`);
+console.log(`written to ${values.json}`);
+process.exit(result.verify.lots.ok && result.verify.constraintsLeft === 0 ? 0 : 1);

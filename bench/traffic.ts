@@ -1,0 +1,277 @@
+import { randomBytes, randomInt } from 'node:crypto';
+import { Prisma, type PrismaClient } from '../src/db/prisma.js';
+
+/**
+ * The application's own traffic, as the product would send it while the
+ * migration runs: users opening portfolios, adding investments, buying more,
+ * refreshing prices and, once phase 5 is in, setting price alerts. It writes
+ * only rows of the users it made itself (email `...@traffic.invalid`), and
+ * asks the schema which phases are in before it chooses its queries, as the
+ * application deployed beside each phase would.
+ */
+
+export type RequestKind = 'open-portfolio' | 'add-investment' | 'purchase' | 'refresh-price' | 'price-alerts';
+
+/** Share of each request kind in the mix. Kinds a phase has not brought yet are sent as open-portfolio instead. */
+export const DEFAULT_MIX: Record<RequestKind, number> = {
+  'open-portfolio': 0.5,
+  'add-investment': 0.1,
+  purchase: 0.15,
+  'refresh-price': 0.2,
+  'price-alerts': 0.05,
+};
+
+export interface TrafficOptions {
+  /** Requests per second, sent on a fixed schedule whatever the answers' speed (open loop). Default 200. */
+  rate?: number;
+  /** Users the simulator makes and works for. Default 50. */
+  users?: number;
+  /** Investments each of them starts with. Default 20. */
+  investmentsPerUser?: number;
+  /** Requests in flight at most; one more is counted as an error (the application would time out). Default 100. */
+  maxInFlight?: number;
+  mix?: Record<RequestKind, number>;
+}
+
+export interface Phases {
+  /** TaxLot exists: a purchase also records its lot, a portfolio shows open lots. */
+  lots: boolean;
+  /** PriceAlert exists. */
+  alerts: boolean;
+}
+
+export interface KindStats {
+  count: number;
+  errors: number;
+  p50Ms: number;
+  p95Ms: number;
+  p99Ms: number;
+  /** The first few error messages, for a human. */
+  sampleErrors: string[];
+}
+
+export interface WindowStats {
+  label: string;
+  seconds: number;
+  /** Requests answered per second over the window. */
+  perSecond: number;
+  all: KindStats;
+  byKind: Partial<Record<RequestKind, KindStats>>;
+}
+
+interface Sample {
+  kind: RequestKind;
+  ms: number;
+  error?: string;
+}
+
+const EMAIL_DOMAIN = 'traffic.invalid';
+const TICKERS = ['AAPL', 'MSFT', 'NVDA', 'AMZN', 'GOOGL', 'META', 'TSLA', 'JPM', 'V', 'KO'];
+const D = (value: string | number) => new Prisma.Decimal(value);
+
+function percentile(sorted: number[], p: number): number {
+  if (sorted.length === 0) return 0;
+  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
+}
+
+function statsOf(samples: Sample[]): KindStats {
+  const sorted = samples.map((s) => s.ms).sort((a, b) => a - b);
+  const errors = samples.filter((s) => s.error);
+  return {
+    count: samples.length,
+    errors: errors.length,
+    p50Ms: percentile(sorted, 50),
+    p95Ms: percentile(sorted, 95),
+    p99Ms: percentile(sorted, 99),
+    sampleErrors: [...new Set(errors.map((s) => s.error!))].slice(0, 5),
+  };
+}
+
+function newId(): string {
+  // The shape of the fleet's SQL ids (src/db/row-id.ts): time first, then random.
+  return (Date.now() * 1000).toString(16).padStart(14, '0') + randomBytes(9).toString('hex');
+}
+
+export class TrafficSimulator {
+  private readonly rate: number;
+  private readonly maxInFlight: number;
+  private readonly mix: [RequestKind, number][];
+  private samples: Sample[] = [];
+  private windowStartedAt = Date.now();
+  private timer: NodeJS.Timeout | null = null;
+  private inFlight = new Set<Promise<void>>();
+  private portfolios: { userId: string; portfolioId: string; investments: string[] }[] = [];
+  private phases: Phases = { lots: false, alerts: false };
+  private phaseCheckedAt = 0;
+
+  constructor(
+    private readonly prisma: PrismaClient,
+    private readonly options: TrafficOptions = {},
+  ) {
+    this.rate = options.rate ?? 200;
+    this.maxInFlight = options.maxInFlight ?? 100;
+    const mix = options.mix ?? DEFAULT_MIX;
+    let sum = 0;
+    this.mix = (Object.entries(mix) as [RequestKind, number][]).map(([kind, share]) => [kind, (sum += share)]);
+  }
+
+  /** The simulator's users, portfolios and first investments (MVP columns only: the schema may be the MVP's). */
+  async setUp(): Promise<void> {
+    const run = randomBytes(3).toString('hex');
+    for (let u = 0; u < (this.options.users ?? 50); u += 1) {
+      const userId = newId();
+      const portfolioId = newId();
+      await this.prisma.$executeRaw`INSERT INTO "User" (id, email, name) VALUES (${userId}, ${`user-${run}-${u}@${EMAIL_DOMAIN}`}, 'traffic')`;
+      await this.prisma.$executeRaw`INSERT INTO "Portfolio" (id, name, "userId", "updatedAt") VALUES (${portfolioId}, 'traffic', ${userId}, now())`;
+      const investments: string[] = [];
+      for (let i = 0; i < (this.options.investmentsPerUser ?? 20); i += 1) investments.push(await this.insertInvestment(this.prisma, portfolioId));
+      this.portfolios.push({ userId, portfolioId, investments });
+    }
+    await this.refreshPhases(true);
+  }
+
+  /** Sends requests at the rate until stop(). */
+  start(): void {
+    const everyMs = 1000 / this.rate;
+    let due = performance.now();
+    const tick = () => {
+      const now = performance.now();
+      // Every request due by now is sent, each timed from when it was due:
+      // a slow database cannot hide its slowness by slowing the sender.
+      while (due <= now) {
+        this.send(due);
+        due += everyMs;
+      }
+      this.timer = setTimeout(tick, Math.max(1, due - performance.now()));
+    };
+    this.windowStartedAt = Date.now();
+    tick();
+  }
+
+  async stop(): Promise<void> {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+    await Promise.all([...this.inFlight]);
+  }
+
+  /** The figures since the last window was closed, and a new window from now. */
+  closeWindow(label: string): WindowStats {
+    const samples = this.samples;
+    const seconds = (Date.now() - this.windowStartedAt) / 1000;
+    this.samples = [];
+    this.windowStartedAt = Date.now();
+    const byKind: Partial<Record<RequestKind, KindStats>> = {};
+    for (const kind of new Set(samples.map((s) => s.kind))) byKind[kind] = statsOf(samples.filter((s) => s.kind === kind));
+    return { label, seconds, perSecond: seconds > 0 ? samples.length / seconds : 0, all: statsOf(samples), byKind };
+  }
+
+  /** The simulator's investments, for checks after a run (they are the ones the application changed). */
+  investmentIds(): string[] {
+    return this.portfolios.flatMap((p) => p.investments);
+  }
+
+  private send(dueAt: number): void {
+    if (this.inFlight.size >= this.maxInFlight) {
+      this.samples.push({ kind: 'open-portfolio', ms: 0, error: `more than ${this.maxInFlight} requests in flight` });
+      return;
+    }
+    const kind = this.pick();
+    const request = this.perform(kind)
+      .then(() => this.samples.push({ kind, ms: performance.now() - dueAt }))
+      .catch((error: Error) => this.samples.push({ kind, ms: performance.now() - dueAt, error: error.message.split('\n').filter(Boolean).pop()!.slice(0, 200) }))
+      .finally(() => this.inFlight.delete(request))
+      .then(() => undefined);
+    this.inFlight.add(request);
+  }
+
+  private pick(): RequestKind {
+    const roll = Math.random() * this.mix[this.mix.length - 1]![1];
+    const kind = this.mix.find(([, upTo]) => roll < upTo)![0];
+    if (kind === 'price-alerts' && !this.phases.alerts) return 'open-portfolio';
+    return kind;
+  }
+
+  private async refreshPhases(force = false): Promise<void> {
+    if (!force && Date.now() - this.phaseCheckedAt < 1_000) return;
+    this.phaseCheckedAt = Date.now();
+    const [row] = await this.prisma.$queryRaw<{ lots: boolean; alerts: boolean }[]>`
+      SELECT to_regclass('"TaxLot"') IS NOT NULL AS lots, to_regclass('"PriceAlert"') IS NOT NULL AS alerts`;
+    this.phases = row!;
+  }
+
+  private async perform(kind: RequestKind): Promise<void> {
+    await this.refreshPhases();
+    const portfolio = this.portfolios[randomInt(this.portfolios.length)]!;
+    const investmentId = portfolio.investments[randomInt(portfolio.investments.length)]!;
+    switch (kind) {
+      case 'open-portfolio':
+        await this.prisma.$queryRaw`
+          SELECT i.id, i.ticker, i."totalQuantity", i."averageCostBasis", i."currentPrice"
+            FROM "Portfolio" p JOIN "Investment" i ON i."portfolioId" = p.id WHERE p.id = ${portfolio.portfolioId}`;
+        if (this.phases.lots) {
+          await this.prisma.$queryRaw`
+            SELECT t.id, t."investmentId", t."remainingQuantity", t."costBasisPerUnit"
+              FROM "TaxLot" t JOIN "Investment" i ON i.id = t."investmentId"
+             WHERE i."portfolioId" = ${portfolio.portfolioId} AND t.status = 'OPEN'`;
+        }
+        return;
+      case 'add-investment':
+        await this.prisma.$transaction(async (tx) => {
+          const id = await this.insertInvestment(tx, portfolio.portfolioId);
+          portfolio.investments.push(id);
+        });
+        return;
+      case 'purchase':
+        await this.purchase(investmentId);
+        return;
+      case 'refresh-price':
+        await this.prisma.$executeRaw`
+          UPDATE "Investment" SET "currentPrice" = ${D(randomInt(10, 900))}, "priceUpdatedAt" = now(), "updatedAt" = now() WHERE id = ${investmentId}`;
+        return;
+      case 'price-alerts':
+        await this.prisma.$executeRaw`
+          INSERT INTO "PriceAlert" (id, "userId", ticker, "alertType", "targetPrice")
+          VALUES (${newId()}, ${portfolio.userId}, ${TICKERS[randomInt(TICKERS.length)]!}, 'PRICE_ABOVE', ${D(randomInt(10, 900))})`;
+        await this.prisma.$queryRaw`SELECT id, ticker, "targetPrice", triggered FROM "PriceAlert" WHERE "userId" = ${portfolio.userId}`;
+        return;
+    }
+  }
+
+  /**
+   * Buys more of an investment as the application does: the position's
+   * quantity and average cost in one update under the row's lock and, once
+   * phase 2 is in, the purchase's own tax lot in the same transaction.
+   */
+  private async purchase(investmentId: string): Promise<void> {
+    const quantity = D(randomInt(1, 50));
+    const price = D(randomInt(10, 900));
+    await this.prisma.$transaction(async (tx) => {
+      const [row] = await tx.$queryRaw<{ totalQuantity: Prisma.Decimal; averageCostBasis: Prisma.Decimal }[]>`
+        SELECT "totalQuantity", "averageCostBasis" FROM "Investment" WHERE id = ${investmentId} FOR UPDATE`;
+      if (!row) return;
+      const total = row.totalQuantity.plus(quantity);
+      const average = row.totalQuantity.times(row.averageCostBasis).plus(quantity.times(price)).div(total).toDecimalPlaces(8);
+      await tx.$executeRaw`UPDATE "Investment" SET "totalQuantity" = ${total}, "averageCostBasis" = ${average}, "updatedAt" = now() WHERE id = ${investmentId}`;
+      if (this.phases.lots) {
+        await tx.$executeRaw`
+          INSERT INTO "TaxLot" (id, "investmentId", "purchaseDate", quantity, "costBasisPerUnit", "remainingQuantity", "updatedAt")
+          VALUES (${newId()}, ${investmentId}, current_date, ${quantity}, ${price}, ${quantity}, now())`;
+      }
+    });
+  }
+
+  private async insertInvestment(db: Pick<PrismaClient, '$executeRaw'>, portfolioId: string): Promise<string> {
+    const id = newId();
+    const quantity = D(randomInt(1, 500));
+    const cost = D(randomInt(10, 900));
+    await db.$executeRaw`
+      INSERT INTO "Investment" (id, ticker, name, "assetType", "totalQuantity", "averageCostBasis", "portfolioId", "updatedAt")
+      VALUES (${id}, ${TICKERS[randomInt(TICKERS.length)]!}, 'traffic', 'STOCK', ${quantity}, ${cost}, ${portfolioId}, now())`;
+    if (this.phases.lots) {
+      await db.$executeRaw`
+        INSERT INTO "TaxLot" (id, "investmentId", "purchaseDate", quantity, "costBasisPerUnit", "remainingQuantity", "updatedAt")
+        VALUES (${newId()}, ${id}, current_date, ${quantity}, ${cost}, ${quantity}, now())`;
+    }
+    return id;
+  }
+}
