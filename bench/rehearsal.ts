@@ -62,10 +62,9 @@ function watchStep(admin: pg.Client, redis: Redis, prefix: string, databaseName:
   let sampling = Promise.resolve();
   const timer = setInterval(() => {
     sampling = sampling.then(async () => {
-      const { rows } = await admin.query<{ n: string }>(
-        `SELECT count(*) AS n FROM pg_stat_activity WHERE datname = $1 AND wait_event_type = 'Lock'`,
-        [databaseName],
-      );
+      const { rows } = await admin.query<{ n: string }>(`SELECT count(*) AS n FROM pg_stat_activity WHERE datname = $1 AND wait_event_type = 'Lock'`, [
+        databaseName,
+      ]);
       lockWaitersMax = Math.max(lockWaitersMax, Number(rows[0]!.n));
       if (family && Object.keys(await throttleReasons(redis, prefix, [family])).length > 0) throttled = true;
     });
@@ -79,7 +78,13 @@ function watchStep(admin: pg.Client, redis: Redis, prefix: string, databaseName:
   };
 }
 
-function report(step: string, window: WindowStats, baselineP99: number, watched: { lockWaitersMax: number; throttled: boolean }, fleet: StepReport['fleet']): StepReport {
+function report(
+  step: string,
+  window: WindowStats,
+  baselineP99: number,
+  watched: { lockWaitersMax: number; throttled: boolean },
+  fleet: StepReport['fleet'],
+): StepReport {
   const { all } = window;
   return {
     step,

@@ -178,7 +178,9 @@ export class TrafficSimulator {
     const kind = this.pick();
     const request = this.perform(kind)
       .then(() => this.samples.push({ kind, ms: performance.now() - dueAt }))
-      .catch((error: Error) => this.samples.push({ kind, ms: performance.now() - dueAt, error: error.message.split('\n').filter(Boolean).pop()!.slice(0, 200) }))
+      .catch((error: Error) =>
+        this.samples.push({ kind, ms: performance.now() - dueAt, error: error.message.split('\n').filter(Boolean).pop()!.slice(0, 200) }),
+      )
       .finally(() => this.inFlight.delete(request))
       .then(() => undefined);
     this.inFlight.add(request);
