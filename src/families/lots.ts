@@ -34,6 +34,16 @@ function lotProblem(row: VerifyRow): string {
  * Phase 2: one OPEN tax lot per investment that has none, carrying the
  * aggregated position (the MVP kept no purchase history): bought on the day
  * the investment was created, at its average cost, no fees.
+ *
+ * The application keeps buying while the fleet runs, and once phase 2 is in
+ * it records each purchase as a lot of its own. An investment bought after
+ * phase 2 but before its job ran then has lots that cover only the new
+ * purchase: its job makes the lot of the rest (the quantity the lots leave
+ * uncovered, at the cost the position's total leaves), under the
+ * investment's row lock, so that the lots always add up to the quantity.
+ * A purchase written without its lot (an application still on the MVP code)
+ * is left for the next run, whose source query selects the investment
+ * again.
  */
 export const lotsFamily: JobFamily = {
   name: 'lots',
@@ -46,7 +56,8 @@ export const lotsFamily: JobFamily = {
     const rows = await prisma.$queryRaw<{ id: string }[]>`
       SELECT i.id FROM "Investment" i JOIN "Portfolio" p ON p.id = i."portfolioId"
        WHERE i.id > ${after} AND ${investmentScopeSql(scope)}
-         AND NOT EXISTS (SELECT 1 FROM "TaxLot" t WHERE t."investmentId" = i.id)
+         AND (NOT EXISTS (SELECT 1 FROM "TaxLot" t WHERE t."investmentId" = i.id)
+              OR i."totalQuantity" > (SELECT sum(t."remainingQuantity") FROM "TaxLot" t WHERE t."investmentId" = i.id))
        ORDER BY i.id LIMIT ${limit}`;
     return rows.map((row) => row.id);
   },
@@ -73,14 +84,26 @@ export const lotsFamily: JobFamily = {
             FROM unnest(${ids}::text[], ${items.map((i) => i.runId)}::text[], ${items.map((i) => i.jobId)}::text[])
                  AS u(id, run_id, job_id)
            ORDER BY id
+        ), cover AS (
+          -- What the investment's lots do not cover yet: all of it when it
+          -- has none; the part bought before phase 2 when the application
+          -- has recorded later purchases as lots of their own. That part's
+          -- cost is what the position's total cost leaves once those lots'
+          -- is taken out, exact in numeric.
+          SELECT i.id, count(t.id) AS lots,
+                 i."totalQuantity" - coalesce(sum(t."remainingQuantity"), 0) AS residual,
+                 i."totalQuantity" * i."averageCostBasis" - coalesce(sum(t."remainingQuantity" * t."costBasisPerUnit"), 0) AS "residualCost"
+            FROM "Investment" i JOIN input ON input.id = i.id LEFT JOIN "TaxLot" t ON t."investmentId" = i.id
+           GROUP BY i.id
         ), lots AS (
           INSERT INTO "TaxLot" (id, "investmentId", "purchaseDate", quantity, "costBasisPerUnit", fees,
                                 "remainingQuantity", status, "updatedAt")
-          SELECT ${newRowIdSql}, i.id, i."createdAt"::date, i."totalQuantity", i."averageCostBasis", 0,
-                 i."totalQuantity", 'OPEN', now()
-            FROM "Investment" i JOIN input ON input.id = i.id
+          SELECT ${newRowIdSql}, i.id, i."createdAt"::date, c.residual,
+                 CASE WHEN c.lots = 0 THEN i."averageCostBasis" ELSE round(c."residualCost" / c.residual, 8) END, 0,
+                 c.residual, 'OPEN', now()
+            FROM "Investment" i JOIN cover c ON c.id = i.id
            WHERE NOT (${violationsOf('Investment', Prisma.raw('i'))})
-             AND NOT EXISTS (SELECT 1 FROM "TaxLot" t WHERE t."investmentId" = i.id)
+             AND c.residual > 0 AND (c.lots = 0 OR c."residualCost" >= 0)
           RETURNING id, "investmentId", "purchaseDate", quantity, "costBasisPerUnit", "remainingQuantity"
         ), audit AS (
           INSERT INTO "AuditLog" (id, "userId", action, entity, "entityId", "userAgent", metadata)
@@ -104,6 +127,19 @@ export const lotsFamily: JobFamily = {
         SELECT "investmentId", id AS "lotId" FROM lots`);
       const investments = new Map(locked.map((row) => [row.id, row]));
       const lotOf = new Map(created.map((row) => [row.investmentId, row.lotId]));
+      // Rare: lots that cover part of the position yet cost more than all of it. Asked only when a job made no lot.
+      const unmade = ids.filter((id) => !lotOf.has(id) && investments.has(id));
+      const uncoveredOf = new Map(
+        unmade.length === 0
+          ? []
+          : (
+              await tx.query<{ id: string; residual: string }>(Prisma.sql`
+                SELECT i.id, (i."totalQuantity" - sum(t."remainingQuantity"))::text AS residual
+                  FROM "Investment" i JOIN "TaxLot" t ON t."investmentId" = i.id
+                 WHERE i.id = ANY(${unmade}::text[])
+                 GROUP BY i.id HAVING i."totalQuantity" > sum(t."remainingQuantity")`)
+            ).map((row) => [row.id, new Prisma.Decimal(row.residual).toFixed()]),
+      );
       return items.map((item): ItemResult => {
         const investment = investments.get(item.key);
         if (!investment) return { status: 'skipped', reason: 'investment no longer exists' };
@@ -119,7 +155,14 @@ export const lotsFamily: JobFamily = {
           const rules = broken.map((p) => `${p.constraint} (${p.column} = ${investment[p.column]})`).join(', ');
           return new PermanentJobError(`investment ${item.key} breaks ${rules}: run the constraints family first (tys enqueue constraints)`);
         }
-        return { status: 'skipped', reason: 'investment already has tax lots' };
+        const uncovered = uncoveredOf.get(item.key);
+        if (uncovered) {
+          return new PermanentJobError(
+            `investment ${item.key}: its lots leave ${uncovered} of its quantity uncovered at a negative cost (they cost more than the whole position): ` +
+              'check its lots (tys verify lots); nothing was changed',
+          );
+        }
+        return { status: 'skipped', reason: 'investment already has tax lots covering its quantity' };
       });
     });
   },

@@ -1,0 +1,27 @@
+import { describe, expect, it } from 'vitest';
+import { rehearse } from '../bench/rehearsal.js';
+import { listMigrationFiles } from '../src/db/migrations.js';
+import { REDIS_URL } from './support/fleet.js';
+import { adminUrl } from './support/server.js';
+
+describe('an online rehearsal, small', () => {
+  it('the application keeps working through every step, and every investment verifies at the end, those it changed during the run included', async () => {
+    const result = await rehearse({ serverUrl: adminUrl(), redisUrl: REDIS_URL, investments: 3_000, rate: 25, baselineSeconds: 3, workers: 1 });
+    expect(result.steps.map((step) => step.step)).toEqual([
+      ...listMigrationFiles().map((m) => `migrate ${m.name}`),
+      'constraints (fleet)',
+      'lots (fleet)',
+      'corporate-actions (fleet)',
+      'validate constraints',
+    ]);
+    for (const step of [result.baseline, ...result.steps]) expect(step.app.errors, `${step.step}: ${step.app.sampleErrors.join('; ')}`).toBe(0);
+    expect(result.baseline.app.requests).toBeGreaterThan(30);
+    expect(result.steps.reduce((sum, step) => sum + step.app.requests, 0)).toBeGreaterThan(50);
+    // The seed's broken quantities were fixed, then every investment got its lots, the application's own among them.
+    expect(result.steps.find((s) => s.step === 'constraints (fleet)')!.fleet!.jobs).toBeGreaterThan(0);
+    expect(result.steps.find((s) => s.step === 'lots (fleet)')!.fleet!.jobs).toBeGreaterThanOrEqual(3_000);
+    expect(result.verify.lots, result.verify.lots.sample.join('\n')).toMatchObject({ ok: true, problems: 0 });
+    expect(result.verify.lots.checked).toBeGreaterThanOrEqual(3_000 + result.appInvestments);
+    expect(result.verify.constraintsLeft).toBe(0);
+  });
+});
