@@ -103,6 +103,7 @@ export class TrafficSimulator {
   private portfolios: { userId: string; portfolioId: string; investments: string[] }[] = [];
   private phases: Phases = { lots: false, alerts: false };
   private phaseCheckedAt = 0;
+  private readonly runTag = randomBytes(3).toString('hex');
 
   constructor(
     private readonly prisma: PrismaClient,
@@ -117,7 +118,8 @@ export class TrafficSimulator {
 
   /** The simulator's users, portfolios and first investments (MVP columns only: the schema may be the MVP's). */
   async setUp(): Promise<void> {
-    const run = randomBytes(3).toString('hex');
+    await this.refreshPhases(true);
+    const run = this.runTag;
     for (let u = 0; u < (this.options.users ?? 50); u += 1) {
       const userId = newId();
       const portfolioId = newId();
@@ -128,6 +130,16 @@ export class TrafficSimulator {
       this.portfolios.push({ userId, portfolioId, investments });
     }
     await this.refreshPhases(true);
+  }
+
+  /** Deletes the users this simulator made, and with them (cascading) everything of theirs. */
+  async tearDown(): Promise<number> {
+    return this.prisma.$executeRaw`DELETE FROM "User" WHERE email LIKE ${`user-${this.runTag}-%@${EMAIL_DOMAIN}`}`;
+  }
+
+  /** The phases the simulator last saw in the schema. */
+  get phasesSeen(): Phases {
+    return { ...this.phases };
   }
 
   /** Sends requests at the rate until stop(). */
