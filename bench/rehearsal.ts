@@ -28,6 +28,8 @@ export interface RehearsalOptions {
   workers?: number;
   /** Keep the scratch database afterwards. Default false. */
   keep?: boolean;
+  /** Stops the rehearsal between two looks at its progress; what it made is removed all the same. */
+  signal?: AbortSignal;
   say?: (line: string) => void;
 }
 
@@ -55,24 +57,31 @@ export interface RehearsalReport {
 
 const FAMILY_ORDER: JobFamily[] = [constraintsFamily, lotsFamily, corporateActionsFamily];
 
-/** A step's watchers: lock waiters and throttling, sampled until stopped. */
+/**
+ * A step's watchers: lock waiters and throttling, sampled every 100 ms until
+ * stopped; a look that takes longer delays the next instead of queueing up.
+ */
 function watchStep(admin: pg.Client, redis: Redis, prefix: string, databaseName: string, family: string | null) {
   let lockWaitersMax = 0;
   let throttled = false;
-  let sampling = Promise.resolve();
-  const timer = setInterval(() => {
-    sampling = sampling.then(async () => {
-      const { rows } = await admin.query<{ n: string }>(`SELECT count(*) AS n FROM pg_stat_activity WHERE datname = $1 AND wait_event_type = 'Lock'`, [
-        databaseName,
-      ]);
-      lockWaitersMax = Math.max(lockWaitersMax, Number(rows[0]!.n));
-      if (family && Object.keys(await throttleReasons(redis, prefix, [family])).length > 0) throttled = true;
-    });
-  }, 100);
+  let stopped = false;
+  const look = async () => {
+    const { rows } = await admin.query<{ n: string }>(`SELECT count(*) AS n FROM pg_stat_activity WHERE datname = $1 AND wait_event_type = 'Lock'`, [
+      databaseName,
+    ]);
+    lockWaitersMax = Math.max(lockWaitersMax, Number(rows[0]!.n));
+    if (family && Object.keys(await throttleReasons(redis, prefix, [family])).length > 0) throttled = true;
+  };
+  const looking = (async () => {
+    while (!stopped) {
+      await look();
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+  })();
   return {
     async stop() {
-      clearInterval(timer);
-      await sampling;
+      stopped = true;
+      await looking;
       return { lockWaitersMax, throttled };
     },
   };
@@ -135,6 +144,12 @@ async function stopWorkers(workers: ChildProcess[]): Promise<void> {
  */
 export async function rehearse(options: RehearsalOptions): Promise<RehearsalReport> {
   const say = options.say ?? (() => undefined);
+  const pause = (ms: number) =>
+    new Promise<void>((resolve, reject) => {
+      options.signal?.throwIfAborted();
+      const timer = setTimeout(resolve, ms);
+      options.signal?.addEventListener('abort', () => (clearTimeout(timer), reject(options.signal!.reason as Error)), { once: true });
+    });
   const investments = options.investments ?? 200_000;
   const rate = options.rate ?? 200;
   const tag = randomBytes(4).toString('hex');
@@ -157,18 +172,21 @@ export async function rehearse(options: RehearsalOptions): Promise<RehearsalRepo
     prisma = createPrisma(databaseUrl.toString(), { maxConnections: 20 });
     say(`seeding ${investments} MVP investments in ${databaseName}`);
     await seedMvp(prisma, { investments, badQuantityRate: 0.002 });
+    // As after restoring a copy of production: pg_restore brings no planner statistics.
+    await prisma.$executeRaw`ANALYZE`;
 
     const traffic = new TrafficSimulator(prisma, { rate });
     await traffic.setUp();
     traffic.start();
     cleanups.unshift(() => traffic.stop());
     say(`application traffic at ${rate} requests/s; baseline for ${options.baselineSeconds ?? 60} s`);
-    await new Promise((resolve) => setTimeout(resolve, (options.baselineSeconds ?? 60) * 1000));
+    await pause((options.baselineSeconds ?? 60) * 1000);
     const baselineWindow = traffic.closeWindow('baseline');
     const baseline = report('baseline', baselineWindow, baselineWindow.all.p99Ms, { lockWaitersMax: 0, throttled: false }, null);
     const baselineP99 = baselineWindow.all.p99Ms;
     const steps: StepReport[] = [];
     const step = async (name: string, family: string | null, work: () => Promise<StepReport['fleet']>) => {
+      options.signal?.throwIfAborted();
       traffic.closeWindow(`before ${name}`);
       const watch = watchStep(admin, redis, prefix, databaseName, family);
       const fleet = await work();
@@ -193,12 +211,19 @@ export async function rehearse(options: RehearsalOptions): Promise<RehearsalRepo
     const fleet = await openFleet(config);
     cleanups.unshift(async () => {
       await fleet.close();
-      const keys = await redis.keys(`${prefix}:*`);
-      if (keys.length > 0) await redis.del(...keys);
+      for (let cursor = '0'; ;) {
+        const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 1000);
+        if (keys.length > 0) await redis.del(...keys);
+        if ((cursor = next) === '0') break;
+      }
     });
     const env = { ...process.env, DATABASE_URL: config.databaseUrl, REDIS_URL: options.redisUrl, TYS_QUEUE_PREFIX: prefix, TYS_LOG_LEVEL: 'warn' };
     const workers = startWorkers(options.workers ?? 1, env);
     cleanups.unshift(() => stopWorkers(workers));
+    // Started before the steps are timed, as an operator's workers would be.
+    for (const family of FAMILY_ORDER) {
+      while ((await fleet.queue(family).getWorkersCount()) < (options.workers ?? 1)) await pause(100);
+    }
     for (const family of FAMILY_ORDER) {
       await step(`${family.name} (fleet)`, family.name, async () => {
         const started = Date.now();
@@ -207,7 +232,7 @@ export async function rehearse(options: RehearsalOptions): Promise<RehearsalRepo
         for (;;) {
           const run = await fleet.runs.get(runId);
           if (run?.finishedAt) break;
-          await new Promise((resolve) => setTimeout(resolve, 200));
+          await pause(200);
         }
         const jobs = added + alreadyQueued;
         return { jobs, perSecond: Math.round(jobs / ((Date.now() - started) / 1000)) };

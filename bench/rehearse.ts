@@ -24,7 +24,12 @@ for (const [name, value] of Object.entries(numbers)) {
     process.exit(2);
   }
 }
+// Ctrl-C stops at the next look and still removes the scratch database, its Redis keys and the workers.
+const stop = new AbortController();
+process.once('SIGINT', () => stop.abort(new Error('interrupted')));
+process.once('SIGTERM', () => stop.abort(new Error('interrupted')));
 const result = await rehearse({
+  signal: stop.signal,
   serverUrl: process.env.REHEARSAL_DATABASE_URL ?? process.env.DATABASE_URL ?? 'postgresql://postgres@127.0.0.1:5432/postgres',
   redisUrl: process.env.REDIS_URL ?? 'redis://127.0.0.1:6379',
   investments: numbers.investments,

@@ -3,6 +3,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Prisma } from '../src/db/prisma.js';
 import { lotsFamily } from '../src/families/lots.js';
 import { createTestDatabase, type TestDatabase } from './support/databases.js';
+import { seedMvp } from '../src/demo/seed.js';
+import { refreshTableStats } from '../src/fleet/table-stats.js';
+import pino from 'pino';
 import { testFleet } from './support/fleet.js';
 import { until } from './support/processes.js';
 
@@ -107,5 +110,33 @@ describe('lots while the application keeps buying', () => {
       `investment ${id}: its lots leave 5 of its quantity uncovered at a negative cost (they cost more than the whole position): check its lots (tys verify lots); nothing was changed`,
     );
     expect(await lotsOf(id)).toEqual([['5', '5', '1000']]);
+  });
+});
+
+describe('table statistics while the fleet fills a table', () => {
+  let db: TestDatabase;
+  beforeAll(async () => {
+    db = await createTestDatabase();
+  });
+  afterAll(async () => db?.drop());
+
+  it('analyzes a table the run has grown past a fifth of what its statistics know, once, and leaves it alone after', async () => {
+    await seedMvp(db.prisma, { investments: 3_000 });
+    const log = pino({ level: 'silent' });
+    const refresh = () => refreshTableStats(db.prisma, lotsFamily.grows!, log);
+    const known = async () => (await db.prisma.$queryRaw<{ rows: number }[]>`SELECT reltuples::float8 AS rows FROM pg_class WHERE relname = 'TaxLot'`)[0]!.rows;
+    expect(await refresh()).toEqual([]);
+    // What a lots run writes, as fast as SQL can: 3,000 lots into a table the planner believes empty.
+    await db.prisma.$executeRaw`
+      INSERT INTO "TaxLot" (id, "investmentId", "purchaseDate", quantity, "costBasisPerUnit", "remainingQuantity", "updatedAt")
+      SELECT 'lot' || id, id, current_date, "totalQuantity", "averageCostBasis", "totalQuantity", now() FROM "Investment"`;
+    // The server counts changes a moment after they commit.
+    let analyzed: string[] = [];
+    await until('TaxLot to be analyzed', async () => (analyzed = await refresh()).length > 0, 30_000);
+    expect(analyzed).toEqual(['TaxLot']);
+    expect(await known()).toBe(3_000);
+    // A few changes more are not worth another ANALYZE.
+    await db.prisma.$executeRaw`UPDATE "TaxLot" SET fees = 1 WHERE id IN (SELECT id FROM "TaxLot" LIMIT 50)`;
+    expect(await refresh()).toEqual([]);
   });
 });

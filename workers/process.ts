@@ -8,6 +8,7 @@ import type { JobFamily } from '../src/fleet/family.js';
 import { DbHealth, type ThrottleThresholds } from '../src/fleet/db-health.js';
 import { RunProgress } from '../src/fleet/run-progress.js';
 import { startRunReconciler } from '../src/fleet/run-reconciler.js';
+import { startTableStatsKeeper } from '../src/fleet/table-stats.js';
 
 export interface WorkerProcessOptions {
   families: JobFamily[];
@@ -86,6 +87,7 @@ export async function runWorkerProcess(config: FleetConfig, options: WorkerProce
     log,
   });
   const scheduleRunner = fleet.startSchedules(options.knownFamilies ?? options.families, log.child({ queue: 'schedules' }));
+  const tableStats = startTableStatsKeeper(fleet.prisma, [...new Set(options.families.flatMap((f) => f.grows ?? []))], log.child({ task: 'table-stats' }));
   const reconciler = startRunReconciler(fleet.runs, log.child({ task: 'runs' }), { progress: new RunProgress(fleet.redis, config.queuePrefix) });
   await Promise.all([...workers.workers, scheduleRunner].map((worker) => worker.waitUntilReady()));
   log.info({ families: options.families.map((f) => f.name), concurrency: options.concurrency, pid: process.pid }, 'workers started');
@@ -110,6 +112,7 @@ export async function runWorkerProcess(config: FleetConfig, options: WorkerProce
     step('workers', () => workers.close()),
     step('schedules', () => scheduleRunner.close()),
     step('run records', () => reconciler.stop()),
+    step('table statistics', () => tableStats.stop()),
     step('throttle', async () => {
       await health?.stop();
       await replica?.end();

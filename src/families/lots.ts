@@ -55,9 +55,11 @@ export const lotsFamily: JobFamily = {
   async source(prisma, scope, after, limit) {
     const rows = await prisma.$queryRaw<{ id: string }[]>`
       SELECT i.id FROM "Investment" i JOIN "Portfolio" p ON p.id = i."portfolioId"
+        -- One index lookup per investment: written as NOT EXISTS ... OR a
+        -- sum, the planner hashed a scan of every lot into each page.
+        LEFT JOIN LATERAL (SELECT sum(t."remainingQuantity") AS held FROM "TaxLot" t WHERE t."investmentId" = i.id) l ON true
        WHERE i.id > ${after} AND ${investmentScopeSql(scope)}
-         AND (NOT EXISTS (SELECT 1 FROM "TaxLot" t WHERE t."investmentId" = i.id)
-              OR i."totalQuantity" > (SELECT sum(t."remainingQuantity") FROM "TaxLot" t WHERE t."investmentId" = i.id))
+         AND (l.held IS NULL OR i."totalQuantity" > l.held)
        ORDER BY i.id LIMIT ${limit}`;
     return rows.map((row) => row.id);
   },
@@ -166,6 +168,10 @@ export const lotsFamily: JobFamily = {
       });
     });
   },
+
+  // From no lots to one per investment: stale statistics would send the
+  // application's lot queries to sequential scans (seen in the rehearsal).
+  grows: ['TaxLot'],
 
   // The lots it created: a revert deletes those still as made.
   revertible: { TaxLot: { columns: { quantity: 'numeric', remainingQuantity: 'numeric', costBasisPerUnit: 'numeric' }, deletable: true, hasUpdatedAt: true } },

@@ -108,6 +108,13 @@ export interface JobFamily {
    * back from the run's audit entries (only those). Default none.
    */
   revertible?: Record<string, RevertibleTable>;
+  /**
+   * Tables the family's work fills with many new rows (a lot per
+   * investment): while it runs, the workers keep their planner statistics
+   * fresh (see TableStatsKeeper), so that the application's queries on them
+   * keep their plans. Default none.
+   */
+  grows?: readonly string[];
   /** What work the database still needs, by check: counts and a sample of offending ids. */
   audit?: (prisma: PrismaClient) => Promise<AuditFinding[]>;
   /**
