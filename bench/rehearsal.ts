@@ -144,12 +144,11 @@ async function stopWorkers(workers: ChildProcess[]): Promise<void> {
  */
 export async function rehearse(options: RehearsalOptions): Promise<RehearsalReport> {
   const say = options.say ?? (() => undefined);
-  const pause = (ms: number) =>
-    new Promise<void>((resolve, reject) => {
-      options.signal?.throwIfAborted();
-      const timer = setTimeout(resolve, ms);
-      options.signal?.addEventListener('abort', () => (clearTimeout(timer), reject(options.signal!.reason as Error)), { once: true });
-    });
+  const pause = async (ms: number) => {
+    options.signal?.throwIfAborted();
+    await new Promise((resolve) => setTimeout(resolve, ms));
+    options.signal?.throwIfAborted();
+  };
   const investments = options.investments ?? 200_000;
   const rate = options.rate ?? 200;
   const tag = randomBytes(4).toString('hex');
@@ -180,7 +179,7 @@ export async function rehearse(options: RehearsalOptions): Promise<RehearsalRepo
     traffic.start();
     cleanups.unshift(() => traffic.stop());
     say(`application traffic at ${rate} requests/s; baseline for ${options.baselineSeconds ?? 60} s`);
-    await pause((options.baselineSeconds ?? 60) * 1000);
+    for (const until = Date.now() + (options.baselineSeconds ?? 60) * 1000; Date.now() < until;) await pause(Math.min(500, until - Date.now()));
     const baselineWindow = traffic.closeWindow('baseline');
     const baseline = report('baseline', baselineWindow, baselineWindow.all.p99Ms, { lockWaitersMax: 0, throttled: false }, null);
     const baselineP99 = baselineWindow.all.p99Ms;
@@ -226,16 +225,20 @@ export async function rehearse(options: RehearsalOptions): Promise<RehearsalRepo
     }
     for (const family of FAMILY_ORDER) {
       await step(`${family.name} (fleet)`, family.name, async () => {
+        // The producer in a process of its own, as an operator runs it: in
+        // this one it would hold up the application's requests.
         const started = Date.now();
-        const { runId, added, alreadyQueued } = await fleet.enqueue(family, { kind: 'all' }, { origin: 'rehearsal' });
-        if (!runId) return { jobs: 0, perSecond: 0 };
+        const producer = spawn(process.execPath, [path.join(PROJECT_ROOT, 'bin', 'tys.js'), 'enqueue', family.name, '--all'], { env, cwd: PROJECT_ROOT });
+        let output = '';
+        producer.stdout.on('data', (chunk) => (output += chunk));
+        const code = await new Promise<number | null>((resolve) => producer.on('close', resolve));
+        const runId = /^run (\S+):/m.exec(output)?.[1];
+        if (code !== 0 || !runId) throw new Error(`tys enqueue ${family.name} ended with ${code}: ${output.trim()}`);
         for (;;) {
           const run = await fleet.runs.get(runId);
-          if (run?.finishedAt) break;
+          if (run?.finishedAt) return { jobs: run.total, perSecond: Math.round(run.total / ((Date.now() - started) / 1000)) };
           await pause(200);
         }
-        const jobs = added + alreadyQueued;
-        return { jobs, perSecond: Math.round(jobs / ((Date.now() - started) / 1000)) };
       });
     }
     await step('validate constraints', null, async () => {
