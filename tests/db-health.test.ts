@@ -20,11 +20,26 @@ describe('database health: the write-latency rule', () => {
     await db?.drop();
   });
 
+  it('holds every family while a trivial query takes longer than the probe limit: the server is short of CPU', async () => {
+    const health = new DbHealth({ prisma: db.prisma, redis: fleet.context.redis, prefix: fleet.prefix, log: pino({ level: 'silent' }) }, ['lots'], {
+      probeMs: 0.001,
+    });
+    await health.sample();
+    expect(health.reason('lots')).toMatch(/^a trivial query took \d+ ms \(limit 0\.001 ms\): the server is short of CPU$/);
+    expect(await throttleReasons(fleet.context.redis, fleet.prefix, ['lots'])).toEqual({ lots: health.reason('lots') });
+    const relaxed = new DbHealth({ prisma: db.prisma, redis: fleet.context.redis, prefix: fleet.prefix, log: pino({ level: 'silent' }) }, ['lots'], {
+      probeMs: 60_000,
+    });
+    await relaxed.sample();
+    expect(relaxed.reason('lots')).toBeNull();
+  });
+
   it('holds a family whose writes got 20% slower than its baseline (and slower by the floor), and lets it go when they are not', async () => {
     let now = 1_000_000;
     vi.spyOn(Date, 'now').mockImplementation(() => now);
     const health = new DbHealth({ prisma: db.prisma, redis: fleet.context.redis, prefix: fleet.prefix, log: pino({ level: 'silent' }) }, ['lots', 'alerts'], {
       baselineMs: 1_000,
+      probeMs: 60_000,
     });
     health.recordLatencies(
       'lots',
@@ -75,6 +90,7 @@ describe('database health: the replica-lag rule', () => {
   it('holds the fleet while a real replica falls behind, and lets it go when the replica catches up', async () => {
     const health = new DbHealth({ prisma: db.prisma, redis: fleet.context.redis, prefix: fleet.prefix, log: pino({ level: 'silent' }), replica }, ['lots'], {
       replicaLagMs: 500,
+      probeMs: 60_000,
     });
     await pair.query('primary', 'CREATE TABLE app_writes (n int)');
     await until(
@@ -103,6 +119,7 @@ describe('database health: the replica-lag rule', () => {
     const log = pino({ level: 'warn' }, { write: (line: string) => void warnings.push(JSON.parse(line).msg) });
     try {
       const health = new DbHealth({ prisma: db.prisma, redis: fleet.context.redis, prefix: fleet.prefix, log, replica: primary }, ['lots'], {
+        probeMs: 60_000,
         replicaLagMs: 0,
       });
       await health.sample();

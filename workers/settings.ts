@@ -20,6 +20,7 @@ const WORKER_SETTINGS = {
   TYS_THROTTLE_LATENCY_FLOOR_MS: optional(integer(0, MAX_MS)),
   TYS_THROTTLE_BASELINE_MS: optional(integer(1_000, MAX_MS)),
   TYS_THROTTLE_REPLICA_LAG_MS: optional(integer(0, MAX_MS)),
+  TYS_THROTTLE_PROBE_MS: optional(integer(1, MAX_MS)),
   TYS_REPLICA_URL: optional(url(['postgres:', 'postgresql:'])),
 } satisfies z.ZodRawShape;
 
@@ -54,6 +55,7 @@ export function workerSettings(env: NodeJS.ProcessEnv = process.env): WorkerSett
             latencyFloorMs: s.TYS_THROTTLE_LATENCY_FLOOR_MS,
             baselineMs: s.TYS_THROTTLE_BASELINE_MS,
             replicaLagMs: s.TYS_THROTTLE_REPLICA_LAG_MS,
+            probeMs: s.TYS_THROTTLE_PROBE_MS,
           },
     replicaUrl: s.TYS_REPLICA_URL,
   };

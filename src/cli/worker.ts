@@ -44,6 +44,8 @@ nothing fails) and take jobs again once it is not; tys status says why.
   TYS_THROTTLE_LATENCY_RATIO    p95 of the family's writes over the last
                                 10 s against its baseline (default 1.2)
   TYS_THROTTLE_LATENCY_FLOOR_MS ...and at least this much above it (default 20)
+  TYS_THROTTLE_PROBE_MS         the longest a trivial query (SELECT 1) may
+                                take: the server is short of CPU (default 50)
   TYS_THROTTLE_BASELINE_MS      the first writes that make the baseline
                                 (default 60000)
   TYS_REPLICA_URL               a replica of the database (postgres://...):

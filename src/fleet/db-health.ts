@@ -23,6 +23,14 @@ export interface ThrottleThresholds {
   holdMs: number;
   /** How far a replica may fall behind, in ms, when one is watched (TYS_THROTTLE_REPLICA_LAG_MS). Default 10,000. */
   replicaLagMs: number;
+  /**
+   * The longest a trivial query (`SELECT 1`, the median of three) may take,
+   * in ms (TYS_THROTTLE_PROBE_MS). Default 50. It is what every query of the
+   * application waits before its own work when the server has no CPU to
+   * spare: the family's write latency cannot show that when the fleet's own
+   * load is its baseline.
+   */
+  probeMs: number;
 }
 
 export const DEFAULT_THROTTLE: ThrottleThresholds = {
@@ -33,6 +41,7 @@ export const DEFAULT_THROTTLE: ThrottleThresholds = {
   baselineMs: 60_000,
   holdMs: 1_000,
   replicaLagMs: 10_000,
+  probeMs: 50,
 };
 
 /**
@@ -151,6 +160,13 @@ export class DbHealth {
         SELECT count(*) FILTER (WHERE wait_event_type = 'Lock' AND datname = current_database()) AS waiters,
                count(*) AS connections, current_setting('max_connections')::int AS max
           FROM pg_stat_activity`;
+      const probes: number[] = [];
+      for (let i = 0; i < 3; i += 1) {
+        const started = performance.now();
+        await this.deps.prisma.$queryRaw`SELECT 1`;
+        probes.push(performance.now() - started);
+      }
+      const probeMs = probes.sort((a, b) => a - b)[1]!;
       const waiters = Number(row!.waiters);
       const share = Number(row!.connections) / row!.max;
       this.databaseUnreachable = false;
@@ -162,7 +178,9 @@ export class DbHealth {
             ? `${Number(row!.connections)} of ${row!.max} connections in use`
             : lagMs !== null && lagMs > t.replicaLagMs
               ? `replica ${(lagMs / 1000).toFixed(1)} s behind (limit ${(t.replicaLagMs / 1000).toFixed(1)} s)`
-              : null;
+              : probeMs > t.probeMs
+                ? `a trivial query took ${Math.round(probeMs)} ms (limit ${t.probeMs} ms): the server is short of CPU`
+                : null;
     } catch (error) {
       // A database that does not answer is the workers' own concern (their jobs retry); not a reason to hold.
       if (!this.databaseUnreachable) this.deps.log.warn({ err: error }, 'could not read database health (said once until it answers)');
