@@ -26,7 +26,9 @@ export interface RehearsalOptions {
   baselineSeconds?: number;
   /** Worker processes. Default 1. */
   workers?: number;
-  /** Keep the scratch database afterwards. Default false. */
+  /** Each run's pace (`tys enqueue --rate`), like 500/1s. Default none: as fast as the workers and throttling allow. */
+  fleetRate?: string;
+  /** Keep the scratch database and the run's Redis keys afterwards. Default false. */
   keep?: boolean;
   /** Stops the rehearsal between two looks at its progress; what it made is removed all the same. */
   signal?: AbortSignal;
@@ -37,7 +39,8 @@ export interface StepReport {
   step: string;
   seconds: number;
   app: { requests: number; p50Ms: number; p99Ms: number; p99VsBaseline: number; errors: number; errorRate: number; sampleErrors: string[] };
-  fleet: { jobs: number; perSecond: number } | null;
+  /** The run's jobs, its rate from enqueue to end, and its jobs that failed. */
+  fleet: { jobs: number; perSecond: number; failed: number } | null;
   /** The most sessions seen waiting on a lock at once (pg_stat_activity, sampled every 100 ms). */
   lockWaitersMax: number;
   /** Whether the workers held back on the database's health during the step. */
@@ -47,6 +50,7 @@ export interface StepReport {
 export interface RehearsalReport {
   investments: number;
   rate: number;
+  fleetRate: string | null;
   baseline: StepReport;
   steps: StepReport[];
   /** The final checks: every investment, the application's own included. */
@@ -194,7 +198,7 @@ export async function rehearse(options: RehearsalOptions): Promise<RehearsalRepo
       steps.push(result);
       say(
         `${name.padEnd(44)} app p99 ${result.app.p99Ms} ms (x${result.app.p99VsBaseline}), errors ${result.app.errors}` +
-          (fleet ? `, fleet ${fleet.perSecond}/s` : '') +
+          (fleet ? `, fleet ${fleet.perSecond}/s${fleet.failed ? ` (${fleet.failed} FAILED)` : ''}` : '') +
           `, lock waiters max ${result.lockWaitersMax}${result.throttled ? ', throttled' : ''}`,
       );
     };
@@ -210,6 +214,7 @@ export async function rehearse(options: RehearsalOptions): Promise<RehearsalRepo
     const fleet = await openFleet(config);
     cleanups.unshift(async () => {
       await fleet.close();
+      if (options.keep) return;
       for (let cursor = '0'; ;) {
         const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 1000);
         if (keys.length > 0) await redis.del(...keys);
@@ -228,7 +233,8 @@ export async function rehearse(options: RehearsalOptions): Promise<RehearsalRepo
         // The producer in a process of its own, as an operator runs it: in
         // this one it would hold up the application's requests.
         const started = Date.now();
-        const producer = spawn(process.execPath, [path.join(PROJECT_ROOT, 'bin', 'tys.js'), 'enqueue', family.name, '--all'], { env, cwd: PROJECT_ROOT });
+        const args = ['enqueue', family.name, '--all', ...(options.fleetRate ? ['--rate', options.fleetRate] : [])];
+        const producer = spawn(process.execPath, [path.join(PROJECT_ROOT, 'bin', 'tys.js'), ...args], { env, cwd: PROJECT_ROOT });
         let output = '';
         producer.stdout.on('data', (chunk) => (output += chunk));
         const code = await new Promise<number | null>((resolve) => producer.on('close', resolve));
@@ -236,7 +242,7 @@ export async function rehearse(options: RehearsalOptions): Promise<RehearsalRepo
         if (code !== 0 || !runId) throw new Error(`tys enqueue ${family.name} ended with ${code}: ${output.trim()}`);
         for (;;) {
           const run = await fleet.runs.get(runId);
-          if (run?.finishedAt) return { jobs: run.total, perSecond: Math.round(run.total / ((Date.now() - started) / 1000)) };
+          if (run?.finishedAt) return { jobs: run.total, perSecond: Math.round(run.total / ((Date.now() - started) / 1000)), failed: run.failed };
           await pause(200);
         }
       });
@@ -252,6 +258,7 @@ export async function rehearse(options: RehearsalOptions): Promise<RehearsalRepo
     return {
       investments,
       rate,
+      fleetRate: options.fleetRate ?? null,
       baseline,
       steps,
       verify: {
@@ -273,7 +280,7 @@ export function reportTable(result: RehearsalReport): string {
   const rows = [result.baseline, ...result.steps].map(
     (s) =>
       `| ${s.step} | ${s.seconds} | ${s.app.requests} | ${s.app.p99Ms} | ${s.step === 'baseline' ? '1.00' : s.app.p99VsBaseline.toFixed(2)} | ${s.app.errors} | ${
-        s.fleet ? `${s.fleet.jobs} at ${s.fleet.perSecond}/s` : '-'
+        s.fleet ? `${s.fleet.jobs} at ${s.fleet.perSecond}/s${s.fleet.failed ? `, ${s.fleet.failed} failed` : ''}` : '-'
       } | ${s.lockWaitersMax} | ${s.throttled ? 'yes' : 'no'} |`,
   );
   return [

@@ -1,4 +1,4 @@
-// npm run rehearse -- [--investments 200000] [--rate 200] [--baseline 60] [--workers 1] [--json rehearsal.json] [--keep]
+// npm run rehearse -- [--investments 200000] [--rate 200] [--baseline 60] [--workers 1] [--fleet-rate 500/1s] [--json rehearsal.json] [--keep]
 //
 // The whole migration of a scratch MVP database while the application's
 // traffic flows (see bench/rehearsal.ts), printed as a table per step and
@@ -15,6 +15,7 @@ const { values } = parseArgs({
     workers: { type: 'string', default: '1' },
     json: { type: 'string', default: 'rehearsal.json' },
     keep: { type: 'boolean', default: false },
+    'fleet-rate': { type: 'string' },
   },
 });
 const numbers = { investments: Number(values.investments), rate: Number(values.rate), baseline: Number(values.baseline), workers: Number(values.workers) };
@@ -37,6 +38,7 @@ const result = await rehearse({
   baselineSeconds: numbers.baseline,
   workers: numbers.workers,
   keep: values.keep,
+  fleetRate: values['fleet-rate'],
   say: (line) => process.stderr.write(`${line}\n`),
 });
 console.log(reportTable(result));
@@ -46,4 +48,6 @@ console.log(
 );
 writeFileSync(values.json, `${JSON.stringify(result, null, 2)}\n`);
 console.log(`written to ${values.json}`);
-process.exit(result.verify.lots.ok && result.verify.constraintsLeft === 0 ? 0 : 1);
+const failedJobs = result.steps.reduce((sum, step) => sum + (step.fleet?.failed ?? 0), 0);
+if (failedJobs > 0) console.log(`${failedJobs} jobs failed: tys status --run ID names their reasons`);
+process.exit(result.verify.lots.ok && result.verify.constraintsLeft === 0 && failedJobs === 0 ? 0 : 1);

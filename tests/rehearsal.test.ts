@@ -6,7 +6,15 @@ import { adminUrl } from './support/server.js';
 
 describe('an online rehearsal, small', () => {
   it('the application keeps working through every step, and every investment verifies at the end, those it changed during the run included', async () => {
-    const result = await rehearse({ serverUrl: adminUrl(), redisUrl: REDIS_URL, investments: 3_000, rate: 25, baselineSeconds: 3, workers: 1 });
+    const result = await rehearse({
+      serverUrl: adminUrl(),
+      redisUrl: REDIS_URL,
+      investments: 3_000,
+      rate: 25,
+      baselineSeconds: 3,
+      workers: 1,
+      fleetRate: '2000/1s',
+    });
     expect(result.steps.map((step) => step.step)).toEqual([
       ...listMigrationFiles().map((m) => `migrate ${m.name}`),
       'constraints (fleet)',
@@ -14,7 +22,10 @@ describe('an online rehearsal, small', () => {
       'corporate-actions (fleet)',
       'validate constraints',
     ]);
-    for (const step of [result.baseline, ...result.steps]) expect(step.app.errors, `${step.step}: ${step.app.sampleErrors.join('; ')}`).toBe(0);
+    for (const step of [result.baseline, ...result.steps]) {
+      expect(step.app.errors, `${step.step}: ${step.app.sampleErrors.join('; ')}`).toBe(0);
+      expect(step.fleet?.failed ?? 0, step.step).toBe(0);
+    }
     expect(result.baseline.app.requests).toBeGreaterThan(30);
     expect(result.steps.reduce((sum, step) => sum + step.app.requests, 0)).toBeGreaterThan(50);
     // The seed's broken quantities were fixed, then every investment got its lots, the application's own among them.

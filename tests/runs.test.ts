@@ -1,6 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { reconcileRuns } from '../src/fleet/run-reconciler.js';
 import { newRunId } from '../src/fleet/runs.js';
+import { RunPacer } from '../src/fleet/run-pace.js';
+import { lotsFamily } from '../src/families/lots.js';
 import { createTestDatabase, type TestDatabase } from './support/databases.js';
 import { testFleet } from './support/fleet.js';
 
@@ -50,5 +52,22 @@ describe('runs: the Redis side, the Postgres side, and the step between', () => 
     await runs.record([{ runId, jobId: 'lots-x', outcome: 'completed' }]);
     expect(await runs.counters(runId)).toMatchObject({ failed: 0, completed: 1 });
     expect(await db.prisma.fleetRun.findUniqueOrThrow({ where: { id: runId } })).toMatchObject({ status: 'COMPLETED', completed: 1, failed: 0 });
+  });
+
+  it('paces a run at rates whose slots fall between milliseconds (400/1s: 2.5 ms apart), every job getting a later slot', async () => {
+    const runId = newRunId();
+    const queue = fleet.context.queue(lotsFamily);
+    const pacer = new RunPacer(fleet.context.redis, fleet.prefix);
+    const waits: number[] = [];
+    for (let i = 0; i < 41; i += 1) {
+      const job = await queue.add(lotsFamily.name, { runId, key: `k${i}` }, { jobId: `paced-${i}` });
+      waits.push(await pacer.waitFor(job, runId, 1_000 / 400));
+    }
+    // Reserving took less than the 102.5 ms that 41 slots 2.5 ms apart span: the last slot lies ahead.
+    expect(waits.every((wait) => wait >= 0)).toBe(true);
+    expect(waits[40]).toBeGreaterThan(0);
+    // The next free slot, 41 x 2.5 ms after the first, keeps its half millisecond.
+    expect(Number(await fleet.context.redis.get(`${fleet.prefix}:runs:${runId}:next-start`)) % 1).toBe(0.5);
+    await queue.obliterate({ force: true });
   });
 });

@@ -9,7 +9,8 @@ const RESERVE = `
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local slot = math.max(now, tonumber(redis.call('GET', KEYS[1]) or '0'))
-redis.call('SET', KEYS[1], slot + tonumber(ARGV[1]), 'PX', math.max(60000, slot - now + 60000))
+-- Slots may fall between milliseconds (500/1s is 2.5 ms apart); an expiry may not.
+redis.call('SET', KEYS[1], slot + tonumber(ARGV[1]), 'PX', math.ceil(math.max(60000, slot - now + 60000)))
 return slot - now`;
 
 /** Where a job keeps its reserved start, in its progress field: visible on the board. */
