@@ -1,5 +1,6 @@
 import type { Logger } from 'pino';
 import { provesLoss } from './redis-marker.js';
+import { repeat } from './repeat.js';
 import type { RunProgress } from './run-progress.js';
 import type { RunStore } from './runs.js';
 
@@ -57,7 +58,6 @@ export interface RunReconcilerOptions {
  * progress.
  */
 export function startRunReconciler(runs: RunStore, log: Logger, options: RunReconcilerOptions = {}): { stop(): Promise<void> } {
-  let running: Promise<void> = Promise.resolve();
   const tick = async () => {
     try {
       const { running: going, ...counts } = await reconcileRuns(runs);
@@ -67,15 +67,5 @@ export function startRunReconciler(runs: RunStore, log: Logger, options: RunReco
       log.warn({ err: error }, 'could not reconcile run records; trying again');
     }
   };
-  running = tick();
-  const timer = setInterval(() => {
-    running = running.then(tick);
-  }, options.intervalMs ?? 5_000);
-  timer.unref();
-  return {
-    async stop() {
-      clearInterval(timer);
-      await running;
-    },
-  };
+  return repeat(tick, options.intervalMs ?? 5_000, { immediately: true });
 }

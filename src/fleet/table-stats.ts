@@ -1,5 +1,6 @@
 import type { Logger } from 'pino';
 import { Prisma, type PrismaClient } from '../db/prisma.js';
+import { repeat } from './repeat.js';
 
 export interface TableStatsOptions {
   /** How often, in ms, the tables' change counts are read. Default 5,000. */
@@ -58,22 +59,11 @@ export function startTableStatsKeeper(
   options: TableStatsOptions = {},
 ): { stop(): Promise<void> } {
   if (tables.length === 0) return { stop: () => Promise.resolve() };
-  let running = Promise.resolve();
-  const tick = async () => {
+  return repeat(async () => {
     try {
       await refreshTableStats(prisma, tables, log, options);
     } catch (error) {
       log.warn({ err: error }, 'could not refresh table statistics; trying again');
     }
-  };
-  const timer = setInterval(() => {
-    running = running.then(tick);
   }, options.intervalMs ?? 5_000);
-  timer.unref();
-  return {
-    async stop() {
-      clearInterval(timer);
-      await running;
-    },
-  };
 }
