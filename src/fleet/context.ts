@@ -48,7 +48,7 @@ export interface OpenFleetOptions {
   readOnly?: boolean;
   /** Default `command`. */
   role?: FleetRole;
-  /** Postgres connections the process may open. Default: Prisma's (twice the cores plus one). */
+  /** Postgres connections the process may open. Default 10 (createPrisma's). */
   poolSize?: number;
 }
 
