@@ -61,12 +61,12 @@ describe('one provider budget shared by two families in two worker processes', (
     expect(new Set(server.calls.map((c) => `${c.fn} ${c.symbol}`)).size).toBe(2 * TICKERS);
     // Any MAX + 1 consecutive calls span at least the window. The budget is kept
     // on Redis's clock and these times are the stand-in's, taken on arrival:
-    // request latency, which reaches tens of ms on a loaded 2-core machine, is
-    // allowed for (a tenth of the window: a budget that does not hold lets
+    // request latency, which passed 140 ms on a loaded 2-core machine, is
+    // allowed for (a quarter of the window: a budget that does not hold lets
     // calls through milliseconds apart).
     const times = server.calls.map((c) => c.at).sort((a, b) => a - b);
     for (let i = 0; i + MAX < times.length; i += 1) {
-      expect(times[i + MAX]! - times[i]!, `calls ${i}..${i + MAX}`).toBeGreaterThanOrEqual(WINDOW_MS - 100);
+      expect(times[i + MAX]! - times[i]!, `calls ${i}..${i + MAX}`).toBeGreaterThanOrEqual(WINDOW_MS - 250);
     }
     expect(await db.prisma.priceAlert.count({ where: { triggered: true } })).toBe(TICKERS);
     expect(await db.prisma.investment.count({ where: { sector: 'HEALTHCARE' } })).toBe(TICKERS);
