@@ -2,6 +2,7 @@ import type { Redis } from 'ioredis';
 import type pg from 'pg';
 import type { Logger } from 'pino';
 import type { PrismaClient } from '../db/prisma.js';
+import { repeat } from './repeat.js';
 
 /** When the fleet slows down for the database's sake. Every threshold has a default; each is a setting. */
 export interface ThrottleThresholds {
@@ -82,8 +83,7 @@ export class DbHealth {
   private readonly latencies = new Map<string, { firstAt: number; baseline: number[]; baselineP95: number | null; recent: { at: number; ms: number }[] }>();
   private readonly reasons = new Map<string, string>();
   private serverReason: string | null = null;
-  private timer: NodeJS.Timeout | null = null;
-  private sampling: Promise<void> = Promise.resolve();
+  private looking: { stop(): Promise<void> } | null = null;
 
   private warnedNotReplica = false;
   private replicaUnreachable = false;
@@ -123,10 +123,7 @@ export class DbHealth {
   }
 
   start(): void {
-    this.timer = setInterval(() => {
-      this.sampling = this.sampling.then(() => this.sample());
-    }, SAMPLE_EVERY_MS);
-    this.timer.unref();
+    this.looking = repeat(() => this.sample(), SAMPLE_EVERY_MS);
   }
 
   /** The replica's lag in ms, or null without a replica to watch. A replica that does not answer counts as no lag: its own monitoring says so. */
@@ -148,8 +145,7 @@ export class DbHealth {
   }
 
   async stop(): Promise<void> {
-    if (this.timer) clearInterval(this.timer);
-    await this.sampling;
+    await this.looking?.stop();
   }
 
   /** One look at the database and at the recent writes. */
