@@ -11,14 +11,22 @@ import { runChaos, type ChaosReport } from './chaos/scenario.js';
  */
 /** Fixed in CI so that a failure can be replayed (npm run chaos -- --seed S); TYS_CHAOS_SEED overrides it. */
 const SEED = Number(process.env.TYS_CHAOS_SEED || 20261127);
+const INVESTMENTS = 3_000;
 
 describe('chaos', () => {
   let report: ChaosReport;
   beforeAll(async () => {
-    console.log(`chaos seed ${SEED} (replay: npm run chaos -- --investments 5000 --workers 3 --seed ${SEED})`);
-    report = await runChaos({ investments: 5_000, workers: 3, seed: SEED, log: () => undefined });
-    console.log(formatReport(report));
-  }, 300_000);
+    console.log(`chaos seed ${SEED} (replay: npm run chaos -- --investments ${INVESTMENTS} --workers 3 --fault-every 500-1500 --seed ${SEED})`);
+    // The scenario's own progress, printed whether it passes or not: a slow or
+    // stuck phase shows where it was.
+    const progress: string[] = [];
+    try {
+      report = await runChaos({ investments: INVESTMENTS, workers: 3, seed: SEED, timeoutMs: 480_000, log: (line) => progress.push(line) });
+      console.log(formatReport(report));
+    } finally {
+      console.log(progress.join('\n'));
+    }
+  }, 600_000);
 
   it('converges to exactly the expected database through every kind of fault', () => {
     expect(report.seed).toBe(SEED);

@@ -36,6 +36,11 @@ export interface ChaosOptions {
   log?: (line: string) => void;
   /** A directory for every worker's whole output. Default none. */
   logDir?: string;
+  /**
+   * Time the whole scenario may take, in ms. Past it the scenario fails naming
+   * what it was waiting for, and still cleans up. Default 20 minutes.
+   */
+  timeoutMs?: number;
 }
 
 export interface PhaseFigures {
@@ -93,6 +98,8 @@ export async function runChaos(options: ChaosOptions = {}): Promise<ChaosReport>
   const random = seededRandom(seed);
   const log = options.log ?? (() => undefined);
   const started = Date.now();
+  const deadline = started + (options.timeoutMs ?? 20 * 60_000);
+  const timeLeft = () => Math.max(0, deadline - Date.now());
   const say = (line: string) => log(`[${((Date.now() - started) / 1000).toFixed(1)}s] ${line}`);
   const secrets = { apiKey: `av-${randomBytes(12).toString('hex')}`, password: `dash-${randomBytes(12).toString('hex')}` };
   const database = `tys_chaos_${randomBytes(5).toString('hex')}`;
@@ -159,13 +166,13 @@ export async function runChaos(options: ChaosOptions = {}): Promise<ChaosReport>
     let producerRetries = 0;
     const producerOutput: string[] = [];
     const enqueue = async (family: string): Promise<string> => {
-      for (const deadline = Date.now() + 120_000; ;) {
+      for (const giveUp = Date.now() + Math.min(120_000, timeLeft()); ;) {
         const result = await runTys(['enqueue', family, '--all'], env);
         producerOutput.push(result.stdout, result.stderr);
         const runId = /^run (\S+):/m.exec(result.stdout)?.[1];
         if (result.code === 0 && runId) return runId;
         producerRetries += 1;
-        if (Date.now() > deadline) throw new Error(`tys enqueue ${family} kept failing: ${result.stderr.trim()}`);
+        if (Date.now() > giveUp) throw new Error(`tys enqueue ${family} kept failing: ${result.stderr.trim()}`);
         say(`enqueue ${family} failed (${result.stderr.trim().split('\n')[0]}); again`);
       }
     };
@@ -179,7 +186,7 @@ export async function runChaos(options: ChaosOptions = {}): Promise<ChaosReport>
           view = await runs.get(runId).catch(() => null);
           return Boolean(view?.finishedAt);
         },
-        600_000,
+        timeLeft(),
         200,
       );
       finished.push(view!);
@@ -198,7 +205,7 @@ export async function runChaos(options: ChaosOptions = {}): Promise<ChaosReport>
         if (rounds <= faultRounds) injector.start();
         const runIds = await Promise.all(phase.families.map(enqueue));
         say(`${phase.families.join(', ')}: round ${rounds}, runs ${runIds.join(' ')}`);
-        const restart = phase.redisRestart && rounds === 1 ? restartRedisMidRun(prisma, injector, data.investments) : null;
+        const restart = phase.redisRestart && rounds === 1 ? restartRedisMidRun(prisma, injector, data.investments, timeLeft()) : null;
         const views = await Promise.all(runIds.map(waitForEnd));
         await restart;
         await injector.stop();
@@ -262,8 +269,8 @@ export async function runChaos(options: ChaosOptions = {}): Promise<ChaosReport>
 }
 
 /** Restarts Redis once about a third of the lots exist: every queued job and run counter is lost mid-run. */
-async function restartRedisMidRun(prisma: PrismaClient, injector: FaultInjector, investments: number): Promise<void> {
-  await until('a third of the lots', async () => (await prisma.taxLot.count().catch(() => 0)) >= investments / 3, 600_000, 100);
+async function restartRedisMidRun(prisma: PrismaClient, injector: FaultInjector, investments: number, timeoutMs: number): Promise<void> {
+  await until('a third of the lots', async () => (await prisma.taxLot.count().catch(() => 0)) >= investments / 3, timeoutMs, 100);
   await injector.inject('redis-restart');
 }
 
