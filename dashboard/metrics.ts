@@ -6,7 +6,7 @@ import type { AuditWatch } from './audit-watch.js';
 import { throttleReasons } from '../src/fleet/db-health.js';
 import { AlphaVantage } from '../src/market/alpha-vantage.js';
 import { MarketGateway } from '../src/market/gateway.js';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../src/redis/connection.js';
 
 const STATES = ['waiting', 'active', 'delayed', 'completed', 'failed', 'prioritized'] as const;
 
@@ -34,7 +34,7 @@ export function createMetricsRegistry(deps: {
   prisma: PrismaClient;
   metrics: FleetMetrics;
   audits: AuditWatch;
-  redis: Redis;
+  redis: RedisClient;
   prefix: string;
 }): {
   render(): Promise<string>;

@@ -99,15 +99,17 @@ export async function createDashboard(options: DashboardOptions): Promise<Dashbo
   // Requests fail fast while Redis is away (no offline queue), but a
   // long-running dashboard keeps reconnecting until it is back.
   const fleet = await openFleet(config, { role: 'server', poolSize: 5 });
-  const { redis, prisma, runs } = fleet;
-  redis.on('error', (error) => log.warn({ err: error.message }, 'redis connection error'));
+  const { redis, prisma, runs, layout } = fleet;
+  redis.on('error', (error: Error) => log.warn({ err: error.message }, 'redis connection error'));
   const queues = new Map<string, Queue>();
-  for (const name of [...families.map((f) => f.name), ...AUXILIARY_QUEUES]) {
-    queues.set(name, new FleetQueue(name, { connection: redis, prefix: config.queuePrefix, skipMetasUpdate: true }));
-  }
-  const runProgress = new RunProgress(redis, config.queuePrefix);
+  const named = [
+    ...families.map((f) => ({ name: f.name, prefix: layout.family(f.name) })),
+    ...AUXILIARY_QUEUES.map((name) => ({ name, prefix: layout.shared })),
+  ];
+  for (const { name, prefix } of named) queues.set(name, new FleetQueue(name, { connection: redis, prefix, skipMetasUpdate: true }));
+  const runProgress = new RunProgress(redis, layout.shared);
   const scheduleRows = async (queue: Queue): Promise<ScheduleRow[]> => {
-    const [schedulers, fired] = await Promise.all([queue.getJobSchedulers(0, -1, true), lastFirings(redis, config.queuePrefix)]);
+    const [schedulers, fired] = await Promise.all([queue.getJobSchedulers(0, -1, true), lastFirings(redis, layout.shared)]);
     return schedulers.map((s) => ({
       name: s.key,
       family: (s.template?.data as { family?: string } | undefined)?.family ?? '?',
@@ -116,16 +118,16 @@ export async function createDashboard(options: DashboardOptions): Promise<Dashbo
       lastFiring: fired[s.key],
     }));
   };
-  const audits = new AuditWatch(prisma, families, log, { intervalMs: options.auditRefreshMs, verifyContext: { redis, prefix: config.queuePrefix } });
+  const audits = new AuditWatch(prisma, families, log, { intervalMs: options.auditRefreshMs, verifyContext: { redis, prefix: layout.shared } });
   audits.start();
   const metrics = createMetricsRegistry({
     queues,
     families: families.map((f) => f.name),
     prisma,
-    metrics: new FleetMetrics(redis, config.queuePrefix),
+    metrics: new FleetMetrics(redis, layout.shared),
     audits,
     redis,
-    prefix: config.queuePrefix,
+    prefix: layout.shared,
   });
 
   const app = express();
@@ -170,7 +172,7 @@ export async function createDashboard(options: DashboardOptions): Promise<Dashbo
   });
   app.get('/runs', async (req, res, next) => {
     try {
-      const throttled = await throttleReasons(redis, config.queuePrefix, [...queues.keys()]);
+      const throttled = await throttleReasons(redis, layout.shared, [...queues.keys()]);
       const list = await runs.list({ limit: 50 });
       const running = list.filter((run) => !run.finishedAt);
       const progress = new Map(await Promise.all(running.map(async (run) => [run.id, await runProgress.read(run.id)] as const)));

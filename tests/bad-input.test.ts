@@ -115,7 +115,7 @@ describe('job payloads written straight into Redis', () => {
     }
     expect(await db.prisma.taxLot.count()).toBe(lotsBefore);
     expect(await db.prisma.fleetRun.findMany({ orderBy: { id: 'asc' } })).toEqual(before);
-    expect(await fleet.context.runs.counters(liveRun)).toMatchObject({ completed: 0, skipped: 0, failed: 0 });
+    expect(await fleet.context.runs.counters(lotsFamily.name, liveRun)).toMatchObject({ completed: 0, skipped: 0, failed: 0 });
     await workers.close();
   });
 });

@@ -74,7 +74,7 @@ describe('crashes and restarts', () => {
     expect(counts.active).toBe(0);
     expect(counts.waiting).toBeGreaterThan(0);
     // Every job that was active at SIGTERM finished: the lots in the database match the completed jobs.
-    expect(await lotCount(db)).toBe((await fleet.context.runs.counters(runId!))!.completed);
+    expect(await lotCount(db)).toBe((await fleet.context.runs.counters(lotsFamily.name, runId!))!.completed);
 
     fleet.startWorkers([lotsFamily]);
     const run = await fleet.waitForRun(runId!);

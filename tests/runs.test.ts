@@ -22,9 +22,9 @@ describe('runs: the Redis side, the Postgres side, and the step between', () => 
     const { runs } = fleet.context;
     const runId = newRunId();
     await runs.create(runId, 'lots', { kind: 'all' }, 'test');
-    await runs.markEnqueued(runId, 2, 0);
+    await runs.markEnqueued('lots', runId, 2, 0);
     // Counted in Redis only, as when Postgres was unreachable at the last outcome.
-    await runs.live.record([
+    await runs.live('lots').record([
       { runId, jobId: 'lots-a', outcome: 'completed' },
       { runId, jobId: 'lots-b', outcome: 'failed' },
     ]);
@@ -44,13 +44,13 @@ describe('runs: the Redis side, the Postgres side, and the step between', () => 
     const { runs } = fleet.context;
     const runId = newRunId();
     await runs.create(runId, 'lots', { kind: 'all' });
-    await runs.markEnqueued(runId, 1, 0);
-    await runs.record([{ runId, jobId: 'lots-x', outcome: 'failed' }]);
-    await runs.record([{ runId, jobId: 'lots-x', outcome: 'failed' }]);
-    expect(await runs.counters(runId)).toMatchObject({ failed: 1, completed: 0 });
+    await runs.markEnqueued('lots', runId, 1, 0);
+    await runs.record('lots', [{ runId, jobId: 'lots-x', outcome: 'failed' }]);
+    await runs.record('lots', [{ runId, jobId: 'lots-x', outcome: 'failed' }]);
+    expect(await runs.counters('lots', runId)).toMatchObject({ failed: 1, completed: 0 });
     expect(await db.prisma.fleetRun.findUniqueOrThrow({ where: { id: runId } })).toMatchObject({ status: 'FAILED' });
-    await runs.record([{ runId, jobId: 'lots-x', outcome: 'completed' }]);
-    expect(await runs.counters(runId)).toMatchObject({ failed: 0, completed: 1 });
+    await runs.record('lots', [{ runId, jobId: 'lots-x', outcome: 'completed' }]);
+    expect(await runs.counters('lots', runId)).toMatchObject({ failed: 0, completed: 1 });
     expect(await db.prisma.fleetRun.findUniqueOrThrow({ where: { id: runId } })).toMatchObject({ status: 'COMPLETED', completed: 1, failed: 0 });
   });
 

@@ -1,5 +1,5 @@
 import pg from 'pg';
-import type { FleetConfig } from '../src/config/env.js';
+import { redisTarget, type FleetConfig } from '../src/config/env.js';
 import type { MarketConfig } from '../src/config/market.js';
 import { createLogger } from '../src/log.js';
 import { redisAddress } from '../src/redis/connection.js';
@@ -56,7 +56,7 @@ export async function runWorkerProcess(config: FleetConfig, options: WorkerProce
     watchParent(() => stop('parent process exited'));
   });
   const fleet = await openFleet(config, { role: 'worker', poolSize: options.poolSize ?? 20 });
-  const ready = fleet.ready(() => log.warn({ redis: redisAddress(config.redisUrl) }, 'waiting for Redis'));
+  const ready = fleet.ready(() => log.warn({ redis: redisAddress(redisTarget(config)) }, 'waiting for Redis'));
   if ((await Promise.race([ready.then(() => 'ready'), stopRequested.then(() => 'stop')])) === 'stop') {
     await fleet.close();
     log.info('workers stopped before Redis could be reached');
@@ -72,7 +72,7 @@ export async function runWorkerProcess(config: FleetConfig, options: WorkerProce
     options.throttle === null
       ? undefined
       : new DbHealth(
-          { prisma: fleet.prisma, redis: fleet.redis, prefix: config.queuePrefix, log: log.child({ task: 'throttle' }), replica },
+          { prisma: fleet.prisma, redis: fleet.redis, prefix: fleet.layout.shared, log: log.child({ task: 'throttle' }), replica },
           options.families.map((f) => f.name),
           options.throttle,
         );
@@ -88,7 +88,7 @@ export async function runWorkerProcess(config: FleetConfig, options: WorkerProce
   });
   const scheduleRunner = fleet.startSchedules(options.knownFamilies ?? options.families, log.child({ queue: 'schedules' }));
   const tableStats = startTableStatsKeeper(fleet.prisma, [...new Set(options.families.flatMap((f) => f.grows ?? []))], log.child({ task: 'table-stats' }));
-  const reconciler = startRunReconciler(fleet.runs, log.child({ task: 'runs' }), { progress: new RunProgress(fleet.redis, config.queuePrefix) });
+  const reconciler = startRunReconciler(fleet.runs, log.child({ task: 'runs' }), { progress: new RunProgress(fleet.redis, fleet.layout.shared) });
   await Promise.all([...workers.workers, scheduleRunner].map((worker) => worker.waitUntilReady()));
   log.info({ families: options.families.map((f) => f.name), concurrency: options.concurrency, pid: process.pid }, 'workers started');
 

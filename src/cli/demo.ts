@@ -39,7 +39,7 @@ export const demoCommand = defineCommand({
       io.out(`seeded ${count} MVP investments`);
       const result = await fleet.enqueue(lotsFamily);
       io.out(`run ${result.runId}: added ${result.added} lot jobs`);
-      const outcome = await waitForRun(fleet.runs, result.runId!, io, { lineEveryMs: 1_000 });
+      const outcome = await waitForRun(fleet.runs, lotsFamily.name, result.runId!, io, { lineEveryMs: 1_000 });
       if (outcome.ended !== 'finished') {
         io.err('error: Redis lost the run');
         return 1;

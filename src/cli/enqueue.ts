@@ -97,7 +97,7 @@ export const enqueueCommand = defineCommand({
       let outcome: WaitResult;
       try {
         const queue = fleet.queue(family);
-        outcome = await waitForRun(fleet.runs, runId, io, {
+        outcome = await waitForRun(fleet.runs, family.name, runId, io, {
           timeoutMs,
           signal: stop.signal,
           workers: { family: family.name, count: () => queue.getWorkersCount() },

@@ -41,7 +41,7 @@ export class MovingRate {
  * on the way; or until the timeout, or the signal. A run whose counters
  * vanished ends as interrupted only when this Redis shows that it lost them.
  */
-export async function waitForRun(runs: RunStore, runId: string, io: CommandIo, options: WaitOptions = {}): Promise<WaitResult> {
+export async function waitForRun(runs: RunStore, family: string, runId: string, io: CommandIo, options: WaitOptions = {}): Promise<WaitResult> {
   const intervalMs = options.intervalMs ?? 250;
   const lineEveryMs = options.lineEveryMs ?? 5_000;
   const idleHintMs = options.idleHintMs ?? 15_000;
@@ -57,10 +57,10 @@ export async function waitForRun(runs: RunStore, runId: string, io: CommandIo, o
       endLine();
       return { ended: 'stopped', counters: last };
     }
-    const counters = await runs.counters(runId);
+    const counters = await runs.counters(family, runId);
     const now = Date.now();
     if (!counters) {
-      if ((await runs.liveness(runId)) === 'lost') {
+      if ((await runs.liveness(family, runId)) === 'lost') {
         await runs.markInterrupted(runId);
         endLine();
         return { ended: 'interrupted', counters: last };
@@ -79,7 +79,7 @@ export async function waitForRun(runs: RunStore, runId: string, io: CommandIo, o
         lastLine = now;
       }
       if (finished) {
-        await runs.finishIfDone(runId);
+        await runs.finishIfDone(family, runId);
         return { ended: 'finished', counters };
       }
     }

@@ -52,7 +52,7 @@ export const scheduleCommand = defineCommand({
     }
     const fleet = await openFleet(config);
     const redis = fleet.redis;
-    const queue = new Queue(SCHEDULES_QUEUE, { connection: redis, prefix: config.queuePrefix });
+    const queue = new Queue(SCHEDULES_QUEUE, { connection: redis, prefix: fleet.layout.shared });
     try {
       if (action === 'apply') {
         const report = await applySchedules(queue, redis, schedules);
@@ -74,7 +74,7 @@ export const scheduleCommand = defineCommand({
         return 0;
       }
       const list = await queue.getJobSchedulers(0, -1, true);
-      const fired = await lastFirings(redis, config.queuePrefix);
+      const fired = await lastFirings(redis, fleet.layout.shared);
       if (values.json) json({ schedules: list.map((s) => ({ ...s, lastFiring: fired[s.key] ?? null })) });
       else if (list.length === 0) io.out('no schedulers installed (tys schedule apply)');
       else {

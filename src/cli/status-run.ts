@@ -1,3 +1,4 @@
+import { redisLine } from '../config/target.js';
 import { families } from '../families/index.js';
 import { openFleet, type FleetContext } from '../fleet/context.js';
 import { throttleReasons } from '../fleet/db-health.js';
@@ -51,16 +52,18 @@ export async function showStatus({ values, positionals, config, target, json }: 
     if (values.run && !run) throw new UsageError(`tys status: no run ${values.run}`);
     // Runs are told lost only on evidence from their own Redis; a Redis
     // without any fleet data is most likely not the fleet's Redis at all.
-    const fleetData = await fleet.runs.hasFleetData([...families.map((f) => f.name), ...AUXILIARY_QUEUES]);
-    const { redis } = target;
-    if (!fleetData) io.err(`no fleet data in redis ${redis.host}:${redis.port} db ${redis.db} under prefix "${target.queuePrefix}": is REDIS_URL right?`);
+    const fleetData = await fleet.runs.hasFleetData(
+      families.map((f) => f.name),
+      AUXILIARY_QUEUES,
+    );
+    if (!fleetData) io.err(`no fleet data in redis ${redisLine(target)} under prefix "${target.queuePrefix}": is REDIS_URL right?`);
     const throttled = await throttleReasons(
       fleet.redis,
-      target.queuePrefix,
+      fleet.layout.shared,
       families.map((f) => f.name),
     );
     if (!values.json) for (const [family, reason] of Object.entries(throttled)) io.out(`throttled: ${family}: ${reason}`);
-    const quotaSpentSeconds = await MarketGateway.quotaSpentSeconds(fleet.redis, target.queuePrefix);
+    const quotaSpentSeconds = await MarketGateway.quotaSpentSeconds(fleet.redis, fleet.layout.shared);
     if (quotaSpentSeconds > 0 && !values.json) {
       io.out(`market-data provider: the key's daily quota is spent; metadata and alerts jobs are held until its reset in ${Math.ceil(quotaSpentSeconds)} s`);
     }

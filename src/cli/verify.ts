@@ -2,7 +2,9 @@ import { createPrisma } from '../db/prisma.js';
 import { verifySchema } from '../fleet/verify-schema.js';
 import { families } from '../families/index.js';
 import type { VerifyReport } from '../fleet/family.js';
+import { redisTarget } from '../config/env.js';
 import { connectProducer, producerConnection } from '../redis/connection.js';
+import { keyLayout } from '../redis/key-layout.js';
 import { defineCommand, UsageError, type CommandIo } from './command.js';
 import { requireFamily, wrapped } from './families.js';
 
@@ -43,11 +45,12 @@ export const verifyCommand = defineCommand({
     // What the fleet remembers in Redis (tickers the provider has no data for)
     // excuses rows; read only. The checks are the database's: without Redis
     // they still run, only stricter.
-    const redis = await connectProducer(producerConnection(config.redisUrl), config.redisUrl).catch((error: Error) => {
+    const target = redisTarget(config);
+    const redis = await connectProducer(producerConnection(target), target).catch((error: Error) => {
       io.err(`warning: ${error.message}; rows Redis would excuse (tickers without provider data) count as wrong`);
       return null;
     });
-    const context = redis ? { redis, prefix: config.queuePrefix } : undefined;
+    const context = redis ? { redis, prefix: keyLayout(config).shared } : undefined;
     try {
       const reports: (VerifyReport & { check: string })[] = [];
       for (const name of names) {

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import type { RedisTarget } from '../redis/connection.js';
 import { DEFAULT_DATABASE_URL } from './database-url.js';
 import { ConfigError, optional, readSettings, textSetting, url } from './settings.js';
 
@@ -8,13 +9,31 @@ export { ConfigError };
 export interface FleetConfig {
   /** Postgres connection string. Default: the local server, database `tys`. */
   databaseUrl: string;
-  /** Redis connection string. Default: redis://127.0.0.1:6379. */
+  /** Redis connection string. Default: redis://127.0.0.1:6379. Unused when `redisCluster` is set. */
   redisUrl: string;
   /**
-   * Prefix of every BullMQ key. Default `tys`. Wrap it in braces, such as
-   * `{tys}`, on Redis Cluster so that all keys of a queue share a slot.
+   * A Redis Cluster instead (REDIS_CLUSTER_NODES, REDIS_PASSWORD, REDIS_TLS).
+   * Default none: the one Redis of `redisUrl`.
+   */
+  redisCluster?: RedisTarget['cluster'];
+  /**
+   * Prefix of every key of the fleet. Default `tys`. On a Redis Cluster the
+   * fleet adds the hash tags itself (see keyLayout): braces here are dropped.
    */
   queuePrefix: string;
+}
+
+/** The Redis a configuration points at. */
+export function redisTarget(config: FleetConfig): RedisTarget {
+  return { url: config.redisUrl, cluster: config.redisCluster ?? null };
+}
+
+const NODE_PATTERN = /^([A-Za-z0-9.-]+|\[[0-9a-fA-F:]+\]):(\d{1,5})$/;
+
+function parseNodes(text: string): { host: string; port: number }[] | undefined {
+  const nodes = text.split(',').map((part) => NODE_PATTERN.exec(part.trim()));
+  if (nodes.some((match) => !match || Number(match[2]) < 1 || Number(match[2]) > 65_535)) return undefined;
+  return nodes.map((match) => ({ host: match![1]!.replace(/^\[|\]$/g, ''), port: Number(match![2]) }));
 }
 
 const PREFIX_PATTERN = /^[A-Za-z0-9_{}.-]{1,64}$/;
@@ -26,14 +45,23 @@ const FLEET_SETTINGS = {
       message: 'must name its database as a number (redis://host:port/3)',
     }),
   ),
+  REDIS_CLUSTER_NODES: optional(textSetting('must be host:port seed nodes separated by commas', parseNodes)),
+  // Never quoted: it is a secret.
+  REDIS_PASSWORD: optional(textSetting('must not be blank', (text) => text || undefined, { quote: false })),
+  REDIS_TLS: optional(textSetting('must be 1 or 0', (text) => (text === '1' ? true : text === '0' ? false : undefined))),
   TYS_QUEUE_PREFIX: optional(textSetting('must be 1-64 letters, digits, _ . - { } and no colon', (text) => (PREFIX_PATTERN.test(text) ? text : undefined))),
 } satisfies z.ZodRawShape;
 
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): FleetConfig {
   const settings = readSettings(FLEET_SETTINGS, env);
+  const nodes = settings.REDIS_CLUSTER_NODES;
+  if (!nodes && (settings.REDIS_PASSWORD || settings.REDIS_TLS)) {
+    throw new ConfigError('REDIS_PASSWORD and REDIS_TLS apply to REDIS_CLUSTER_NODES; for one Redis, put them in REDIS_URL (rediss://:password@host)');
+  }
   return {
     databaseUrl: settings.DATABASE_URL ?? DEFAULT_DATABASE_URL,
     redisUrl: settings.REDIS_URL ?? 'redis://127.0.0.1:6379',
+    ...(nodes ? { redisCluster: { nodes, password: settings.REDIS_PASSWORD, tls: settings.REDIS_TLS ?? false } } : {}),
     queuePrefix: settings.TYS_QUEUE_PREFIX ?? 'tys',
   };
 }

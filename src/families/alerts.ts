@@ -1,5 +1,5 @@
 import { Queue } from 'bullmq';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../redis/connection.js';
 import { Prisma } from '../db/prisma.js';
 import { auditRecord } from '../fleet/audit.js';
 import { DEFAULT_FAMILY_OPTIONS, eachItem, type HandlerContext, type ItemResult, type JobFamily } from '../fleet/family.js';
@@ -57,7 +57,7 @@ export function evaluateAlert(rule: AlertRule, price: Prisma.Decimal, position: 
   }
 }
 
-const notificationQueues = new WeakMap<Redis, Map<string, Queue>>();
+const notificationQueues = new WeakMap<RedisClient, Map<string, Queue>>();
 
 /** The queue the application's notifier reads: one job per triggered alert, its id the alert's. */
 function notifications(ctx: HandlerContext): Queue {

@@ -1,8 +1,9 @@
 import type { Queue } from 'bullmq';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../redis/connection.js';
 import pino, { type Logger } from 'pino';
-import type { FleetConfig } from '../config/env.js';
+import { redisTarget, type FleetConfig } from '../config/env.js';
 import { createPrisma, type PrismaClient } from '../db/prisma.js';
+import { keyLayout, type KeyLayout } from '../redis/key-layout.js';
 import { bookkeepingConnection, connectProducer, producerConnection, untilReady, workerConnection } from '../redis/connection.js';
 import type { JobData, JobFamily } from './family.js';
 import { enqueue, type EnqueueOptions, type EnqueueResult } from './producer.js';
@@ -21,7 +22,9 @@ import { startWorkers, type FleetWorkerOptions, type FleetWorkers } from './work
 export interface FleetContext {
   config: FleetConfig;
   prisma: PrismaClient;
-  redis: Redis;
+  redis: RedisClient;
+  /** Which prefix each key goes under (see keyLayout). */
+  layout: KeyLayout;
   runs: RunStore;
   queue(family: JobFamily): Queue<JobData>;
   /** One run of the family over the scope (see producer.enqueue). */
@@ -52,48 +55,49 @@ export interface OpenFleetOptions {
   poolSize?: number;
 }
 
-async function openRedis(config: FleetConfig, role: FleetRole): Promise<Redis> {
-  if (role === 'worker') return bookkeepingConnection(config.redisUrl);
+async function openRedis(config: FleetConfig, role: FleetRole): Promise<RedisClient> {
+  const target = redisTarget(config);
+  if (role === 'worker') return bookkeepingConnection(target);
   const connection =
-    role === 'server'
-      ? producerConnection(config.redisUrl, { retryStrategy: (attempt) => Math.min(attempt * 200, 2_000) })
-      : producerConnection(config.redisUrl);
-  return connectProducer(connection, config.redisUrl);
+    role === 'server' ? producerConnection(target, { retryStrategy: (attempt) => Math.min(attempt * 200, 2_000) }) : producerConnection(target);
+  return connectProducer(connection, target);
 }
 
 export async function openFleet(config: FleetConfig, options: OpenFleetOptions = {}): Promise<FleetContext> {
   const redis = await openRedis(config, options.role ?? 'command');
   const prisma = createPrisma(config.databaseUrl, options.poolSize ? { maxConnections: options.poolSize } : {});
   const queues = new Map<string, Queue<JobData>>();
-  const running: { workers: { close(): Promise<unknown> }; connection: Redis }[] = [];
-  const runs = new RunStore(prisma, redis, config.queuePrefix);
+  const running: { workers: { close(): Promise<unknown> }; connection: RedisClient }[] = [];
+  const layout = keyLayout(config);
+  const runs = new RunStore(prisma, redis, layout);
   const queue = (family: JobFamily) => {
     let opened = queues.get(family.name);
     if (!opened) {
-      opened = openQueue(family, redis, config.queuePrefix, { readOnly: options.readOnly });
+      opened = openQueue(family, redis, layout.family(family.name), { readOnly: options.readOnly });
       queues.set(family.name, opened);
     }
     return opened;
   };
   const fleetEnqueue: FleetContext['enqueue'] = (family, scope = { kind: 'all' }, enqueueOptions) =>
-    enqueue({ prisma, redis, queue: queue(family), runs, prefix: config.queuePrefix }, family, scope, enqueueOptions);
+    enqueue({ prisma, redis, queue: queue(family), runs }, family, scope, enqueueOptions);
   return {
     config,
     prisma,
     redis,
+    layout,
     runs,
     queue,
     enqueue: fleetEnqueue,
     startWorkers(families, workerOptions = {}) {
       const { log = pino({ level: 'silent' }), ...rest } = workerOptions;
-      const connection = workerConnection(config.redisUrl);
-      const workers = startWorkers({ prisma, connection, runs, prefix: config.queuePrefix, log }, [...families], rest);
+      const connection = workerConnection(redisTarget(config));
+      const workers = startWorkers({ prisma, connection, runs, layout, log }, [...families], rest);
       running.push({ workers, connection });
       return workers;
     },
     startSchedules(families, log) {
-      const connection = workerConnection(config.redisUrl);
-      const runner = startScheduleRunner({ connection, producer: redis, prefix: config.queuePrefix, log, enqueue: fleetEnqueue }, families);
+      const connection = workerConnection(redisTarget(config));
+      const runner = startScheduleRunner({ connection, producer: redis, prefix: layout.shared, log, enqueue: fleetEnqueue }, families);
       running.push({ workers: runner, connection });
       return runner;
     },

@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../redis/connection.js';
 import type pg from 'pg';
 import type { Logger } from 'pino';
 import type { PrismaClient } from '../db/prisma.js';
@@ -91,7 +91,7 @@ export class DbHealth {
 
   constructor(
     /** `replica`: a connection to a replica of the database (TYS_REPLICA_URL), whose lag is watched too. */
-    private readonly deps: { prisma: PrismaClient; redis: Redis; prefix: string; log: Logger; replica?: pg.Pool },
+    private readonly deps: { prisma: PrismaClient; redis: RedisClient; prefix: string; log: Logger; replica?: pg.Pool },
     private readonly families: string[],
     thresholds: Partial<ThrottleThresholds> = {},
   ) {
@@ -208,7 +208,7 @@ export class DbHealth {
 }
 
 /** Reasons the families are throttled for now, as the workers wrote them. */
-export async function throttleReasons(redis: Redis, prefix: string, families: string[]): Promise<Record<string, string>> {
+export async function throttleReasons(redis: RedisClient, prefix: string, families: string[]): Promise<Record<string, string>> {
   if (families.length === 0) return {};
   const values = await redis.mget(...families.map((family) => throttleKey(prefix, family)));
   return Object.fromEntries(families.flatMap((family, i) => (values[i] ? [[family, values[i]]] : [])));

@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../redis/connection.js';
 import type { Logger } from 'pino';
 import type { MarketConfig } from '../config/market.js';
 import type { PrismaClient } from '../db/prisma.js';
@@ -16,7 +16,7 @@ export type JobOutcome = { status: 'changed'; detail?: string } | { status: 'ski
 export interface HandlerContext {
   prisma: PrismaClient;
   /** Non-blocking Redis connection of the worker process, for shared state (budgets, queues). */
-  redis: Redis;
+  redis: RedisClient;
   /** Queue key prefix of the fleet. */
   prefix: string;
   log: Logger;
@@ -144,7 +144,7 @@ export interface RevertibleTable {
 }
 
 export interface VerifyContext {
-  redis: Redis;
+  redis: RedisClient;
   prefix: string;
 }
 

@@ -1,5 +1,5 @@
 import type { Queue } from 'bullmq';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../redis/connection.js';
 import type { PrismaClient } from '../db/prisma.js';
 import { retryTransient } from '../db/transient.js';
 import { jobIdFor, type JobData, type JobFamily } from './family.js';
@@ -66,7 +66,7 @@ type JobState = 'absent' | 'finished' | 'pending' | 'orphan';
  * its row was changed back) gets a fresh job.
  */
 export async function enqueue(
-  deps: { prisma: PrismaClient; redis: Redis; queue: Queue<JobData>; runs: RunStore; prefix: string },
+  deps: { prisma: PrismaClient; redis: RedisClient; queue: Queue<JobData>; runs: RunStore },
   family: JobFamily,
   scope: Scope,
   options: EnqueueOptions = {},
@@ -92,7 +92,7 @@ export async function enqueue(
       progress.found += keys.length;
       const ids = keys.map((key) => jobIdFor(family, key));
       const keyOf = new Map(ids.map((id, i) => [id, keys[i]!]));
-      let states = await jobStates(deps.redis, deps.prefix, family.name, ids);
+      let states = await jobStates(deps.redis, deps.queue.qualifiedName, ids);
       if (options.dryRun) {
         const queued = states.filter((state) => state === 'pending').length;
         progress.alreadyQueued += queued;
@@ -110,7 +110,7 @@ export async function enqueue(
       const followed = await deps.runs.adopt(runId!, family.name, pending);
       progress.alreadyQueued += followed.followed;
       if (followed.gone.length > 0) {
-        const again = await jobStates(deps.redis, deps.prefix, family.name, followed.gone);
+        const again = await jobStates(deps.redis, deps.queue.qualifiedName, followed.gone);
         const gone = new Map(followed.gone.map((id, i) => [id, again[i]!]));
         states = ids.map((id, i) => gone.get(id) ?? states[i]!);
         pending = followed.gone.filter((id) => gone.get(id) === 'pending');
@@ -145,16 +145,16 @@ export async function enqueue(
     // The jobs already added run and count under this run: it is sealed with
     // them, so that it can finish and nobody waits for it forever.
     await inFlight.catch(() => undefined);
-    await deps.runs.markEnqueued(runId, confirmed + progress.alreadyQueued, progress.alreadyQueued).catch(() => undefined);
+    await deps.runs.markEnqueued(family.name, runId, confirmed + progress.alreadyQueued, progress.alreadyQueued).catch(() => undefined);
     throw new Error(`run ${runId} stopped enqueuing after ${confirmed} jobs (they still run): ${(error as Error).message}; enqueue again for the rest`, {
       cause: error,
     });
   }
   if (runId && progress.found === 0 && options.keepEmpty === false) {
-    await retryTransient(() => deps.runs.discard(runId));
+    await retryTransient(() => deps.runs.discard(family.name, runId));
     return { runId: null, ...progress };
   }
-  if (runId) await retryTransient(() => deps.runs.markEnqueued(runId, progress.added + progress.alreadyQueued, progress.alreadyQueued));
+  if (runId) await retryTransient(() => deps.runs.markEnqueued(family.name, runId, progress.added + progress.alreadyQueued, progress.alreadyQueued));
   return { runId, ...progress };
 }
 
@@ -162,8 +162,7 @@ export async function enqueue(
  * Which jobs of a page exist, and which of those have finished: one
  * pipelined round trip, and a second only for the ids that exist.
  */
-async function jobStates(redis: Redis, prefix: string, queueName: string, ids: string[]): Promise<JobState[]> {
-  const base = `${prefix}:${queueName}`;
+async function jobStates(redis: RedisClient, base: string, ids: string[]): Promise<JobState[]> {
   const exists = await execAll(
     redis,
     ids.map((id) => ['exists', `${base}:${id}`]),
@@ -187,7 +186,7 @@ async function jobStates(redis: Redis, prefix: string, queueName: string, ids: s
   return ids.map((id) => states.get(id) ?? 'absent');
 }
 
-async function execAll(redis: Redis, commands: string[][]): Promise<unknown[]> {
+async function execAll(redis: RedisClient, commands: string[][]): Promise<unknown[]> {
   const replies = (await redis.pipeline(commands).exec()) ?? [];
   return replies.map(([error, value]) => {
     if (error) throw error;

@@ -1,6 +1,6 @@
 import type { JobsOptions, Queue } from 'bullmq';
 import pLimit from 'p-limit';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../redis/connection.js';
 import type { JobData, JobFamily } from './family.js';
 import { FleetQueue } from './tolerant-job.js';
 
@@ -20,7 +20,7 @@ export function jobOptionsFor(family: JobFamily): JobsOptions {
  * the queue's meta hash, which it otherwise does on opening: a command that
  * only looks leaves no trace in a Redis it was pointed at by mistake.
  */
-export function openQueue(family: JobFamily, connection: Redis, prefix: string, options: { readOnly?: boolean } = {}): Queue<JobData> {
+export function openQueue(family: JobFamily, connection: RedisClient, prefix: string, options: { readOnly?: boolean } = {}): Queue<JobData> {
   return new FleetQueue<JobData>(family.name, { connection, prefix, defaultJobOptions: jobOptionsFor(family), skipMetasUpdate: options.readOnly });
 }
 

@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
-import type { Redis } from 'ioredis';
+import { Cluster } from 'ioredis';
+import type { RedisClient as Redis } from '../redis/connection.js';
 
 /**
  * The fleet's mark in a Redis it uses: an id made when the fleet first
@@ -82,6 +83,12 @@ export function provesLoss(marker: RedisMarker | null, address: string, run: Run
 
 /** Where a run's keys are: host:port/db of the connection and the key prefix (never a password). */
 export function redisAddressOf(redis: Redis, prefix: string): string {
+  if (redis instanceof Cluster) {
+    // The seed nodes the cluster was reached through: unlike its masters, they do not move with a failover.
+    const { startupNodes } = redis as unknown as { startupNodes: ({ host?: string; port?: number } | string | number)[] };
+    const seeds = startupNodes.map((node) => (typeof node === 'object' ? `${node.host ?? '127.0.0.1'}:${node.port ?? 6379}` : String(node)));
+    return `cluster ${seeds.join(',')}/${prefix}`;
+  }
   const { host, port, db } = redis.options;
   return `${host ?? '127.0.0.1'}:${port ?? 6379}/${db ?? 0}/${prefix}`;
 }

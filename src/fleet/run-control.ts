@@ -68,7 +68,7 @@ export async function controlRun(deps: RunControlDeps, runId: string, action: Ru
       const parked = await jobIdsOfRun(deps.queue, runId, ['delayed']);
       for (const id of parked) await (await deps.queue.getJob(id))?.promote().catch(() => undefined);
       options.onProgress?.(`run ${runId}: ${parked.length} parked job(s) back in the queue`);
-      await deps.runs.finishIfDone(runId);
+      await deps.runs.finishIfDone(deps.queue.name, runId);
       return (await deps.prisma.fleetRun.findUniqueOrThrow({ where: { id: runId } })).status;
     }
     case 'retry': {
@@ -128,7 +128,7 @@ async function settle(deps: RunControlDeps, runId: string, from: FleetRunStatus,
   if (to === 'CANCELLED') {
     // What is left of the run in Redis: jobs that ended, and any that workers dropped meanwhile.
     await dispose(deps, runId, await jobIdsOfRun(deps.queue, runId, ['completed', 'failed', 'waiting', 'delayed', 'prioritized']));
-    const counters = await deps.runs.counters(runId);
+    const counters = await deps.runs.counters(deps.queue.name, runId);
     ended = {
       finishedAt: new Date(),
       ...(counters && { completed: counters.completed, skipped: counters.skipped, failed: counters.failed, stats: counters.stats }),

@@ -62,7 +62,7 @@ export class RunGuard {
     if (run.status === 'CANCELLING' || run.status === 'CANCELLED') return { kind: 'drop', reason: `run ${runId} was cancelled` };
     // A job whose outcome its run already holds may run once more (a crash
     // between counting it and finishing it): its handler finds nothing to do.
-    if (run.ended && !(await this.runs.hasOutcome(runId, jobId))) return refuse(`has ended (${run.status})`);
+    if (run.ended && !(await this.runs.hasOutcome(family, runId, jobId))) return refuse(`has ended (${run.status})`);
     return { kind: 'run', paceMs: run.paceMs };
   }
 
@@ -72,7 +72,7 @@ export class RunGuard {
     if (cached && cached.until > now) return cached;
     const row = await this.prisma.fleetRun.findUnique({ where: { id: runId }, select: { family: true, finishedAt: true, status: true } });
     const ended = row !== null && row.finishedAt !== null && row.status !== 'INTERRUPTED';
-    const paceMs = row && !ended ? await this.runs.paceOf(runId) : null;
+    const paceMs = row && !ended ? await this.runs.paceOf(row.family, runId) : null;
     const known = { family: row?.family ?? null, status: row?.status ?? null, ended, paceMs, until: now + (row && !ended ? this.openTtlMs : this.closedTtlMs) };
     if (this.known.size > 10_000) this.known.clear();
     this.known.set(runId, known);

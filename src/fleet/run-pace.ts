@@ -1,5 +1,5 @@
 import type { Job } from 'bullmq';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../redis/connection.js';
 
 // Reserves the next start slot of a paced run (KEYS[1]: its next free
 // slot, on the Redis server's clock, so that every worker process on every
@@ -32,7 +32,7 @@ function reservedStart(job: Job): number | null {
  */
 export class RunPacer {
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     private readonly prefix: string,
   ) {}
 

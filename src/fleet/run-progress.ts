@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../redis/connection.js';
 
 export interface ProgressSample {
   /** Epoch ms, the start of the sample's bucket. */
@@ -28,7 +28,7 @@ export class RunProgress {
   private readonly maxSamples: number;
 
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     private readonly prefix: string,
     options: RunProgressOptions = {},
   ) {

@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../redis/connection.js';
 import { ensureMarker, readMarker, redisAddressOf, type RedisMarker } from './redis-marker.js';
 
 /** Live counters outlive any sane run; the durable record is in Postgres. */
@@ -179,7 +179,7 @@ export class LiveRuns {
 
   constructor(
     /** The non-blocking connection the counters are written through, for other bookkeeping of the same process. */
-    readonly redis: Redis,
+    readonly redis: RedisClient,
     private readonly prefix: string,
   ) {}
 
@@ -339,11 +339,5 @@ export class LiveRuns {
   /** Adds to a named figure of a live run; nothing happens to a run Redis no longer has. */
   async addStat(runId: string, stat: string, n: number): Promise<void> {
     await this.redis.eval(ADD_STAT, 1, this.key(runId), `stat:${stat}`, n);
-  }
-
-  /** Whether this Redis has any trace of the fleet under the prefix: its marker, or a queue of `queueNames`. */
-  async hasFleetData(queueNames: string[]): Promise<boolean> {
-    const keys = [`${this.prefix}:fleet:marker`, ...queueNames.map((name) => `${this.prefix}:${name}:meta`)];
-    return (await this.redis.exists(...keys)) > 0;
   }
 }

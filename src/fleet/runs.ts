@@ -1,8 +1,9 @@
 import { randomBytes } from 'node:crypto';
-import type { Redis } from 'ioredis';
 import type { PrismaClient } from '../db/prisma.js';
+import type { KeyLayout } from '../redis/key-layout.js';
+import type { RedisClient } from '../redis/connection.js';
 import type { FleetRunStatus } from '../generated/prisma/enums.js';
-import { provesLoss } from './redis-marker.js';
+import { markerKey, provesLoss } from './redis-marker.js';
 import { allCounted, LiveRuns, type JobOutcomeRecord, type RunCounters } from './runs-live.js';
 import { RunRecords, type RunRow } from './runs-record.js';
 import type { Scope } from './scope.js';
@@ -44,17 +45,27 @@ export const RUN_ID_PATTERN = /^run-\d{8}T\d{6}Z-[0-9a-f]{6}$/;
  * read; bringing the records in line with Redis is reconcileRuns's step.
  */
 export class RunStore {
-  readonly live: LiveRuns;
   readonly records: RunRecords;
+  private readonly lives = new Map<string, LiveRuns>();
 
-  constructor(prisma: PrismaClient, redis: Redis, prefix: string) {
-    this.live = new LiveRuns(redis, prefix);
+  constructor(
+    prisma: PrismaClient,
+    /** The non-blocking connection the store writes through, for other bookkeeping of the same process. */
+    readonly redisConnection: RedisClient,
+    private readonly layout: KeyLayout,
+  ) {
     this.records = new RunRecords(prisma);
   }
 
-  /** The non-blocking connection the store writes through, for other bookkeeping of the same process. */
-  get redisConnection(): Redis {
-    return this.live.redis;
+  /** The live side of the family's runs: their keys go with the family's queue. */
+  live(family: string): LiveRuns {
+    const prefix = this.layout.family(family);
+    let live = this.lives.get(prefix);
+    if (!live) {
+      live = new LiveRuns(this.redisConnection, prefix);
+      this.lives.set(prefix, live);
+    }
+    return live;
   }
 
   /**
@@ -63,9 +74,10 @@ export class RunStore {
    * (an operator's rate), none by default.
    */
   async create(runId: string, family: string, scope: Scope, origin: string | null = null, paceMs: number | null = null): Promise<void> {
-    const marker = await this.live.marker();
-    await this.records.create({ id: runId, family, scope, origin, redisMarker: marker.id, redisAddress: this.live.address });
-    await this.live.open(runId, family, paceMs);
+    const live = this.live(family);
+    const marker = await live.marker();
+    await this.records.create({ id: runId, family, scope, origin, redisMarker: marker.id, redisAddress: live.address });
+    await live.open(runId, family, paceMs);
   }
 
   /**
@@ -74,8 +86,8 @@ export class RunStore {
    * are done. Returns how many it follows or counted at once, and the ids of
    * jobs that finished meanwhile (they need a fresh job).
    */
-  adopt(runId: string, queueName: string, jobIds: string[]): Promise<{ followed: number; gone: string[] }> {
-    return this.live.adopt(runId, queueName, jobIds);
+  adopt(runId: string, family: string, jobIds: string[]): Promise<{ followed: number; gone: string[] }> {
+    return this.live(family).adopt(runId, family, jobIds);
   }
 
   /**
@@ -84,21 +96,21 @@ export class RunStore {
    * dropped): cancelling a run never leaves another waiting for an outcome
    * that will not come. Returns the heir of each job handed over.
    */
-  async handOver(queueName: string, runId: string, jobIds: string[]): Promise<Map<string, string>> {
+  async handOver(family: string, runId: string, jobIds: string[]): Promise<Map<string, string>> {
     if (jobIds.length === 0) return new Map();
-    return this.live.handOver(queueName, runId, await this.records.openRunIds(queueName, runId), jobIds);
+    return this.live(family).handOver(family, runId, await this.records.openRunIds(family, runId), jobIds);
   }
 
   /** Forgets a run that has no job at all, in Redis and in Postgres. */
-  async discard(runId: string): Promise<void> {
-    await this.live.drop(runId);
+  async discard(family: string, runId: string): Promise<void> {
+    await this.live(family).drop(runId);
     await this.records.discardEmpty(runId);
   }
 
-  async markEnqueued(runId: string, total: number, alreadyQueued: number): Promise<void> {
-    await this.live.markEnqueued(runId, total);
+  async markEnqueued(family: string, runId: string, total: number, alreadyQueued: number): Promise<void> {
+    await this.live(family).markEnqueued(runId, total);
     await this.records.markEnqueued(runId, total, alreadyQueued);
-    await this.finishIfDone(runId);
+    await this.finishIfDone(family, runId);
   }
 
   /**
@@ -106,42 +118,42 @@ export class RunStore {
    * crash (stalled, handed to another worker) finds its outcome already
    * recorded and counts nothing. Called before BullMQ marks the jobs
    * finished, so a crash in between loses no count. Finishes every run whose
-   * last job this was.
+   * last job this was. Every job is of `family`.
    */
-  async record(outcomes: JobOutcomeRecord[]): Promise<void> {
-    for (const { runId, revised, done } of await this.live.record(outcomes)) {
-      if (revised) await this.finishIfDone(runId, { revise: true });
-      for (const id of done) await this.finishIfDone(id);
+  async record(family: string, outcomes: JobOutcomeRecord[]): Promise<void> {
+    for (const { runId, revised, done } of await this.live(family).record(outcomes)) {
+      if (revised) await this.finishIfDone(family, runId, { revise: true });
+      for (const id of done) await this.finishIfDone(family, id);
     }
   }
 
-  forget(runId: string, jobId: string): void {
-    this.live.forget(runId, jobId);
+  forget(family: string, runId: string, jobId: string): void {
+    this.live(family).forget(runId, jobId);
   }
 
-  flushForgotten(): Promise<void> {
-    return this.live.flushForgotten();
+  async flushForgotten(): Promise<void> {
+    await Promise.all([...this.lives.values()].map((live) => live.flushForgotten()));
   }
 
-  paceOf(runId: string): Promise<number | null> {
-    return this.live.paceOf(runId);
+  paceOf(family: string, runId: string): Promise<number | null> {
+    return this.live(family).paceOf(runId);
   }
 
-  hasOutcome(runId: string, jobId: string): Promise<boolean> {
-    return this.live.hasOutcome(runId, jobId);
+  hasOutcome(family: string, runId: string, jobId: string): Promise<boolean> {
+    return this.live(family).hasOutcome(runId, jobId);
   }
 
-  counters(runId: string): Promise<RunCounters | null> {
-    return this.live.counters(runId);
+  counters(family: string, runId: string): Promise<RunCounters | null> {
+    return this.live(family).counters(runId);
   }
 
-  addStat(runId: string, stat: string, n: number): Promise<void> {
-    return this.live.addStat(runId, stat, n);
+  addStat(family: string, runId: string, stat: string, n: number): Promise<void> {
+    return this.live(family).addStat(runId, stat, n);
   }
 
   /** Writes the final counters to Postgres once every job of the run has an outcome (see RunRecords.finish). */
-  async finishIfDone(runId: string, options: { revise?: boolean } = {}): Promise<boolean> {
-    return this.records.finish(runId, await this.live.counters(runId), options);
+  async finishIfDone(family: string, runId: string, options: { revise?: boolean } = {}): Promise<boolean> {
+    return this.records.finish(runId, await this.live(family).counters(runId), options);
   }
 
   /**
@@ -157,10 +169,11 @@ export class RunStore {
    * Whether this Redis holds the run's counters, or shows that it lost them
    * (provesLoss), or cannot tell.
    */
-  async liveness(runId: string): Promise<'live' | 'lost' | 'unknown'> {
-    if (await this.live.has(runId)) return 'live';
+  async liveness(family: string, runId: string): Promise<'live' | 'lost' | 'unknown'> {
+    const live = this.live(family);
+    if (await live.has(runId)) return 'live';
     const run = await this.records.get(runId);
-    return run && provesLoss(await this.live.currentMarker(), this.live.address, run) ? 'lost' : 'unknown';
+    return run && provesLoss(await live.currentMarker(), live.address, run) ? 'lost' : 'unknown';
   }
 
   async get(runId: string): Promise<RunView | null> {
@@ -172,8 +185,14 @@ export class RunStore {
     return Promise.all((await this.records.list(options)).map((row) => this.view(row)));
   }
 
-  hasFleetData(queueNames: string[]): Promise<boolean> {
-    return this.live.hasFleetData(queueNames);
+  /** Whether Redis has any trace of the fleet: a marker or a queue of `families`, or an auxiliary queue of `shared`. */
+  async hasFleetData(families: readonly string[], shared: readonly string[]): Promise<boolean> {
+    const keys = [
+      ...families.flatMap((family) => [markerKey(this.layout.family(family)), `${this.layout.family(family)}:${family}:meta`]),
+      ...shared.map((name) => `${this.layout.shared}:${name}:meta`),
+    ];
+    // One key per command: on a cluster the keys live in different slots.
+    return (await Promise.all(keys.map((key) => this.redisConnection.exists(key)))).some((found) => found === 1);
   }
 
   /**
@@ -182,7 +201,7 @@ export class RunStore {
    * write down (see reconcileRuns).
    */
   private async view(row: RunRow): Promise<RunView> {
-    const live = !row.finishedAt || row.status === 'INTERRUPTED' ? await this.live.counters(row.id) : null;
+    const live = !row.finishedAt || row.status === 'INTERRUPTED' ? await this.live(row.family).counters(row.id) : null;
     const done = live !== null && allCounted(live);
     const status = done ? (live.failed > 0 ? 'FAILED' : 'COMPLETED') : live && row.status === 'INTERRUPTED' ? 'RUNNING' : row.status;
     return {

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { Queue, Worker, type Job } from 'bullmq';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../redis/connection.js';
 import type { Logger } from 'pino';
 import { parseDuration } from '../config/duration.js';
 import { PermanentJobError } from './errors.js';
@@ -97,7 +97,7 @@ export interface ApplyReport {
  * ones that are new or changed, removes the ones no longer declared. Applying
  * the same file twice changes nothing.
  */
-export async function applySchedules(queue: Queue, redis: Redis, schedules: Schedule[]): Promise<ApplyReport> {
+export async function applySchedules(queue: Queue, redis: RedisClient, schedules: Schedule[]): Promise<ApplyReport> {
   const report: ApplyReport = { created: [], updated: [], unchanged: [], removed: [] };
   const existing = new Map((await queue.getJobSchedulers(0, -1)).map((s) => [s.key, s]));
   for (const schedule of schedules) {
@@ -145,7 +145,7 @@ function lastFiringsKey(prefix: string): string {
 }
 
 /** The last firing of each scheduler that has fired, by scheduler name. */
-export async function lastFirings(redis: Redis, prefix: string): Promise<Record<string, ScheduleFiring>> {
+export async function lastFirings(redis: RedisClient, prefix: string): Promise<Record<string, ScheduleFiring>> {
   const raw = await redis.hgetall(lastFiringsKey(prefix));
   const firings: Record<string, ScheduleFiring> = {};
   for (const [name, text] of Object.entries(raw)) {
@@ -166,7 +166,7 @@ export function firingText(firing: ScheduleFiring | undefined): string {
 }
 
 /** Removes a scheduler and the record of its last firing; false when there was none of that name. */
-export async function removeSchedule(queue: Queue, redis: Redis, name: string): Promise<boolean> {
+export async function removeSchedule(queue: Queue, redis: RedisClient, name: string): Promise<boolean> {
   await redis.hdel(lastFiringsKey(queue.opts.prefix ?? 'bull'), name);
   return queue.removeJobScheduler(name);
 }
@@ -175,9 +175,9 @@ export async function removeSchedule(queue: Queue, redis: Redis, name: string): 
 export function startScheduleRunner(
   deps: {
     /** The runner's blocking connection. */
-    connection: Redis;
+    connection: RedisClient;
     /** Where firings are written down. */
-    producer: Redis;
+    producer: RedisClient;
     prefix: string;
     log: Logger;
     enqueue: (family: JobFamily, scope: Scope, options: EnqueueOptions) => Promise<EnqueueResult>;

@@ -1,8 +1,9 @@
 import { DelayedError, RateLimitError, UnrecoverableError, WaitingChildrenError, Worker, type Job } from 'bullmq';
-import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { loadMarketConfig, type MarketConfig } from '../config/market.js';
 import type { PrismaClient } from '../db/prisma.js';
+import type { RedisClient } from '../redis/connection.js';
+import type { KeyLayout } from '../redis/key-layout.js';
 import { ForeignRunError, InvalidJobDataError, RateLimitedError } from './errors.js';
 import { Batcher } from './batcher.js';
 import { FleetMetrics } from './metrics.js';
@@ -55,7 +56,7 @@ function preview(value: unknown): string {
   return text.length > 60 ? `${text.slice(0, 57)}...` : text;
 }
 
-type WorkerDeps = { prisma: PrismaClient; connection: Redis; runs: RunStore; prefix: string; log: Logger };
+type WorkerDeps = { prisma: PrismaClient; connection: RedisClient; runs: RunStore; layout: KeyLayout; log: Logger };
 
 /** What the workers of one process share. */
 interface Shared {
@@ -80,9 +81,9 @@ export function startWorkers(deps: WorkerDeps, families: JobFamily[], options: F
     options,
     // Read once: a malformed setting stops the start, not every job.
     market: options.market ?? loadMarketConfig(),
-    metrics: new FleetMetrics(deps.runs.redisConnection, deps.prefix),
+    metrics: new FleetMetrics(deps.runs.redisConnection, deps.layout.shared),
     guard: new RunGuard(deps.prisma, deps.runs),
-    pacer: new RunPacer(deps.runs.redisConnection, deps.prefix),
+    pacer: new RunPacer(deps.runs.redisConnection, deps.layout.shared),
     settling: new Set(),
   };
   const holds: (() => void)[] = [];
@@ -90,13 +91,13 @@ export function startWorkers(deps: WorkerDeps, families: JobFamily[], options: F
     const log = deps.log.child({ family: family.name });
     // Errors whose failure the batch already counted, so the processor does not count them again.
     const counted = new WeakSet<object>();
-    const batcher = familyBatcher(shared, family, handlerContext(shared, log), counted);
+    const batcher = familyBatcher(shared, family, handlerContext(shared, family, log), counted);
     const worker: Worker<JobData, JobOutcome> = new FleetWorker<JobData, JobOutcome>(
       family.name,
       jobProcessor(shared, family, batcher, counted, () => worker, log),
       {
         connection: deps.connection,
-        prefix: deps.prefix,
+        prefix: deps.layout.family(family.name),
         concurrency: options.concurrency ?? family.options.concurrency,
         limiter: options.limiter ?? family.options.limiter,
         lockDuration: options.lockDuration ?? 30_000,
@@ -120,14 +121,15 @@ export function startWorkers(deps: WorkerDeps, families: JobFamily[], options: F
   };
 }
 
-function handlerContext({ deps, market }: Shared, log: Logger): HandlerContext {
+function handlerContext({ deps, market }: Shared, family: JobFamily, log: Logger): HandlerContext {
   return {
     market,
     prisma: deps.prisma,
     redis: deps.runs.redisConnection,
-    prefix: deps.prefix,
+    prefix: deps.layout.shared,
     log,
-    count: (runId, stat, n = 1) => void deps.runs.addStat(runId, stat, n).catch((error) => log.warn({ err: error, runId, stat }, 'could not count')),
+    count: (runId, stat, n = 1) =>
+      void deps.runs.addStat(family.name, runId, stat, n).catch((error) => log.warn({ err: error, runId, stat }, 'could not count')),
   };
 }
 
@@ -158,7 +160,7 @@ function familyBatcher({ deps, options, metrics }: Shared, family: JobFamily, co
         counted.add(result);
       }
     });
-    await deps.runs.record(records);
+    await deps.runs.record(family.name, records);
     return results;
   }, family.options.batch);
 }
@@ -219,7 +221,7 @@ function jobProcessor(
       }
       const runId = error instanceof ForeignRunError ? null : runIdOf(job);
       if (runId && isFinalAttempt(job, error) && !counted.has(error as object)) {
-        await deps.runs.record([{ runId, jobId: job.id!, outcome: 'failed' }]);
+        await deps.runs.record(family.name, [{ runId, jobId: job.id!, outcome: 'failed' }]);
       }
       throw error;
     }
@@ -230,7 +232,7 @@ function jobProcessor(
 function countOutcomes({ deps, metrics, settling }: Shared, family: JobFamily, worker: Worker<JobData, JobOutcome>, log: Logger): void {
   worker.on('completed', (job, result) => {
     const runId = runIdOf(job);
-    if (runId) deps.runs.forget(runId, job.id!);
+    if (runId) deps.runs.forget(family.name, runId, job.id!);
     metrics.countOutcome(family.name, result?.status === 'skipped' ? 'skipped' : 'completed');
   });
   worker.on('failed', (job, error) => {
@@ -243,7 +245,7 @@ function countOutcomes({ deps, metrics, settling }: Shared, family: JobFamily, w
     // The failure stays on record (not forgotten), so that a retry that
     // succeeds later moves it to its new outcome instead of counting twice.
     const pending = deps.runs
-      .record([{ runId, jobId: job.id, outcome: 'failed' }])
+      .record(family.name, [{ runId, jobId: job.id, outcome: 'failed' }])
       .catch((err) => log.error({ err, runId, jobId: job.id }, 'could not record job outcome'))
       .finally(() => settling.delete(pending));
     settling.add(pending);

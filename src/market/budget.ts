@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../redis/connection.js';
 import type { BudgetLimits } from '../config/rate.js';
 
 // Sliding window log in a sorted set, timed by the Redis server's clock so that
@@ -40,7 +40,7 @@ return redis.call('ZCOUNT', KEYS[1], '(' .. (nowMs - tonumber(ARGV[1])), '+inf')
  */
 export class CallBudget {
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     private readonly key: string,
     private readonly limits: BudgetLimits,
   ) {}

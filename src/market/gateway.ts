@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../redis/connection.js';
 import { PermanentJobError, RateLimitedError } from '../fleet/errors.js';
 import { FleetMetrics } from '../fleet/metrics.js';
 import type { HandlerContext } from '../fleet/family.js';
@@ -67,7 +67,7 @@ export class MarketGateway {
   }
 
   /** Of these symbols, those the configured provider recently had nothing for (for verification, which has no job context). */
-  static async withoutData(redis: Redis, prefix: string, kind: Kind, symbols: string[]): Promise<Set<string>> {
+  static async withoutData(redis: RedisClient, prefix: string, kind: Kind, symbols: string[]): Promise<Set<string>> {
     if (symbols.length === 0) return new Set();
     const found = await redis.pipeline(symbols.map((symbol) => ['exists', noDataKey(prefix, AlphaVantage.NAME, kind, symbol)])).exec();
     return new Set(symbols.filter((_, i) => found?.[i]?.[1] === 1));
@@ -89,7 +89,7 @@ export class MarketGateway {
   }
 
   /** Seconds until the provider's daily quota is renewed, or 0 when it is not spent. */
-  static async quotaSpentSeconds(redis: Redis, prefix: string): Promise<number> {
+  static async quotaSpentSeconds(redis: RedisClient, prefix: string): Promise<number> {
     const ms = await redis.pttl(MarketGateway.quotaSpentKey(prefix));
     return ms > 0 ? ms / 1000 : 0;
   }

@@ -1,19 +1,49 @@
-import { Redis, type RedisOptions } from 'ioredis';
+import { Cluster, Redis, type ClusterOptions, type RedisOptions } from 'ioredis';
+
+/** A connection to the fleet's Redis: one server, or a Redis Cluster. */
+export type RedisClient = Redis | Cluster;
+
+/**
+ * Where the fleet's Redis is. `cluster` set: a Redis Cluster reached through
+ * its seed nodes (the password and TLS apply to every node); `url` is then
+ * unused.
+ */
+export interface RedisTarget {
+  url: string;
+  cluster?: { nodes: { host: string; port: number }[]; password?: string; tls?: boolean } | null;
+}
+
+function connect(target: RedisTarget, options: RedisOptions): RedisClient {
+  const { cluster } = target;
+  if (!cluster) return new Redis(target.url, options);
+  const { enableOfflineQueue, lazyConnect, retryStrategy, ...perNode } = options;
+  const clusterOptions: ClusterOptions = {
+    enableOfflineQueue,
+    lazyConnect,
+    clusterRetryStrategy: retryStrategy ? (attempt) => retryStrategy(attempt) : undefined,
+    // A failover takes a node timeout or two: commands wait for the new
+    // master instead of failing at the first refused connection.
+    retryDelayOnFailover: 200,
+    retryDelayOnClusterDown: 300,
+    redisOptions: { ...perNode, password: cluster.password, tls: cluster.tls ? {} : undefined },
+  };
+  return new Cluster(cluster.nodes, clusterOptions);
+}
 
 /**
  * Workers block on Redis and must ride out reconnects: BullMQ requires
  * `maxRetriesPerRequest: null` on their connections.
  */
-export function workerConnection(redisUrl: string): Redis {
-  return new Redis(redisUrl, { maxRetriesPerRequest: null, connectionName: 'tys-worker' });
+export function workerConnection(target: RedisTarget): RedisClient {
+  return connect(target, { maxRetriesPerRequest: null, connectionName: 'tys-worker' });
 }
 
 /**
  * Producers and the CLI must fail fast when Redis is down instead of queueing
  * commands in memory: offline queue off, few retries.
  */
-export function producerConnection(redisUrl: string, options: RedisOptions = {}): Redis {
-  const redis = new Redis(redisUrl, {
+export function producerConnection(target: RedisTarget, options: RedisOptions = {}): RedisClient {
+  const redis = connect(target, {
     enableOfflineQueue: false,
     maxRetriesPerRequest: 1,
     connectTimeout: 5_000,
@@ -28,7 +58,7 @@ export function producerConnection(redisUrl: string, options: RedisOptions = {})
   return redis;
 }
 
-const lastErrors = new WeakMap<Redis, Error>();
+const lastErrors = new WeakMap<RedisClient, Error>();
 
 /**
  * The run bookkeeping of a long-running process (outcomes, counters,
@@ -36,8 +66,8 @@ const lastErrors = new WeakMap<Redis, Error>();
  * as later: a worker started while Redis restarts, or that lives through a
  * restart, goes on recording what it does once Redis is back.
  */
-export function bookkeepingConnection(redisUrl: string): Redis {
-  const redis = new Redis(redisUrl, {
+export function bookkeepingConnection(target: RedisTarget): RedisClient {
+  const redis = connect(target, {
     enableOfflineQueue: true,
     maxRetriesPerRequest: 20,
     connectTimeout: 5_000,
@@ -51,28 +81,29 @@ export function bookkeepingConnection(redisUrl: string): Redis {
 }
 
 /** Resolves once the connection is ready; `onWait` is told once if that takes more than a second. */
-export async function untilReady(redis: Redis, onWait: () => void): Promise<void> {
+export async function untilReady(redis: RedisClient, onWait: () => void): Promise<void> {
   if (redis.status === 'ready') return;
   const slow = setTimeout(onWait, 1_000).unref();
   await new Promise((resolve) => redis.once('ready', resolve));
   clearTimeout(slow);
 }
 
-/** Host and port of a Redis URL, for messages: never its password. */
-export function redisAddress(redisUrl: string): string {
-  const url = new URL(redisUrl);
+/** Where the Redis is, for messages: host and port, or the cluster's seed nodes; never a password. */
+export function redisAddress(target: RedisTarget): string {
+  if (target.cluster) return `cluster ${target.cluster.nodes.map(({ host, port }) => `${host}:${port}`).join(',')}`;
+  const url = new URL(target.url);
   return `${url.hostname}:${url.port || 6379}`;
 }
 
 /** Connects a lazy producer connection, naming Redis in the error when it is unreachable. */
-export async function connectProducer(redis: Redis, redisUrl: string): Promise<Redis> {
+export async function connectProducer(redis: RedisClient, target: RedisTarget): Promise<RedisClient> {
   if (redis.status === 'wait') {
     try {
       await redis.connect();
     } catch (error) {
       redis.disconnect();
       const cause = lastErrors.get(redis) ?? (error as Error);
-      throw new Error(`cannot reach Redis at ${redisAddress(redisUrl)}: ${cause.message}`, { cause: error });
+      throw new Error(`cannot reach Redis at ${redisAddress(target)}: ${cause.message}`, { cause: error });
     }
   }
   return redis;

@@ -1,10 +1,10 @@
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import path from 'node:path';
-import type { Redis } from 'ioredis';
 import type { FleetConfig } from '../../src/config/env.js';
 import { deployMigrations, PROJECT_ROOT } from '../../src/db/migrations.js';
 import { createPrisma, type PrismaClient } from '../../src/db/prisma.js';
+import type { RedisClient } from '../../src/redis/connection.js';
 import { openFleet } from '../../src/fleet/context.js';
 import type { RunView } from '../../src/fleet/runs.js';
 import { AlphaVantageStandIn } from '../support/alpha-vantage-server.js';
@@ -288,7 +288,7 @@ function countLogLines(output: string, match: (entry: Record<string, unknown>) =
 }
 
 /** Every value under the fleet's prefix, whatever its type. */
-async function dumpRedis(redis: Redis, prefix: string): Promise<string> {
+async function dumpRedis(redis: RedisClient, prefix: string): Promise<string> {
   const parts: string[] = [];
   let cursor = '0';
   do {

@@ -7,6 +7,7 @@ import { loadMarketConfig } from '../../src/config/market.js';
 import { openFleet, type FleetContext } from '../../src/fleet/context.js';
 import type { HandlerContext, JobFamily } from '../../src/fleet/family.js';
 import type { PrismaClient } from '../../src/db/prisma.js';
+import type { RedisClient } from '../../src/redis/connection.js';
 import type { EnqueueOptions } from '../../src/fleet/producer.js';
 import type { Scope } from '../../src/fleet/scope.js';
 import type { FleetWorkerOptions } from '../../src/fleet/worker.js';
@@ -52,6 +53,6 @@ export async function testFleet(db: TestDatabase, prefix = testPrefix()) {
 }
 
 /** The context a worker gives handlers, for tests that call a family's handler directly. */
-export function handlerContext(prisma: PrismaClient, redis: Redis = new Redis(REDIS_URL), prefix = testPrefix()): HandlerContext {
+export function handlerContext(prisma: PrismaClient, redis: RedisClient = new Redis(REDIS_URL), prefix = testPrefix()): HandlerContext {
   return { prisma, redis, prefix, log: pino({ level: 'silent' }), count: () => undefined, market: loadMarketConfig() };
 }
