@@ -11,6 +11,7 @@ export function fleetEnv(config: FleetConfig, extra: Record<string, string> = {}
     DATABASE_URL: config.databaseUrl,
     REDIS_URL: config.redisUrl,
     TYS_QUEUE_PREFIX: config.queuePrefix,
+    ...(config.redisCluster ? { REDIS_CLUSTER_NODES: config.redisCluster.nodes.map(({ host, port }) => `${host}:${port}`).join(',') } : {}),
     TYS_LOG_LEVEL: 'warn',
     ...extra,
   };

@@ -77,9 +77,24 @@ export class LocalRedisCluster {
 
   /** Ports of the current masters, in slot order. */
   async masterPorts(): Promise<number[]> {
-    const alive = this.nodes.find((node) => node.process);
-    const slots = (await command(alive!.port, 'cluster', 'slots')) as [number, number, [string, number]][];
+    const slots = (await command(this.alivePort(), 'cluster', 'slots')) as [number, number, [string, number]][];
     return slots.sort((a, b) => a[0] - b[0]).map((range) => range[2][1]);
+  }
+
+  /** The hash slot of a key, as the cluster computes it. */
+  async slotOf(key: string): Promise<number> {
+    return Number(await command(this.alivePort(), 'cluster', 'keyslot', key));
+  }
+
+  /** The port of the master that serves a key's slot now. */
+  async masterOf(key: string): Promise<number> {
+    const slot = await this.slotOf(key);
+    const ranges = (await command(this.alivePort(), 'cluster', 'slots')) as [number, number, [string, number]][];
+    return ranges.find(([from, to]) => slot >= from && slot <= to)![2][1];
+  }
+
+  private alivePort(): number {
+    return this.nodes.find((node) => node.process)!.port;
   }
 
   /** Runs a command on one node (not following redirections). */
