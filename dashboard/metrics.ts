@@ -28,7 +28,8 @@ function histogramLines(name: string, labels: string, h: DurationHistogram): str
 const PROVIDERS = [AlphaVantage.NAME] as const;
 
 export function createMetricsRegistry(deps: {
-  queues: Map<string, Queue>;
+  /** Queues by family (a sharded family's shards, added up) and by name for the others. */
+  queues: Map<string, Queue[]>;
   /** The job families (queues that are not families have no outcomes or runs). */
   families: string[];
   prisma: PrismaClient;
@@ -47,9 +48,13 @@ export function createMetricsRegistry(deps: {
     registers: [registry],
     async collect() {
       this.reset();
-      for (const [name, queue] of deps.queues) {
-        const counts = await queue.getJobCounts(...STATES);
-        for (const state of STATES) this.set({ family: name, state }, counts[state] ?? 0);
+      for (const [name, queues] of deps.queues) {
+        const counts = await Promise.all(queues.map((queue) => queue.getJobCounts(...STATES)));
+        for (const state of STATES)
+          this.set(
+            { family: name, state },
+            counts.reduce((sum, c) => sum + (c[state] ?? 0), 0),
+          );
       }
     },
   });
@@ -166,9 +171,10 @@ export function createMetricsRegistry(deps: {
     async collect() {
       this.reset();
       // BullMQ counts workers with CLIENT LIST, which some managed Redis services refuse: then no figure, not a failed scrape.
-      for (const [name, queue] of deps.queues) {
-        const count = await queue.getWorkersCount().catch(() => null);
-        if (count !== null) this.set({ family: name }, count);
+      for (const [name, queues] of deps.queues) {
+        const counts = await Promise.all(queues.map((queue) => queue.getWorkersCount().catch(() => null)));
+        // A worker process listens on every shard of its families: the first shard counts the processes.
+        if (counts[0] !== null && counts[0] !== undefined) this.set({ family: name }, counts[0]);
       }
     },
   });

@@ -102,11 +102,15 @@ export async function createDashboard(options: DashboardOptions): Promise<Dashbo
   const { redis, prisma, runs, layout } = fleet;
   redis.on('error', (error: Error) => log.warn({ err: error.message }, 'redis connection error'));
   const queues = new Map<string, Queue>();
-  const named = [
-    ...families.map((f) => ({ name: f.name, prefix: layout.family(f.name) })),
-    ...AUXILIARY_QUEUES.map((name) => ({ name, prefix: layout.shared })),
-  ];
-  for (const { name, prefix } of named) queues.set(name, new FleetQueue(name, { connection: redis, prefix, skipMetasUpdate: true }));
+  // Each shard of a sharded family is a queue of its own on the board (lots.0, lots.1...).
+  const familyQueues = new Map(
+    families.map((f) => [
+      f.name,
+      layout.shards(f.name).map((shard) => new FleetQueue<JobData>(shard.queueName, { connection: redis, prefix: shard.prefix, skipMetasUpdate: true })),
+    ]),
+  );
+  for (const queue of [...familyQueues.values()].flat()) queues.set(queue.name, queue);
+  for (const name of AUXILIARY_QUEUES) queues.set(name, new FleetQueue(name, { connection: redis, prefix: layout.shared, skipMetasUpdate: true }));
   const runProgress = new RunProgress(redis, layout.shared);
   const scheduleRows = async (queue: Queue): Promise<ScheduleRow[]> => {
     const [schedulers, fired] = await Promise.all([queue.getJobSchedulers(0, -1, true), lastFirings(redis, layout.shared)]);
@@ -121,7 +125,7 @@ export async function createDashboard(options: DashboardOptions): Promise<Dashbo
   const audits = new AuditWatch(prisma, families, log, { intervalMs: options.auditRefreshMs, verifyContext: { redis, prefix: layout.shared } });
   audits.start();
   const metrics = createMetricsRegistry({
-    queues,
+    queues: new Map<string, Queue[]>([...familyQueues, ...AUXILIARY_QUEUES.map((name): [string, Queue[]] => [name, [queues.get(name)!]])]),
     families: families.map((f) => f.name),
     prisma,
     metrics: new FleetMetrics(redis, layout.shared),
@@ -172,7 +176,7 @@ export async function createDashboard(options: DashboardOptions): Promise<Dashbo
   });
   app.get('/runs', async (req, res, next) => {
     try {
-      const throttled = await throttleReasons(redis, layout.shared, [...queues.keys()]);
+      const throttled = await throttleReasons(redis, layout.shared, [...familyQueues.keys()]);
       const list = await runs.list({ limit: 50 });
       const running = list.filter((run) => !run.finishedAt);
       const progress = new Map(await Promise.all(running.map(async (run) => [run.id, await runProgress.read(run.id)] as const)));
@@ -193,13 +197,13 @@ export async function createDashboard(options: DashboardOptions): Promise<Dashbo
   app.post('/runs/:runId/:action', readOnlyGuard, async (req, res, next) => {
     const { runId, action } = req.params as { runId: string; action: string };
     const run = RUN_ID_PATTERN.test(runId) ? await runs.get(runId).catch(() => null) : null;
-    const queue = run && queues.get(run.family);
-    if (!run || !queue || !RUN_ACTIONS.includes(action as RunAction)) {
+    const shardQueues = run && familyQueues.get(run.family);
+    if (!run || !shardQueues || !RUN_ACTIONS.includes(action as RunAction)) {
       res.status(404).json({ error: 'no such run or action' });
       return;
     }
     try {
-      const status = await controlRun({ prisma, runs, queue: queue as Queue<JobData> }, runId, action as RunAction, { settleTimeoutMs: 5_000 });
+      const status = await controlRun({ prisma, runs, family: run.family, queues: shardQueues }, runId, action as RunAction, { settleTimeoutMs: 5_000 });
       log.info({ runId, action, status }, 'run control from the dashboard');
       res.redirect(303, '/runs');
     } catch (error) {

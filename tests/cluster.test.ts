@@ -1,15 +1,20 @@
 import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { FleetConfig } from '../src/config/env.js';
 import { seedMvp } from '../src/demo/seed.js';
 import { constraintsFamily } from '../src/families/constraints.js';
 import { lotsFamily } from '../src/families/lots.js';
 import { openFleet, type FleetContext } from '../src/fleet/context.js';
+import { keySlot } from '../src/redis/slot.js';
+import { ADMIN, basic, startDashboard } from './support/dashboard.js';
 import { createTestDatabase, type TestDatabase } from './support/databases.js';
 import { fleetEnv, runTys, spawnWorker, until } from './support/processes.js';
 import { LocalRedisCluster } from './support/redis-cluster.js';
 
-const INVESTMENTS = 4_000;
+const INVESTMENTS = 20_000;
 
 /** Investments by how many lots they have: exactly one each is the only right answer. */
 async function lotsPerInvestment(db: TestDatabase): Promise<Record<string, number>> {
@@ -26,6 +31,7 @@ describe('the fleet on a Redis Cluster', { shuffle: false }, () => {
   let db: TestDatabase;
   let config: FleetConfig;
   let fleet: FleetContext;
+  let dir: string;
 
   beforeAll(async () => {
     cluster = await LocalRedisCluster.start({ masters: 3 });
@@ -34,51 +40,102 @@ describe('the fleet on a Redis Cluster', { shuffle: false }, () => {
     const nodes = cluster.seeds.split(',').map((seed) => ({ host: '127.0.0.1', port: Number(seed.split(':')[1]) }));
     config = { databaseUrl: db.url, redisUrl: 'redis://127.0.0.1:1', redisCluster: { nodes }, queuePrefix: `tys-${randomBytes(3).toString('hex')}` };
     fleet = await openFleet(config, { role: 'worker' });
+    await fleet.ready();
+    dir = mkdtempSync(path.join(tmpdir(), 'tys-cluster-test-'));
   }, 120_000);
   afterAll(async () => {
     await fleet?.close();
     await cluster?.stop();
     await db?.drop();
+    if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
-  it('puts each family on a hash slot of its own and runs the CLI, workers and status against it', async () => {
-    const lotsSlot = await cluster.slotOf(`${fleet.layout.family('lots')}:lots:wait`);
-    expect(await cluster.slotOf(`${fleet.layout.family('lots')}:runs:x`)).toBe(lotsSlot);
-    expect(await cluster.slotOf(`${fleet.layout.family('constraints')}:constraints:wait`)).not.toBe(lotsSlot);
+  it('spreads a family over one shard per master, and runs the CLI, workers, status, schedules and the dashboard on it', async () => {
+    // Three masters, so three shards by default, each on a master of its own, apart from the shared keys.
+    const shards = fleet.layout.shards('lots');
+    expect(shards.map((shard) => shard.queueName)).toEqual(['lots.0', 'lots.1', 'lots.2']);
+    const masters = await Promise.all(shards.map((shard) => cluster.masterOf(`${shard.prefix}:${shard.queueName}:wait`)));
+    expect(new Set(masters).size).toBe(3);
+    for (const shard of shards) expect(await cluster.slotOf(`${shard.prefix}:runs:x`)).toBe(await cluster.slotOf(`${shard.prefix}:${shard.queueName}:wait`));
+    // The slots the fleet computes to spread its shards are the cluster's.
+    for (const key of [...shards.map((shard) => `${shard.prefix}:x`), 'plain', '{}empty-tag', 'a{b}c{d}'])
+      expect(keySlot(key), key).toBe(await cluster.slotOf(key));
 
     const env = fleetEnv(config);
+    const first = await runTys(['enqueue', 'lots', '--all'], env);
+    expect(first.stderr).toBe('');
+    expect(first.stdout).toMatch(/redis cluster 127\.0\.0\.1:\d+,/);
+    expect(first.stdout).toContain(`added ${INVESTMENTS} jobs`);
+    // Each master holds its share of the run's jobs.
+    const waiting = await Promise.all(fleet.shardQueues(lotsFamily).map(async (queue) => (await queue.getJobCounts('waiting')).waiting ?? 0));
+    expect(waiting.reduce((sum, n) => sum + n, 0)).toBe(INVESTMENTS);
+    for (const n of waiting) expect(n).toBeGreaterThan(INVESTMENTS / 4);
+
     const worker = spawnWorker(env, ['--families', 'constraints,lots']);
     try {
-      const enqueued = await runTys(['enqueue', 'lots', '--all', '--wait', '--timeout', '2m'], env);
-      expect(enqueued.stderr).toBe('');
-      expect(enqueued.code).toBe(0);
-      expect(enqueued.stdout).toMatch(/redis cluster 127\.0\.0\.1:\d+,/);
-      expect(enqueued.stdout).toContain(`added ${INVESTMENTS} jobs`);
+      // A second run follows the jobs the first one queued, in every shard, and waits for them.
+      const followed = await runTys(['enqueue', 'lots', '--all', '--wait', '--timeout', '3m'], env);
+      expect(followed.stderr).toBe('');
+      expect(followed.code).toBe(0);
+      // It follows what is still queued; a job that ends between the source query and the look at its queue is
+      // added again (and finds its lot made) or left out (its row is done).
+      const [, added, following] = /added (\d+) jobs \((\d+) already queued/.exec(followed.stdout)!;
+      expect(Number(following)).toBeGreaterThan(0);
+      expect(Number(added) + Number(following)).toBeLessThanOrEqual(INVESTMENTS);
+      expect(followed.stdout).toMatch(/finished: \d+ completed, \d+ skipped, 0 failed/);
       expect(await lotsPerInvestment(db)).toEqual({ '1': INVESTMENTS });
 
       const status = await runTys(['status', '--json'], env);
       expect(status.code).toBe(0);
       const shown = JSON.parse(status.stdout) as {
         fleetDataInRedis: boolean;
-        families: Record<string, { completed?: number }>;
+        families: Record<string, Record<string, number>>;
         runs: { status: string; completed: number }[];
       };
       expect(shown.fleetDataInRedis).toBe(true);
-      expect(shown.runs[0]).toMatchObject({ status: 'COMPLETED', completed: INVESTMENTS });
-      // The second run finds nothing to do: every row has its lot.
-      const again = await runTys(['enqueue', 'lots', '--all', '--dry-run'], env);
-      expect(again.stdout).toContain('0 rows need work');
+      expect(shown.runs.map((run) => run.status)).toEqual(['COMPLETED', 'COMPLETED']);
+      // Added up over the three shards.
+      expect(shown.families.lots).toMatchObject({ waiting: 0, active: 0, failed: 0 });
+      expect(shown.families.lots!.completed).toBeGreaterThan(0);
+      expect((await runTys(['enqueue', 'lots', '--all', '--dry-run'], env)).stdout).toContain('0 rows need work');
+
+      const file = path.join(dir, 'schedules.json');
+      writeFileSync(file, JSON.stringify({ schedules: [{ name: 'lots-hourly', family: 'lots', every: '1h' }] }));
+      expect((await runTys(['schedule', 'apply', '--file', file], env)).stdout).toContain('created: lots-hourly');
+      expect((await runTys(['schedule', 'list'], env)).stdout).toContain('lots-hourly');
+
+      const dashboard = await startDashboard(config);
+      try {
+        const auth = { authorization: basic(ADMIN) };
+        const board = (await (await fetch(`${dashboard.url}/board/api/queues`, { headers: auth })).json()) as { queues: { name: string }[] };
+        expect(board.queues.map((queue) => queue.name)).toEqual(expect.arrayContaining(['lots.0', 'lots.1', 'lots.2', 'schedules']));
+        const metrics = await (await fetch(`${dashboard.url}/metrics`, { headers: auth })).text();
+        expect(metrics).toContain(`tys_queue_jobs{family="lots",state="completed"} ${shown.families.lots!.completed}`);
+        expect((await fetch(`${dashboard.url}/runs`, { headers: auth })).status).toBe(200);
+      } finally {
+        await dashboard.close();
+      }
     } finally {
       worker.kill('SIGTERM');
       expect((await worker.exited).code).toBe(0);
     }
-  }, 180_000);
+  }, 300_000);
+
+  it('refuses a worker whose shard count differs from the one on record, naming both', async () => {
+    const refused = await runTys(['worker', '--families', 'lots'], fleetEnv(config, { TYS_SHARDS_LOTS: '2' }));
+    expect(refused.code).toBe(2);
+    expect(refused.stderr.trim()).toBe(
+      "error: TYS_SHARDS_LOTS says 2 shard(s) for lots, but its queues in Redis have 3: run every process with the same count (changing it needs the family's queues drained first)",
+    );
+  });
 
   it('finishes through the failover of the master that holds the queue, and converges to one lot each', async () => {
     await db.prisma.taxLot.deleteMany();
-    const holder = await cluster.masterOf(`${fleet.layout.family('lots')}:lots:wait`);
+    const auditsBefore = await db.prisma.auditLog.count({ where: { action: 'CREATE_TAX_LOT' } });
+    const [shard] = fleet.layout.shards('lots');
+    const holder = await cluster.masterOf(`${shard!.prefix}:${shard!.queueName}:wait`);
 
-    const workers = fleet.startWorkers([lotsFamily, constraintsFamily], { concurrency: 4 });
+    const workers = fleet.startWorkers([lotsFamily, constraintsFamily]);
     const first = await fleet.enqueue(lotsFamily);
     await until('a quarter of the lots', async () => (await db.prisma.taxLot.count()) >= INVESTMENTS / 4, 60_000, 50);
     await cluster.kill(holder);
@@ -102,6 +159,9 @@ describe('the fleet on a Redis Cluster', { shuffle: false }, () => {
     await workers.close();
     expect(await lotsPerInvestment(db)).toEqual({ '1': INVESTMENTS });
     const audits = await db.prisma.auditLog.count({ where: { action: 'CREATE_TAX_LOT' } });
-    expect(audits).toBe(INVESTMENTS * 2);
+    expect(audits - auditsBefore).toBe(INVESTMENTS);
+    // Rows whose lot write the failover lost came back with the next enqueue; the runs say how many.
+    const runs = await db.prisma.fleetRun.findMany({ where: { family: 'lots' }, orderBy: { id: 'asc' } });
+    expect(runs.at(-1)!.status).toBe('COMPLETED');
   }, 300_000);
 });

@@ -150,10 +150,13 @@ describe('run control: pause, resume, cancel', () => {
       .map((a) => a.createdAt.getTime())
       .sort((a, b) => a - b);
     expect(made).toHaveLength(40);
-    // Any 11 lots span at least most of the window: the limiter counts on
-    // Redis's clock when a job starts, these times are Postgres's when its
-    // batch writes. Without the limit all 40 are written within a few ms.
-    for (let i = 0; i + 10 < made.length; i += 1) expect(made[i + 10]! - made[i]!, `lots ${i}..${i + 10}`).toBeGreaterThanOrEqual(750);
+    // Any 11 lots span a good part of the window, and the 40 at least three
+    // windows: the limiter counts on Redis's clock when a job starts, these
+    // times are Postgres's when its batch writes (the first batch, on cold
+    // connections, is written latest). Without the limit all 40 are written
+    // within a few ms.
+    for (let i = 0; i + 10 < made.length; i += 1) expect(made[i + 10]! - made[i]!, `lots ${i}..${i + 10}`).toBeGreaterThanOrEqual(500);
+    expect(made[39]! - made[0]!).toBeGreaterThanOrEqual(2_500);
   });
 
   it("tys enqueue --rate paces one run across every worker process, and leaves the family's other runs alone", async () => {

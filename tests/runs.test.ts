@@ -22,9 +22,9 @@ describe('runs: the Redis side, the Postgres side, and the step between', () => 
     const { runs } = fleet.context;
     const runId = newRunId();
     await runs.create(runId, 'lots', { kind: 'all' }, 'test');
-    await runs.markEnqueued('lots', runId, 2, 0);
+    await runs.markEnqueued('lots', runId, [2], 0);
     // Counted in Redis only, as when Postgres was unreachable at the last outcome.
-    await runs.live('lots').record([
+    await runs.live(fleet.context.layout.shards('lots')[0]!).record([
       { runId, jobId: 'lots-a', outcome: 'completed' },
       { runId, jobId: 'lots-b', outcome: 'failed' },
     ]);
@@ -44,7 +44,7 @@ describe('runs: the Redis side, the Postgres side, and the step between', () => 
     const { runs } = fleet.context;
     const runId = newRunId();
     await runs.create(runId, 'lots', { kind: 'all' });
-    await runs.markEnqueued('lots', runId, 1, 0);
+    await runs.markEnqueued('lots', runId, [1], 0);
     await runs.record('lots', [{ runId, jobId: 'lots-x', outcome: 'failed' }]);
     await runs.record('lots', [{ runId, jobId: 'lots-x', outcome: 'failed' }]);
     expect(await runs.counters('lots', runId)).toMatchObject({ failed: 1, completed: 0 });

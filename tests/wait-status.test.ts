@@ -119,7 +119,11 @@ describe('--wait, status and stopping workers', () => {
     cleanups.push(() => redis.stop());
     const config = { ...fleet.config, redisUrl: redis.url };
     const before = await openFleet(config);
-    const run = await enqueue({ prisma: before.prisma, redis: before.redis, queue: before.queue(lotsFamily), runs: before.runs }, lotsFamily, { kind: 'all' });
+    const run = await enqueue(
+      { prisma: before.prisma, redis: before.redis, queues: { queues: [before.queue(lotsFamily)], shardOf: () => 0 }, runs: before.runs },
+      lotsFamily,
+      { kind: 'all' },
+    );
     await before.close();
     await redis.restart();
     // A new process, pointed at another Redis database: no evidence, nothing changes.

@@ -90,9 +90,17 @@ export async function runWorkerProcess(config: FleetConfig, options: WorkerProce
   const tableStats = startTableStatsKeeper(fleet.prisma, [...new Set(options.families.flatMap((f) => f.grows ?? []))], log.child({ task: 'table-stats' }));
   const reconciler = startRunReconciler(fleet.runs, log.child({ task: 'runs' }), { progress: new RunProgress(fleet.redis, fleet.layout.shared) });
   await Promise.all([...workers.workers, scheduleRunner].map((worker) => worker.waitUntilReady()));
-  log.info({ families: options.families.map((f) => f.name), concurrency: options.concurrency, pid: process.pid }, 'workers started');
-
-  await stopRequested;
+  // Shard counts other processes recorded for these families: taking jobs
+  // from other queues than the producers fill would leave runs waiting.
+  const refused = await workers.agreed.then(
+    () => null,
+    (error: Error) => error,
+  );
+  if (refused) log.error({ err: refused.message }, 'stopping: this process does not agree with Redis on the shards');
+  else {
+    log.info({ families: options.families.map((f) => f.name), concurrency: options.concurrency, pid: process.pid }, 'workers started');
+    await stopRequested;
+  }
   // Closing can wait forever on a Redis connection stuck reconnecting (a
   // BullMQ limitation); past the deadline the process exits 1, and the jobs
   // it still holds go back to the queue as stalled, to another worker.
@@ -121,6 +129,7 @@ export async function runWorkerProcess(config: FleetConfig, options: WorkerProce
   await step('connections', () => fleet.close());
   clearTimeout(deadline);
   log.info('workers stopped');
+  if (refused) throw refused;
 }
 
 /**

@@ -96,7 +96,8 @@ export const enqueueCommand = defineCommand({
       process.on('SIGINT', onInterrupt);
       let outcome: WaitResult;
       try {
-        const queue = fleet.queue(family);
+        // Every worker process of the family listens on each of its shards: the first one counts them.
+        const queue = fleet.shardQueues(family)[0]!;
         outcome = await waitForRun(fleet.runs, family.name, runId, io, {
           timeoutMs,
           signal: stop.signal,

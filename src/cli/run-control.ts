@@ -59,7 +59,7 @@ Options:
         if (!run || !family) throw new UsageError(`tys ${action}: no run ${values.run}`);
         let status;
         try {
-          status = await controlRun({ prisma: fleet.prisma, runs: fleet.runs, queue: fleet.queue(family) }, run.id, action, {
+          status = await controlRun({ prisma: fleet.prisma, runs: fleet.runs, family: family.name, queues: fleet.shardQueues(family) }, run.id, action, {
             onProgress: (line) => io.out(line),
           });
         } catch (error) {

@@ -11,16 +11,20 @@ import { progressLine } from './progress.js';
 
 const STATES = ['waiting', 'active', 'delayed', 'completed', 'failed'] as const;
 
+/** Jobs by state for each family, added up over its shards. */
 async function familyCounts(fleet: FleetContext) {
   const counts: Record<string, Record<string, number>> = {};
-  for (const family of families) counts[family.name] = await fleet.queue(family).getJobCounts(...STATES);
+  for (const family of families) {
+    const shards = await Promise.all(fleet.shardQueues(family).map((queue) => queue.getJobCounts(...STATES)));
+    counts[family.name] = Object.fromEntries(STATES.map((state) => [state, shards.reduce((sum, c) => sum + (c[state] ?? 0), 0)]));
+  }
   return counts;
 }
 
 async function failuresOf(fleet: FleetContext, run: RunView, limit = 20) {
   const family = families.find((f) => f.name === run.family);
   if (!family) return [];
-  const failed = await fleet.queue(family).getFailed(0, 999);
+  const failed = (await Promise.all(fleet.shardQueues(family).map((queue) => queue.getFailed(0, 999)))).flat();
   return failed
     .filter((job) => job.data?.runId === run.id)
     .slice(0, limit)

@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import type { RedisTarget } from '../redis/connection.js';
 import { DEFAULT_DATABASE_URL } from './database-url.js';
-import { ConfigError, optional, readSettings, textSetting, url } from './settings.js';
+import { ConfigError, integer, optional, readSettings, textSetting, url } from './settings.js';
 
 export { ConfigError };
 
@@ -21,6 +21,13 @@ export interface FleetConfig {
    * fleet adds the hash tags itself (see keyLayout): braces here are dropped.
    */
   queuePrefix: string;
+  /**
+   * Queues each family's jobs are spread over: TYS_SHARDS for every family,
+   * TYS_SHARDS_<FAMILY> (TYS_SHARDS_CORPORATE_ACTIONS) for one. Default: one
+   * on a single Redis, one per master on a cluster; the first process to use
+   * a family records its count in Redis and the others follow it.
+   */
+  shards?: { all?: number; byFamily: Record<string, number> };
 }
 
 /** The Redis a configuration points at. */
@@ -52,8 +59,19 @@ const FLEET_SETTINGS = {
   TYS_QUEUE_PREFIX: optional(textSetting('must be 1-64 letters, digits, _ . - { } and no colon', (text) => (PREFIX_PATTERN.test(text) ? text : undefined))),
 } satisfies z.ZodRawShape;
 
+/** TYS_SHARDS and TYS_SHARDS_<FAMILY>: the family's name in capitals, dashes as underscores. */
+function readShards(env: NodeJS.ProcessEnv): FleetConfig['shards'] {
+  const names = Object.keys(env).filter((name) => /^TYS_SHARDS(_[A-Z0-9_]+)?$/.test(name) && env[name]?.trim());
+  if (names.length === 0) return undefined;
+  const counts = readSettings(Object.fromEntries(names.map((name) => [name, integer(1, 64)])), env) as Record<string, number>;
+  const byFamily: Record<string, number> = {};
+  for (const name of names) if (name !== 'TYS_SHARDS') byFamily[name.slice('TYS_SHARDS_'.length).toLowerCase().replace(/_/g, '-')] = counts[name]!;
+  return { ...(counts.TYS_SHARDS ? { all: counts.TYS_SHARDS } : {}), byFamily };
+}
+
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): FleetConfig {
   const settings = readSettings(FLEET_SETTINGS, env);
+  const shards = readShards(env);
   const nodes = settings.REDIS_CLUSTER_NODES;
   if (!nodes && (settings.REDIS_PASSWORD || settings.REDIS_TLS)) {
     throw new ConfigError('REDIS_PASSWORD and REDIS_TLS apply to REDIS_CLUSTER_NODES; for one Redis, put them in REDIS_URL (rediss://:password@host)');
@@ -63,6 +81,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): FleetConfig {
     redisUrl: settings.REDIS_URL ?? 'redis://127.0.0.1:6379',
     ...(nodes ? { redisCluster: { nodes, password: settings.REDIS_PASSWORD, tls: settings.REDIS_TLS ?? false } } : {}),
     queuePrefix: settings.TYS_QUEUE_PREFIX ?? 'tys',
+    ...(shards ? { shards } : {}),
   };
 }
 

@@ -1,12 +1,12 @@
 import type { Queue } from 'bullmq';
-import type { RedisClient } from '../redis/connection.js';
 import pino, { type Logger } from 'pino';
 import { redisTarget, type FleetConfig } from '../config/env.js';
 import { createPrisma, type PrismaClient } from '../db/prisma.js';
+import { bookkeepingConnection, connectProducer, producerConnection, untilReady, workerConnection, type RedisClient } from '../redis/connection.js';
 import { keyLayout, type KeyLayout } from '../redis/key-layout.js';
-import { bookkeepingConnection, connectProducer, producerConnection, untilReady, workerConnection } from '../redis/connection.js';
+import { resolveShardCounts, type ShardCounts } from '../redis/shard-counts.js';
 import type { JobData, JobFamily } from './family.js';
-import { enqueue, type EnqueueOptions, type EnqueueResult } from './producer.js';
+import { enqueue, type EnqueueOptions, type EnqueueResult, type FamilyQueues } from './producer.js';
 import { openQueue } from './queues.js';
 import { RunStore } from './runs.js';
 import { startScheduleRunner } from './schedules.js';
@@ -23,18 +23,29 @@ export interface FleetContext {
   config: FleetConfig;
   prisma: PrismaClient;
   redis: RedisClient;
-  /** Which prefix each key goes under (see keyLayout). */
-  layout: KeyLayout;
-  runs: RunStore;
+  /** Which prefix each key goes under and the families' shards (see keyLayout); for role `worker`, known once ready() resolves. */
+  readonly layout: KeyLayout;
+  /** For role `worker`, usable once ready() resolves. */
+  readonly runs: RunStore;
+  /** The queues of the family's shards, in shard order. */
+  shardQueues(family: JobFamily): Queue<JobData>[];
+  /** The family's queue, for a family of one shard (tests, tools); a sharded family has shardQueues. */
   queue(family: JobFamily): Queue<JobData>;
   /** One run of the family over the scope (see producer.enqueue). */
   enqueue(family: JobFamily, scope?: Scope, options?: EnqueueOptions): Promise<EnqueueResult>;
-  /** Workers for these families in this process, on a blocking connection of their own; close() stops them. */
-  startWorkers(families: readonly JobFamily[], options?: FleetWorkerOptions & { log?: Logger }): FleetWorkers;
+  /**
+   * Workers for these families in this process, on a blocking connection of
+   * their own; close() stops them. `agreed` rejects, naming both counts, when
+   * Redis records other shard counts for the families than this process uses.
+   */
+  startWorkers(families: readonly JobFamily[], options?: FleetWorkerOptions & { log?: Logger }): FleetWorkers & { agreed: Promise<void> };
   /** The runner of scheduled enqueues, for runs of any of `families`; close() stops it. */
   startSchedules(families: readonly JobFamily[], log: Logger): { close(): Promise<void>; waitUntilReady(): Promise<unknown> };
-  /** Resolves once Redis answers; `onWait` is told once if that takes more than a second (role `worker` only waits). */
-  ready(onWait: () => void): Promise<void>;
+  /**
+   * Resolves once Redis answers and the key layout is read from it; `onWait`
+   * is told once if that takes more than a second (role `worker` only waits).
+   */
+  ready(onWait?: () => void): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -64,44 +75,82 @@ async function openRedis(config: FleetConfig, role: FleetRole): Promise<RedisCli
 }
 
 export async function openFleet(config: FleetConfig, options: OpenFleetOptions = {}): Promise<FleetContext> {
-  const redis = await openRedis(config, options.role ?? 'command');
+  const role = options.role ?? 'command';
+  const redis = await openRedis(config, role);
   const prisma = createPrisma(config.databaseUrl, options.poolSize ? { maxConnections: options.poolSize } : {});
   const queues = new Map<string, Queue<JobData>>();
   const running: { workers: { close(): Promise<unknown> }; connection: RedisClient }[] = [];
-  const layout = keyLayout(config);
-  const runs = new RunStore(prisma, redis, layout);
-  const queue = (family: JobFamily) => {
-    let opened = queues.get(family.name);
-    if (!opened) {
-      opened = openQueue(family, redis, layout.family(family.name), { readOnly: options.readOnly });
-      queues.set(family.name, opened);
-    }
-    return opened;
+  let resolved: { counts: ShardCounts; layout: KeyLayout; runs: RunStore } | null = null;
+  const resolve = async () => {
+    if (resolved) return resolved;
+    const counts = await resolveShardCounts(redis, config);
+    const layout = keyLayout(config, counts);
+    resolved ??= { counts, layout, runs: new RunStore(prisma, redis, layout) };
+    return resolved;
   };
-  const fleetEnqueue: FleetContext['enqueue'] = (family, scope = { kind: 'all' }, enqueueOptions) =>
-    enqueue({ prisma, redis, queue: queue(family), runs }, family, scope, enqueueOptions);
+  // A worker's connection waits for Redis: its layout is read in ready().
+  if (role !== 'worker') await resolve();
+  const known = () => {
+    if (!resolved) throw new Error('the fleet reads its key layout from Redis: await ready() before using it');
+    return resolved;
+  };
+  const shardQueues = (family: JobFamily) =>
+    known()
+      .layout.shards(family.name)
+      .map((shard) => {
+        let opened = queues.get(shard.prefix + shard.queueName);
+        if (!opened) {
+          opened = openQueue(family, shard, redis, { readOnly: options.readOnly });
+          queues.set(shard.prefix + shard.queueName, opened);
+        }
+        return opened;
+      });
+  const familyQueues = (family: JobFamily): FamilyQueues => {
+    const { layout } = known();
+    return { queues: shardQueues(family), shardOf: (jobId) => layout.shardOf(family.name, jobId).index };
+  };
+  const fleetEnqueue: FleetContext['enqueue'] = async (family, scope = { kind: 'all' }, enqueueOptions) => {
+    const { counts, runs } = known();
+    if (!enqueueOptions?.dryRun) await counts.pin(family.name);
+    return enqueue({ prisma, redis, queues: familyQueues(family), runs }, family, scope, enqueueOptions);
+  };
   return {
     config,
     prisma,
     redis,
-    layout,
-    runs,
-    queue,
+    get layout() {
+      return known().layout;
+    },
+    get runs() {
+      return known().runs;
+    },
+    shardQueues,
+    queue(family) {
+      const [only, ...more] = shardQueues(family);
+      if (more.length > 0) throw new Error(`${family.name} has ${more.length + 1} shards: use shardQueues`);
+      return only!;
+    },
     enqueue: fleetEnqueue,
     startWorkers(families, workerOptions = {}) {
       const { log = pino({ level: 'silent' }), ...rest } = workerOptions;
+      const { counts, layout, runs } = known();
       const connection = workerConnection(redisTarget(config));
       const workers = startWorkers({ prisma, connection, runs, layout, log }, [...families], rest);
       running.push({ workers, connection });
-      return workers;
+      const agreed = Promise.all(families.map((family) => counts.pin(family.name))).then(() => undefined);
+      agreed.catch(() => undefined);
+      return { ...workers, agreed };
     },
     startSchedules(families, log) {
       const connection = workerConnection(redisTarget(config));
-      const runner = startScheduleRunner({ connection, producer: redis, prefix: layout.shared, log, enqueue: fleetEnqueue }, families);
+      const runner = startScheduleRunner({ connection, producer: redis, prefix: known().layout.shared, log, enqueue: fleetEnqueue }, families);
       running.push({ workers: runner, connection });
       return runner;
     },
-    ready: (onWait) => untilReady(redis, onWait),
+    async ready(onWait = () => undefined) {
+      await untilReady(redis, onWait);
+      await resolve();
+    },
     async close() {
       await Promise.all(
         running.splice(0).map(async ({ workers, connection }) => {

@@ -59,19 +59,35 @@ export interface EnqueueResult extends EnqueueProgress {
  */
 type JobState = 'absent' | 'finished' | 'pending' | 'orphan';
 
+/** Where a family's jobs go: its shards' queues, in shard order, and the shard of a job id. */
+export interface FamilyQueues {
+  queues: Queue<JobData>[];
+  shardOf(jobId: string): number;
+}
+
+/** What one page did in one shard, and the add still in flight. */
+interface ShardPage {
+  added: number;
+  alreadyQueued: number;
+  requeued: number;
+  adding: Promise<number>;
+}
+
 /**
  * Streams the family's source query page by page and turns every key into a
- * job of one run. A key whose job is still pending is left alone; a key whose
- * job already finished but which the source query still selects (it failed, or
- * its row was changed back) gets a fresh job.
+ * job of one run, in the shard its job id hashes to. A key whose job is
+ * still pending is left alone; a key whose job already finished but which
+ * the source query still selects (it failed, or its row was changed back)
+ * gets a fresh job.
  */
 export async function enqueue(
-  deps: { prisma: PrismaClient; redis: RedisClient; queue: Queue<JobData>; runs: RunStore },
+  deps: { prisma: PrismaClient; redis: RedisClient; queues: FamilyQueues; runs: RunStore },
   family: JobFamily,
   scope: Scope,
   options: EnqueueOptions = {},
 ): Promise<EnqueueResult> {
   const pageSize = options.pageSize ?? 1_000;
+  const shards = deps.queues.queues;
   const progress: EnqueueProgress = { found: 0, added: 0, alreadyQueued: 0, requeued: 0 };
   const runId = options.dryRun ? null : newRunId();
   if (runId)
@@ -81,8 +97,9 @@ export async function enqueue(
 
   let after = '';
   let inFlight: Promise<unknown> = Promise.resolve();
-  // Jobs Redis has accepted; `progress.added` runs ahead of it by the page in flight.
-  let confirmed = 0;
+  // Per shard: jobs Redis has accepted, and jobs of earlier runs this run follows.
+  const confirmed = shards.map(() => 0);
+  const followed = shards.map(() => 0);
   try {
     for (;;) {
       // Pages are reads: a dropped connection costs a pause, not the run.
@@ -90,53 +107,43 @@ export async function enqueue(
       if (keys.length === 0) break;
       after = keys[keys.length - 1]!;
       progress.found += keys.length;
-      const ids = keys.map((key) => jobIdFor(family, key));
-      const keyOf = new Map(ids.map((id, i) => [id, keys[i]!]));
-      let states = await jobStates(deps.redis, deps.queue.qualifiedName, ids);
+      const groups = shards.map((): { id: string; key: string }[] => []);
+      for (const key of keys) {
+        const id = jobIdFor(family, key);
+        groups[deps.queues.shardOf(id)]!.push({ id, key });
+      }
       if (options.dryRun) {
-        const queued = states.filter((state) => state === 'pending').length;
-        progress.alreadyQueued += queued;
-        progress.added += keys.length - queued;
+        for (const [i, group] of groups.entries()) {
+          if (group.length === 0) continue;
+          const queued = (
+            await jobStates(
+              deps.redis,
+              shards[i]!.qualifiedName,
+              group.map((job) => job.id),
+            )
+          ).filter((state) => state === 'pending').length;
+          progress.alreadyQueued += queued;
+          progress.added += group.length - queued;
+        }
         options.onProgress?.({ ...progress });
         continue;
       }
-      // The previous page's addBulk overlaps this page's source query; wait for
-      // it before the next one so at most one page is in flight.
+      // The previous page's adds overlap this page's source query; wait for
+      // them before the next one so at most one page is in flight.
       await inFlight;
-      // Rows an earlier run still has a job for (queued, active, or held by
-      // a worker that died): this run follows those jobs instead of adding
-      // its own. A job that finished in the meantime is looked at again.
-      let pending = ids.filter((_, i) => states[i] === 'pending');
-      const followed = await deps.runs.adopt(runId!, family.name, pending);
-      progress.alreadyQueued += followed.followed;
-      if (followed.gone.length > 0) {
-        const again = await jobStates(deps.redis, deps.queue.qualifiedName, followed.gone);
-        const gone = new Map(followed.gone.map((id, i) => [id, again[i]!]));
-        states = ids.map((id, i) => gone.get(id) ?? states[i]!);
-        pending = followed.gone.filter((id) => gone.get(id) === 'pending');
-      } else pending = [];
-      const fresh = ids.filter((_, i) => states[i] !== 'pending').map((id) => ({ key: keyOf.get(id)!, id }));
-      const finished = ids.filter((_, i) => states[i] === 'finished' || states[i] === 'orphan');
-      let toAdd = fresh;
-      const unfollowed = [...pending];
-      if (finished.length > 0) {
-        // BullMQ refuses to remove a job a worker holds locked; such a row
-        // keeps its job, which the run follows, and is not added.
-        const removed = await removeJobs(deps.queue, finished);
-        const kept = new Set(finished.filter((_, i) => removed[i] !== 1));
-        progress.requeued += finished.length - kept.size;
-        unfollowed.push(...kept);
-        if (kept.size > 0) toAdd = fresh.filter(({ id }) => !kept.has(id));
+      const pages = await Promise.all(
+        groups.map((group, i) => (group.length === 0 ? Promise.resolve(null) : enqueueInShard({ ...deps, queue: shards[i]! }, family, runId!, group))),
+      );
+      const adds: Promise<unknown>[] = [];
+      for (const [i, page] of pages.entries()) {
+        if (!page) continue;
+        progress.added += page.added;
+        progress.alreadyQueued += page.alreadyQueued;
+        progress.requeued += page.requeued;
+        followed[i] = followed[i]! + page.alreadyQueued;
+        adds.push(page.adding.then((n) => (confirmed[i] = confirmed[i]! + n)));
       }
-      if (unfollowed.length > 0) {
-        // A job that finished yet again in between is left out of the run:
-        // the next enqueue finds its row if the row still needs work.
-        progress.alreadyQueued += (await deps.runs.adopt(runId!, family.name, unfollowed)).followed;
-      }
-      progress.added += toAdd.length;
-      inFlight = deps.queue
-        .addBulk(toAdd.map(({ key, id }) => ({ name: family.name, data: { runId: runId!, key }, opts: { jobId: id } })))
-        .then(() => (confirmed += toAdd.length));
+      inFlight = Promise.all(adds);
       options.onProgress?.({ ...progress });
     }
     await inFlight;
@@ -145,8 +152,10 @@ export async function enqueue(
     // The jobs already added run and count under this run: it is sealed with
     // them, so that it can finish and nobody waits for it forever.
     await inFlight.catch(() => undefined);
-    await deps.runs.markEnqueued(family.name, runId, confirmed + progress.alreadyQueued, progress.alreadyQueued).catch(() => undefined);
-    throw new Error(`run ${runId} stopped enqueuing after ${confirmed} jobs (they still run): ${(error as Error).message}; enqueue again for the rest`, {
+    const sealed = confirmed.map((n, i) => n + followed[i]!);
+    await deps.runs.markEnqueued(family.name, runId, sealed, progress.alreadyQueued).catch(() => undefined);
+    const added = confirmed.reduce((sum, n) => sum + n, 0);
+    throw new Error(`run ${runId} stopped enqueuing after ${added} jobs (they still run): ${(error as Error).message}; enqueue again for the rest`, {
       cause: error,
     });
   }
@@ -154,8 +163,63 @@ export async function enqueue(
     await retryTransient(() => deps.runs.discard(family.name, runId));
     return { runId: null, ...progress };
   }
-  if (runId) await retryTransient(() => deps.runs.markEnqueued(family.name, runId, progress.added + progress.alreadyQueued, progress.alreadyQueued));
+  if (runId) {
+    const totals = confirmed.map((n, i) => n + followed[i]!);
+    await retryTransient(() => deps.runs.markEnqueued(family.name, runId, totals, progress.alreadyQueued));
+  }
   return { runId, ...progress };
+}
+
+/**
+ * One page's jobs of one shard: follows those an earlier run still has
+ * queued, clears finished ones, and starts adding the rest (`adding`
+ * resolves to how many Redis accepted).
+ */
+async function enqueueInShard(
+  deps: { redis: RedisClient; queue: Queue<JobData>; runs: RunStore },
+  family: JobFamily,
+  runId: string,
+  jobs: { id: string; key: string }[],
+): Promise<ShardPage> {
+  const ids = jobs.map((job) => job.id);
+  const keyOf = new Map(jobs.map((job) => [job.id, job.key]));
+  let states = await jobStates(deps.redis, deps.queue.qualifiedName, ids);
+  const page: ShardPage = { added: 0, alreadyQueued: 0, requeued: 0, adding: Promise.resolve(0) };
+  // Rows an earlier run still has a job for (queued, active, or held by
+  // a worker that died): this run follows those jobs instead of adding
+  // its own. A job that finished in the meantime is looked at again.
+  let pending = ids.filter((_, i) => states[i] === 'pending');
+  const followed = await deps.runs.adopt(runId, family.name, pending);
+  page.alreadyQueued += followed.followed;
+  if (followed.gone.length > 0) {
+    const again = await jobStates(deps.redis, deps.queue.qualifiedName, followed.gone);
+    const gone = new Map(followed.gone.map((id, i) => [id, again[i]!]));
+    states = ids.map((id, i) => gone.get(id) ?? states[i]!);
+    pending = followed.gone.filter((id) => gone.get(id) === 'pending');
+  } else pending = [];
+  const fresh = ids.filter((_, i) => states[i] !== 'pending').map((id) => ({ key: keyOf.get(id)!, id }));
+  const finished = ids.filter((_, i) => states[i] === 'finished' || states[i] === 'orphan');
+  let toAdd = fresh;
+  const unfollowed = [...pending];
+  if (finished.length > 0) {
+    // BullMQ refuses to remove a job a worker holds locked; such a row
+    // keeps its job, which the run follows, and is not added.
+    const removed = await removeJobs(deps.queue, finished);
+    const kept = new Set(finished.filter((_, i) => removed[i] !== 1));
+    page.requeued += finished.length - kept.size;
+    unfollowed.push(...kept);
+    if (kept.size > 0) toAdd = fresh.filter(({ id }) => !kept.has(id));
+  }
+  if (unfollowed.length > 0) {
+    // A job that finished yet again in between is left out of the run:
+    // the next enqueue finds its row if the row still needs work.
+    page.alreadyQueued += (await deps.runs.adopt(runId, family.name, unfollowed)).followed;
+  }
+  page.added = toAdd.length;
+  page.adding = deps.queue.addBulk(toAdd.map(({ key, id }) => ({ name: family.name, data: { runId, key }, opts: { jobId: id } }))).then(() => toAdd.length);
+  // Awaited with the other shards' adds; until then a failure must not count as unhandled.
+  page.adding.catch(() => undefined);
+  return page;
 }
 
 /**

@@ -1,6 +1,7 @@
 import type { JobsOptions, Queue } from 'bullmq';
 import pLimit from 'p-limit';
 import type { RedisClient } from '../redis/connection.js';
+import type { QueueShard } from '../redis/key-layout.js';
 import type { JobData, JobFamily } from './family.js';
 import { FleetQueue } from './tolerant-job.js';
 
@@ -20,8 +21,13 @@ export function jobOptionsFor(family: JobFamily): JobsOptions {
  * the queue's meta hash, which it otherwise does on opening: a command that
  * only looks leaves no trace in a Redis it was pointed at by mistake.
  */
-export function openQueue(family: JobFamily, connection: RedisClient, prefix: string, options: { readOnly?: boolean } = {}): Queue<JobData> {
-  return new FleetQueue<JobData>(family.name, { connection, prefix, defaultJobOptions: jobOptionsFor(family), skipMetasUpdate: options.readOnly });
+export function openQueue(family: JobFamily, shard: QueueShard, connection: RedisClient, options: { readOnly?: boolean } = {}): Queue<JobData> {
+  return new FleetQueue<JobData>(shard.queueName, {
+    connection,
+    prefix: shard.prefix,
+    defaultJobOptions: jobOptionsFor(family),
+    skipMetasUpdate: options.readOnly,
+  });
 }
 
 /** The queue whose jobs are enqueues: BullMQ's job schedulers add one at each tick. */

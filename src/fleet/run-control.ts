@@ -15,8 +15,16 @@ export type RunAction = 'pause' | 'resume' | 'cancel' | 'retry';
 export interface RunControlDeps {
   prisma: PrismaClient;
   runs: RunStore;
-  /** The queue of the run's family. */
+  /** The run's family. */
+  family: string;
+  /** The queues of the family's shards. */
+  queues: Queue<JobData>[];
+}
+
+/** A job of the run, with the shard queue that holds it. */
+interface RunJob {
   queue: Queue<JobData>;
+  id: string;
 }
 
 export interface RunControlOptions {
@@ -65,25 +73,25 @@ export async function controlRun(deps: RunControlDeps, runId: string, action: Ru
     case 'resume': {
       if (STARTABLE.includes(status)) return status;
       await move(deps, runId, PAUSED_STATES, 'RUNNING', action);
-      const parked = await jobIdsOfRun(deps.queue, runId, ['delayed']);
-      for (const id of parked) await (await deps.queue.getJob(id))?.promote().catch(() => undefined);
+      const parked = await jobsOfRun(deps, runId, ['delayed']);
+      for (const { queue, id } of parked) await (await queue.getJob(id))?.promote().catch(() => undefined);
       options.onProgress?.(`run ${runId}: ${parked.length} parked job(s) back in the queue`);
-      await deps.runs.finishIfDone(deps.queue.name, runId);
+      await deps.runs.finishIfDone(deps.family, runId);
       return (await deps.prisma.fleetRun.findUniqueOrThrow({ where: { id: runId } })).status;
     }
     case 'retry': {
       if (status !== 'FAILED') throw new RunControlError(`run ${runId} is ${status}: only a FAILED run has failed jobs to retry`);
-      const failed = await jobIdsOfRun(deps.queue, runId, ['failed']);
+      const failed = await jobsOfRun(deps, runId, ['failed']);
       if (failed.length === 0) throw new RunControlError(`run ${runId} has no failed job left in the queue (enqueue again instead)`);
       await move(deps, runId, ['FAILED'], 'RUNNING', action, { reopen: true });
-      for (const id of failed) await (await deps.queue.getJob(id))?.retry('failed');
+      for (const { queue, id } of failed) await (await queue.getJob(id))?.retry('failed');
       options.onProgress?.(`run ${runId}: ${failed.length} failed job(s) queued again`);
       return 'RUNNING';
     }
     case 'cancel': {
       if (status !== 'CANCELLING') await move(deps, runId, [...STARTABLE, ...PAUSED_STATES], 'CANCELLING', action);
       // Jobs a worker picks up meanwhile are refused, as the run's state says.
-      const { removed, heirs } = await dispose(deps, runId, await jobIdsOfRun(deps.queue, runId, ['waiting', 'delayed', 'prioritized', 'waiting-children']));
+      const { removed, heirs } = await dispose(deps, runId, await jobsOfRun(deps, runId, ['waiting', 'delayed', 'prioritized', 'waiting-children']));
       options.onProgress?.(`run ${runId}: ${removed} job(s) that had not started removed`);
       if (heirs.size > 0)
         options.onProgress?.(`run ${runId}: ${heirs.size} job(s) handed to the runs that follow them (${[...new Set(heirs.values())].join(', ')})`);
@@ -116,7 +124,7 @@ async function settle(deps: RunControlDeps, runId: string, from: FleetRunStatus,
   const deadline = Date.now() + (options.settleTimeoutMs ?? 30_000);
   await new Promise((resolve) => setTimeout(resolve, GUARD_DELAY_MS));
   for (;;) {
-    const active = await jobIdsOfRun(deps.queue, runId, ['active']);
+    const active = await jobsOfRun(deps, runId, ['active']);
     if (active.length === 0) break;
     if (Date.now() > deadline) {
       options.onProgress?.(`run ${runId}: ${active.length} job(s) still active; it stays ${from} until they end (act again to finish)`);
@@ -127,8 +135,8 @@ async function settle(deps: RunControlDeps, runId: string, from: FleetRunStatus,
   let ended = {};
   if (to === 'CANCELLED') {
     // What is left of the run in Redis: jobs that ended, and any that workers dropped meanwhile.
-    await dispose(deps, runId, await jobIdsOfRun(deps.queue, runId, ['completed', 'failed', 'waiting', 'delayed', 'prioritized']));
-    const counters = await deps.runs.counters(deps.queue.name, runId);
+    await dispose(deps, runId, await jobsOfRun(deps, runId, ['completed', 'failed', 'waiting', 'delayed', 'prioritized']));
+    const counters = await deps.runs.counters(deps.family, runId);
     ended = {
       finishedAt: new Date(),
       ...(counters && { completed: counters.completed, skipped: counters.skipped, failed: counters.failed, stats: counters.stats }),
@@ -142,27 +150,32 @@ async function settle(deps: RunControlDeps, runId: string, from: FleetRunStatus,
  * Removes jobs of a cancelled run, except those another open run follows:
  * those are handed to it (RunStore.handOver), which waits for their outcome.
  */
-async function dispose(deps: RunControlDeps, runId: string, ids: string[]): Promise<{ removed: number; heirs: Map<string, string> }> {
-  const heirs = await deps.runs.handOver(deps.queue.name, runId, ids);
-  const removed = (
-    await removeJobs(
-      deps.queue,
-      ids.filter((id) => !heirs.has(id)),
-    )
-  ).filter((r) => r === 1).length;
+async function dispose(deps: RunControlDeps, runId: string, jobs: RunJob[]): Promise<{ removed: number; heirs: Map<string, string> }> {
+  const heirs = await deps.runs.handOver(
+    deps.family,
+    runId,
+    jobs.map((job) => job.id),
+  );
+  let removed = 0;
+  for (const queue of deps.queues) {
+    const ids = jobs.filter((job) => job.queue === queue && !heirs.has(job.id)).map((job) => job.id);
+    removed += (await removeJobs(queue, ids)).filter((r) => r === 1).length;
+  }
   return { removed, heirs };
 }
 
-/** Ids of the run's jobs in the given states, read state by state, page by page. */
-async function jobIdsOfRun(queue: Queue<JobData>, runId: string, states: JobType[]): Promise<string[]> {
-  const ids: string[] = [];
+/** The run's jobs in the given states, in every shard, read state by state, page by page. */
+async function jobsOfRun(deps: RunControlDeps, runId: string, states: JobType[]): Promise<RunJob[]> {
+  const jobs: RunJob[] = [];
   const PAGE = 1_000;
-  for (const state of states) {
-    for (let start = 0; ; start += PAGE) {
-      const jobs = await queue.getJobs([state], start, start + PAGE - 1, true);
-      for (const job of jobs) if (job.data?.runId === runId && job.id) ids.push(job.id);
-      if (jobs.length < PAGE) break;
+  for (const queue of deps.queues) {
+    for (const state of states) {
+      for (let start = 0; ; start += PAGE) {
+        const page = await queue.getJobs([state], start, start + PAGE - 1, true);
+        for (const job of page) if (job.data?.runId === runId && job.id) jobs.push({ queue, id: job.id });
+        if (page.length < PAGE) break;
+      }
     }
   }
-  return ids;
+  return jobs;
 }

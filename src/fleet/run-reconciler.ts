@@ -27,17 +27,16 @@ export async function reconcileRuns(runs: RunStore): Promise<ReconcileResult> {
   const rows = await records.toReconcile();
   // Each family's keys have a marker of their own: on a cluster, of the master that holds them.
   const markers = new Map<string, RedisMarker>();
-  for (const family of new Set(rows.map((row) => row.family))) markers.set(family, await runs.live(family).marker());
+  for (const family of new Set(rows.map((row) => row.family))) markers.set(family, await runs.marker(family));
   const result: ReconcileResult = { finished: 0, interrupted: 0, recovered: 0, running: [] };
-  const present = await Promise.all(rows.map((row) => runs.live(row.family).has(row.id)));
+  const present = await Promise.all(rows.map((row) => runs.has(row.family, row.id)));
   for (const [i, row] of rows.entries()) {
-    const live = runs.live(row.family);
     if (present[i]) {
       if (row.status === 'INTERRUPTED' && (await records.restoreInterrupted(row.id))) result.recovered += 1;
-      const counters = await live.counters(row.id);
+      const counters = await runs.counters(row.family, row.id);
       if (await records.finish(row.id, counters)) result.finished += 1;
       else if (counters) result.running.push({ id: row.id, done: counters.completed + counters.skipped + counters.failed });
-    } else if (row.status !== 'INTERRUPTED' && provesLoss(markers.get(row.family)!, live.address, row)) {
+    } else if (row.status !== 'INTERRUPTED' && provesLoss(markers.get(row.family)!, runs.address(row.family), row)) {
       await records.markInterrupted(row.id);
       result.interrupted += 1;
     }

@@ -1,9 +1,9 @@
 import { randomBytes } from 'node:crypto';
 import type { PrismaClient } from '../db/prisma.js';
-import type { KeyLayout } from '../redis/key-layout.js';
+import type { KeyLayout, QueueShard } from '../redis/key-layout.js';
 import type { RedisClient } from '../redis/connection.js';
 import type { FleetRunStatus } from '../generated/prisma/enums.js';
-import { markerKey, provesLoss } from './redis-marker.js';
+import { markerKey, provesLoss, type RedisMarker } from './redis-marker.js';
 import { allCounted, LiveRuns, type JobOutcomeRecord, type RunCounters } from './runs-live.js';
 import { RunRecords, type RunRow } from './runs-record.js';
 import type { Scope } from './scope.js';
@@ -57,15 +57,35 @@ export class RunStore {
     this.records = new RunRecords(prisma);
   }
 
-  /** The live side of the family's runs: their keys go with the family's queue. */
-  live(family: string): LiveRuns {
-    const prefix = this.layout.family(family);
-    let live = this.lives.get(prefix);
+  /** The live side of one shard's runs: their keys go with the shard's queue. */
+  live(shard: QueueShard): LiveRuns {
+    let live = this.lives.get(shard.prefix);
     if (!live) {
-      live = new LiveRuns(this.redisConnection, prefix);
-      this.lives.set(prefix, live);
+      live = new LiveRuns(this.redisConnection, shard.prefix);
+      this.lives.set(shard.prefix, live);
     }
     return live;
+  }
+
+  /** The family's first shard, which keeps what is one per run: its marker, its pace, its figures. */
+  private first(family: string): LiveRuns {
+    return this.live(this.layout.shards(family)[0]!);
+  }
+
+  private everyShard(family: string): LiveRuns[] {
+    return this.layout.shards(family).map((shard) => this.live(shard));
+  }
+
+  /** Job ids grouped by the shard they go to. */
+  private byShard(family: string, jobIds: string[]): [QueueShard, string[]][] {
+    const groups = new Map<QueueShard, string[]>();
+    for (const id of jobIds) {
+      const shard = this.layout.shardOf(family, id);
+      const group = groups.get(shard);
+      if (group) group.push(id);
+      else groups.set(shard, [id]);
+    }
+    return [...groups];
   }
 
   /**
@@ -74,10 +94,10 @@ export class RunStore {
    * (an operator's rate), none by default.
    */
   async create(runId: string, family: string, scope: Scope, origin: string | null = null, paceMs: number | null = null): Promise<void> {
-    const live = this.live(family);
+    const live = this.first(family);
     const marker = await live.marker();
     await this.records.create({ id: runId, family, scope, origin, redisMarker: marker.id, redisAddress: live.address });
-    await live.open(runId, family, paceMs);
+    await Promise.all(this.everyShard(family).map((shard) => shard.open(runId, family, paceMs)));
   }
 
   /**
@@ -86,8 +106,9 @@ export class RunStore {
    * are done. Returns how many it follows or counted at once, and the ids of
    * jobs that finished meanwhile (they need a fresh job).
    */
-  adopt(runId: string, family: string, jobIds: string[]): Promise<{ followed: number; gone: string[] }> {
-    return this.live(family).adopt(runId, family, jobIds);
+  async adopt(runId: string, family: string, jobIds: string[]): Promise<{ followed: number; gone: string[] }> {
+    const results = await Promise.all(this.byShard(family, jobIds).map(([shard, ids]) => this.live(shard).adopt(runId, shard.queueName, ids)));
+    return { followed: results.reduce((sum, r) => sum + r.followed, 0), gone: results.flatMap((r) => r.gone) };
   }
 
   /**
@@ -98,18 +119,25 @@ export class RunStore {
    */
   async handOver(family: string, runId: string, jobIds: string[]): Promise<Map<string, string>> {
     if (jobIds.length === 0) return new Map();
-    return this.live(family).handOver(family, runId, await this.records.openRunIds(family, runId), jobIds);
+    const open = await this.records.openRunIds(family, runId);
+    const heirs = await Promise.all(this.byShard(family, jobIds).map(([shard, ids]) => this.live(shard).handOver(shard.queueName, runId, open, ids)));
+    return new Map(heirs.flatMap((map) => [...map]));
   }
 
   /** Forgets a run that has no job at all, in Redis and in Postgres. */
   async discard(family: string, runId: string): Promise<void> {
-    await this.live(family).drop(runId);
+    await Promise.all(this.everyShard(family).map((live) => live.drop(runId)));
     await this.records.discardEmpty(runId);
   }
 
-  async markEnqueued(family: string, runId: string, total: number, alreadyQueued: number): Promise<void> {
-    await this.live(family).markEnqueued(runId, total);
-    await this.records.markEnqueued(runId, total, alreadyQueued);
+  /** `totals`: the run's jobs in each of the family's shards, in shard order. */
+  async markEnqueued(family: string, runId: string, totals: number[], alreadyQueued: number): Promise<void> {
+    await Promise.all(this.everyShard(family).map((live, i) => live.markEnqueued(runId, totals[i] ?? 0)));
+    await this.records.markEnqueued(
+      runId,
+      totals.reduce((sum, n) => sum + n, 0),
+      alreadyQueued,
+    );
     await this.finishIfDone(family, runId);
   }
 
@@ -121,14 +149,22 @@ export class RunStore {
    * last job this was. Every job is of `family`.
    */
   async record(family: string, outcomes: JobOutcomeRecord[]): Promise<void> {
-    for (const { runId, revised, done } of await this.live(family).record(outcomes)) {
-      if (revised) await this.finishIfDone(family, runId, { revise: true });
-      for (const id of done) await this.finishIfDone(family, id);
+    const groups = new Map<QueueShard, JobOutcomeRecord[]>();
+    for (const outcome of outcomes) {
+      const shard = this.layout.shardOf(family, outcome.jobId);
+      groups.set(shard, [...(groups.get(shard) ?? []), outcome]);
+    }
+    for (const [shard, group] of groups) {
+      // A shard that has every outcome of a run may not be the last one: finishIfDone adds the shards up.
+      for (const { runId, revised, done } of await this.live(shard).record(group)) {
+        if (revised) await this.finishIfDone(family, runId, { revise: true });
+        for (const id of done) await this.finishIfDone(family, id);
+      }
     }
   }
 
   forget(family: string, runId: string, jobId: string): void {
-    this.live(family).forget(runId, jobId);
+    this.live(this.layout.shardOf(family, jobId)).forget(runId, jobId);
   }
 
   async flushForgotten(): Promise<void> {
@@ -136,24 +172,51 @@ export class RunStore {
   }
 
   paceOf(family: string, runId: string): Promise<number | null> {
-    return this.live(family).paceOf(runId);
+    return this.first(family).paceOf(runId);
   }
 
   hasOutcome(family: string, runId: string, jobId: string): Promise<boolean> {
-    return this.live(family).hasOutcome(runId, jobId);
+    return this.live(this.layout.shardOf(family, jobId)).hasOutcome(runId, jobId);
   }
 
-  counters(family: string, runId: string): Promise<RunCounters | null> {
-    return this.live(family).counters(runId);
+  /** The run's live counters, added up over the family's shards; null when a shard has none (lost). */
+  async counters(family: string, runId: string): Promise<RunCounters | null> {
+    const parts = await Promise.all(this.everyShard(family).map((live) => live.counters(runId)));
+    if (parts.some((part) => part === null)) return null;
+    return (parts as RunCounters[]).reduce((sum, part) => ({
+      total: sum.total + part.total,
+      completed: sum.completed + part.completed,
+      skipped: sum.skipped + part.skipped,
+      failed: sum.failed + part.failed,
+      enqueued: sum.enqueued && part.enqueued,
+      stats: Object.fromEntries(
+        [...new Set([...Object.keys(sum.stats), ...Object.keys(part.stats)])].map((key) => [key, (sum.stats[key] ?? 0) + (part.stats[key] ?? 0)]),
+      ),
+    }));
   }
 
   addStat(family: string, runId: string, stat: string, n: number): Promise<void> {
-    return this.live(family).addStat(runId, stat, n);
+    return this.first(family).addStat(runId, stat, n);
   }
 
   /** Writes the final counters to Postgres once every job of the run has an outcome (see RunRecords.finish). */
   async finishIfDone(family: string, runId: string, options: { revise?: boolean } = {}): Promise<boolean> {
-    return this.records.finish(runId, await this.live(family).counters(runId), options);
+    return this.records.finish(runId, await this.counters(family, runId), options);
+  }
+
+  /** The family's Redis marker, made if it has none (see LiveRuns.marker). */
+  marker(family: string): Promise<RedisMarker> {
+    return this.first(family).marker();
+  }
+
+  /** Where the family's run keys are, as runs record it. */
+  address(family: string): string {
+    return this.first(family).address;
+  }
+
+  /** Whether Redis holds the run's counters, in every shard. */
+  async has(family: string, runId: string): Promise<boolean> {
+    return (await Promise.all(this.everyShard(family).map((live) => live.has(runId)))).every(Boolean);
   }
 
   /**
@@ -170,8 +233,8 @@ export class RunStore {
    * (provesLoss), or cannot tell.
    */
   async liveness(family: string, runId: string): Promise<'live' | 'lost' | 'unknown'> {
-    const live = this.live(family);
-    if (await live.has(runId)) return 'live';
+    if (await this.has(family, runId)) return 'live';
+    const live = this.first(family);
     const run = await this.records.get(runId);
     return run && provesLoss(await live.currentMarker(), live.address, run) ? 'lost' : 'unknown';
   }
@@ -188,7 +251,7 @@ export class RunStore {
   /** Whether Redis has any trace of the fleet: a marker or a queue of `families`, or an auxiliary queue of `shared`. */
   async hasFleetData(families: readonly string[], shared: readonly string[]): Promise<boolean> {
     const keys = [
-      ...families.flatMap((family) => [markerKey(this.layout.family(family)), `${this.layout.family(family)}:${family}:meta`]),
+      ...families.flatMap((family) => this.layout.shards(family).flatMap((shard) => [markerKey(shard.prefix), `${shard.prefix}:${shard.queueName}:meta`])),
       ...shared.map((name) => `${this.layout.shared}:${name}:meta`),
     ];
     // One key per command: on a cluster the keys live in different slots.
@@ -201,7 +264,7 @@ export class RunStore {
    * write down (see reconcileRuns).
    */
   private async view(row: RunRow): Promise<RunView> {
-    const live = !row.finishedAt || row.status === 'INTERRUPTED' ? await this.live(row.family).counters(row.id) : null;
+    const live = !row.finishedAt || row.status === 'INTERRUPTED' ? await this.counters(row.family, row.id) : null;
     const done = live !== null && allCounted(live);
     const status = done ? (live.failed > 0 ? 'FAILED' : 'COMPLETED') : live && row.status === 'INTERRUPTED' ? 'RUNNING' : row.status;
     return {

@@ -74,7 +74,7 @@ interface Shared {
   settling: Set<Promise<void>>;
 }
 
-/** Starts one BullMQ worker per family, all in this process. */
+/** Starts one BullMQ worker per shard of each family, all in this process. */
 export function startWorkers(deps: WorkerDeps, families: JobFamily[], options: FleetWorkerOptions = {}): FleetWorkers {
   const shared: Shared = {
     deps,
@@ -87,27 +87,34 @@ export function startWorkers(deps: WorkerDeps, families: JobFamily[], options: F
     settling: new Set(),
   };
   const holds: (() => void)[] = [];
-  const workers = families.map((family) => {
+  const workers = families.flatMap((family) => {
     const log = deps.log.child({ family: family.name });
     // Errors whose failure the batch already counted, so the processor does not count them again.
     const counted = new WeakSet<object>();
     const batcher = familyBatcher(shared, family, handlerContext(shared, family, log), counted);
-    const worker: Worker<JobData, JobOutcome> = new FleetWorker<JobData, JobOutcome>(
-      family.name,
-      jobProcessor(shared, family, batcher, counted, () => worker, log),
-      {
-        connection: deps.connection,
-        prefix: deps.layout.family(family.name),
-        concurrency: options.concurrency ?? family.options.concurrency,
-        limiter: options.limiter ?? family.options.limiter,
-        lockDuration: options.lockDuration ?? 30_000,
-        stalledInterval: options.stalledInterval ?? 30_000,
-        autorun: true,
-      },
-    );
-    countOutcomes(shared, family, worker, log);
-    if (options.health) holds.push(holdWhileUnhealthy(worker, family.name, options.health, log));
-    return worker;
+    const shards = deps.layout.shards(family.name);
+    // A family's concurrency and limiter are the process's and the queue's
+    // for the family as a whole: its shards share them.
+    const concurrency = Math.ceil((options.concurrency ?? family.options.concurrency) / shards.length);
+    const limiter = options.limiter ?? family.options.limiter;
+    return shards.map((shard) => {
+      const worker: Worker<JobData, JobOutcome> = new FleetWorker<JobData, JobOutcome>(
+        shard.queueName,
+        jobProcessor(shared, family, batcher, counted, () => worker, log),
+        {
+          connection: deps.connection,
+          prefix: shard.prefix,
+          concurrency,
+          limiter: limiter && { ...limiter, max: Math.max(1, Math.floor(limiter.max / shards.length)) },
+          lockDuration: options.lockDuration ?? 30_000,
+          stalledInterval: options.stalledInterval ?? 30_000,
+          autorun: true,
+        },
+      );
+      countOutcomes(shared, family, worker, log);
+      if (options.health) holds.push(holdWhileUnhealthy(worker, family.name, options.health, log));
+      return worker;
+    });
   });
   return {
     workers,
