@@ -1,11 +1,13 @@
-// npm run bench -- [--n 100000] [--workers 1] [--sample 5000]
+// npm run bench -- [--n 100000] [--workers 1] [--sample 5000] [--cluster]
 //
 // Seeds N MVP investments into a scratch database and measures, in one run on
 // the same data: the document's per-row script (on a sample), the set-based
 // SQL bound, the BullMQ no-op ceiling (adding in the same process, and from a
 // process of its own), and the fleet end to end (producer and worker
 // processes until every job is done and `verify lots` passes), with what each
-// part of the fleet spends in CPU per investment.
+// part of the fleet spends in CPU per investment. With --cluster, also the
+// fleet on a local Redis Cluster of 3 masters and 3 replicas (one lots shard
+// per master), with the CPU each Redis node spends per investment.
 import { execFileSync, spawn } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
@@ -19,6 +21,8 @@ import { deployMigrations, PROJECT_ROOT } from '../src/db/migrations.js';
 import { createPrisma } from '../src/db/prisma.js';
 import { seedMvp } from '../src/demo/seed.js';
 import { lotsFamily } from '../src/families/lots.js';
+import { openFleet } from '../src/fleet/context.js';
+import { LocalRedisCluster } from '../tests/support/redis-cluster.js';
 
 const { values } = parseArgs({
   options: {
@@ -26,6 +30,7 @@ const { values } = parseArgs({
     workers: { type: 'string', default: '1' },
     sample: { type: 'string', default: '5000' },
     concurrency: { type: 'string' },
+    cluster: { type: 'boolean', default: false },
   },
 });
 const N = Number(values.n);
@@ -269,12 +274,12 @@ interface ProducerReport {
   runId: string;
 }
 
-function runProducer(): Promise<ProducerReport> {
+function runProducer(producerEnv: NodeJS.ProcessEnv = env): Promise<ProducerReport> {
   return new Promise((resolve, reject) => {
     // Under the heap limit `tys enqueue` gives itself, so the RSS is the CLI's.
     const heapLimit = heapLimitFlags(['enqueue', 'lots', '--all'], process.execArgv, process.env.NODE_OPTIONS) ?? [];
     const child = spawn(process.execPath, [...heapLimit, '--import', 'tsx', path.join(PROJECT_ROOT, 'bench', 'producer.ts'), 'lots'], {
-      env,
+      env: producerEnv,
       cwd: PROJECT_ROOT,
     });
     let out = '';
@@ -284,10 +289,10 @@ function runProducer(): Promise<ProducerReport> {
   });
 }
 
-function startWorker() {
+function startWorker(workerEnv: NodeJS.ProcessEnv = env) {
   const args = [path.join(PROJECT_ROOT, 'bin', 'tys.js'), 'worker', '--families', 'lots'];
   if (values.concurrency) args.push('--concurrency', values.concurrency);
-  const child = spawn(process.execPath, args, { env, cwd: PROJECT_ROOT, stdio: ['ignore', 'ignore', 'inherit'] });
+  const child = spawn(process.execPath, args, { env: workerEnv, cwd: PROJECT_ROOT, stdio: ['ignore', 'ignore', 'inherit'] });
   const exited = new Promise<number | null>((resolve) => child.on('close', resolve));
   return { child, exited };
 }
@@ -303,7 +308,7 @@ async function waitFor(check: () => Promise<boolean>, what: string, deadlineSeco
 /** 4. The fleet: worker processes up, the producer enqueues lots --all, until the run has finished and verify passes. */
 async function fleet() {
   const memoryBefore = await redisUsedMemory();
-  const workers = Array.from({ length: WORKERS }, startWorker);
+  const workers = Array.from({ length: WORKERS }, () => startWorker());
   // Workers are ready when BullMQ has registered them on the queue.
   const queue = new Queue('lots', { connection: redis, prefix: PREFIX });
   await waitFor(async () => (await queue.getWorkersCount()) >= WORKERS, 'workers to start', 60);
@@ -347,6 +352,61 @@ async function fleet() {
   };
 }
 
+/**
+ * 5b. The fleet on a local Redis Cluster: 3 masters with a replica each, the
+ * lots queue in one shard per master. Reports the rate and what each node
+ * spent per investment (INFO cpu before and after), masters and replicas.
+ */
+async function fleetOnCluster() {
+  await sql('TRUNCATE "TaxLot" CASCADE');
+  await sql('VACUUM ANALYZE "TaxLot"');
+  const cluster = await LocalRedisCluster.start({ masters: 3 });
+  try {
+    const clusterEnv = { ...env, REDIS_CLUSTER_NODES: cluster.seeds };
+    const nodes = cluster.seeds.split(',').map((seed) => ({ host: '127.0.0.1', port: Number(seed.split(':')[1]) }));
+    const look = await openFleet({ databaseUrl: dbUrl.toString(), redisUrl: REDIS_URL, redisCluster: { nodes }, queuePrefix: PREFIX });
+    const workers = Array.from({ length: WORKERS }, () => startWorker(clusterEnv));
+    try {
+      const shards = look.shardQueues(lotsFamily);
+      await waitFor(async () => (await Promise.all(shards.map((queue) => queue.getWorkersCount()))).every((n) => n >= WORKERS), 'workers to start', 60);
+      const nodesBefore = await cluster.cpuByNode();
+      const workerCpuBefore = workers.map(({ child }) => processCpu(child.pid!));
+      const postgresBefore = (await serverCpu()).postgres;
+      const started = now();
+      const producer = await runProducer(clusterEnv);
+      await waitFor(async () => Boolean((await look.prisma.fleetRun.findUnique({ where: { id: producer.runId } }))?.finishedAt), 'the run to finish');
+      const report = await lotsFamily.verify!(look.prisma);
+      const seconds = now() - started;
+      const nodesAfter = await cluster.cpuByNode();
+      const postgresAfter = (await serverCpu()).postgres;
+      const workerCpu = workers.reduce((sum, { child }, i) => sum + processCpu(child.pid!) - workerCpuBefore[i]!, 0);
+      if (!report.ok) throw new Error(`verify lots failed on the cluster: ${report.problemCount} investments wrong`);
+      const perNode = nodesAfter.map((after) => ({
+        port: after.port,
+        role: after.role,
+        cpuUs: perItem(after.cpuSeconds - (nodesBefore.find((b) => b.port === after.port)?.cpuSeconds ?? 0), N),
+      }));
+      return {
+        rate: rate(N, seconds),
+        seconds,
+        shards: shards.length,
+        cpuUsPerInvestment: {
+          workers: perItem(workerCpu, N),
+          producer: perItem(producer.cpuSeconds, N),
+          redisNodes: perNode,
+          postgres: postgresAfter === null || postgresBefore === null ? null : perItem(postgresAfter - postgresBefore, N),
+        },
+      };
+    } finally {
+      for (const { child } of workers) child.kill('SIGTERM');
+      await Promise.all(workers.map(({ exited }) => exited));
+      await look.close();
+    }
+  } finally {
+    await cluster.stop();
+  }
+}
+
 /** The producer alone, with no workers: how fast enqueueing is by itself. */
 async function producerAlone() {
   await sql('TRUNCATE "TaxLot" CASCADE');
@@ -368,6 +428,7 @@ log('4/6 BullMQ no-op ceiling, adder in a process of its own...');
 const bullTwoProcesses = await bullmqCeiling(true);
 log('5/6 fleet end to end...');
 const fleetResult = await fleet();
+const clusterResult = values.cluster ? (log('5b/6 fleet on a local Redis Cluster...'), await fleetOnCluster()) : null;
 log('6/6 producer alone...');
 const producerOnly = await producerAlone();
 await teardown();
@@ -408,6 +469,7 @@ const result = {
     budgetAtTarget: Math.round((cores * 1e6) / TARGET_RATE),
   },
   fleet: fleetResult,
+  cluster: clusterResult,
   producerAlone: producerOnly,
 };
 const rows: [string, string][] = [
@@ -433,7 +495,22 @@ const rows: [string, string][] = [
     `${(fleetResult.redis.usedBefore / 2 ** 20).toFixed(1)} / ${(fleetResult.redis.usedAfter / 2 ** 20).toFixed(1)} / ${(fleetResult.redis.peak / 2 ** 20).toFixed(1)} MB`,
   ],
   ['job payload', `${fleetResult.payloadBytes} bytes`],
+  ...clusterRows(),
 ];
+function clusterRows(): [string, string][] {
+  if (!clusterResult) return [];
+  const { cpuUsPerInvestment: cpu } = clusterResult;
+  const masters = cpu.redisNodes.filter((node) => node.role === 'master');
+  const replicas = cpu.redisNodes.filter((node) => node.role !== 'master');
+  const sum = (nodes: { cpuUs: number }[]) => nodes.reduce((total, node) => total + node.cpuUs, 0);
+  return [
+    [`fleet on a Redis Cluster, ${clusterResult.shards} shards (+ verify)`, `${clusterResult.rate}/s in ${clusterResult.seconds.toFixed(1)} s`],
+    ['cluster: CPU per investment, workers + producer + Postgres', `${cpu.workers} + ${cpu.producer} + ${cpu.postgres ?? '?'} µs`],
+    ['cluster: CPU per investment, each master', `${masters.map((node) => `${node.cpuUs}`).join(' + ')} = ${sum(masters)} µs`],
+    ['cluster: CPU per investment, each replica', `${replicas.map((node) => `${node.cpuUs}`).join(' + ')} = ${sum(replicas)} µs`],
+    ['one Redis: CPU per investment (above)', `${fleetCpu.redis} µs`],
+  ];
+}
 const width = Math.max(...rows.map(([k]) => k.length));
 console.log(`\nN = ${N} investments, ${WORKERS} worker process(es), concurrency ${result.concurrency}, batch ${result.batch.maxSize}\n`);
 for (const [k, v] of rows) console.log(`| ${k.padEnd(width)} | ${v} |`);

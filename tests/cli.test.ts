@@ -61,6 +61,9 @@ describe('tys CLI', () => {
       ['REDIS_URL', 'redis://127.0.0.1:notaport'],
       ['DATABASE_URL', 'postgresql://a b'],
       ['TYS_QUEUE_PREFIX', 'a:b'],
+      ['REDIS_CLUSTER_NODES', '127.0.0.1'],
+      ['TYS_SHARDS', '0'],
+      ['TYS_SHARDS_LOTS', 'many'],
     ];
     for (const [name, value] of malformed) {
       const bad = await runTys(['enqueue', 'lots', '--all'], { ...env, [name]: value });
@@ -75,6 +78,12 @@ describe('tys CLI', () => {
     const secret = await runTys(['status'], { ...env, DATABASE_URL: 'mysql://admin:hunter2@db/x' });
     expect(secret.code).toBe(2);
     expect(secret.stderr).not.toContain('hunter2');
+    // A cluster password without a cluster is a mistake to name, never to echo.
+    const stray = await runTys(['status'], { ...env, REDIS_PASSWORD: 'hunter3' });
+    expect(stray.code).toBe(2);
+    expect(stray.stderr.trim()).toBe(
+      'error: REDIS_PASSWORD and REDIS_TLS apply to REDIS_CLUSTER_NODES; for one Redis, put them in REDIS_URL (rediss://:password@host)',
+    );
   });
 
   it.each([['--help'], ['enqueue', '--help'], ['worker', '--help'], ['status', '--help'], ['verify', '--help'], ['migrate', '--help']])(

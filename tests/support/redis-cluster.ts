@@ -97,6 +97,19 @@ export class LocalRedisCluster {
     return this.nodes.find((node) => node.process)!.port;
   }
 
+  /** CPU seconds each running node has used (INFO cpu), with its role now. */
+  async cpuByNode(): Promise<{ port: number; role: string; cpuSeconds: number }[]> {
+    const running = this.nodes.filter((node) => node.process);
+    return Promise.all(
+      running.map(async ({ port }) => {
+        const cpu = String(await command(port, 'info', 'cpu'));
+        const role = /^role:(\w+)/m.exec(String(await command(port, 'info', 'replication')))?.[1] ?? '?';
+        const field = (name: string) => Number(new RegExp(`^${name}:([\\d.]+)`, 'm').exec(cpu)?.[1] ?? 0);
+        return { port, role, cpuSeconds: field('used_cpu_user') + field('used_cpu_sys') };
+      }),
+    );
+  }
+
   /** Runs a command on one node (not following redirections). */
   command(port: number, ...args: string[]): Promise<unknown> {
     return command(port, ...args);
