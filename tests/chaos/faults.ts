@@ -96,8 +96,11 @@ export class WorkerPool {
     // exists: it holds no job, so that is as clean as an exit 0.
     const neverStarted = result.signal === 'SIGTERM' && !(result.stdout + result.stderr).includes('"msg":"workers started"');
     if (result.code !== 0 && !neverStarted) {
-      const last = (result.stdout + result.stderr).trim().split('\n').slice(-3).join(' | ');
-      this.unclean.push(`worker exited ${result.code ?? result.signal} ${took} ms after SIGTERM; it last said: ${last}`);
+      // Its own log (stdout) says which shutdown step it was waiting for; stderr has what its libraries printed.
+      const tail = (text: string, lines: number) => text.trim().split('\n').slice(-lines).join(' | ').slice(0, 800);
+      this.unclean.push(
+        `worker exited ${result.code ?? result.signal} ${took} ms after SIGTERM; its log ended: ${tail(result.stdout, 2)}; its stderr ended: ${tail(result.stderr, 2)}`,
+      );
     }
     return took;
   }
