@@ -25,9 +25,13 @@ export function testConfig(db: TestDatabase, prefix: string): FleetConfig {
   return { databaseUrl: db.url, redisUrl: REDIS_URL, queuePrefix: prefix };
 }
 
-/** In-process fleet for tests, under a prefix of its own: the fleet's context, and a wait for runs; close() removes its keys. */
-export async function testFleet(db: TestDatabase, prefix = testPrefix()) {
-  const config = testConfig(db, prefix);
+/**
+ * In-process fleet for tests, under a prefix of its own: the fleet's
+ * context, and a wait for runs; close() removes its keys (a sharded family's
+ * too). `settings` adds to the configuration (shards, say).
+ */
+export async function testFleet(db: TestDatabase, prefix = testPrefix(), settings: Partial<FleetConfig> = {}) {
+  const config = { ...testConfig(db, prefix), ...settings };
   const context: FleetContext = await openFleet(config);
   return {
     prefix,
@@ -47,7 +51,7 @@ export async function testFleet(db: TestDatabase, prefix = testPrefix()) {
     },
     async close() {
       await context.close();
-      await flushPrefix(prefix);
+      await flushPrefix(prefix, '[:.]*');
     },
   };
 }
