@@ -1,4 +1,5 @@
-import type { Queue } from 'bullmq';
+import type { Queue, Worker } from 'bullmq';
+import { Cluster, Redis } from 'ioredis';
 import pino, { type Logger } from 'pino';
 import { redisTarget, type FleetConfig } from '../config/env.js';
 import { createPrisma, type PrismaClient } from '../db/prisma.js';
@@ -64,6 +65,26 @@ export interface OpenFleetOptions {
   role?: FleetRole;
   /** Postgres connections the process may open. Default 10 (createPrisma's). */
   poolSize?: number;
+}
+
+/** How long stopping workers waits for their Redis connection to be back before closing it anyway. */
+const RECONNECT_WAIT_MS = 15_000;
+
+/**
+ * Closes BullMQ workers once their connections (the shared one and each
+ * worker's blocking one) are back, or after RECONNECT_WAIT_MS: BullMQ's
+ * close waits for an 'end' event that a connection in the middle of
+ * reconnecting never emits (taskforcesh/bullmq#2430, #4656), so a stop right
+ * after a Redis restart would hang until the process's shutdown deadline.
+ */
+async function closeOnceReconnected(connection: RedisClient, bullWorkers: Worker[], close: () => Promise<unknown>): Promise<void> {
+  const reconnected = (async () => {
+    const blocking = await Promise.all(bullWorkers.map((worker) => worker.backend.blockingClient ?? Promise.resolve(null)));
+    // The fleet hands BullMQ ioredis connections; its blocking ones are their duplicates.
+    for (const client of [connection, ...blocking]) if (client instanceof Redis || client instanceof Cluster) await untilReady(client, () => undefined);
+  })();
+  await Promise.race([reconnected, new Promise((resolve) => setTimeout(resolve, RECONNECT_WAIT_MS).unref())]);
+  await close();
 }
 
 async function openRedis(config: FleetConfig, role: FleetRole): Promise<RedisClient> {
@@ -139,13 +160,13 @@ export async function openFleet(config: FleetConfig, options: OpenFleetOptions =
       running.push({ workers, connection });
       const agreed = Promise.all(families.map((family) => counts.pin(family.name))).then(() => undefined);
       agreed.catch(() => undefined);
-      return { ...workers, agreed };
+      return { ...workers, agreed, close: () => closeOnceReconnected(connection, workers.workers, () => workers.close()) };
     },
     startSchedules(families, log) {
       const connection = workerConnection(redisTarget(config));
       const runner = startScheduleRunner({ connection, producer: redis, prefix: known().layout.shared, log, enqueue: fleetEnqueue }, families);
       running.push({ workers: runner, connection });
-      return runner;
+      return { waitUntilReady: () => runner.waitUntilReady(), close: () => closeOnceReconnected(connection, [runner], () => runner.close()) };
     },
     async ready(onWait = () => undefined) {
       await untilReady(redis, onWait);
