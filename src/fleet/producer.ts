@@ -131,11 +131,14 @@ export async function enqueue(
       // The previous page's adds overlap this page's source query; wait for
       // them before the next one so at most one page is in flight.
       await inFlight;
-      const pages = await Promise.all(
+      // Every shard's page is accounted for, even when another shard's fails:
+      // the jobs it added belong to the run that is sealed with them.
+      const pages = await Promise.allSettled(
         groups.map((group, i) => (group.length === 0 ? Promise.resolve(null) : enqueueInShard({ ...deps, queue: shards[i]! }, family, runId!, group))),
       );
       const adds: Promise<unknown>[] = [];
-      for (const [i, page] of pages.entries()) {
+      for (const [i, settled] of pages.entries()) {
+        const page = settled.status === 'fulfilled' ? settled.value : null;
         if (!page) continue;
         progress.added += page.added;
         progress.alreadyQueued += page.alreadyQueued;
@@ -144,6 +147,8 @@ export async function enqueue(
         adds.push(page.adding.then((n) => (confirmed[i] = confirmed[i]! + n)));
       }
       inFlight = Promise.all(adds);
+      const failed = pages.find((settled) => settled.status === 'rejected');
+      if (failed) throw failed.reason;
       options.onProgress?.({ ...progress });
     }
     await inFlight;

@@ -76,14 +76,14 @@ export class RunStore {
     return this.layout.shards(family).map((shard) => this.live(shard));
   }
 
-  /** Job ids grouped by the shard they go to. */
-  private byShard(family: string, jobIds: string[]): [QueueShard, string[]][] {
-    const groups = new Map<QueueShard, string[]>();
-    for (const id of jobIds) {
-      const shard = this.layout.shardOf(family, id);
+  /** Items grouped by the shard of their job id. */
+  private byShard<T>(family: string, items: T[], jobIdOf: (item: T) => string): [QueueShard, T[]][] {
+    const groups = new Map<QueueShard, T[]>();
+    for (const item of items) {
+      const shard = this.layout.shardOf(family, jobIdOf(item));
       const group = groups.get(shard);
-      if (group) group.push(id);
-      else groups.set(shard, [id]);
+      if (group) group.push(item);
+      else groups.set(shard, [item]);
     }
     return [...groups];
   }
@@ -107,7 +107,7 @@ export class RunStore {
    * jobs that finished meanwhile (they need a fresh job).
    */
   async adopt(runId: string, family: string, jobIds: string[]): Promise<{ followed: number; gone: string[] }> {
-    const results = await Promise.all(this.byShard(family, jobIds).map(([shard, ids]) => this.live(shard).adopt(runId, shard.queueName, ids)));
+    const results = await Promise.all(this.byShard(family, jobIds, (id) => id).map(([shard, ids]) => this.live(shard).adopt(runId, shard.queueName, ids)));
     return { followed: results.reduce((sum, r) => sum + r.followed, 0), gone: results.flatMap((r) => r.gone) };
   }
 
@@ -120,7 +120,9 @@ export class RunStore {
   async handOver(family: string, runId: string, jobIds: string[]): Promise<Map<string, string>> {
     if (jobIds.length === 0) return new Map();
     const open = await this.records.openRunIds(family, runId);
-    const heirs = await Promise.all(this.byShard(family, jobIds).map(([shard, ids]) => this.live(shard).handOver(shard.queueName, runId, open, ids)));
+    const heirs = await Promise.all(
+      this.byShard(family, jobIds, (id) => id).map(([shard, ids]) => this.live(shard).handOver(shard.queueName, runId, open, ids)),
+    );
     return new Map(heirs.flatMap((map) => [...map]));
   }
 
@@ -149,12 +151,7 @@ export class RunStore {
    * last job this was. Every job is of `family`.
    */
   async record(family: string, outcomes: JobOutcomeRecord[]): Promise<void> {
-    const groups = new Map<QueueShard, JobOutcomeRecord[]>();
-    for (const outcome of outcomes) {
-      const shard = this.layout.shardOf(family, outcome.jobId);
-      groups.set(shard, [...(groups.get(shard) ?? []), outcome]);
-    }
-    for (const [shard, group] of groups) {
+    for (const [shard, group] of this.byShard(family, outcomes, (outcome) => outcome.jobId)) {
       // A shard that has every outcome of a run may not be the last one: finishIfDone adds the shards up.
       for (const { runId, revised, done } of await this.live(shard).record(group)) {
         if (revised) await this.finishIfDone(family, runId, { revise: true });
