@@ -26,8 +26,6 @@ export interface QueueShard {
 export interface KeyLayout {
   /** Prefix of the keys that belong to no family. */
   shared: string;
-  /** Whether keys carry hash tags (a cluster). */
-  tagged: boolean;
   /** The family's shards; one unless the family is sharded. */
   shards(family: string): QueueShard[];
   /** The shard a job goes to: a stable hash of its id, so a row's job is always looked for in the same queue. */
@@ -66,7 +64,6 @@ export function keyLayout(config: Pick<FleetConfig, 'queuePrefix' | 'redisCluste
   };
   return {
     shared: tagged ? `{${bare}}` : config.queuePrefix,
-    tagged,
     shards,
     shardOf(family, jobId) {
       const list = shards(family);
