@@ -15,6 +15,7 @@ import { fleetEnv, runTys, spawnWorker, until } from './support/processes.js';
 import { LocalRedisCluster } from './support/redis-cluster.js';
 
 const INVESTMENTS = 20_000;
+const REDO = 6_000;
 
 /** Investments by how many lots they have: exactly one each is the only right answer. */
 async function lotsPerInvestment(db: TestDatabase): Promise<Record<string, number>> {
@@ -131,14 +132,16 @@ describe('the fleet on a Redis Cluster', { shuffle: false }, () => {
   });
 
   it('finishes through the failover of the master that holds the queue, and converges to one lot each', async () => {
-    await db.prisma.taxLot.deleteMany();
+    // A third of the rows lose their lot and are done again through the failover.
+    const redo = (await db.prisma.investment.findMany({ select: { id: true }, orderBy: { id: 'asc' }, take: REDO })).map((row) => row.id);
+    await db.prisma.taxLot.deleteMany({ where: { investmentId: { in: redo } } });
     const auditsBefore = await db.prisma.auditLog.count({ where: { action: 'CREATE_TAX_LOT' } });
     const [shard] = fleet.layout.shards('lots');
     const holder = await cluster.masterOf(`${shard!.prefix}:${shard!.queueName}:wait`);
 
     const workers = fleet.startWorkers([lotsFamily, constraintsFamily]);
     const first = await fleet.enqueue(lotsFamily);
-    await until('a quarter of the lots', async () => (await db.prisma.taxLot.count()) >= INVESTMENTS / 4, 60_000, 50);
+    await until('a quarter of the lots', async () => (await db.prisma.taxLot.count()) >= INVESTMENTS - REDO + REDO / 4, 60_000, 50);
     await cluster.kill(holder);
     // The master went while jobs were flowing, not after the run.
     expect(await db.prisma.taxLot.count()).toBeLessThan(INVESTMENTS);
@@ -160,7 +163,7 @@ describe('the fleet on a Redis Cluster', { shuffle: false }, () => {
     await workers.close();
     expect(await lotsPerInvestment(db)).toEqual({ '1': INVESTMENTS });
     const audits = await db.prisma.auditLog.count({ where: { action: 'CREATE_TAX_LOT' } });
-    expect(audits - auditsBefore).toBe(INVESTMENTS);
+    expect(audits - auditsBefore).toBe(REDO);
     // Rows whose lot write the failover lost came back with the next enqueue; the runs say how many.
     const runs = await db.prisma.fleetRun.findMany({ where: { family: 'lots' }, orderBy: { id: 'asc' } });
     expect(runs.at(-1)!.status).toBe('COMPLETED');
