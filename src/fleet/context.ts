@@ -81,7 +81,10 @@ async function closeOnceReconnected(connection: RedisClient, bullWorkers: Worker
   const reconnected = (async () => {
     const blocking = await Promise.all(bullWorkers.map((worker) => worker.backend.blockingClient ?? Promise.resolve(null)));
     // The fleet hands BullMQ ioredis connections; its blocking ones are their duplicates.
-    for (const client of [connection, ...blocking]) if (client instanceof Redis || client instanceof Cluster) await untilReady(client, () => undefined);
+    // A client already closed (workers stopped before) has nothing to wait for.
+    for (const client of [connection, ...blocking]) {
+      if ((client instanceof Redis || client instanceof Cluster) && client.status !== 'end') await untilReady(client, () => undefined);
+    }
   })();
   await Promise.race([reconnected, new Promise((resolve) => setTimeout(resolve, RECONNECT_WAIT_MS).unref())]);
   await close();
@@ -157,16 +160,19 @@ export async function openFleet(config: FleetConfig, options: OpenFleetOptions =
       const { counts, layout, runs } = known();
       const connection = workerConnection(redisTarget(config));
       const workers = startWorkers({ prisma, connection, runs, layout, log }, [...families], rest);
-      running.push({ workers, connection });
       const agreed = Promise.all(families.map((family) => counts.pin(family.name))).then(() => undefined);
       agreed.catch(() => undefined);
-      return { ...workers, agreed, close: () => closeOnceReconnected(connection, workers.workers, () => workers.close()) };
+      const started = { ...workers, agreed, close: () => closeOnceReconnected(connection, workers.workers, () => workers.close()) };
+      // close() of the context stops them the same way.
+      running.push({ workers: started, connection });
+      return started;
     },
     startSchedules(families, log) {
       const connection = workerConnection(redisTarget(config));
       const runner = startScheduleRunner({ connection, producer: redis, prefix: known().layout.shared, log, enqueue: fleetEnqueue }, families);
-      running.push({ workers: runner, connection });
-      return { waitUntilReady: () => runner.waitUntilReady(), close: () => closeOnceReconnected(connection, [runner], () => runner.close()) };
+      const started = { waitUntilReady: () => runner.waitUntilReady(), close: () => closeOnceReconnected(connection, [runner], () => runner.close()) };
+      running.push({ workers: started, connection });
+      return started;
     },
     async ready(onWait = () => undefined) {
       await untilReady(redis, onWait);
