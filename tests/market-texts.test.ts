@@ -126,11 +126,15 @@ describe('provider texts through the gateway and a worker', () => {
       expect(job.attemptsMade).toBe(1);
       expect(job.failedReason).toMatch(/overview needs a premium plan: Thank you for using Alpha Vantage! This is a premium endpoint/);
     }
-    expect(server.callsFor('OVERVIEW').length - before).toBe(3);
+    // Jobs that called before P1's answer paused the endpoint were answered normally; those after it
+    // failed without calling. How many of each depends on how the worker interleaved them.
+    expect(run.completed + run.failed).toBe(3);
+    expect(server.callsFor('OVERVIEW').length - before).toBe(1 + run.completed);
     // Calls to the endpoint stay paused: the next job fails at once, without calling.
+    const calledBefore = server.callsFor('OVERVIEW').length;
     const next = await fleet.waitForRun((await fleet.enqueue(metadataFamily, await tickers('P4'))).runId!);
     expect(next).toMatchObject({ status: 'FAILED', failed: 1 });
-    expect(server.callsFor('OVERVIEW').length - before).toBe(3);
+    expect(server.callsFor('OVERVIEW').length).toBe(calledBefore);
     // The pause ends (a day in production); the other tests of this file call the endpoint again.
     const paused = await fleet.context.redis.keys(`${fleet.prefix}:market:*:premium:*`);
     expect(paused).toHaveLength(1);
