@@ -2,15 +2,17 @@ import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import { afterEach, describe, expect, it } from 'vitest';
 import { listMigrationFiles, readMigrationSql, revertMigrations } from '../src/db/migrations.js';
+import { lockPlan } from '../src/db/lock-plan.js';
 import { createTestDatabase, type TestDatabase } from './support/databases.js';
 import { REDIS_URL, testPrefix } from './support/fleet.js';
-import { runTys } from './support/processes.js';
+import { runTys, until } from './support/processes.js';
 import { serverUrl, withClient } from './support/server.js';
 
 const FILES = listMigrationFiles();
 const BASELINE = FILES[0]!.name;
 const PHASE4 = '20251012000400_phase4_data_constraints';
 const PHASE5 = '20251012000500_phase5_competitive_features';
+const PHASE3 = '20251012000300_phase3_dividends_corporate_actions';
 
 /** The application's production database as it is today: the MVP tables, dirty rows, no migration history. */
 const MVP_ROWS = `
@@ -247,5 +249,48 @@ describe('adopting a production database on the MVP schema', () => {
     const unblocked = await runTys(['migrate', '--lock-timeout', '300ms'], env(db));
     expect(unblocked.code).toBe(0);
     expect(unblocked.stdout).toContain(`applied ${PHASE5}`);
+  });
+
+  it('takes every lock it needs before its first statement, so an application transaction reading the same tables is neither deadlocked nor fails it', async () => {
+    const db = track(await createTestDatabase());
+    await revertMigrations(db.url, PHASE3);
+    const app = new pg.Client({ connectionString: db.url, application_name: 'portfolio-page' });
+    await app.connect();
+    try {
+      // The application holds one table of phase 4 (TaxLot) and then reads the other (Investment). A migration that
+      // takes Investment at its first ALTER and then waits for TaxLot closes a cycle, and one side dies of it.
+      await app.query(`BEGIN; SELECT count(*) FROM "TaxLot"`);
+      const migrating = runTys(['migrate', '--lock-timeout', '10s'], env(db));
+      await until(
+        'the migration to ask for TaxLot',
+        async () => (await sql(db, `SELECT 1 FROM pg_locks WHERE relation = '"TaxLot"'::regclass AND NOT granted`)).length > 0,
+        30_000,
+        10,
+      );
+      expect((await app.query(`SELECT count(*)::int AS n FROM "Investment"`)).rows).toEqual([{ n: 0 }]);
+      await app.query('COMMIT');
+      const migrated = await migrating;
+      expect(migrated.stderr).toBe('');
+      expect(migrated.code).toBe(0);
+      expect(migrated.stdout).toContain(`applied ${PHASE4}`);
+      expect(migrated.stdout).not.toMatch(/deadlock/);
+    } finally {
+      await app.query('ROLLBACK').catch(() => undefined);
+      await app.end();
+    }
+  });
+
+  it('reads the tables a migration locks from its SQL: altered, dropped and indexed ones exclusively, referenced ones for writes only', () => {
+    expect(lockPlan(readMigrationSql(PHASE4, 'migration'))).toEqual({ exclusive: ['"Investment"', '"TaxLot"'], referenced: [] });
+    expect(lockPlan(readMigrationSql('20251012000200_phase2_tax_reporting', 'migration'))).toEqual({
+      exclusive: ['"TaxLot"', '"SaleTransaction"', '"TaxLotAllocation"'],
+      referenced: ['"Investment"'],
+    });
+    expect(
+      lockPlan(`-- ALTER TABLE "InAComment"
+        ALTER TABLE IF EXISTS ONLY public.plain ADD COLUMN x int; SELECT 'DROP TABLE "InAString"';
+        CREATE UNIQUE INDEX "i" ON ONLY "S"."T" (y); CREATE INDEX ON bare (x);
+        ALTER TABLE plain ADD FOREIGN KEY (b) REFERENCES "Other"(id); TRUNCATE "Gone"; DROP TABLE IF EXISTS "Old";`),
+    ).toEqual({ exclusive: ['"public"."plain"', '"plain"', '"Old"', '"Gone"', '"S"."T"', '"bare"'], referenced: ['"Other"'] });
   });
 });

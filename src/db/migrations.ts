@@ -8,6 +8,7 @@ import { MigrationError } from './migration-error.js';
 import { archiveSales, salesHeld, SALES_MIGRATION } from './sales-archive.js';
 import { createIndexStatement, describeDifference, diffSchemas, snapshotOfSql, snapshotSchema, type SchemaDifference } from './schema-diff.js';
 import { withLockRetries, type LockLimits } from './lock-retry.js';
+import { lockPlan } from './lock-plan.js';
 
 /** The project's root: the nearest folder above this module with a package.json (the same from src/ or from the compiled dist/src/). */
 export const PROJECT_ROOT = (() => {
@@ -173,7 +174,7 @@ export async function deployMigrations(databaseUrl: string, options: MigrateOpti
     for (const file of files) {
       if (history.applied.has(file.name)) continue;
       const sql = readMigrationSql(file.name, 'migration', dir);
-      await withLockRetries(client, databaseUrl, file.name, options, async () => {
+      await withLockRetries(client, databaseUrl, file.name, lockPlan(sql), options, async () => {
         await client.query(HISTORY_TABLE_DDL);
         await client.query(sql);
         await recordApplied(client, file);
@@ -207,8 +208,9 @@ async function adopt(client: pg.Client, databaseUrl: string, baseline: Migration
   if (lines.length > 0 && !options.adoptAnyway) throw new AdoptionRefused(lines);
   const missingIndexes = differences.filter((d) => d.item.kind === 'index' && d.where === 'missing').map((d) => d.item);
   options.onProgress?.(`adopting the database as ${baseline.name}${missingIndexes.length ? `, creating ${missingIndexes.length} missing index(es)` : ''}`);
-  await withLockRetries(client, databaseUrl, baseline.name, options, async () => {
-    for (const index of missingIndexes) await client.query(createIndexStatement(index));
+  const indexStatements = missingIndexes.map(createIndexStatement);
+  await withLockRetries(client, databaseUrl, baseline.name, lockPlan(indexStatements.join(';\n')), options, async () => {
+    for (const statement of indexStatements) await client.query(statement);
     await client.query(HISTORY_TABLE_DDL);
     const logs = lines.length ? `adopted with differences:\n${lines.join('\n')}` : 'adopted: schema matched the baseline';
     await recordApplied(client, baseline, logs);
@@ -377,7 +379,7 @@ export async function revertMigrations(databaseUrl: string, target: string, opti
       if (!applied.has(file.name)) continue;
       if (!file.hasDown) throw new MigrationError(`migration ${file.name} has no down.sql and cannot be reverted`);
       const sql = readMigrationSql(file.name, 'down', dir);
-      await withLockRetries(client, databaseUrl, `reverting ${file.name}`, options, async () => {
+      await withLockRetries(client, databaseUrl, `reverting ${file.name}`, lockPlan(sql), options, async () => {
         if (file.name === SALES_MIGRATION) {
           const archived = await archiveSales(client, options.archiveSales ?? false);
           if (archived) options.onProgress?.(`archived ${archived.sales} sales, ${archived.allocations} allocations and ${archived.lots} lots`);
