@@ -4,20 +4,24 @@ import { Prisma } from '../src/db/prisma.js';
 import { seedMvp } from '../src/demo/seed.js';
 import { createTestDatabase, type TestDatabase } from './support/databases.js';
 import { handlerContext, testFleet } from './support/fleet.js';
+import { until } from './support/processes.js';
 
 const INVESTMENTS = 3_000;
 const BAD_EVERY = 100; // seedMvp's badQuantityRate 0.01: every 100th investment has quantity <= 0
 
-// A story: each step works on what the steps before it left (a run, then its revert...), so its steps keep their order
-// when the suite is shuffled; the files still run in any order.
-describe('lots family end to end', { shuffle: false }, () => {
+// One run over a seeded database, made before the tests; each test reads what it left, and puts back what it changes.
+describe('lots family end to end', () => {
   let db: TestDatabase;
   let fleet: Awaited<ReturnType<typeof testFleet>>;
+  let result: Awaited<ReturnType<typeof fleet.enqueue>>;
 
   beforeAll(async () => {
     db = await createTestDatabase();
     await seedMvp(db.prisma, { investments: INVESTMENTS, badQuantityRate: 1 / BAD_EVERY });
     fleet = await testFleet(db);
+    fleet.startWorkers([lotsFamily]);
+    result = await fleet.enqueue(lotsFamily, { kind: 'all' }, { pageSize: 500 });
+    await fleet.waitForRun(result.runId!);
   });
   afterAll(async () => {
     await fleet?.close();
@@ -25,8 +29,6 @@ describe('lots family end to end', { shuffle: false }, () => {
   });
 
   it('gives every valid investment exactly one correct lot, with one audit entry each', async () => {
-    fleet.startWorkers([lotsFamily]);
-    const result = await fleet.enqueue(lotsFamily, { kind: 'all' }, { pageSize: 500 });
     expect(result.added).toBe(INVESTMENTS);
     const run = await fleet.waitForRun(result.runId!);
     const bad = INVESTMENTS / BAD_EVERY;
@@ -55,6 +57,12 @@ describe('lots family end to end', { shuffle: false }, () => {
   });
 
   it('fails investments with a non-positive quantity at once, with a reason that names the fix', async () => {
+    // A run counts an outcome before BullMQ files the job as failed.
+    await until(
+      'every refused job to be filed as failed',
+      async () => (await fleet.context.queue(lotsFamily).getFailedCount()) === INVESTMENTS / BAD_EVERY,
+      10_000,
+    );
     const failed = await fleet.context.queue(lotsFamily).getFailed(0, 1_000);
     expect(failed).toHaveLength(INVESTMENTS / BAD_EVERY);
     for (const job of failed) {
@@ -90,8 +98,11 @@ describe('lots family end to end', { shuffle: false }, () => {
       where: { id: lot.id },
       data: { remainingQuantity: lot.remainingQuantity.minus(new Prisma.Decimal('0.00000001')) },
     });
-    const report = await lotsFamily.verify!(db.prisma);
-    expect(report.problems.find((p) => p.id === lot.investmentId)?.problem).toMatch(/^lots hold .* but totalQuantity is /);
-    await db.prisma.taxLot.update({ where: { id: lot.id }, data: { remainingQuantity: lot.remainingQuantity } });
+    try {
+      const report = await lotsFamily.verify!(db.prisma);
+      expect(report.problems.find((p) => p.id === lot.investmentId)?.problem).toMatch(/^lots hold .* but totalQuantity is /);
+    } finally {
+      await db.prisma.taxLot.update({ where: { id: lot.id }, data: { remainingQuantity: lot.remainingQuantity } });
+    }
   });
 });
