@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it, onTestFinished } from 'vitest';
 import { seedMvp } from '../src/demo/seed.js';
 import { constraintsFamily } from '../src/families/constraints.js';
 import { lotsFamily } from '../src/families/lots.js';
@@ -34,51 +34,49 @@ const FIXED_ROWS = [
   'TaxLot.lotL5',
 ];
 
-// A story: each step works on what the steps before it left (a run, then its revert...), so its steps keep their order
-// when the suite is shuffled; the files still run in any order.
-describe('constraints family', { shuffle: false }, () => {
-  let db: TestDatabase;
-  let fleet: Awaited<ReturnType<typeof testFleet>>;
-  let env: NodeJS.ProcessEnv;
-  let original: Snapshot;
-  let firstRun: string;
-
-  beforeAll(async () => {
-    db = await createTestDatabase();
-    const prefix = await seedMvp(db.prisma, { investments: CLEAN });
-    const portfolio = (await db.prisma.portfolio.findFirstOrThrow()).id;
-    const inv = (id: string, q: string, c: string, p: string) =>
-      `INSERT INTO "Investment" (id, ticker, name, "assetType", "totalQuantity", "averageCostBasis", "currentPrice", "portfolioId", "updatedAt")
-       VALUES ('${id}', 'BAD', 'Bad ${id}', 'STOCK', ${q}, ${c}, ${p}, '${portfolio}', now())`;
-    const lot = (id: string, investment: string, q: string, r: string, cost = '10') =>
-      `INSERT INTO "TaxLot" (id, "investmentId", "purchaseDate", quantity, "costBasisPerUnit", "remainingQuantity", "updatedAt")
-       VALUES ('${id}', '${investment}', '2024-01-02', ${q}, ${cost}, ${r}, now())`;
-    const clean = (n: number) => `${prefix}${String(n).padStart(10, '0')}`;
-    await writeLegacyRows(db.prisma, [
-      inv('badA', '-5', '10', '12'),
-      inv('badB', '0', '10', '12'),
-      inv('badC', '3', '-1.5', '12'),
-      inv('badD', '3', '10', '-3.25'),
-      inv('badE', '-1', '-2', '-3'),
-      lot('lotOk', clean(1), '5', '5'),
-      lot('lotL1', clean(2), '5', '-0.5'),
-      lot('lotL2', clean(3), '5', '6.00000001'),
-      lot('lotL3', clean(4), '-2', '1'),
-      lot('lotL4', clean(5), '0', '-1'),
-      // As the lots family made them before it refused broken investments.
-      lot('lotL5', clean(6), '5', '5', '-3'),
-    ]);
-    fleet = await testFleet(db);
-    env = fleetEnv(fleet.config);
-    fleet.startWorkers([constraintsFamily, lotsFamily]);
-    original = await snapshot(db);
+/**
+ * A database of its own for the calling test: clean rows, the legacy rows that break phase 4's rules, and workers of
+ * both families. Removed when the test finishes.
+ */
+async function legacyDatabase() {
+  const db = await createTestDatabase();
+  const prefix = await seedMvp(db.prisma, { investments: CLEAN });
+  const portfolio = (await db.prisma.portfolio.findFirstOrThrow()).id;
+  const inv = (id: string, q: string, c: string, p: string) =>
+    `INSERT INTO "Investment" (id, ticker, name, "assetType", "totalQuantity", "averageCostBasis", "currentPrice", "portfolioId", "updatedAt")
+     VALUES ('${id}', 'BAD', 'Bad ${id}', 'STOCK', ${q}, ${c}, ${p}, '${portfolio}', now())`;
+  const lot = (id: string, investment: string, q: string, r: string, cost = '10') =>
+    `INSERT INTO "TaxLot" (id, "investmentId", "purchaseDate", quantity, "costBasisPerUnit", "remainingQuantity", "updatedAt")
+     VALUES ('${id}', '${investment}', '2024-01-02', ${q}, ${cost}, ${r}, now())`;
+  const clean = (n: number) => `${prefix}${String(n).padStart(10, '0')}`;
+  await writeLegacyRows(db.prisma, [
+    inv('badA', '-5', '10', '12'),
+    inv('badB', '0', '10', '12'),
+    inv('badC', '3', '-1.5', '12'),
+    inv('badD', '3', '10', '-3.25'),
+    inv('badE', '-1', '-2', '-3'),
+    lot('lotOk', clean(1), '5', '5'),
+    lot('lotL1', clean(2), '5', '-0.5'),
+    lot('lotL2', clean(3), '5', '6.00000001'),
+    lot('lotL3', clean(4), '-2', '1'),
+    lot('lotL4', clean(5), '0', '-1'),
+    // As the lots family made them before it refused broken investments.
+    lot('lotL5', clean(6), '5', '5', '-3'),
+  ]);
+  const fleet = await testFleet(db);
+  onTestFinished(async () => {
+    await fleet.close();
+    await db.drop();
   });
-  afterAll(async () => {
-    await fleet?.close();
-    await db?.drop();
-  });
+  fleet.startWorkers([constraintsFamily, lotsFamily]);
+  const original = await snapshot(db);
+  const run = async (family: typeof lotsFamily) => fleet.waitForRun((await fleet.enqueue(family)).runId!);
+  return { db, fleet, env: fleetEnv(fleet.config), original, run };
+}
 
+describe('constraints family', () => {
   it('audits every kind of violation with the right counts and sample ids, exit 1', async () => {
+    const { env } = await legacyDatabase();
     const result = await runTys(['audit', 'constraints', '--json'], env);
     expect(result.code).toBe(1);
     const report = JSON.parse(result.stdout);
@@ -95,7 +93,8 @@ describe('constraints family', { shuffle: false }, () => {
   });
 
   it('lots are refused for investments that break any phase 4 rule before the fix', async () => {
-    const run = await fleet.waitForRun((await fleet.enqueue(lotsFamily)).runId!);
+    const { db, fleet, env, run: runOf } = await legacyDatabase();
+    const run = await runOf(lotsFamily);
     expect(run.failed).toBe(5);
     // A run counts an outcome before BullMQ files the job as failed.
     await until('the failed jobs to be filed', async () => (await fleet.context.queue(lotsFamily).getFailedCount()) >= 5, 10_000);
@@ -110,8 +109,9 @@ describe('constraints family', { shuffle: false }, () => {
   });
 
   it('fixes every violating row, touches no clean row, one audit entry per changed row', async () => {
+    const { db, fleet, original } = await legacyDatabase();
     const result = await fleet.enqueue(constraintsFamily);
-    firstRun = result.runId!;
+    const firstRun = result.runId!;
     expect(result.added).toBe(10);
     const run = await fleet.waitForRun(firstRun);
     expect(run).toMatchObject({ completed: 8, failed: 2, status: 'FAILED' });
@@ -146,6 +146,9 @@ describe('constraints family', { shuffle: false }, () => {
   });
 
   it('lots and constraints meet: the investments that were refused now get their lot, never a negative cost basis', async () => {
+    const { db, fleet, run: runOf } = await legacyDatabase();
+    await runOf(lotsFamily);
+    await runOf(constraintsFamily);
     const legacyLots = ['lotOk', 'lotL1', 'lotL2', 'lotL3', 'lotL4', 'lotL5'];
     const result = await fleet.enqueue(lotsFamily);
     // The five it refused, and one whose legacy lot the fix left short of its quantity.
@@ -165,6 +168,8 @@ describe('constraints family', { shuffle: false }, () => {
   });
 
   it('changes nothing when run a second time', async () => {
+    const { db, fleet, run: runOf } = await legacyDatabase();
+    await runOf(constraintsFamily);
     const before = await snapshot(db);
     const result = await fleet.enqueue(constraintsFamily);
     const run = await fleet.waitForRun(result.runId!);
@@ -174,6 +179,8 @@ describe('constraints family', { shuffle: false }, () => {
   });
 
   it('validate refuses while violations remain, exit 1 with the counts', async () => {
+    const { env, run: runOf } = await legacyDatabase();
+    await runOf(constraintsFamily);
     const result = await runTys(['validate', 'constraints'], env);
     expect(result.code).toBe(1);
     expect(result.stdout).toMatch(/refusing to validate/);
@@ -181,6 +188,9 @@ describe('constraints family', { shuffle: false }, () => {
   });
 
   it('revert restores the original values exactly, and a second revert changes nothing', async () => {
+    const { db, env, original, run: runOf } = await legacyDatabase();
+    await runOf(lotsFamily);
+    const firstRun = (await runOf(constraintsFamily)).id;
     const lotsBefore = await db.prisma.taxLot.count();
     const result = await runTys(['revert', '--run', firstRun], env);
     expect(result.stdout).toMatch(/8 audit entries, 8 restored, 0 already reverted, 0 conflicts/);
@@ -202,7 +212,8 @@ describe('constraints family', { shuffle: false }, () => {
   });
 
   it('revert after a later manual edit reports the conflict and keeps the edit', async () => {
-    const run = await fleet.waitForRun((await fleet.enqueue(constraintsFamily)).runId!);
+    const { db, env, run: runOf } = await legacyDatabase();
+    const run = await runOf(constraintsFamily);
     expect(run.completed).toBe(8);
     await db.prisma.investment.update({ where: { id: 'badC' }, data: { averageCostBasis: '7.5' } });
     const result = await runTys(['revert', '--run', run.id], env);
@@ -215,7 +226,8 @@ describe('constraints family', { shuffle: false }, () => {
   });
 
   it('validates every constraint once the data is clean', async () => {
-    await fleet.waitForRun((await fleet.enqueue(constraintsFamily)).runId!);
+    const { db, env, run: runOf } = await legacyDatabase();
+    await runOf(constraintsFamily);
     await db.prisma.taxLot.updateMany({ where: { id: { in: ['lotL3', 'lotL4'] } }, data: { quantity: '1', remainingQuantity: '1' } });
     const audit = await runTys(['audit', 'constraints'], env);
     expect(audit.code).toBe(0);
