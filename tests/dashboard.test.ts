@@ -27,25 +27,56 @@ function statusWithHost(base: string, method: string, route: string, host: strin
 }
 
 const INVESTMENTS = 400; // every 100th has a bad quantity: 4 failed lot jobs
+const SCRAPE_TOKEN = 'scrape-token-0123456789abcdef';
+
+/** A lots run over `investments` rows of which every 100th fails, its workers, and a dashboard on them. */
+async function failedLotsRun(investments: number) {
+  const db = await createTestDatabase();
+  await seedMvp(db.prisma, { investments, badQuantityRate: 0.01 });
+  const fleet = await testFleet(db);
+  fleet.startWorkers([lotsFamily]);
+  const runId = (await fleet.enqueue(lotsFamily)).runId!;
+  await fleet.waitForRun(runId);
+  // A run counts an outcome before BullMQ files the job as failed.
+  await until('the failed jobs to be filed', async () => (await fleet.context.queue(lotsFamily).getFailedCount()) === investments / 100, 10_000);
+  const dashboard = await startDashboard(fleet.config, { metricsToken: SCRAPE_TOKEN });
+  return {
+    db,
+    fleet,
+    runId,
+    dashboard,
+    async close() {
+      await dashboard.close();
+      await fleet.close();
+      await db.drop();
+    },
+  };
+}
 const SCREENSHOTS = path.join(process.cwd(), 'tests', '.artifacts');
 
-// A story: each step works on what the steps before it left (a run, then its revert...), so its steps keep their order
-// when the suite is shuffled; the files still run in any order.
-describe('dashboard in a real browser', { shuffle: false }, () => {
+// One failed lots run made before the tests; a test that retries one of its failed jobs waits until it has failed
+// again, and the test that repairs the run works on a run of its own.
+describe('dashboard in a real browser', () => {
+  let shared: Awaited<ReturnType<typeof failedLotsRun>>;
   let db: TestDatabase;
   let fleet: Awaited<ReturnType<typeof testFleet>>;
   let dashboard: Awaited<ReturnType<typeof startDashboard>>;
   let browser: Browser;
   let runId: string;
 
+  /** Retries a failed job whose row is still broken, as the administrator; it fails again. */
+  const retryUntilFailedAgain = async (jobId: string, headers: Record<string, string>) => {
+    const response = await fetch(`${dashboard.url}/board/api/queues/lots/${jobId}/retry`, {
+      method: 'PUT',
+      headers: { authorization: basic(ADMIN), ...headers },
+    });
+    expect(response.status).toBe(204);
+    await until('the retried job to fail again', async () => (await (await fleet.context.queue(lotsFamily).getJob(jobId))!.getState()) === 'failed', 10_000);
+  };
+
   beforeAll(async () => {
-    db = await createTestDatabase();
-    await seedMvp(db.prisma, { investments: INVESTMENTS, badQuantityRate: 0.01 });
-    fleet = await testFleet(db);
-    fleet.startWorkers([lotsFamily]);
-    runId = (await fleet.enqueue(lotsFamily)).runId!;
-    await fleet.waitForRun(runId);
-    dashboard = await startDashboard(fleet.config, { metricsToken: 'scrape-token-0123456789abcdef' });
+    shared = await failedLotsRun(INVESTMENTS);
+    ({ db, fleet, dashboard, runId } = shared);
     browser = await chromium.launch({
       executablePath: process.env.CHROMIUM_PATH || '/usr/bin/chromium',
       args: ['--no-sandbox', '--headless', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
@@ -54,9 +85,7 @@ describe('dashboard in a real browser', { shuffle: false }, () => {
   });
   afterAll(async () => {
     await browser?.close();
-    await dashboard?.close();
-    await fleet?.close();
-    await db?.drop();
+    await shared?.close();
   });
 
   it('answers 401 without credentials, and to wrong ones', async () => {
@@ -114,11 +143,7 @@ describe('dashboard in a real browser', { shuffle: false }, () => {
     expect(await (await fleet.context.queue(lotsFamily).getJob(jobId))!.getState()).toBe('failed');
 
     // The administrator can.
-    const retry = await fetch(`${dashboard.url}/board/api/queues/lots/${jobId}/retry`, {
-      method: 'PUT',
-      headers: { authorization: basic(ADMIN), origin: dashboard.url },
-    });
-    expect(retry.status).toBe(204);
+    await retryUntilFailedAgain(jobId, { origin: dashboard.url });
   });
 
   it('serves health without authentication and security headers everywhere', async () => {
@@ -161,11 +186,7 @@ describe('dashboard in a real browser', { shuffle: false }, () => {
     expect(await fleet.context.queue(lotsFamily).getJobCounts('waiting')).toEqual({ waiting: 0 });
     expect(await (await fleet.context.queue(lotsFamily).getJob(failed.id!))!.getState()).toBe('failed');
     // The dashboard's own page: the browser sends its Origin, or says same-origin.
-    const own = await fetch(`${dashboard.url}/board/api/queues/lots/${failed.id}/retry`, {
-      method: 'PUT',
-      headers: { ...admin, 'sec-fetch-site': 'same-origin' },
-    });
-    expect(own.status).toBe(204);
+    await retryUntilFailedAgain(failed.id!, { 'sec-fetch-site': 'same-origin' });
   });
 
   it('without authentication (--insecure) answers only to the loopback names', async () => {
@@ -186,13 +207,12 @@ describe('dashboard in a real browser', { shuffle: false }, () => {
 
   it('exposes Prometheus metrics after a run, to the dashboard accounts or the scrape token', async () => {
     expect((await fetch(`${dashboard.url}/metrics`)).status).toBe(401);
-    const response = await fetch(`${dashboard.url}/metrics`, { headers: { authorization: 'Bearer scrape-token-0123456789abcdef' } });
+    const response = await fetch(`${dashboard.url}/metrics`, { headers: { authorization: `Bearer ${SCRAPE_TOKEN}` } });
     expect(response.status).toBe(200);
     let text = await response.text();
     expect(text).toContain('tys_queue_jobs{family="lots",state="failed"} ');
     // The workers add their counts to Redis once a second.
-    const scrape = async () =>
-      (text = await (await fetch(`${dashboard.url}/metrics`, { headers: { authorization: 'Bearer scrape-token-0123456789abcdef' } })).text());
+    const scrape = async () => (text = await (await fetch(`${dashboard.url}/metrics`, { headers: { authorization: `Bearer ${SCRAPE_TOKEN}` } })).text());
     await expect.poll(scrape).toContain(`tys_jobs_total{family="lots",outcome="completed"} ${INVESTMENTS - INVESTMENTS / 100}`);
     expect(text).toContain(`tys_jobs_total{family="lots",outcome="failed"} ${INVESTMENTS / 100}`);
     expect(text).toContain('# TYPE tys_jobs_total counter');
@@ -214,7 +234,7 @@ describe('dashboard in a real browser', { shuffle: false }, () => {
     expect(durations).toBeLessThanOrEqual(INVESTMENTS + INVESTMENTS / 100);
     expect(text).toContain('tys_job_duration_seconds_bucket{family="lots",le="+Inf"}');
     expect(text).toContain('# TYPE tys_job_duration_seconds histogram');
-    const other = await fetch(`${dashboard.url}/board`, { headers: { authorization: 'Bearer scrape-token-0123456789abcdef' } });
+    const other = await fetch(`${dashboard.url}/board`, { headers: { authorization: `Bearer ${SCRAPE_TOKEN}` } });
     expect(other.status).toBe(401);
   });
 
@@ -252,29 +272,38 @@ describe('dashboard in a real browser', { shuffle: false }, () => {
   });
 
   it('a failed run whose jobs are retried from the board and then succeed turns COMPLETED with the right counts', async () => {
-    const failed = await fleet.context.queue(lotsFamily).getFailed();
-    expect(failed).toHaveLength(INVESTMENTS / 100);
-    // The person fixes the rows the jobs failed on, then retries them from the board.
-    await db.prisma.investment.updateMany({ where: { id: { in: failed.map((job) => job.data.key) } }, data: { totalQuantity: '1' } });
-    const retry = await fetch(`${dashboard.url}/board/api/queues/lots/retry/failed`, {
-      method: 'PUT',
-      headers: { authorization: basic(ADMIN), origin: dashboard.url },
-    });
-    expect(retry.ok).toBe(true);
-    await until('the run to be revised', async () => (await db.prisma.fleetRun.findUniqueOrThrow({ where: { id: runId } })).status === 'COMPLETED', 30_000);
-    expect(await db.prisma.fleetRun.findUniqueOrThrow({ where: { id: runId } })).toMatchObject({ completed: INVESTMENTS, failed: 0, skipped: 0 });
-    expect(await db.prisma.taxLot.count()).toBe(INVESTMENTS);
+    const own = await failedLotsRun(200);
+    try {
+      const { db, fleet, dashboard, runId } = own;
+      const failed = await fleet.context.queue(lotsFamily).getFailed();
+      expect(failed).toHaveLength(2);
+      // The person fixes the rows the jobs failed on, then retries them from the board.
+      await db.prisma.investment.updateMany({ where: { id: { in: failed.map((job) => job.data.key) } }, data: { totalQuantity: '1' } });
+      const retry = await fetch(`${dashboard.url}/board/api/queues/lots/retry/failed`, {
+        method: 'PUT',
+        headers: { authorization: basic(ADMIN), origin: dashboard.url },
+      });
+      expect(retry.ok).toBe(true);
+      await until('the run to be revised', async () => (await db.prisma.fleetRun.findUniqueOrThrow({ where: { id: runId } })).status === 'COMPLETED', 30_000);
+      expect(await db.prisma.fleetRun.findUniqueOrThrow({ where: { id: runId } })).toMatchObject({ completed: 200, failed: 0, skipped: 0 });
+      expect(await db.prisma.taxLot.count()).toBe(200);
+    } finally {
+      await own.close();
+    }
   });
 
   it('lists a queue holding a job whose data is not JSON, instead of failing the page', async () => {
     const queue = fleet.context.queue(lotsFamily);
     const job = await queue.add(lotsFamily.name, { runId, key: 'corrupted' }, { jobId: 'corrupted-data', delay: 60_000 });
-    await fleet.context.redis.hset(`${fleet.prefix}:lots:${job.id}`, 'data', '{broken');
-    const response = await fetch(`${dashboard.url}/board/api/queues?activeQueue=lots&status=delayed&page=1`, { headers: { authorization: basic(ADMIN) } });
-    expect(response.status).toBe(200);
-    const lots = (await response.json()).queues.find((q: { name: string }) => q.name === 'lots');
-    expect(lots.jobs.map((j: { id: string }) => j.id)).toContain(job.id);
-    await queue.remove(job.id!);
+    try {
+      await fleet.context.redis.hset(`${fleet.prefix}:lots:${job.id}`, 'data', '{broken');
+      const response = await fetch(`${dashboard.url}/board/api/queues?activeQueue=lots&status=delayed&page=1`, { headers: { authorization: basic(ADMIN) } });
+      expect(response.status).toBe(200);
+      const lots = (await response.json()).queues.find((q: { name: string }) => q.name === 'lots');
+      expect(lots.jobs.map((j: { id: string }) => j.id)).toContain(job.id);
+    } finally {
+      await queue.remove(job.id!);
+    }
   });
 
   it('pauses and resumes a run with the runs page buttons; the read-only account cannot (403 from the server)', async () => {
@@ -298,7 +327,7 @@ describe('dashboard in a real browser', { shuffle: false }, () => {
     await fleet.context.redis.set(throttleKey(fleet.prefix, 'metadata'), '7 sessions waiting on locks (limit 5)', 'PX', 10_000);
     await page.goto(`${dashboard.url}/runs`);
     await expect(page.locator(`tr[data-run="${waiting}"] .throttle`).textContent()).resolves.toBe('throttled: 7 sessions waiting on locks (limit 5)');
-    const scraped = await (await fetch(`${dashboard.url}/metrics`, { headers: { authorization: 'Bearer scrape-token-0123456789abcdef' } })).text();
+    const scraped = await (await fetch(`${dashboard.url}/metrics`, { headers: { authorization: `Bearer ${SCRAPE_TOKEN}` } })).text();
     expect(scraped).toContain('tys_throttled{family="metadata"} 1');
     expect(scraped).toContain('tys_throttled{family="lots"} 0');
     await fleet.context.redis.del(throttleKey(fleet.prefix, 'metadata'));
