@@ -8,8 +8,8 @@ import { fleetEnv, runTys, until } from './support/processes.js';
 
 const INVESTMENTS = 3_000;
 
-// A story on one sharded family: a run, a paused and resumed run, a cancelled one.
-describe('a family spread over three queues on one Redis (TYS_SHARDS=3)', { shuffle: false }, () => {
+// One database and one sharded fleet; each test starts from rows without lots and leaves no worker running.
+describe('a family spread over three queues on one Redis (TYS_SHARDS=3)', () => {
   let db: TestDatabase;
   let fleet: Awaited<ReturnType<typeof testFleet>>;
 
@@ -30,6 +30,7 @@ describe('a family spread over three queues on one Redis (TYS_SHARDS=3)', { shuf
     });
 
   it('spreads the jobs over the shards, every shard counted, and records the count for every process', async () => {
+    await db.prisma.taxLot.deleteMany();
     const queues = fleet.context.shardQueues(lotsFamily);
     expect(queues.map((queue) => queue.name)).toEqual(['lots.0', 'lots.1', 'lots.2']);
     const dry = await fleet.enqueue(lotsFamily, { kind: 'all' }, { dryRun: true });
@@ -73,8 +74,9 @@ describe('a family spread over three queues on one Redis (TYS_SHARDS=3)', { shuf
     for (const queue of fleet.context.shardQueues(lotsFamily))
       expect(await queue.getJobCounts('waiting', 'delayed', 'active')).toEqual({ waiting: 0, delayed: 0, active: 0 });
     await workers.close();
-    fleet.startWorkers([lotsFamily]);
+    const finishing = fleet.startWorkers([lotsFamily]);
     const rest = await fleet.waitForRun((await fleet.enqueue(lotsFamily)).runId!);
+    await finishing.close();
     expect(rest).toMatchObject({ status: 'COMPLETED', completed: INVESTMENTS - cancelled.completed });
     expect(await lots()).toBe(INVESTMENTS);
   });
