@@ -39,6 +39,8 @@ export class LocalRedisCluster {
         timeout: 60_000,
       });
       await until('the cluster to be ok on every node', () => cluster.healthy(), 30_000, 100);
+      // A replica that has not finished its first sync cannot take over: a master killed before then is simply lost.
+      await until('every replica to be in sync with its master', () => cluster.replicasInSync(masters), 30_000, 100);
     } catch (error) {
       await cluster.stop();
       throw error;
@@ -73,6 +75,16 @@ export class LocalRedisCluster {
       if (!/cluster_state:ok/.test(info) || !/cluster_slots_ok:16384/.test(info)) return false;
     }
     return true;
+  }
+
+  /** Whether `count` replicas are attached to their masters with their first sync done. */
+  private async replicasInSync(count: number): Promise<boolean> {
+    let synced = 0;
+    for (const node of this.nodes) {
+      const info = String(await command(node.port, 'info', 'replication').catch(() => ''));
+      if (/^role:slave/m.test(info) && /^master_link_status:up/m.test(info) && /^master_sync_in_progress:0/m.test(info)) synced++;
+    }
+    return synced === count;
   }
 
   /** Ports of the current masters, in slot order. */
