@@ -214,7 +214,10 @@ describe('dashboard in a real browser', () => {
     // The workers add their counts to Redis once a second.
     const scrape = async () => (text = await (await fetch(`${dashboard.url}/metrics`, { headers: { authorization: `Bearer ${SCRAPE_TOKEN}` } })).text());
     await expect.poll(scrape).toContain(`tys_jobs_total{family="lots",outcome="completed"} ${INVESTMENTS - INVESTMENTS / 100}`);
-    expect(text).toContain(`tys_jobs_total{family="lots",outcome="failed"} ${INVESTMENTS / 100}`);
+    // Every failed attempt counts: the run's own, and those of the jobs the two retry tests sent back without a fix.
+    const failures = Number(/^tys_jobs_total\{family="lots",outcome="failed"\} (\d+)$/m.exec(text)![1]);
+    expect(failures).toBeGreaterThanOrEqual(INVESTMENTS / 100);
+    expect(failures).toBeLessThanOrEqual(INVESTMENTS / 100 + 2);
     expect(text).toContain('# TYPE tys_jobs_total counter');
     expect(text).toMatch(/^tys_run_last_duration_seconds\{family="lots"\} \d/m);
     expect(text).toMatch(/^tys_run_last_ended_timestamp_seconds\{family="lots"\} \d{10}/m);
