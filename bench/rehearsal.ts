@@ -1,4 +1,4 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess, type StdioOptions } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import { Redis } from 'ioredis';
@@ -12,7 +12,7 @@ import { lotsFamily } from '../src/families/lots.js';
 import { openFleet } from '../src/fleet/context.js';
 import { throttleReasons } from '../src/fleet/db-health.js';
 import type { JobFamily } from '../src/fleet/family.js';
-import { TrafficSimulator, type WindowStats } from './traffic.js';
+import { TrafficSimulator, type RequestKind, type WindowStats } from './traffic.js';
 
 export interface RehearsalOptions {
   /** A database URL whose server the rehearsal makes its scratch database on. */
@@ -28,6 +28,13 @@ export interface RehearsalOptions {
   workers?: number;
   /** Each run's pace (`tys enqueue --rate`), like 500/1s. Default none: as fast as the workers and throttling allow. */
   fleetRate?: string;
+  /**
+   * Niceness of the worker and producer processes (`nice -n`), 0 to 19.
+   * Default 0. Where the fleet shares the machine with the database (a
+   * rehearsal box), a nice fleet yields the CPU to Postgres and the
+   * application first, much as a fleet on machines of its own would.
+   */
+  fleetNice?: number;
   /** Keep the scratch database and the run's Redis keys afterwards. Default false. */
   keep?: boolean;
   /** Stops the rehearsal between two looks at its progress; what it made is removed all the same. */
@@ -38,7 +45,19 @@ export interface RehearsalOptions {
 export interface StepReport {
   step: string;
   seconds: number;
-  app: { requests: number; p50Ms: number; p99Ms: number; p99VsBaseline: number; errors: number; errorRate: number; sampleErrors: string[] };
+  app: {
+    requests: number;
+    p50Ms: number;
+    p99Ms: number;
+    p99VsBaseline: number;
+    errors: number;
+    errorRate: number;
+    sampleErrors: string[];
+    /** p99 of each kind of request. */
+    p99ByKindMs: Partial<Record<RequestKind, number>>;
+    /** p99 of the application process's own event-loop delay: its wait for a CPU, part of every request's latency. */
+    loopDelayP99Ms: number;
+  };
   /** The run's jobs, its rate from enqueue to end, and its jobs that failed. */
   fleet: { jobs: number; perSecond: number; failed: number } | null;
   /** The most sessions seen waiting on a lock at once (pg_stat_activity, sampled every 100 ms). */
@@ -51,6 +70,7 @@ export interface RehearsalReport {
   investments: number;
   rate: number;
   fleetRate: string | null;
+  fleetNice: number;
   baseline: StepReport;
   steps: StepReport[];
   /** The final checks: every investment, the application's own included. */
@@ -110,19 +130,24 @@ function report(
       errors: all.errors,
       errorRate: all.count > 0 ? Number((all.errors / all.count).toFixed(4)) : 0,
       sampleErrors: all.sampleErrors,
+      p99ByKindMs: Object.fromEntries(Object.entries(window.byKind).map(([kind, stats]) => [kind, Number(stats.p99Ms.toFixed(1))])),
+      loopDelayP99Ms: Number(window.loopDelayP99Ms.toFixed(1)),
     },
     fleet,
     ...watched,
   };
 }
 
-function startWorkers(count: number, env: NodeJS.ProcessEnv): ChildProcess[] {
+/** A `tys` command in a process of its own, at the fleet's niceness. */
+function spawnTys(args: string[], env: NodeJS.ProcessEnv, nice: number, stdio: StdioOptions): ChildProcess {
+  const command = [process.execPath, path.join(PROJECT_ROOT, 'bin', 'tys.js'), ...args];
+  const [file, ...rest] = nice > 0 ? ['nice', '-n', String(nice), ...command] : command;
+  return spawn(file!, rest, { env, cwd: PROJECT_ROOT, stdio });
+}
+
+function startWorkers(count: number, env: NodeJS.ProcessEnv, nice: number): ChildProcess[] {
   return Array.from({ length: count }, () =>
-    spawn(process.execPath, [path.join(PROJECT_ROOT, 'bin', 'tys.js'), 'worker', '--families', FAMILY_ORDER.map((f) => f.name).join(',')], {
-      env,
-      cwd: PROJECT_ROOT,
-      stdio: ['ignore', 'ignore', 'inherit'],
-    }),
+    spawnTys(['worker', '--families', FAMILY_ORDER.map((f) => f.name).join(',')], env, nice, ['ignore', 'ignore', 'inherit']),
   );
 }
 
@@ -222,7 +247,7 @@ export async function rehearse(options: RehearsalOptions): Promise<RehearsalRepo
       }
     });
     const env = { ...process.env, DATABASE_URL: config.databaseUrl, REDIS_URL: options.redisUrl, TYS_QUEUE_PREFIX: prefix, TYS_LOG_LEVEL: 'warn' };
-    const workers = startWorkers(options.workers ?? 1, env);
+    const workers = startWorkers(options.workers ?? 1, env, options.fleetNice ?? 0);
     cleanups.unshift(() => stopWorkers(workers));
     // Started before the steps are timed, as an operator's workers would be.
     for (const family of FAMILY_ORDER) {
@@ -234,9 +259,9 @@ export async function rehearse(options: RehearsalOptions): Promise<RehearsalRepo
         // this one it would hold up the application's requests.
         const started = Date.now();
         const args = ['enqueue', family.name, '--all', ...(options.fleetRate ? ['--rate', options.fleetRate] : [])];
-        const producer = spawn(process.execPath, [path.join(PROJECT_ROOT, 'bin', 'tys.js'), ...args], { env, cwd: PROJECT_ROOT });
+        const producer = spawnTys(args, env, options.fleetNice ?? 0, 'pipe');
         let output = '';
-        producer.stdout.on('data', (chunk) => (output += chunk));
+        producer.stdout!.on('data', (chunk) => (output += chunk));
         const code = await new Promise<number | null>((resolve) => producer.on('close', resolve));
         const runId = /^run (\S+):/m.exec(output)?.[1];
         if (code !== 0 || !runId) throw new Error(`tys enqueue ${family.name} ended with ${code}: ${output.trim()}`);
@@ -259,6 +284,7 @@ export async function rehearse(options: RehearsalOptions): Promise<RehearsalRepo
       investments,
       rate,
       fleetRate: options.fleetRate ?? null,
+      fleetNice: options.fleetNice ?? 0,
       baseline,
       steps,
       verify: {
@@ -281,11 +307,11 @@ export function reportTable(result: RehearsalReport): string {
     (s) =>
       `| ${s.step} | ${s.seconds} | ${s.app.requests} | ${s.app.p99Ms} | ${s.step === 'baseline' ? '1.00' : s.app.p99VsBaseline.toFixed(2)} | ${s.app.errors} | ${
         s.fleet ? `${s.fleet.jobs} at ${s.fleet.perSecond}/s${s.fleet.failed ? `, ${s.fleet.failed} failed` : ''}` : '-'
-      } | ${s.lockWaitersMax} | ${s.throttled ? 'yes' : 'no'} |`,
+      } | ${s.lockWaitersMax} | ${s.throttled ? 'yes' : 'no'} | ${s.app.loopDelayP99Ms} |`,
   );
   return [
-    '| step | s | app requests | app p99 ms | p99 / baseline | app errors | fleet jobs | lock waiters (max) | throttled |',
-    '| --- | ---: | ---: | ---: | ---: | ---: | --- | ---: | --- |',
+    '| step | s | app requests | app p99 ms | p99 / baseline | app errors | fleet jobs | lock waiters (max) | throttled | app loop delay p99 ms |',
+    '| --- | ---: | ---: | ---: | ---: | ---: | --- | ---: | --- | ---: |',
     ...rows,
   ].join('\n');
 }

@@ -1,4 +1,4 @@
-// npm run rehearse -- [--investments 200000] [--rate 200] [--baseline 60] [--workers 1] [--fleet-rate 500/1s] [--json rehearsal.json] [--keep]
+// npm run rehearse -- [--investments 200000] [--rate 200] [--baseline 60] [--workers 1] [--fleet-rate 500/1s] [--fleet-nice 0..19] [--json rehearsal.json] [--keep]
 //
 // The whole migration of a scratch MVP database while the application's
 // traffic flows (see bench/rehearsal.ts), printed as a table per step and
@@ -16,9 +16,15 @@ const { values } = parseArgs({
     json: { type: 'string', default: 'rehearsal.json' },
     keep: { type: 'boolean', default: false },
     'fleet-rate': { type: 'string' },
+    'fleet-nice': { type: 'string', default: '0' },
   },
 });
 const numbers = { investments: Number(values.investments), rate: Number(values.rate), baseline: Number(values.baseline), workers: Number(values.workers) };
+const fleetNice = Number(values['fleet-nice']);
+if (!Number.isInteger(fleetNice) || fleetNice < 0 || fleetNice > 19) {
+  console.error(`error: --fleet-nice must be an integer from 0 to 19, got "${values['fleet-nice']}"`);
+  process.exit(2);
+}
 for (const [name, value] of Object.entries(numbers)) {
   if (!Number.isInteger(value) || value < 1) {
     console.error(`error: --${name} must be a positive integer, got "${values[name as keyof typeof values] as string}"`);
@@ -39,6 +45,7 @@ const result = await rehearse({
   workers: numbers.workers,
   keep: values.keep,
   fleetRate: values['fleet-rate'],
+  fleetNice,
   say: (line) => process.stderr.write(`${line}\n`),
 });
 console.log(reportTable(result));

@@ -1,4 +1,5 @@
 import { randomBytes, randomInt } from 'node:crypto';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { Prisma, type PrismaClient } from '../src/db/prisma.js';
 
 /**
@@ -57,6 +58,12 @@ export interface WindowStats {
   perSecond: number;
   all: KindStats;
   byKind: Partial<Record<RequestKind, KindStats>>;
+  /**
+   * p99 of this process's event-loop delay over the window, in ms: the part
+   * of a request's latency spent waiting for this process to get a CPU, not
+   * for the database. On a machine the fleet shares, it tells the two apart.
+   */
+  loopDelayP99Ms: number;
 }
 
 interface Sample {
@@ -104,6 +111,7 @@ export class TrafficSimulator {
   private phases: Phases = { lots: false, alerts: false };
   private phaseCheckedAt = 0;
   private readonly runTag = randomBytes(3).toString('hex');
+  private readonly loopDelay = monitorEventLoopDelay({ resolution: 10 });
 
   constructor(
     private readonly prisma: PrismaClient,
@@ -157,12 +165,14 @@ export class TrafficSimulator {
       this.timer = setTimeout(tick, Math.max(1, due - performance.now()));
     };
     this.windowStartedAt = Date.now();
+    this.loopDelay.enable();
     tick();
   }
 
   async stop(): Promise<void> {
     if (this.timer) clearTimeout(this.timer);
     this.timer = null;
+    this.loopDelay.disable();
     await Promise.all([...this.inFlight]);
   }
 
@@ -174,7 +184,9 @@ export class TrafficSimulator {
     this.windowStartedAt = Date.now();
     const byKind: Partial<Record<RequestKind, KindStats>> = {};
     for (const kind of new Set(samples.map((s) => s.kind))) byKind[kind] = statsOf(samples.filter((s) => s.kind === kind));
-    return { label, seconds, perSecond: seconds > 0 ? samples.length / seconds : 0, all: statsOf(samples), byKind };
+    const loopDelayP99Ms = this.loopDelay.count > 0 ? this.loopDelay.percentile(99) / 1e6 : 0;
+    this.loopDelay.reset();
+    return { label, seconds, perSecond: seconds > 0 ? samples.length / seconds : 0, all: statsOf(samples), byKind, loopDelayP99Ms };
   }
 
   /** The simulator's investments, for checks after a run (they are the ones the application changed). */
