@@ -29,8 +29,8 @@ export interface RehearsalOptions {
   /** Each run's pace (`tys enqueue --rate`), like 500/1s. Default none: as fast as the workers and throttling allow. */
   fleetRate?: string;
   /**
-   * Niceness of the worker and producer processes (`nice -n`), 0 to 19.
-   * Default 0. Where the fleet shares the machine with the database (a
+   * Niceness of the worker and producer processes (their TYS_NICE), 0 to
+   * 19. Default 0. Where the fleet shares the machine with the database (a
    * rehearsal box), a nice fleet yields the CPU to Postgres and the
    * application first, much as a fleet on machines of its own would.
    */
@@ -138,16 +138,14 @@ function report(
   };
 }
 
-/** A `tys` command in a process of its own, at the fleet's niceness. */
-function spawnTys(args: string[], env: NodeJS.ProcessEnv, nice: number, stdio: StdioOptions): ChildProcess {
-  const command = [process.execPath, path.join(PROJECT_ROOT, 'bin', 'tys.js'), ...args];
-  const [file, ...rest] = nice > 0 ? ['nice', '-n', String(nice), ...command] : command;
-  return spawn(file!, rest, { env, cwd: PROJECT_ROOT, stdio });
+/** A `tys` command in a process of its own. */
+function spawnTys(args: string[], env: NodeJS.ProcessEnv, stdio: StdioOptions): ChildProcess {
+  return spawn(process.execPath, [path.join(PROJECT_ROOT, 'bin', 'tys.js'), ...args], { env, cwd: PROJECT_ROOT, stdio });
 }
 
-function startWorkers(count: number, env: NodeJS.ProcessEnv, nice: number): ChildProcess[] {
+function startWorkers(count: number, env: NodeJS.ProcessEnv): ChildProcess[] {
   return Array.from({ length: count }, () =>
-    spawnTys(['worker', '--families', FAMILY_ORDER.map((f) => f.name).join(',')], env, nice, ['ignore', 'ignore', 'inherit']),
+    spawnTys(['worker', '--families', FAMILY_ORDER.map((f) => f.name).join(',')], env, ['ignore', 'ignore', 'inherit']),
   );
 }
 
@@ -246,8 +244,15 @@ export async function rehearse(options: RehearsalOptions): Promise<RehearsalRepo
         if ((cursor = next) === '0') break;
       }
     });
-    const env = { ...process.env, DATABASE_URL: config.databaseUrl, REDIS_URL: options.redisUrl, TYS_QUEUE_PREFIX: prefix, TYS_LOG_LEVEL: 'warn' };
-    const workers = startWorkers(options.workers ?? 1, env, options.fleetNice ?? 0);
+    const env = {
+      ...process.env,
+      DATABASE_URL: config.databaseUrl,
+      REDIS_URL: options.redisUrl,
+      TYS_QUEUE_PREFIX: prefix,
+      TYS_LOG_LEVEL: 'warn',
+      TYS_NICE: String(options.fleetNice ?? 0),
+    };
+    const workers = startWorkers(options.workers ?? 1, env);
     cleanups.unshift(() => stopWorkers(workers));
     // Started before the steps are timed, as an operator's workers would be.
     for (const family of FAMILY_ORDER) {
@@ -259,7 +264,7 @@ export async function rehearse(options: RehearsalOptions): Promise<RehearsalRepo
         // this one it would hold up the application's requests.
         const started = Date.now();
         const args = ['enqueue', family.name, '--all', ...(options.fleetRate ? ['--rate', options.fleetRate] : [])];
-        const producer = spawnTys(args, env, options.fleetNice ?? 0, 'pipe');
+        const producer = spawnTys(args, env, 'pipe');
         let output = '';
         producer.stdout!.on('data', (chunk) => (output += chunk));
         const code = await new Promise<number | null>((resolve) => producer.on('close', resolve));

@@ -64,6 +64,7 @@ describe('tys CLI', () => {
       ['REDIS_CLUSTER_NODES', '127.0.0.1'],
       ['TYS_SHARDS', '0'],
       ['TYS_SHARDS_LOTS', 'many'],
+      ['TYS_NICE', '20'],
     ];
     for (const [name, value] of malformed) {
       const bad = await runTys(['enqueue', 'lots', '--all'], { ...env, [name]: value });

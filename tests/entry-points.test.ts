@@ -1,3 +1,4 @@
+import { getPriority } from 'node:os';
 import { spawn } from 'node:child_process';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -57,10 +58,12 @@ describe('the process entry points (the image runs them without the CLI)', () =>
   });
 
   it('the worker process carries out a run and stops cleanly on SIGTERM', async () => {
-    const worker = spawnEntry('workers', { ...env, TYS_FAMILIES: 'lots', TYS_CONCURRENCY: '5', TYS_LOG_LEVEL: 'info' });
+    const worker = spawnEntry('workers', { ...env, TYS_FAMILIES: 'lots', TYS_CONCURRENCY: '5', TYS_LOG_LEVEL: 'info', TYS_NICE: '10' });
     const run = await runTys(['enqueue', 'lots', '--all', '--wait', '--timeout', '60s'], env);
     expect(run.code, run.stderr).toBe(0);
     expect(await db.prisma.taxLot.count()).toBe(40);
+    // TYS_NICE: the worker yields the CPU to what shares its machine (Postgres, the application).
+    expect(getPriority(worker.pid)).toBe(10);
     worker.kill('SIGTERM');
     const stopped = await worker.exited;
     expect(stopped.code, stopped.stderr).toBe(0);

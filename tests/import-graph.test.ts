@@ -10,7 +10,7 @@ import { PROJECT_ROOT } from '../src/db/migrations.js';
  */
 const LAYERS: [number, RegExp][] = [
   [0, /^src\/(config|redis|generated)\/|^src\/log\.ts$/],
-  [1, /^src\/db\/|^src\/process-exit\.ts$/],
+  [1, /^src\/db\/|^src\/process-(exit|priority)\.ts$/],
   [2, /^src\/(fleet|demo)\//],
   [3, /^src\/market\//],
   [4, /^src\/families\//],

@@ -2,6 +2,7 @@ import pg from 'pg';
 import { redisTarget, type FleetConfig } from '../src/config/env.js';
 import type { MarketConfig } from '../src/config/market.js';
 import { createLogger } from '../src/log.js';
+import { applyNiceness } from '../src/process-priority.js';
 import { redisAddress } from '../src/redis/connection.js';
 import { openFleet } from '../src/fleet/context.js';
 import type { JobFamily } from '../src/fleet/family.js';
@@ -42,6 +43,7 @@ export interface WorkerProcessOptions {
  */
 export async function runWorkerProcess(config: FleetConfig, options: WorkerProcessOptions): Promise<void> {
   const log = createLogger('tys-worker');
+  applyNiceness(config);
   // Listening from the first moment: a signal that arrives while the process
   // is still starting must also end in a clean shutdown, not a kill.
   const stopRequested = new Promise<void>((resolve) => {
