@@ -31,8 +31,11 @@ const { values } = parseArgs({
     sample: { type: 'string', default: '5000' },
     concurrency: { type: 'string' },
     cluster: { type: 'boolean', default: false },
+    // A folder to write V8 CPU profiles of the workers and the producer into (open them in Chrome's DevTools).
+    profile: { type: 'string' },
   },
 });
+const profileFlags = values.profile ? ['--cpu-prof', `--cpu-prof-dir=${path.resolve(values.profile)}`] : [];
 const N = Number(values.n);
 const WORKERS = Number(values.workers);
 const SAMPLE = Math.min(N, Number(values.sample));
@@ -278,7 +281,7 @@ function runProducer(producerEnv: NodeJS.ProcessEnv = env): Promise<ProducerRepo
   return new Promise((resolve, reject) => {
     // Under the heap limit `tys enqueue` gives itself, so the RSS is the CLI's.
     const heapLimit = heapLimitFlags(['enqueue', 'lots', '--all'], process.execArgv, process.env.NODE_OPTIONS) ?? [];
-    const child = spawn(process.execPath, [...heapLimit, '--import', 'tsx', path.join(PROJECT_ROOT, 'bench', 'producer.ts'), 'lots'], {
+    const child = spawn(process.execPath, [...heapLimit, ...profileFlags, '--import', 'tsx', path.join(PROJECT_ROOT, 'bench', 'producer.ts'), 'lots'], {
       env: producerEnv,
       cwd: PROJECT_ROOT,
     });
@@ -290,7 +293,7 @@ function runProducer(producerEnv: NodeJS.ProcessEnv = env): Promise<ProducerRepo
 }
 
 function startWorker(workerEnv: NodeJS.ProcessEnv = env) {
-  const args = [path.join(PROJECT_ROOT, 'bin', 'tys.js'), 'worker', '--families', 'lots'];
+  const args = [...profileFlags, path.join(PROJECT_ROOT, 'bin', 'tys.js'), 'worker', '--families', 'lots'];
   if (values.concurrency) args.push('--concurrency', values.concurrency);
   const child = spawn(process.execPath, args, { env: workerEnv, cwd: PROJECT_ROOT, stdio: ['ignore', 'ignore', 'inherit'] });
   const exited = new Promise<number | null>((resolve) => child.on('close', resolve));

@@ -2,6 +2,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { reconcileRuns } from '../src/fleet/run-reconciler.js';
 import { newRunId } from '../src/fleet/runs.js';
 import { RunPacer } from '../src/fleet/run-pace.js';
+import { RunGuard } from '../src/fleet/run-guard.js';
+import type { PrismaClient } from '../src/db/prisma.js';
 import { lotsFamily } from '../src/families/lots.js';
 import { createTestDatabase, type TestDatabase } from './support/databases.js';
 import { testFleet } from './support/fleet.js';
@@ -69,5 +71,32 @@ describe('runs: the Redis side, the Postgres side, and the step between', () => 
     // The next free slot, 41 x 2.5 ms after the first, keeps its half millisecond.
     expect(Number(await fleet.context.redis.get(`${fleet.prefix}:runs:${runId}:next-start`)) % 1).toBe(0.5);
     await queue.obliterate({ force: true });
+  });
+
+  it('the run guard asks Postgres once for the many jobs of a run that ask at the same moment, and caches the answer', async () => {
+    const { runs } = fleet.context;
+    const runId = newRunId();
+    await runs.create(runId, 'lots', { kind: 'all' }, 'test');
+    let asked = 0;
+    // The real client, counted: every question still goes to Postgres.
+    const counted = {
+      fleetRun: {
+        findUnique: (args: Parameters<PrismaClient['fleetRun']['findUnique']>[0]) => {
+          asked += 1;
+          return db.prisma.fleetRun.findUnique(args);
+        },
+      },
+    } as unknown as PrismaClient;
+    const guard = new RunGuard(counted, runs, { openTtlMs: 60_000 });
+    const verdicts = await Promise.all(Array.from({ length: 300 }, (_, i) => guard.verdict(runId, 'lots', `lots-${i}`)));
+    expect(verdicts.every((verdict) => verdict.kind === 'run')).toBe(true);
+    expect(asked).toBe(1);
+    await guard.verdict(runId, 'lots', 'lots-later');
+    expect(asked).toBe(1);
+    // A run that does not exist is refused, and asked about once as well.
+    const nowhere = newRunId(new Date(0));
+    const missing = await Promise.all([1, 2, 3].map((i) => guard.verdict(nowhere, 'lots', `lots-${i}`)));
+    expect(missing.map((verdict) => verdict.kind)).toEqual(['refuse', 'refuse', 'refuse']);
+    expect(asked).toBe(2);
   });
 });

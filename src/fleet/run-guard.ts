@@ -41,6 +41,7 @@ const PARK: RunVerdict = { kind: 'park' };
  */
 export class RunGuard {
   private readonly known = new Map<string, Known>();
+  private readonly asking = new Map<string, Promise<Known>>();
   private readonly openTtlMs: number;
   private readonly closedTtlMs: number;
 
@@ -66,13 +67,26 @@ export class RunGuard {
     return { kind: 'run', paceMs: run.paceMs };
   }
 
-  private async lookup(runId: string): Promise<Known> {
-    const now = Date.now();
+  /**
+   * The run's state, cached; when the cache has expired, the jobs that ask
+   * meanwhile (hundreds at once, at full concurrency) share one query.
+   */
+  private lookup(runId: string): Promise<Known> | Known {
     const cached = this.known.get(runId);
-    if (cached && cached.until > now) return cached;
+    if (cached && cached.until > Date.now()) return cached;
+    let asking = this.asking.get(runId);
+    if (!asking) {
+      asking = this.ask(runId).finally(() => this.asking.delete(runId));
+      this.asking.set(runId, asking);
+    }
+    return asking;
+  }
+
+  private async ask(runId: string): Promise<Known> {
     const row = await this.prisma.fleetRun.findUnique({ where: { id: runId }, select: { family: true, finishedAt: true, status: true } });
     const ended = row !== null && row.finishedAt !== null && row.status !== 'INTERRUPTED';
     const paceMs = row && !ended ? await this.runs.paceOf(row.family, runId) : null;
+    const now = Date.now();
     const known = { family: row?.family ?? null, status: row?.status ?? null, ended, paceMs, until: now + (row && !ended ? this.openTtlMs : this.closedTtlMs) };
     if (this.known.size > 10_000) this.known.clear();
     this.known.set(runId, known);
