@@ -137,6 +137,7 @@ async function lockHolders(client: pg.Client, exclusive: string[], referenced: s
     `SELECT DISTINCT a.pid, a.application_name, a.state, floor(extract(epoch FROM now() - a.xact_start))::int AS xact_seconds, a.xact_start
        FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
       WHERE l.granted AND l.locktype = 'relation' AND l.pid <> pg_backend_pid()
+        AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
         AND (l.relation = ANY($1::text[]::regclass[])
              OR (l.relation = ANY($2::text[]::regclass[]) AND l.mode NOT IN ('AccessShareLock', 'RowShareLock')))
       ORDER BY a.xact_start`,
