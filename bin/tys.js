@@ -1,9 +1,16 @@
 #!/usr/bin/env node
+import { getPriority, setPriority } from 'node:os';
 import { pathToFileURL } from 'node:url';
 import { compiledModule } from './compiled.js';
 import { heapLimitFlags, relaunch } from './heap-limit.js';
 
 /** @typedef {{ main: (argv: string[]) => Promise<number> }} Cli */
+
+// TYS_NICE before anything else: a short command's start (modules, and the
+// relaunch below) is most of its CPU. A malformed value is left to the
+// configuration, which refuses it with exit status 2.
+const nice = Number(process.env.TYS_NICE);
+if (Number.isInteger(nice) && nice <= 19 && nice > getPriority()) setPriority(nice);
 
 const flags = heapLimitFlags(process.argv.slice(2), process.execArgv, process.env.NODE_OPTIONS);
 if (flags) process.exit(await relaunch(flags));

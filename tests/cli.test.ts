@@ -1,10 +1,12 @@
+import { readFileSync } from 'node:fs';
+import { getPriority } from 'node:os';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { seedMvp } from '../src/demo/seed.js';
 import { families } from '../src/families/index.js';
 import { lotsFamily } from '../src/families/lots.js';
 import { createTestDatabase, type TestDatabase } from './support/databases.js';
-import { REDIS_URL, testFleet } from './support/fleet.js';
-import { fleetEnv, runTys, until } from './support/processes.js';
+import { flushPrefix, REDIS_URL, testFleet, testPrefix } from './support/fleet.js';
+import { fleetEnv, runTys, spawnTys, until } from './support/processes.js';
 
 describe('tys CLI', () => {
   let db: TestDatabase;
@@ -95,6 +97,30 @@ describe('tys CLI', () => {
       expect(result.stdout).toMatch(/Usage: tys/);
     },
   );
+
+  it("TYS_NICE lowers a command's CPU priority before it loads anything, the process an enqueue relaunches itself in included", async () => {
+    const scratch = await createTestDatabase();
+    const prefix = testPrefix();
+    try {
+      await seedMvp(scratch.prisma, { investments: 5, badQuantityRate: 0 });
+      // No worker: the enqueue waits for its run until it is stopped.
+      const enqueue = spawnTys(['enqueue', 'lots', '--all', '--wait', '--timeout', '1m'], {
+        ...fleetEnv({ ...fleet.config, databaseUrl: scratch.url, queuePrefix: prefix }),
+        TYS_NICE: '11',
+      });
+      const children = () => readFileSync(`/proc/${enqueue.pid}/task/${enqueue.pid}/children`, 'utf8').trim();
+      await until('the enqueue to be waiting for its run', () => /waiting/i.test(enqueue.output()) || /added 5 jobs/.test(enqueue.output()), 30_000);
+      expect(getPriority(enqueue.pid)).toBe(11);
+      const relaunched = Number(children().split(' ')[0]);
+      expect(relaunched).toBeGreaterThan(0);
+      expect(getPriority(relaunched)).toBe(11);
+      enqueue.kill('SIGTERM');
+      await enqueue.exited;
+    } finally {
+      await scratch.drop();
+      await flushPrefix(prefix, '[:.]*');
+    }
+  });
 
   it('fails fast with one line naming Redis when it is unreachable', async () => {
     const result = await runTys(['status'], { ...env, REDIS_URL: 'redis://127.0.0.1:1' });

@@ -3,7 +3,6 @@ import { loadConfig, type FleetConfig } from '../config/env.js';
 import { describeTarget, targetLine, type Target } from '../config/target.js';
 import { parseRate } from '../config/rate.js';
 import { InputError } from '../config/settings.js';
-import { applyNiceness } from '../process-priority.js';
 
 /** Bad input on the command line: reported in one line, exit status 2. */
 export class UsageError extends InputError {
@@ -88,7 +87,6 @@ export function defineCommand<O extends Options>(spec: CommandSpec<O>): Command 
         return 0;
       }
       const config = loadConfig();
-      applyNiceness(config);
       const target = describeTarget(config);
       const json = (report: object) => io.out(JSON.stringify({ target, ...report }, null, 2));
       if (spec.target !== false && !(parsed.values as { json?: boolean }).json) io.out(targetLine(target));

@@ -53,7 +53,12 @@ export function killSpawnedWorkers(): void {
 
 /** A `tys worker` child process; output() is what it has printed so far. */
 export function spawnWorker(env: NodeJS.ProcessEnv, args: string[] = []): ChildProcess & { exited: Promise<TysResult>; output(): string } {
-  const child = killOnExit(spawn(process.execPath, [TYS, 'worker', ...args], { env, cwd: PROJECT_ROOT }));
+  return spawnTys(['worker', ...args], env);
+}
+
+/** Starts `tys ...` as a real child process that the test watches while it runs; killed if the test process exits. */
+export function spawnTys(args: string[], env: NodeJS.ProcessEnv): ChildProcess & { exited: Promise<TysResult>; output(): string } {
+  const child = killOnExit(spawn(process.execPath, [TYS, ...args], { env, cwd: PROJECT_ROOT }));
   let stdout = '';
   let stderr = '';
   child.stdout.on('data', (chunk) => (stdout += chunk));
