@@ -228,37 +228,30 @@ async function enqueueInShard(
 }
 
 /**
- * Which jobs of a page exist, and which of those have finished: one
- * pipelined round trip, and a second only for the ids that exist.
+ * For each job of a page, in order: 0 absent, 1 pending (queued, active or
+ * held), 2 finished (completed or failed), 3 orphan (a hash without data,
+ * left by a removal that did not finish). One script for the whole page:
+ * a command per job cost the producer more than the rest of its page.
+ * KEYS: the queue's completed and failed sets, then each job's hash; ARGV:
+ * the job ids, in the same order. All in one slot on a cluster.
  */
-async function jobStates(redis: RedisClient, base: string, ids: string[]): Promise<JobState[]> {
-  const exists = await execAll(
-    redis,
-    ids.map((id) => ['exists', `${base}:${id}`]),
-  );
-  const present = ids.filter((_, i) => exists[i] === 1);
-  if (present.length === 0) return ids.map(() => 'absent');
-  const replies = await execAll(
-    redis,
-    present.flatMap((id) => [
-      ['hexists', `${base}:${id}`, 'data'],
-      ['zscore', `${base}:completed`, id],
-      ['zscore', `${base}:failed`, id],
-    ]),
-  );
-  const states = new Map<string, JobState>(
-    present.map((id, i) => {
-      const [hasData, completed, failed] = replies.slice(i * 3, i * 3 + 3);
-      return [id, hasData !== 1 ? 'orphan' : completed !== null || failed !== null ? 'finished' : 'pending'];
-    }),
-  );
-  return ids.map((id) => states.get(id) ?? 'absent');
-}
+const JOB_STATES = `
+local states = {}
+for i = 3, #KEYS do
+  local id = ARGV[i - 2]
+  if redis.call('EXISTS', KEYS[i]) == 0 then states[i - 2] = 0
+  elseif redis.call('HEXISTS', KEYS[i], 'data') == 0 then states[i - 2] = 3
+  elseif redis.call('ZSCORE', KEYS[1], id) or redis.call('ZSCORE', KEYS[2], id) then states[i - 2] = 2
+  else states[i - 2] = 1 end
+end
+return states`;
 
-async function execAll(redis: RedisClient, commands: string[][]): Promise<unknown[]> {
-  const replies = (await redis.pipeline(commands).exec()) ?? [];
-  return replies.map(([error, value]) => {
-    if (error) throw error;
-    return value;
-  });
+const STATE_NAMES: JobState[] = ['absent', 'pending', 'finished', 'orphan'];
+
+/** Which jobs of a page exist, and which of those have finished: one round trip. */
+async function jobStates(redis: RedisClient, base: string, ids: string[]): Promise<JobState[]> {
+  if (ids.length === 0) return [];
+  const keys = [`${base}:completed`, `${base}:failed`, ...ids.map((id) => `${base}:${id}`)];
+  const codes = (await redis.eval(JOB_STATES, keys.length, ...keys, ...ids)) as number[];
+  return codes.map((code) => STATE_NAMES[code]!);
 }
