@@ -56,6 +56,35 @@ describe('runs: the Redis side, the Postgres side, and the step between', () => 
     expect(await db.prisma.fleetRun.findUniqueOrThrow({ where: { id: runId } })).toMatchObject({ status: 'COMPLETED', completed: 1, failed: 0 });
   });
 
+  it('one batch of outcomes counts each job once, even listed twice, revises a failure, and counts for the runs that follow its jobs', async () => {
+    const { runs } = fleet.context;
+    const queue = fleet.context.queue(lotsFamily);
+    const [first, follower] = [newRunId(), newRunId()];
+    await runs.create(first, 'lots', { kind: 'all' });
+    await runs.create(follower, 'lots', { kind: 'all' });
+    const ids = ['lots-ra', 'lots-rb', 'lots-rc'];
+    try {
+      await queue.addBulk(ids.map((jobId) => ({ name: 'lots', data: { runId: first, key: jobId.slice(5) }, opts: { jobId } })));
+      expect(await runs.adopt(follower, 'lots', ids.slice(1))).toEqual({ followed: 2, gone: [] });
+      await runs.markEnqueued('lots', first, [3], 0);
+      await runs.markEnqueued('lots', follower, [2], 2);
+      const live = runs.live(fleet.context.layout.shards('lots')[0]!);
+      await live.record([{ runId: first, jobId: 'lots-ra', outcome: 'failed' }]);
+      const [recorded] = await live.record([
+        { runId: first, jobId: 'lots-ra', outcome: 'completed' },
+        { runId: first, jobId: 'lots-rb', outcome: 'failed' },
+        { runId: first, jobId: 'lots-rc', outcome: 'skipped' },
+        { runId: first, jobId: 'lots-rc', outcome: 'skipped' },
+        { runId: first, jobId: 'lots-ra', outcome: 'completed' },
+      ]);
+      expect(recorded).toEqual({ runId: first, lost: false, revised: true, done: [first, follower] });
+      expect(await runs.counters('lots', first)).toMatchObject({ completed: 1, skipped: 1, failed: 1 });
+      expect(await runs.counters('lots', follower)).toMatchObject({ completed: 0, skipped: 1, failed: 1 });
+    } finally {
+      await Promise.all(ids.map((id) => queue.remove(id)));
+    }
+  });
+
   it('paces a run at rates whose slots fall between milliseconds (400/1s: 2.5 ms apart), every job getting a later slot', async () => {
     const runId = newRunId();
     const queue = fleet.context.queue(lotsFamily);

@@ -47,43 +47,62 @@ export function allCounted(counters: RunCounters): boolean {
 // revised, adopter runs now done...}: state -1 for a lost run, 2 when every
 // job of the run has an outcome, 1 otherwise; revised 1 when a failure of
 // the run turned into a success. ARGV[1] is the prefix of run keys.
+// A batch is hundreds of jobs of one run: each run's hash is looked up, and
+// its counters and expiry written, once per call rather than once per job.
 const RECORD_ONCE = `
 local revised = 0
+local runs, changes, pendingOf = {}, {}, {}
+local function open(hash, pending)
+  if changes[hash] == nil then
+    if redis.call('EXISTS', hash) == 1 then
+      runs[#runs + 1] = hash
+      changes[hash] = {completed = 0, skipped = 0, failed = 0}
+      pendingOf[hash] = pending
+    else
+      changes[hash] = false
+    end
+  end
+  return changes[hash]
+end
 local function count(hash, pending, jobId, outcome)
-  if redis.call('EXISTS', hash) == 0 then return false end
-  local previous = redis.call('HGET', pending, jobId)
-  if not previous then
+  local change = open(hash, pending)
+  if not change then return end
+  if redis.call('HSETNX', pending, jobId, outcome) == 1 then
+    change[outcome] = change[outcome] + 1
+  elseif outcome ~= 'failed' and redis.call('HGET', pending, jobId) == 'failed' then
     redis.call('HSET', pending, jobId, outcome)
-    redis.call('HINCRBY', hash, outcome, 1)
-  elseif previous == 'failed' and outcome ~= 'failed' then
-    redis.call('HSET', pending, jobId, outcome)
-    redis.call('HINCRBY', hash, 'failed', -1)
-    redis.call('HINCRBY', hash, outcome, 1)
+    change.failed = change.failed - 1
+    change[outcome] = change[outcome] + 1
     if hash == KEYS[1] then revised = 1 end
   end
-  redis.call('EXPIRE', pending, 2592000) -- RUN_TTL_SECONDS
-  return true
 end
 local function done(hash)
   local c = redis.call('HMGET', hash, 'total', 'completed', 'skipped', 'failed', 'enqueued')
   return c[5] == '1' and tonumber(c[2]) + tonumber(c[3]) + tonumber(c[4]) >= tonumber(c[1])
 end
-local own = redis.call('EXISTS', KEYS[1]) == 1
-local result = {1, 0}
+local own = open(KEYS[1], KEYS[2])
 for i = 2, #ARGV, 2 do
   local jobId, outcome = ARGV[i], ARGV[i + 1]
-  if own then count(KEYS[1], KEYS[2], jobId, outcome) end
+  count(KEYS[1], KEYS[2], jobId, outcome)
   local adopters = redis.call('HGET', KEYS[3], jobId)
   if adopters then
     for runId in string.gmatch(adopters, '%S+') do
       local hash = ARGV[1] .. runId
-      if count(hash, hash .. ':pending', jobId, outcome) and done(hash) then result[#result + 1] = runId end
+      count(hash, hash .. ':pending', jobId, outcome)
     end
     redis.call('HDEL', KEYS[3], jobId)
   end
 end
+local result = {1, revised}
+for _, hash in ipairs(runs) do
+  for _, outcome in ipairs({'completed', 'skipped', 'failed'}) do
+    local n = changes[hash][outcome]
+    if n ~= 0 then redis.call('HINCRBY', hash, outcome, n) end
+  end
+  redis.call('EXPIRE', pendingOf[hash], 2592000) -- RUN_TTL_SECONDS
+  if hash ~= KEYS[1] and done(hash) then result[#result + 1] = string.sub(hash, #ARGV[1] + 1) end
+end
 if not own then result[1] = -1 elseif done(KEYS[1]) then result[1] = 2 end
-result[2] = revised
 return result`;
 
 // Makes a run (ARGV[3]) follow jobs of earlier runs that are still queued
