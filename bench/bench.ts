@@ -443,6 +443,13 @@ const cores = availableParallelism();
 const fleetCpu = fleetResult.cpuUsPerInvestment;
 const fleetCpuTotal = fleetCpu.workers + fleetCpu.producer + fleetCpu.redis + (fleetCpu.postgres ?? 0);
 const noopCpuTotal = bullTwoProcesses.cpuUsPerJob.node + bullTwoProcesses.cpuUsPerJob.redis;
+// On cores that every process shares, a rate is inversely proportional to
+// the CPU one item costs. A no-op job costs BullMQ's share; an investment
+// also costs Postgres its lot and audit entry, which no queue can spare. The
+// ratio the fleet would reach if it added nothing else is therefore bounded
+// by noop / (noop + Postgres); what it adds beyond both is its own overhead.
+const postgresCpu = fleetCpu.postgres ?? 0;
+const ownOverheadCpu = fleetCpuTotal - noopCpuTotal - postgresCpu;
 const TARGET_RATE = 17_000;
 const result = {
   at: new Date().toISOString(),
@@ -464,10 +471,12 @@ const result = {
     fleetToDocument: +(fleetResult.rate / documentRate).toFixed(2),
     fleetToSetBased: +(fleetResult.rate / setRate).toFixed(3),
     fleetToBullmq: +(fleetResult.rate / bullRate).toFixed(3),
+    fleetToBullmqBound: +(noopCpuTotal / (noopCpuTotal + postgresCpu)).toFixed(3),
   },
   cpuUsPerJob: {
     bullmqNoop: bullTwoProcesses.cpuUsPerJob,
     fleet: fleetCpu,
+    fleetBeyondBullmqAndPostgres: ownOverheadCpu,
     // What the target leaves per investment on this machine's cores, all processes together.
     budgetAtTarget: Math.round((cores * 1e6) / TARGET_RATE),
   },
@@ -489,6 +498,8 @@ const rows: [string, string][] = [
     'CPU per investment: workers + producer + Redis + Postgres',
     `${fleetCpu.workers} + ${fleetCpu.producer} + ${fleetCpu.redis} + ${fleetCpu.postgres ?? '?'} = ${fleetCpuTotal} µs`,
   ],
+  ['fleet / BullMQ ceiling if the fleet added nothing but Postgres', `${result.ratios.fleetToBullmqBound}x (no-op / (no-op + Postgres))`],
+  ['CPU per investment beyond BullMQ and Postgres', `${fleetCpuTotal} - ${noopCpuTotal} - ${postgresCpu} = ${ownOverheadCpu} µs`],
   [`CPU per investment at ${TARGET_RATE}/s on ${cores} cores`, `${result.cpuUsPerJob.budgetAtTarget} µs`],
   ['producer while workers run', `${fleetResult.producer.rate}/s, peak RSS ${fleetResult.producer.maxRssMb.toFixed(0)} MB`],
   ['producer alone', `${producerOnly.rate}/s, peak RSS ${producerOnly.maxRssMb.toFixed(0)} MB`],
