@@ -1,4 +1,4 @@
-import { spawn, type ChildProcess, type StdioOptions } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess, type StdioOptions } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import { Redis } from 'ioredis';
@@ -35,6 +35,15 @@ export interface RehearsalOptions {
    * application first, much as a fleet on machines of its own would.
    */
   fleetNice?: number;
+  /**
+   * CPUs (a `taskset` list such as "1" or "2-3") the worker and producer
+   * processes may run on; `appCpus` the same for this process, which runs
+   * the application's traffic. Default: any. Kept apart, they show on one
+   * box what the application would see with the fleet on machines of its
+   * own, where only the database (and Redis, which floats) is shared.
+   */
+  fleetCpus?: string;
+  appCpus?: string;
   /** Keep the scratch database and the run's Redis keys afterwards. Default false. */
   keep?: boolean;
   /** Stops the rehearsal between two looks at its progress; what it made is removed all the same. */
@@ -62,6 +71,8 @@ export interface StepReport {
   fleet: { jobs: number; perSecond: number; failed: number } | null;
   /** The most sessions seen waiting on a lock at once (pg_stat_activity, sampled every 100 ms). */
   lockWaitersMax: number;
+  /** Of those looks, how many found a session of the application waiting on a lock that a session of the fleet held. */
+  appWaitsOnFleet: number;
   /** Whether the workers held back on the database's health during the step. */
   throttled: boolean;
 }
@@ -71,6 +82,8 @@ export interface RehearsalReport {
   rate: number;
   fleetRate: string | null;
   fleetNice: number;
+  fleetCpus: string | null;
+  appCpus: string | null;
   baseline: StepReport;
   steps: StepReport[];
   /** The final checks: every investment, the application's own included. */
@@ -78,6 +91,9 @@ export interface RehearsalReport {
   /** Investments the application changed while the fleet ran. */
   appInvestments: number;
 }
+
+/** The application_name of the simulated application's sessions. */
+const APPLICATION_NAME = 'application';
 
 const FAMILY_ORDER: JobFamily[] = [constraintsFamily, lotsFamily, corporateActionsFamily];
 
@@ -87,13 +103,21 @@ const FAMILY_ORDER: JobFamily[] = [constraintsFamily, lotsFamily, corporateActio
  */
 function watchStep(admin: pg.Client, redis: Redis, prefix: string, databaseName: string, family: string | null) {
   let lockWaitersMax = 0;
+  let appWaitsOnFleet = 0;
   let throttled = false;
   let stopped = false;
   const look = async () => {
-    const { rows } = await admin.query<{ n: string }>(`SELECT count(*) AS n FROM pg_stat_activity WHERE datname = $1 AND wait_event_type = 'Lock'`, [
-      databaseName,
-    ]);
-    lockWaitersMax = Math.max(lockWaitersMax, Number(rows[0]!.n));
+    // The fleet's sessions name themselves "tys ..." (the application's, APPLICATION_NAME).
+    const { rows } = await admin.query<{ waiters: string; on_fleet: string }>(
+      `SELECT count(*) AS waiters,
+              count(*) FILTER (WHERE application_name = $2 AND EXISTS (
+                SELECT 1 FROM pg_stat_activity holder
+                 WHERE holder.pid = ANY(pg_blocking_pids(waiter.pid)) AND holder.application_name LIKE 'tys%')) AS on_fleet
+         FROM pg_stat_activity waiter WHERE datname = $1 AND wait_event_type = 'Lock'`,
+      [databaseName, APPLICATION_NAME],
+    );
+    lockWaitersMax = Math.max(lockWaitersMax, Number(rows[0]!.waiters));
+    if (Number(rows[0]!.on_fleet) > 0) appWaitsOnFleet += 1;
     if (family && Object.keys(await throttleReasons(redis, prefix, [family])).length > 0) throttled = true;
   };
   const looking = (async () => {
@@ -106,7 +130,7 @@ function watchStep(admin: pg.Client, redis: Redis, prefix: string, databaseName:
     async stop() {
       stopped = true;
       await looking;
-      return { lockWaitersMax, throttled };
+      return { lockWaitersMax, appWaitsOnFleet, throttled };
     },
   };
 }
@@ -115,7 +139,7 @@ function report(
   step: string,
   window: WindowStats,
   baselineP99: number,
-  watched: { lockWaitersMax: number; throttled: boolean },
+  watched: { lockWaitersMax: number; appWaitsOnFleet: number; throttled: boolean },
   fleet: StepReport['fleet'],
 ): StepReport {
   const { all } = window;
@@ -138,15 +162,23 @@ function report(
   };
 }
 
-/** A `tys` command in a process of its own. */
-function spawnTys(args: string[], env: NodeJS.ProcessEnv, stdio: StdioOptions): ChildProcess {
-  return spawn(process.execPath, [path.join(PROJECT_ROOT, 'bin', 'tys.js'), ...args], { env, cwd: PROJECT_ROOT, stdio });
+/** A `tys` command in a process of its own, on the given CPUs if any. */
+function spawnTys(args: string[], env: NodeJS.ProcessEnv, stdio: StdioOptions, cpus: string | undefined): ChildProcess {
+  const command = [process.execPath, path.join(PROJECT_ROOT, 'bin', 'tys.js'), ...args];
+  const [file, ...rest] = cpus ? ['taskset', '-c', cpus, ...command] : command;
+  return spawn(file!, rest, { env, cwd: PROJECT_ROOT, stdio });
 }
 
-function startWorkers(count: number, env: NodeJS.ProcessEnv): ChildProcess[] {
+function startWorkers(count: number, env: NodeJS.ProcessEnv, cpus: string | undefined): ChildProcess[] {
   return Array.from({ length: count }, () =>
-    spawnTys(['worker', '--families', FAMILY_ORDER.map((f) => f.name).join(',')], env, ['ignore', 'ignore', 'inherit']),
+    spawnTys(['worker', '--families', FAMILY_ORDER.map((f) => f.name).join(',')], env, ['ignore', 'ignore', 'inherit'], cpus),
   );
+}
+
+/** Pins every thread of this process to the CPUs of a `taskset` list. */
+function pinThisProcess(cpus: string): void {
+  const result = spawnSync('taskset', ['-a', '-p', '-c', cpus, String(process.pid)], { encoding: 'utf8' });
+  if (result.status !== 0) throw new Error(`cannot pin the application to CPUs ${cpus}: ${(result.stderr || result.error?.message || '').trim()}`);
 }
 
 async function stopWorkers(workers: ChildProcess[]): Promise<void> {
@@ -176,6 +208,7 @@ export async function rehearse(options: RehearsalOptions): Promise<RehearsalRepo
     await new Promise((resolve) => setTimeout(resolve, ms));
     options.signal?.throwIfAborted();
   };
+  if (options.appCpus) pinThisProcess(options.appCpus);
   const investments = options.investments ?? 200_000;
   const rate = options.rate ?? 200;
   const tag = randomBytes(4).toString('hex');
@@ -195,7 +228,7 @@ export async function rehearse(options: RehearsalOptions): Promise<RehearsalRepo
     await mvp.connect();
     await mvp.query(readMigrationSql(baselineName, 'migration'));
     await mvp.end();
-    prisma = createPrisma(databaseUrl.toString(), { maxConnections: 20 });
+    prisma = createPrisma(databaseUrl.toString(), { maxConnections: 20, applicationName: APPLICATION_NAME });
     say(`seeding ${investments} MVP investments in ${databaseName}`);
     await seedMvp(prisma, { investments, badQuantityRate: 0.002 });
     // As after restoring a copy of production: pg_restore brings no planner statistics.
@@ -208,7 +241,7 @@ export async function rehearse(options: RehearsalOptions): Promise<RehearsalRepo
     say(`application traffic at ${rate} requests/s; baseline for ${options.baselineSeconds ?? 60} s`);
     for (const until = Date.now() + (options.baselineSeconds ?? 60) * 1000; Date.now() < until;) await pause(Math.min(500, until - Date.now()));
     const baselineWindow = traffic.closeWindow('baseline');
-    const baseline = report('baseline', baselineWindow, baselineWindow.all.p99Ms, { lockWaitersMax: 0, throttled: false }, null);
+    const baseline = report('baseline', baselineWindow, baselineWindow.all.p99Ms, { lockWaitersMax: 0, appWaitsOnFleet: 0, throttled: false }, null);
     const baselineP99 = baselineWindow.all.p99Ms;
     const steps: StepReport[] = [];
     const step = async (name: string, family: string | null, work: () => Promise<StepReport['fleet']>) => {
@@ -222,7 +255,7 @@ export async function rehearse(options: RehearsalOptions): Promise<RehearsalRepo
       say(
         `${name.padEnd(44)} app p99 ${result.app.p99Ms} ms (x${result.app.p99VsBaseline}), errors ${result.app.errors}` +
           (fleet ? `, fleet ${fleet.perSecond}/s${fleet.failed ? ` (${fleet.failed} FAILED)` : ''}` : '') +
-          `, lock waiters max ${result.lockWaitersMax}${result.throttled ? ', throttled' : ''}`,
+          `, lock waiters max ${result.lockWaitersMax}, app waiting on the fleet ${result.appWaitsOnFleet}x${result.throttled ? ', throttled' : ''}`,
       );
     };
 
@@ -252,7 +285,7 @@ export async function rehearse(options: RehearsalOptions): Promise<RehearsalRepo
       TYS_LOG_LEVEL: 'warn',
       TYS_NICE: String(options.fleetNice ?? 0),
     };
-    const workers = startWorkers(options.workers ?? 1, env);
+    const workers = startWorkers(options.workers ?? 1, env, options.fleetCpus);
     cleanups.unshift(() => stopWorkers(workers));
     // Started before the steps are timed, as an operator's workers would be.
     for (const family of FAMILY_ORDER) {
@@ -264,7 +297,7 @@ export async function rehearse(options: RehearsalOptions): Promise<RehearsalRepo
         // this one it would hold up the application's requests.
         const started = Date.now();
         const args = ['enqueue', family.name, '--all', ...(options.fleetRate ? ['--rate', options.fleetRate] : [])];
-        const producer = spawnTys(args, env, 'pipe');
+        const producer = spawnTys(args, env, 'pipe', options.fleetCpus);
         let output = '';
         producer.stdout!.on('data', (chunk) => (output += chunk));
         const code = await new Promise<number | null>((resolve) => producer.on('close', resolve));
@@ -290,6 +323,8 @@ export async function rehearse(options: RehearsalOptions): Promise<RehearsalRepo
       rate,
       fleetRate: options.fleetRate ?? null,
       fleetNice: options.fleetNice ?? 0,
+      fleetCpus: options.fleetCpus ?? null,
+      appCpus: options.appCpus ?? null,
       baseline,
       steps,
       verify: {
@@ -312,11 +347,11 @@ export function reportTable(result: RehearsalReport): string {
     (s) =>
       `| ${s.step} | ${s.seconds} | ${s.app.requests} | ${s.app.p99Ms} | ${s.step === 'baseline' ? '1.00' : s.app.p99VsBaseline.toFixed(2)} | ${s.app.errors} | ${
         s.fleet ? `${s.fleet.jobs} at ${s.fleet.perSecond}/s${s.fleet.failed ? `, ${s.fleet.failed} failed` : ''}` : '-'
-      } | ${s.lockWaitersMax} | ${s.throttled ? 'yes' : 'no'} | ${s.app.loopDelayP99Ms} |`,
+      } | ${s.lockWaitersMax} | ${s.appWaitsOnFleet} | ${s.throttled ? 'yes' : 'no'} | ${s.app.loopDelayP99Ms} |`,
   );
   return [
-    '| step | s | app requests | app p99 ms | p99 / baseline | app errors | fleet jobs | lock waiters (max) | throttled | app loop delay p99 ms |',
-    '| --- | ---: | ---: | ---: | ---: | ---: | --- | ---: | --- | ---: |',
+    '| step | s | app requests | app p99 ms | p99 / baseline | app errors | fleet jobs | lock waiters (max) | app waiting on the fleet (looks) | throttled | app loop delay p99 ms |',
+    '| --- | ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: | --- | ---: |',
     ...rows,
   ].join('\n');
 }

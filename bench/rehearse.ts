@@ -1,4 +1,4 @@
-// npm run rehearse -- [--investments 200000] [--rate 200] [--baseline 60] [--workers 1] [--fleet-rate 500/1s] [--fleet-nice 0..19] [--json rehearsal.json] [--keep]
+// npm run rehearse -- [--investments 200000] [--rate 200] [--baseline 60] [--workers 1] [--fleet-rate 500/1s] [--fleet-nice 0..19] [--fleet-cpus LIST] [--app-cpus LIST] [--json rehearsal.json] [--keep]
 //
 // The whole migration of a scratch MVP database while the application's
 // traffic flows (see bench/rehearsal.ts), printed as a table per step and
@@ -17,6 +17,8 @@ const { values } = parseArgs({
     keep: { type: 'boolean', default: false },
     'fleet-rate': { type: 'string' },
     'fleet-nice': { type: 'string', default: '0' },
+    'fleet-cpus': { type: 'string' },
+    'app-cpus': { type: 'string' },
   },
 });
 const numbers = { investments: Number(values.investments), rate: Number(values.rate), baseline: Number(values.baseline), workers: Number(values.workers) };
@@ -24,6 +26,13 @@ const fleetNice = Number(values['fleet-nice']);
 if (!Number.isInteger(fleetNice) || fleetNice < 0 || fleetNice > 19) {
   console.error(`error: --fleet-nice must be an integer from 0 to 19, got "${values['fleet-nice']}"`);
   process.exit(2);
+}
+for (const name of ['fleet-cpus', 'app-cpus'] as const) {
+  const list = values[name];
+  if (list !== undefined && !/^\d+(-\d+)?(,\d+(-\d+)?)*$/.test(list)) {
+    console.error(`error: --${name} must be a CPU list like 1, 0-1 or 0,2, got "${list}"`);
+    process.exit(2);
+  }
 }
 for (const [name, value] of Object.entries(numbers)) {
   if (!Number.isInteger(value) || value < 1) {
@@ -46,6 +55,8 @@ const result = await rehearse({
   keep: values.keep,
   fleetRate: values['fleet-rate'],
   fleetNice,
+  fleetCpus: values['fleet-cpus'],
+  appCpus: values['app-cpus'],
   say: (line) => process.stderr.write(`${line}\n`),
 });
 console.log(reportTable(result));

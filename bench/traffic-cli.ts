@@ -38,7 +38,7 @@ function print(window: WindowStats): void {
 }
 
 const config = loadConfig();
-const prisma = createPrisma(config.databaseUrl, { maxConnections: 20 });
+const prisma = createPrisma(config.databaseUrl, { maxConnections: 20, applicationName: 'application (traffic)' });
 const traffic = new TrafficSimulator(prisma, { rate: numbers.rate, users: numbers.users });
 await traffic.setUp();
 console.log(`traffic at ${numbers.rate} requests/s; phases seen: ${JSON.stringify(traffic.phasesSeen)}; Ctrl-C to stop`);

@@ -64,6 +64,10 @@ describe('the process entry points (the image runs them without the CLI)', () =>
     expect(await db.prisma.taxLot.count()).toBe(40);
     // TYS_NICE: the worker yields the CPU to what shares its machine (Postgres, the application).
     expect(getPriority(worker.pid)).toBe(10);
+    // Its sessions name it, for the database's operators (pg_stat_activity, lock holders).
+    const sessions = await db.prisma.$queryRaw<{ name: string }[]>`
+      SELECT DISTINCT application_name AS name FROM pg_stat_activity WHERE datname = current_database()`;
+    expect(sessions.map((session) => session.name)).toContain('tys worker');
     worker.kill('SIGTERM');
     const stopped = await worker.exited;
     expect(stopped.code, stopped.stderr).toBe(0);

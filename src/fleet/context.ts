@@ -101,7 +101,10 @@ async function openRedis(config: FleetConfig, role: FleetRole): Promise<RedisCli
 export async function openFleet(config: FleetConfig, options: OpenFleetOptions = {}): Promise<FleetContext> {
   const role = options.role ?? 'command';
   const redis = await openRedis(config, role);
-  const prisma = createPrisma(config.databaseUrl, options.poolSize ? { maxConnections: options.poolSize } : {});
+  const prisma = createPrisma(config.databaseUrl, {
+    applicationName: `tys ${options.role ?? 'command'}`,
+    ...(options.poolSize ? { maxConnections: options.poolSize } : {}),
+  });
   const queues = new Map<string, Queue<JobData>>();
   const running: { workers: { close(): Promise<unknown> }; connection: RedisClient }[] = [];
   let resolved: { counts: ShardCounts; layout: KeyLayout; runs: RunStore } | null = null;
