@@ -1,13 +1,37 @@
+import { readdirSync } from 'node:fs';
 import { getPriority, setPriority } from 'node:os';
 import type { FleetConfig } from './config/env.js';
 
 /**
- * Lowers this process's CPU priority to the configured niceness (TYS_NICE),
- * for the worker process started without the `tys` launcher (which lowers
- * it itself, before it loads anything).
+ * Lowers this process's CPU priority to the configured niceness (TYS_NICE).
+ *
+ * On Linux niceness belongs to each thread, and Node starts its helper
+ * threads (V8's garbage collection and compilation, libuv's pool) before any
+ * script runs: lowering only the main thread's, as `os.setPriority()` does,
+ * leaves them at full priority, taking the CPU from Postgres and the
+ * application while the worker collects garbage. So every thread is lowered;
+ * threads started later inherit it from the thread that starts them.
+ *
  * Only ever lowers it: an unprivileged process cannot raise it back, and a
  * process started under `nice` keeps what it was given when TYS_NICE is unset.
  */
 export function applyNiceness(config: Pick<FleetConfig, 'nice'>): void {
-  if (config.nice && config.nice > getPriority()) setPriority(config.nice);
+  const nice = config.nice;
+  if (!nice) return;
+  for (const thread of threadIds()) {
+    try {
+      if (nice > getPriority(thread)) setPriority(thread, nice);
+    } catch {
+      // The thread ended between the listing and here.
+    }
+  }
+}
+
+/** This process's threads; where the system does not list them, 0: the process itself. */
+function threadIds(): number[] {
+  try {
+    return readdirSync('/proc/self/task').map(Number);
+  } catch {
+    return [0];
+  }
 }

@@ -6,7 +6,7 @@ import { families } from '../src/families/index.js';
 import { lotsFamily } from '../src/families/lots.js';
 import { createTestDatabase, type TestDatabase } from './support/databases.js';
 import { flushPrefix, REDIS_URL, testFleet, testPrefix } from './support/fleet.js';
-import { fleetEnv, runTys, spawnTys, until } from './support/processes.js';
+import { fleetEnv, runTys, spawnTys, threadNiceness, until } from './support/processes.js';
 
 describe('tys CLI', () => {
   let db: TestDatabase;
@@ -98,7 +98,7 @@ describe('tys CLI', () => {
     },
   );
 
-  it("TYS_NICE lowers a command's CPU priority before it loads anything, the process an enqueue relaunches itself in included", async () => {
+  it("TYS_NICE lowers a command's CPU priority before it loads anything, on every thread, the process an enqueue relaunches itself in included", async () => {
     const scratch = await createTestDatabase();
     const prefix = testPrefix();
     try {
@@ -114,6 +114,8 @@ describe('tys CLI', () => {
       const relaunched = Number(children().split(' ')[0]);
       expect(relaunched).toBeGreaterThan(0);
       expect(getPriority(relaunched)).toBe(11);
+      // Every thread: Node's helper threads (garbage collection, compilation) run before any script.
+      expect(new Set([...threadNiceness(enqueue.pid!), ...threadNiceness(relaunched)])).toEqual(new Set([11]));
       enqueue.kill('SIGTERM');
       await enqueue.exited;
     } finally {

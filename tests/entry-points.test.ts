@@ -6,7 +6,7 @@ import { PROJECT_ROOT } from '../src/db/migrations.js';
 import { seedMvp } from '../src/demo/seed.js';
 import { createTestDatabase, type TestDatabase } from './support/databases.js';
 import { testFleet } from './support/fleet.js';
-import { fleetEnv, killOnExit, killSpawnedWorkers, runTys, until, type TysResult } from './support/processes.js';
+import { fleetEnv, killOnExit, killSpawnedWorkers, runTys, threadNiceness, until, type TysResult } from './support/processes.js';
 
 /** A process entry point as the image's services start it: node dist/<folder>/index.js. */
 function spawnEntry(folder: 'workers' | 'dashboard', env: NodeJS.ProcessEnv) {
@@ -64,6 +64,7 @@ describe('the process entry points (the image runs them without the CLI)', () =>
     expect(await db.prisma.taxLot.count()).toBe(40);
     // TYS_NICE: the worker yields the CPU to what shares its machine (Postgres, the application).
     expect(getPriority(worker.pid)).toBe(10);
+    expect(new Set(threadNiceness(worker.pid!))).toEqual(new Set([10]));
     // Its sessions name it, for the database's operators (pg_stat_activity, lock holders).
     const sessions = await db.prisma.$queryRaw<{ name: string }[]>`
       SELECT DISTINCT application_name AS name FROM pg_stat_activity WHERE datname = current_database()`;
