@@ -146,7 +146,9 @@ describe('the fleet on a Redis Cluster', () => {
     const [shard] = fleet.layout.shards('lots');
     const holder = await cluster.masterOf(`${shard!.prefix}:${shard!.queueName}:wait`);
 
-    const workers = fleet.startWorkers([lotsFamily, constraintsFamily]);
+    // Jobs active on the master that dies come back once their lock expires and the stalled check finds them:
+    // short ones here, so that the run recovers in seconds rather than a minute.
+    const workers = fleet.startWorkers([lotsFamily, constraintsFamily], { lockDuration: 10_000, stalledInterval: 5_000 });
     const first = await fleet.enqueue(lotsFamily);
     await until('a quarter of the lots', async () => (await db.prisma.taxLot.count()) >= FAILOVER_INVESTMENTS / 4, 60_000, 50);
     await cluster.kill(holder);
@@ -158,14 +160,14 @@ describe('the fleet on a Redis Cluster', () => {
     await until(
       'the run to end',
       async () => Boolean((await fleet.runs.get(first.runId!))?.finishedAt) || (await db.prisma.taxLot.count()) >= FAILOVER_INVESTMENTS,
-      120_000,
+      60_000,
       200,
     );
     // Writes acknowledged by the old master just before it died may be lost
     // (replication is asynchronous): enqueueing again brings their rows back.
-    for (let round = 0; round < 5 && (await db.prisma.taxLot.count()) < FAILOVER_INVESTMENTS; round++) {
+    for (let round = 1; round <= 3 && (await db.prisma.taxLot.count()) < FAILOVER_INVESTMENTS; round++) {
       const again = await fleet.enqueue(lotsFamily);
-      await until('the new run to end', async () => Boolean((await fleet.runs.get(again.runId!))?.finishedAt), 120_000, 200);
+      await until(`run ${round} after the failover to end`, async () => Boolean((await fleet.runs.get(again.runId!))?.finishedAt), 40_000, 200);
     }
     expect(await lotsPerInvestment(db)).toEqual({ '1': FAILOVER_INVESTMENTS });
     expect(await db.prisma.auditLog.count({ where: { action: 'CREATE_TAX_LOT' } })).toBe(FAILOVER_INVESTMENTS);
@@ -177,7 +179,7 @@ describe('the fleet on a Redis Cluster', () => {
     if (!hit!.finishedAt) {
       // Cancelled while the workers run: a job the old master had active comes back when its lock expires.
       const control = { prisma: fleet.prisma, runs: fleet.runs, family: 'lots', queues: fleet.shardQueues(lotsFamily) };
-      const ended = await controlRun(control, hit!.id, 'cancel', { settleTimeoutMs: 90_000 }).catch(async (error: unknown) => {
+      const ended = await controlRun(control, hit!.id, 'cancel', { settleTimeoutMs: 45_000 }).catch(async (error: unknown) => {
         if (!(error instanceof RunControlError)) throw error;
         return (await fleet.runs.get(hit!.id))!.status; // it ended by itself in the meantime
       });
