@@ -85,18 +85,25 @@ describe('runs: the Redis side, the Postgres side, and the step between', () => 
     }
   });
 
-  it('paces a run at rates whose slots fall between milliseconds (400/1s: 2.5 ms apart), every job getting a later slot', async () => {
+  it('paces a run at rates whose slots fall between milliseconds (400/1s: 2.5 ms apart), every job getting a later slot, started in groups', async () => {
     const runId = newRunId();
     const queue = fleet.context.queue(lotsFamily);
     const pacer = new RunPacer(fleet.context.redis, fleet.prefix);
     const waits: number[] = [];
+    const starts: number[] = [];
     for (let i = 0; i < 41; i += 1) {
       const job = await queue.add(lotsFamily.name, { runId, key: `k${i}` }, { jobId: `paced-${i}` });
       waits.push(await pacer.waitFor(job, runId, 1_000 / 400));
+      starts.push(Date.now() + waits[i]!);
     }
     // Reserving took less than the 102.5 ms that 41 slots 2.5 ms apart span: the last slot lies ahead.
     expect(waits.every((wait) => wait >= 0)).toBe(true);
     expect(waits[40]).toBeGreaterThan(0);
+    // They start in groups 50 ms apart (3 or 4 over 102.5 ms), so that the handler gets them as batches, not one
+    // at a time. Starts read on this clock are within a few ms of their group's; one by one they would make 30 or more.
+    const groups: number[] = [];
+    for (const start of starts) if (!groups.some((group) => Math.abs(group - start) <= 3)) groups.push(start);
+    expect(groups.length).toBeLessThanOrEqual(8);
     // The next free slot, 41 x 2.5 ms after the first, keeps its half millisecond.
     expect(Number(await fleet.context.redis.get(`${fleet.prefix}:runs:${runId}:next-start`)) % 1).toBe(0.5);
     await queue.obliterate({ force: true });
