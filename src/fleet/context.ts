@@ -102,7 +102,7 @@ export async function openFleet(config: FleetConfig, options: OpenFleetOptions =
   const role = options.role ?? 'command';
   const redis = await openRedis(config, role);
   const prisma = createPrisma(config.databaseUrl, {
-    applicationName: `tys ${options.role ?? 'command'}`,
+    applicationName: `tys ${role}`,
     ...(options.poolSize ? { maxConnections: options.poolSize } : {}),
   });
   const queues = new Map<string, Queue<JobData>>();

@@ -17,9 +17,10 @@ return math.max(0, math.ceil(slot / tonumber(ARGV[2])) * tonumber(ARGV[2]) - now
 /**
  * Paced jobs start in groups this many ms apart rather than one by one. A
  * job started alone is a batch of one for its handler: at 400 jobs a second,
- * one every 2.5 ms, the lots family spent 4.5 times the Postgres CPU per job
- * of a batch of hundreds (a transaction, four statements and a commit per
- * handful of rows). Grouped every 50 ms the same rate makes batches of 20.
+ * one every 2.5 ms, the lots family spent 3.5 times the Postgres CPU per job
+ * of batches of hundreds (a transaction, four statements and a commit per
+ * handful of rows), and 2.5 times what it spends grouped every 50 ms, which
+ * makes batches of 20 at that rate.
  * The rate is kept on average; a start is never earlier than its own slot
  * and at most this much later.
  */
