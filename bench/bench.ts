@@ -1,4 +1,4 @@
-// npm run bench -- [--n 100000] [--workers 1] [--sample 5000] [--cluster]
+// npm run bench -- [--n 100000] [--workers 1] [--sample 5000] [--cluster] [--paced 400/1s] [--paced-n 20000]
 //
 // Seeds N MVP investments into a scratch database and measures, in one run on
 // the same data: the document's per-row script (on a sample), the set-based
@@ -7,7 +7,10 @@
 // processes until every job is done and `verify lots` passes), with what each
 // part of the fleet spends in CPU per investment. With --cluster, also the
 // fleet on a local Redis Cluster of 3 masters and 3 replicas (one lots shard
-// per master), with the CPU each Redis node spends per investment.
+// per master), with the CPU each Redis node spends per investment. With
+// --paced RATE, also a run paced at RATE (`tys enqueue --rate`) over the first
+// --paced-n investments, next to the same jobs held to RATE by BullMQ's queue
+// limiter (`tys worker --rate`), with the CPU and Redis calls each job costs.
 import { execFileSync, spawn } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
@@ -17,6 +20,7 @@ import { Queue, Worker } from 'bullmq';
 import { Redis } from 'ioredis';
 import pg from 'pg';
 import { heapLimitFlags } from '../bin/heap-limit.js';
+import { parseRate } from '../src/config/rate.js';
 import { deployMigrations, PROJECT_ROOT } from '../src/db/migrations.js';
 import { createPrisma } from '../src/db/prisma.js';
 import { seedMvp } from '../src/demo/seed.js';
@@ -31,6 +35,8 @@ const { values } = parseArgs({
     sample: { type: 'string', default: '5000' },
     concurrency: { type: 'string' },
     cluster: { type: 'boolean', default: false },
+    paced: { type: 'string' },
+    'paced-n': { type: 'string', default: '20000' },
     // A folder to write V8 CPU profiles of the workers and the producer into (open them in Chrome's DevTools).
     profile: { type: 'string' },
   },
@@ -39,8 +45,16 @@ const profileFlags = values.profile ? ['--cpu-prof', `--cpu-prof-dir=${path.reso
 const N = Number(values.n);
 const WORKERS = Number(values.workers);
 const SAMPLE = Math.min(N, Number(values.sample));
-if (![N, WORKERS, SAMPLE].every((v) => Number.isInteger(v) && v > 0)) {
-  console.error('error: --n, --workers and --sample must be positive integers');
+const PACED_N = Math.min(N, Number(values['paced-n']));
+if (![N, WORKERS, SAMPLE, PACED_N].every((v) => Number.isInteger(v) && v > 0)) {
+  console.error('error: --n, --workers, --sample and --paced-n must be positive integers');
+  process.exit(2);
+}
+let pacedRate: { max: number; windowMs: number } | null = null;
+try {
+  pacedRate = values.paced === undefined ? null : parseRate(values.paced);
+} catch (error) {
+  console.error(`error: --paced: ${(error as Error).message}`);
   process.exit(2);
 }
 
@@ -277,14 +291,19 @@ interface ProducerReport {
   runId: string;
 }
 
-function runProducer(producerEnv: NodeJS.ProcessEnv = env): Promise<ProducerReport> {
+/** `args`: the producer's own (bench/producer.ts), after the family. */
+function runProducer(producerEnv: NodeJS.ProcessEnv = env, args: string[] = []): Promise<ProducerReport> {
   return new Promise((resolve, reject) => {
     // Under the heap limit `tys enqueue` gives itself, so the RSS is the CLI's.
     const heapLimit = heapLimitFlags(['enqueue', 'lots', '--all'], process.execArgv, process.env.NODE_OPTIONS) ?? [];
-    const child = spawn(process.execPath, [...heapLimit, ...profileFlags, '--import', 'tsx', path.join(PROJECT_ROOT, 'bench', 'producer.ts'), 'lots'], {
-      env: producerEnv,
-      cwd: PROJECT_ROOT,
-    });
+    const child = spawn(
+      process.execPath,
+      [...heapLimit, ...profileFlags, '--import', 'tsx', path.join(PROJECT_ROOT, 'bench', 'producer.ts'), 'lots', ...args],
+      {
+        env: producerEnv,
+        cwd: PROJECT_ROOT,
+      },
+    );
     let out = '';
     child.stdout.on('data', (c: Buffer) => (out += c.toString()));
     child.stderr.on('data', (c: Buffer) => process.stderr.write(c));
@@ -292,8 +311,8 @@ function runProducer(producerEnv: NodeJS.ProcessEnv = env): Promise<ProducerRepo
   });
 }
 
-function startWorker(workerEnv: NodeJS.ProcessEnv = env) {
-  const args = [...profileFlags, path.join(PROJECT_ROOT, 'bin', 'tys.js'), 'worker', '--families', 'lots'];
+function startWorker(workerEnv: NodeJS.ProcessEnv = env, extraArgs: string[] = []) {
+  const args = [...profileFlags, path.join(PROJECT_ROOT, 'bin', 'tys.js'), 'worker', '--families', 'lots', ...extraArgs];
   if (values.concurrency) args.push('--concurrency', values.concurrency);
   const child = spawn(process.execPath, args, { env: workerEnv, cwd: PROJECT_ROOT, stdio: ['ignore', 'ignore', 'inherit'] });
   const exited = new Promise<number | null>((resolve) => child.on('close', resolve));
@@ -410,6 +429,59 @@ async function fleetOnCluster() {
   }
 }
 
+/** Commands Redis has run so far (INFO commandstats). */
+async function redisCalls(): Promise<number> {
+  const stats = await redis.info('commandstats');
+  return [...stats.matchAll(/calls=(\d+)/g)].reduce((sum, match) => sum + Number(match[1]), 0);
+}
+
+/**
+ * 5c. PACED_N investments held to a rate, one way: by pacing their run
+ * (`how: 'run'`, the producer's --rate) or by BullMQ's queue limiter on the
+ * workers (`how: 'limiter'`). What each job costs the worker, Redis and
+ * Postgres, and the Redis commands it takes (the bench's own looks included).
+ */
+async function pacedFleet(how: 'run' | 'limiter', text: string, per: { max: number; windowMs: number }) {
+  await sql('TRUNCATE "TaxLot" CASCADE');
+  await sql('VACUUM ANALYZE "TaxLot"');
+  await clearRedis();
+  const workers = Array.from({ length: WORKERS }, () => startWorker(env, how === 'limiter' ? ['--rate', text] : []));
+  const queue = new Queue('lots', { connection: redis, prefix: PREFIX });
+  const prisma = createPrisma(dbUrl.toString());
+  try {
+    await waitFor(async () => (await queue.getWorkersCount()) >= WORKERS, 'workers to start', 60);
+    const serverBefore = await serverCpu();
+    const callsBefore = await redisCalls();
+    const workerCpuBefore = workers.map(({ child }) => processCpu(child.pid!));
+    const started = now();
+    const producer = await runProducer(env, how === 'run' ? [text, String(PACED_N)] : ['', String(PACED_N)]);
+    await waitFor(async () => Boolean((await prisma.fleetRun.findUnique({ where: { id: producer.runId } }))?.finishedAt), 'the paced run to finish');
+    const seconds = now() - started;
+    const serverAfter = await serverCpu();
+    const callsAfter = await redisCalls();
+    const workerCpu = workers.reduce((sum, { child }, i) => sum + processCpu(child.pid!) - workerCpuBefore[i]!, 0);
+    const lots = await prisma.taxLot.count();
+    if (lots < PACED_N) throw new Error(`the paced run (${how}) made ${lots} lots for ${PACED_N} investments`);
+    return {
+      how,
+      jobs: PACED_N,
+      rate: rate(PACED_N, seconds),
+      target: Math.round((per.max * 1000) / per.windowMs),
+      cpuUsPerJob: {
+        workers: perItem(workerCpu, PACED_N),
+        redis: perItem(serverAfter.redis - serverBefore.redis, PACED_N),
+        postgres: serverAfter.postgres === null || serverBefore.postgres === null ? null : perItem(serverAfter.postgres - serverBefore.postgres, PACED_N),
+      },
+      redisCallsPerJob: Number(((callsAfter - callsBefore) / PACED_N).toFixed(1)),
+    };
+  } finally {
+    for (const { child } of workers) child.kill('SIGTERM');
+    await Promise.all(workers.map(({ exited }) => exited));
+    await queue.close();
+    await prisma.$disconnect();
+  }
+}
+
 /** The producer alone, with no workers: how fast enqueueing is by itself. */
 async function producerAlone() {
   await sql('TRUNCATE "TaxLot" CASCADE');
@@ -432,6 +504,12 @@ const bullTwoProcesses = await bullmqCeiling(true);
 log('5/6 fleet end to end...');
 const fleetResult = await fleet();
 const clusterResult = values.cluster ? (log('5b/6 fleet on a local Redis Cluster...'), await fleetOnCluster()) : null;
+const pacedResults = pacedRate
+  ? [
+      (log(`5c/6 ${PACED_N} jobs paced by their run at ${values.paced}...`), await pacedFleet('run', values.paced!, pacedRate)),
+      (log(`5d/6 ${PACED_N} jobs held to ${values.paced} by BullMQ's limiter...`), await pacedFleet('limiter', values.paced!, pacedRate)),
+    ]
+  : [];
 log('6/6 producer alone...');
 const producerOnly = await producerAlone();
 await teardown();
@@ -482,6 +560,7 @@ const result = {
   },
   fleet: fleetResult,
   cluster: clusterResult,
+  paced: pacedResults,
   producerAlone: producerOnly,
 };
 const rows: [string, string][] = [
@@ -510,6 +589,10 @@ const rows: [string, string][] = [
   ],
   ['job payload', `${fleetResult.payloadBytes} bytes`],
   ...clusterRows(),
+  ...pacedResults.map(({ how, jobs, rate: achieved, target, cpuUsPerJob: cpu, redisCallsPerJob }): [string, string] => [
+    `${jobs} jobs at ${target}/s, ${how === 'run' ? 'paced run' : "BullMQ's limiter"}: worker + Redis + Postgres CPU per job`,
+    `${cpu.workers} + ${cpu.redis} + ${cpu.postgres ?? '?'} = ${cpu.workers + cpu.redis + (cpu.postgres ?? 0)} µs at ${achieved}/s, ${redisCallsPerJob} Redis calls per job`,
+  ]),
 ];
 function clusterRows(): [string, string][] {
   if (!clusterResult) return [];

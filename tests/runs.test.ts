@@ -1,7 +1,8 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import { reconcileRuns } from '../src/fleet/run-reconciler.js';
 import { newRunId } from '../src/fleet/runs.js';
-import { RunPacer } from '../src/fleet/run-pace.js';
+import { HOLD_IN_WORKER_MS, RunPacer } from '../src/fleet/run-pace.js';
+import { seedMvp } from '../src/demo/seed.js';
 import { RunGuard } from '../src/fleet/run-guard.js';
 import type { PrismaClient } from '../src/db/prisma.js';
 import { lotsFamily } from '../src/families/lots.js';
@@ -107,6 +108,52 @@ describe('runs: the Redis side, the Postgres side, and the step between', () => 
     // The next free slot, 41 x 2.5 ms after the first, keeps its half millisecond.
     expect(Number(await fleet.context.redis.get(`${fleet.prefix}:runs:${runId}:next-start`)) % 1).toBe(0.5);
     await queue.obliterate({ force: true });
+  });
+
+  it('a paced job whose slot is within a second is held by its worker; one whose slot lies further off keeps it in its progress, to wait aside', async () => {
+    const runId = newRunId();
+    const queue = fleet.context.queue(lotsFamily);
+    const pacer = new RunPacer(fleet.context.redis, fleet.prefix);
+    // 1,000 slots at 400/1s span 2.5 s: the first lie within the hold, the last well beyond it.
+    const jobs = await queue.addBulk(
+      Array.from({ length: 1_000 }, (_, i) => ({ name: lotsFamily.name, data: { runId, key: `h${i}` }, opts: { jobId: `held-${i}` } })),
+    );
+    const waits = await Promise.all(jobs.map((job) => pacer.waitFor(job, runId, 1_000 / 400)));
+    expect(waits[0]).toBeLessThanOrEqual(HOLD_IN_WORKER_MS);
+    expect(waits[999]).toBeGreaterThan(HOLD_IN_WORKER_MS);
+    const stored = await Promise.all(jobs.map(async (job) => (await queue.getJob(job.id!))!.progress));
+    const keptInProgress = stored.map((progress) => typeof progress === 'object' && progress !== null && 'startsAt' in progress);
+    expect(keptInProgress).toEqual(waits.map((wait) => wait > HOLD_IN_WORKER_MS));
+    // A held job asked again (after its hold) keeps its slot instead of taking another.
+    const next = await fleet.context.redis.get(`${fleet.prefix}:runs:${runId}:next-start`);
+    expect(await pacer.waitFor(jobs[0]!, runId, 1_000 / 400)).toBeLessThanOrEqual(waits[0]!);
+    expect(await fleet.context.redis.get(`${fleet.prefix}:runs:${runId}:next-start`)).toBe(next);
+    await queue.obliterate({ force: true });
+  });
+
+  it('a paced run is added on its schedule, each job delayed to the 50 ms group of its slot in source order; an unpaced run is not delayed', async () => {
+    const own = await createTestDatabase();
+    onTestFinished(() => own.drop());
+    const ownFleet = await testFleet(own);
+    onTestFinished(() => ownFleet.close());
+    await seedMvp(own.prisma, { investments: 120, badQuantityRate: 0 });
+    const queue = ownFleet.context.queue(lotsFamily);
+    const before = Date.now();
+    await ownFleet.enqueue(lotsFamily, { kind: 'all' }, { rate: { max: 400, windowMs: 1_000 } });
+    // No worker runs here, so nothing leaves the delayed set.
+    expect(await queue.getJobCounts('delayed', 'waiting')).toEqual({ delayed: 120, waiting: 0 });
+    const jobs = (await queue.getJobs(['delayed'])).sort((a, b) => (a.data.key < b.data.key ? -1 : 1));
+    const dueAt = jobs.map((job) => job.timestamp + job.delay);
+    // Never before its slot (2.5 ms apart, from a second after the first page), in order.
+    dueAt.forEach((due, i) => expect(due, `job ${i}`).toBeGreaterThanOrEqual(before + 1_000 + i * 2.5));
+    dueAt.forEach((due, i) => i > 0 && expect(due, `job ${i}`).toBeGreaterThanOrEqual(dueAt[i - 1]! - 5));
+    // In groups: 120 slots span 300 ms, so 6 or 7 groups (a time read a few ms apart within one), not 120 times.
+    const groups: number[] = [];
+    for (const due of dueAt) if (!groups.some((group) => Math.abs(group - due) <= 10)) groups.push(due);
+    expect(groups.length).toBeLessThanOrEqual(8);
+    await queue.obliterate({ force: true });
+    await ownFleet.enqueue(lotsFamily);
+    expect(await queue.getJobCounts('delayed', 'waiting')).toEqual({ delayed: 0, waiting: 120 });
   });
 
   it('the run guard asks Postgres once for the many jobs of a run that ask at the same moment, and caches the answer', async () => {

@@ -4,6 +4,7 @@ import type { PrismaClient } from '../db/prisma.js';
 import { retryTransient } from '../db/transient.js';
 import { jobIdFor, type JobData, type JobFamily } from './family.js';
 import { removeJobs } from './queues.js';
+import { scheduledDelay } from './run-pace.js';
 import { newRunId, type RunStore } from './runs.js';
 import type { Scope } from './scope.js';
 
@@ -65,6 +66,13 @@ export interface FamilyQueues {
   shardOf(jobId: string): number;
 }
 
+/** A job to add: its id, its row's key, and how long it waits before it may start (a paced run's schedule). */
+interface NewJob {
+  id: string;
+  key: string;
+  delayMs: number;
+}
+
 /** What one page did in one shard, and the add still in flight. */
 interface ShardPage {
   added: number;
@@ -90,10 +98,11 @@ export async function enqueue(
   const shards = deps.queues.queues;
   const progress: EnqueueProgress = { found: 0, added: 0, alreadyQueued: 0, requeued: 0 };
   const runId = options.dryRun ? null : newRunId();
-  if (runId)
-    await retryTransient(() =>
-      deps.runs.create(runId, family.name, scope, options.origin ?? null, options.rate ? options.rate.windowMs / options.rate.max : null),
-    );
+  // A paced run's jobs are added delayed until their slots, counted from
+  // its first page (see scheduledDelay).
+  const paceMs = options.rate ? options.rate.windowMs / options.rate.max : null;
+  let pacedFrom: number | null = null;
+  if (runId) await retryTransient(() => deps.runs.create(runId, family.name, scope, options.origin ?? null, paceMs));
 
   let after = '';
   let inFlight: Promise<unknown> = Promise.resolve();
@@ -106,12 +115,15 @@ export async function enqueue(
       const keys = await retryTransient(() => family.source(deps.prisma, scope, after, pageSize));
       if (keys.length === 0) break;
       after = keys[keys.length - 1]!;
-      progress.found += keys.length;
-      const groups = shards.map((): { id: string; key: string }[] => []);
-      for (const key of keys) {
+      const now = Date.now();
+      pacedFrom ??= now;
+      const groups = shards.map((): NewJob[] => []);
+      for (const [i, key] of keys.entries()) {
         const id = jobIdFor(family, key);
-        groups[deps.queues.shardOf(id)]!.push({ id, key });
+        const delayMs = paceMs === null ? 0 : scheduledDelay(pacedFrom, progress.found + i, paceMs, now);
+        groups[deps.queues.shardOf(id)]!.push({ id, key, delayMs });
       }
+      progress.found += keys.length;
       if (options.dryRun) {
         for (const [i, group] of groups.entries()) {
           if (group.length === 0) continue;
@@ -184,10 +196,10 @@ async function enqueueInShard(
   deps: { redis: RedisClient; queue: Queue<JobData>; runs: RunStore },
   family: JobFamily,
   runId: string,
-  jobs: { id: string; key: string }[],
+  jobs: NewJob[],
 ): Promise<ShardPage> {
   const ids = jobs.map((job) => job.id);
-  const keyOf = new Map(jobs.map((job) => [job.id, job.key]));
+  const byId = new Map(jobs.map((job) => [job.id, job]));
   let states = await jobStates(deps.redis, deps.queue.qualifiedName, ids);
   const page: ShardPage = { added: 0, alreadyQueued: 0, requeued: 0, adding: Promise.resolve(0) };
   // Rows an earlier run still has a job for (queued, active, or held by
@@ -202,7 +214,7 @@ async function enqueueInShard(
     states = ids.map((id, i) => gone.get(id) ?? states[i]!);
     pending = followed.gone.filter((id) => gone.get(id) === 'pending');
   } else pending = [];
-  const fresh = ids.filter((_, i) => states[i] !== 'pending').map((id) => ({ key: keyOf.get(id)!, id }));
+  const fresh = ids.filter((_, i) => states[i] !== 'pending').map((id) => byId.get(id)!);
   const finished = ids.filter((_, i) => states[i] === 'finished' || states[i] === 'orphan');
   let toAdd = fresh;
   const unfollowed = [...pending];
@@ -221,7 +233,11 @@ async function enqueueInShard(
     page.alreadyQueued += (await deps.runs.adopt(runId, family.name, unfollowed)).followed;
   }
   page.added = toAdd.length;
-  page.adding = deps.queue.addBulk(toAdd.map(({ key, id }) => ({ name: family.name, data: { runId, key }, opts: { jobId: id } }))).then(() => toAdd.length);
+  page.adding = deps.queue
+    .addBulk(
+      toAdd.map(({ key, id, delayMs }) => ({ name: family.name, data: { runId, key }, opts: { jobId: id, ...(delayMs > 0 ? { delay: delayMs } : {}) } })),
+    )
+    .then(() => toAdd.length);
   // Awaited with the other shards' adds; until then a failure must not count as unhandled.
   page.adding.catch(() => undefined);
   return page;

@@ -8,7 +8,7 @@ import { ForeignRunError, InvalidJobDataError, RateLimitedError } from './errors
 import { Batcher } from './batcher.js';
 import { FleetMetrics } from './metrics.js';
 import type { DbHealth } from './db-health.js';
-import { RunPacer } from './run-pace.js';
+import { HOLD_IN_WORKER_MS, RunPacer } from './run-pace.js';
 import { RunGuard } from './run-guard.js';
 import { FleetWorker, UNREADABLE_DATA } from './tolerant-job.js';
 import { jobIdFor, type HandlerContext, type JobData, type JobFamily, type JobOutcome, type WorkItem } from './family.js';
@@ -172,48 +172,68 @@ function familyBatcher({ deps, options, metrics }: Shared, family: JobFamily, co
   }, family.options.batch);
 }
 
+/** A job let through by its run, with its run's pace; or the outcome it ends with instead. */
+type Admission = { data: JobData; paceMs: number | null } | { outcome: JobOutcome };
+
 /**
- * A job's way through: its data checked, its run asked (run, park while
- * paused, drop or hand over when cancelled, refuse when foreign), its pace
- * kept, then the batch; a provider's rate limit holds the whole queue.
+ * Asks the job's run what to do with the job: run it, park it while the run
+ * is paused (thrown as DelayedError), skip it or hand it over when the run
+ * is being cancelled, or refuse it (thrown as ForeignRunError).
+ */
+async function admit({ deps, guard }: Shared, family: JobFamily, job: Job<JobData, JobOutcome>, token: string | undefined): Promise<Admission> {
+  let data = parseJobData(family, job.data);
+  let verdict = await guard.verdict(data.runId, family.name, job.id!);
+  if (verdict.kind === 'drop') {
+    // Its run is being cancelled; a run that follows the job takes it over (see RunStore.handOver).
+    const heir = (await deps.runs.handOver(family.name, data.runId, [job.id!])).get(job.id!);
+    if (heir) {
+      data = { ...data, runId: heir };
+      // Redis holds the new owner already; the failure and completion handlers read this copy.
+      job.data = { ...job.data, runId: heir };
+      verdict = await guard.verdict(heir, family.name, job.id!);
+    }
+  }
+  const refusal = verdict.kind === 'refuse' ? verdict.reason : misnamed(family, data.key, job.id!);
+  if (refusal) throw new ForeignRunError(`job ${job.id} refused: ${refusal}`);
+  if (verdict.kind === 'drop') return { outcome: { status: 'skipped', reason: verdict.reason } };
+  if (verdict.kind === 'park') {
+    // Its run is paused: the job waits aside, no attempt spent, until resume promotes it.
+    await job.moveToDelayed(Date.now() + PARKED_MS, token);
+    throw new DelayedError();
+  }
+  return { data, paceMs: verdict.kind === 'run' ? verdict.paceMs : null };
+}
+
+/**
+ * A job's way through: its run asked (see admit), its pace kept, then the
+ * batch; a provider's rate limit holds the whole queue.
  */
 function jobProcessor(
-  { deps, guard, pacer, metrics }: Shared,
+  shared: Shared,
   family: JobFamily,
   batcher: Batcher<QueuedItem, JobOutcome>,
   counted: WeakSet<object>,
   worker: () => Worker,
   log: Logger,
 ) {
+  const { deps, pacer, metrics } = shared;
   return async (job: Job<JobData, JobOutcome>, token?: string): Promise<JobOutcome> => {
     try {
-      let data = parseJobData(family, job.data);
-      let verdict = await guard.verdict(data.runId, family.name, job.id!);
-      if (verdict.kind === 'drop') {
-        // Its run is being cancelled; a run that follows the job takes it over (see RunStore.handOver).
-        const heir = (await deps.runs.handOver(family.name, data.runId, [job.id!])).get(job.id!);
-        if (heir) {
-          data = { ...data, runId: heir };
-          // Redis holds the new owner already; the failure and completion handlers read this copy.
-          job.data = { ...job.data, runId: heir };
-          verdict = await guard.verdict(heir, family.name, job.id!);
-        }
-      }
-      const refusal = verdict.kind === 'refuse' ? verdict.reason : misnamed(family, data.key, job.id!);
-      if (refusal) throw new ForeignRunError(`job ${job.id} refused: ${refusal}`);
-      if (verdict.kind === 'drop') return { status: 'skipped', reason: verdict.reason };
-      if (verdict.kind === 'park') {
-        // Its run is paused: the job waits aside, no attempt spent, until resume promotes it.
-        await job.moveToDelayed(Date.now() + PARKED_MS, token);
-        throw new DelayedError();
-      }
-      const wait = verdict.kind === 'run' && verdict.paceMs ? await pacer.waitFor(job, data.runId, verdict.paceMs) : 0;
-      if (wait > 0) {
+      let admitted = await admit(shared, family, job, token);
+      if ('outcome' in admitted) return admitted.outcome;
+      const wait = admitted.paceMs ? await pacer.waitFor(job, admitted.data.runId, admitted.paceMs) : 0;
+      if (wait > HOLD_IN_WORKER_MS) {
         await job.moveToDelayed(Date.now() + wait, token);
         throw new DelayedError();
       }
+      if (wait > 0) {
+        await new Promise((resolve) => setTimeout(resolve, wait));
+        // Its run may have been paused or cancelled while the job was held.
+        admitted = await admit(shared, family, job, token);
+        if ('outcome' in admitted) return admitted.outcome;
+      }
       return await batcher.submit({
-        work: { key: data.key, runId: data.runId, jobId: job.id! },
+        work: { key: admitted.data.key, runId: admitted.data.runId, jobId: job.id! },
         final: isLastAttempt(job),
         startedAt: Date.now(),
       });
