@@ -13,7 +13,7 @@ import { openFleet } from '../src/fleet/context.js';
 import { newRunId } from '../src/fleet/runs.js';
 import { throttleReasons } from '../src/fleet/db-health.js';
 import type { JobFamily } from '../src/fleet/family.js';
-import { TrafficSimulator, type RequestKind, type WindowStats } from './traffic.js';
+import { mergeWindows, TrafficSimulator, type RequestKind, type WindowStats } from './traffic.js';
 
 export interface RehearsalOptions {
   /** A database URL whose server the rehearsal makes its scratch database on. */
@@ -45,6 +45,15 @@ export interface RehearsalOptions {
    */
   fleetCpus?: string;
   appCpus?: string;
+  /**
+   * During each family's run, stop the workers for `quietSeconds` (under a
+   * second) after every `busySeconds` of work, and report the application's
+   * p99 while the run works against its p99 while the workers are stopped,
+   * in the same step: the same schema, the same data and the same moment of
+   * a noisy machine, which the baseline minute at the start cannot be.
+   * Default none.
+   */
+  alternate?: { busySeconds: number; quietSeconds: number };
   /** Keep the scratch database and the run's Redis keys afterwards. Default false. */
   keep?: boolean;
   /** Stops the rehearsal between two looks at its progress; what it made is removed all the same. */
@@ -76,6 +85,20 @@ export interface StepReport {
   appWaitsOnFleet: number;
   /** Whether the workers held back on the database's health during the step. */
   throttled: boolean;
+  /**
+   * With `alternate`: the application while the run worked and while it was
+   * paused (the seconds between, as it pauses and resumes, in neither).
+   */
+  alternation?: { busy: AlternationWindow; quiet: AlternationWindow; p99BusyVsQuiet: number };
+}
+
+export interface AlternationWindow {
+  windows: number;
+  seconds: number;
+  requests: number;
+  errors: number;
+  p50Ms: number;
+  p99Ms: number;
 }
 
 export interface RehearsalReport {
@@ -136,12 +159,75 @@ function watchStep(admin: pg.Client, redis: Redis, prefix: string, databaseName:
   };
 }
 
+/** Parts of a step: the run working, the run paused and its workers idle, or between the two. */
+type SegmentKind = 'busy' | 'quiet' | 'between';
+
+interface Segment {
+  kind: SegmentKind;
+  window: WindowStats;
+}
+
+function alternationOf(segments: Segment[]): StepReport['alternation'] {
+  const of = (kind: SegmentKind): AlternationWindow => {
+    const windows = segments.filter((s) => s.kind === kind).map((s) => s.window);
+    const { all, seconds } = mergeWindows(kind, windows);
+    return {
+      windows: windows.length,
+      seconds: Number(seconds.toFixed(1)),
+      requests: all.count,
+      errors: all.errors,
+      p50Ms: round(all.p50Ms),
+      p99Ms: round(all.p99Ms),
+    };
+  };
+  const quiet = of('quiet');
+  if (quiet.windows === 0) return undefined;
+  const busy = of('busy');
+  return { busy, quiet, p99BusyVsQuiet: quiet.p99Ms > 0 ? Number((busy.p99Ms / quiet.p99Ms).toFixed(2)) : 0 };
+}
+
+const round = (ms: number) => Number(ms.toFixed(1));
+
+/**
+ * Stops the worker processes (SIGSTOP) for a quiet spell: the application
+ * runs beside a fleet that does nothing for `quietSeconds`, then the workers
+ * go on (SIGCONT). Pausing the run or its queues instead would put the run
+ * behind its schedule for good (see src/fleet/run-pace.ts): its jobs would
+ * take the longer way, aside, after the first spell. The spells must stay
+ * shorter than the second a worker holds a job for, for the same reason.
+ * Resolves to the ms the workers were stopped.
+ */
+async function quietSpell(
+  workers: ChildProcess[],
+  quietSeconds: number,
+  segment: (kind: SegmentKind) => void,
+  pause: (ms: number) => Promise<void>,
+): Promise<number> {
+  const stoppedAt = Date.now();
+  segment('busy');
+  for (const worker of workers) worker.kill('SIGSTOP');
+  try {
+    // Statements the workers had sent finish on the server.
+    await pause(100);
+    segment('between');
+    await pause(quietSeconds * 1000);
+    segment('quiet');
+  } finally {
+    for (const worker of workers) worker.kill('SIGCONT');
+  }
+  // The jobs whose slots passed meanwhile start at once: not the run's steady state either.
+  await pause(1000);
+  segment('between');
+  return Date.now() - stoppedAt;
+}
+
 function report(
   step: string,
   window: WindowStats,
   baselineP99: number,
   watched: { lockWaitersMax: number; appWaitsOnFleet: number; throttled: boolean },
   fleet: StepReport['fleet'],
+  alternation?: StepReport['alternation'],
 ): StepReport {
   const { all } = window;
   return {
@@ -160,6 +246,7 @@ function report(
     },
     fleet,
     ...watched,
+    ...(alternation ? { alternation } : {}),
   };
 }
 
@@ -234,6 +321,11 @@ export async function rehearse(options: RehearsalOptions): Promise<RehearsalRepo
     await seedMvp(prisma, { investments, badQuantityRate: 0.002 });
     // As after restoring a copy of production: pg_restore brings no planner statistics.
     await prisma.$executeRaw`ANALYZE`;
+    // Else the seed's dirty pages are written back during the baseline and
+    // the first steps, which then measure the seed as much as the migration.
+    await prisma.$executeRaw`CHECKPOINT`.catch((error: Error) =>
+      say(`no CHECKPOINT after seeding (${error.message.split('\n').pop()}): the baseline may include writing the seed back`),
+    );
 
     const traffic = new TrafficSimulator(prisma, { rate });
     await traffic.setUp();
@@ -245,18 +337,33 @@ export async function rehearse(options: RehearsalOptions): Promise<RehearsalRepo
     const baseline = report('baseline', baselineWindow, baselineWindow.all.p99Ms, { lockWaitersMax: 0, appWaitsOnFleet: 0, throttled: false }, null);
     const baselineP99 = baselineWindow.all.p99Ms;
     const steps: StepReport[] = [];
-    const step = async (name: string, family: string | null, work: () => Promise<StepReport['fleet']>) => {
+    const step = async (name: string, family: string | null, work: (segment: (kind: SegmentKind) => void) => Promise<StepReport['fleet']>) => {
       options.signal?.throwIfAborted();
       traffic.closeWindow(`before ${name}`);
+      const segments: Segment[] = [];
+      const segment = (kind: SegmentKind) => segments.push({ kind, window: traffic.closeWindow(`${name} ${kind}`) });
       const watch = watchStep(admin, redis, prefix, databaseName, family);
-      const fleet = await work();
+      const fleet = await work(segment);
       const watched = await watch.stop();
-      const result = report(name, traffic.closeWindow(name), baselineP99, watched, fleet);
+      segment('busy');
+      const result = report(
+        name,
+        mergeWindows(
+          name,
+          segments.map((s) => s.window),
+        ),
+        baselineP99,
+        watched,
+        fleet,
+        alternationOf(segments),
+      );
       steps.push(result);
+      const alternation = result.alternation;
       say(
         `${name.padEnd(44)} app p99 ${result.app.p99Ms} ms (x${result.app.p99VsBaseline}), errors ${result.app.errors}` +
           (fleet ? `, fleet ${fleet.perSecond}/s${fleet.failed ? ` (${fleet.failed} FAILED)` : ''}` : '') +
-          `, lock waiters max ${result.lockWaitersMax}, app waiting on the fleet ${result.appWaitsOnFleet}x${result.throttled ? ', throttled' : ''}`,
+          `, lock waiters max ${result.lockWaitersMax}, app waiting on the fleet ${result.appWaitsOnFleet}x${result.throttled ? ', throttled' : ''}` +
+          (alternation ? `; working ${alternation.busy.p99Ms} ms against paused ${alternation.quiet.p99Ms} ms (x${alternation.p99BusyVsQuiet})` : ''),
       );
     };
 
@@ -297,7 +404,7 @@ export async function rehearse(options: RehearsalOptions): Promise<RehearsalRepo
       while ((await fleet.queue(family).getWorkersCount()) < (options.workers ?? 1)) await pause(100);
     }
     for (const family of FAMILY_ORDER) {
-      await step(`${family.name} (fleet)`, family.name, async () => {
+      await step(`${family.name} (fleet)`, family.name, async (segment) => {
         // The producer in a process of its own, as an operator runs it: in
         // this one it would hold up the application's requests.
         const started = Date.now();
@@ -308,9 +415,17 @@ export async function rehearse(options: RehearsalOptions): Promise<RehearsalRepo
         const code = await new Promise<number | null>((resolve) => producer.on('close', resolve));
         const runId = /^run (\S+):/m.exec(output)?.[1];
         if (code !== 0 || !runId) throw new Error(`tys enqueue ${family.name} ended with ${code}: ${output.trim()}`);
-        for (;;) {
+        let quietMs = 0;
+        for (let busyUntil = started + (options.alternate?.busySeconds ?? 0) * 1000; ;) {
           const run = await fleet.runs.get(runId);
-          if (run?.finishedAt) return { jobs: run.total, perSecond: Math.round(run.total / ((Date.now() - started) / 1000)), failed: run.failed };
+          if (run?.finishedAt) {
+            const seconds = (Date.now() - started - quietMs) / 1000;
+            return { jobs: run.total, perSecond: Math.round(run.total / seconds), failed: run.failed };
+          }
+          if (options.alternate && Date.now() >= busyUntil) {
+            quietMs += await quietSpell(workers, options.alternate.quietSeconds, segment, pause);
+            busyUntil = Date.now() + options.alternate.busySeconds * 1000;
+          }
           await pause(200);
         }
       });
@@ -352,11 +467,13 @@ export function reportTable(result: RehearsalReport): string {
     (s) =>
       `| ${s.step} | ${s.seconds} | ${s.app.requests} | ${s.app.p99Ms} | ${s.step === 'baseline' ? '1.00' : s.app.p99VsBaseline.toFixed(2)} | ${s.app.errors} | ${
         s.fleet ? `${s.fleet.jobs} at ${s.fleet.perSecond}/s${s.fleet.failed ? `, ${s.fleet.failed} failed` : ''}` : '-'
-      } | ${s.lockWaitersMax} | ${s.appWaitsOnFleet} | ${s.throttled ? 'yes' : 'no'} | ${s.app.loopDelayP99Ms} |`,
+      } | ${s.lockWaitersMax} | ${s.appWaitsOnFleet} | ${s.throttled ? 'yes' : 'no'} | ${s.app.loopDelayP99Ms} | ${
+        s.alternation ? `${s.alternation.busy.p99Ms} / ${s.alternation.quiet.p99Ms} (x${s.alternation.p99BusyVsQuiet})` : '-'
+      } |`,
   );
   return [
-    '| step | s | app requests | app p99 ms | p99 / baseline | app errors | fleet jobs | lock waiters (max) | app waiting on the fleet (looks) | throttled | app loop delay p99 ms |',
-    '| --- | ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: | --- | ---: |',
+    '| step | s | app requests | app p99 ms | p99 / baseline | app errors | fleet jobs | lock waiters (max) | app waiting on the fleet (looks) | throttled | app loop delay p99 ms | app p99 ms, run working / paused |',
+    '| --- | ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: | --- | ---: | ---: |',
     ...rows,
   ].join('\n');
 }

@@ -1,4 +1,4 @@
-// npm run rehearse -- [--investments 200000] [--rate 200] [--baseline 60] [--workers 1] [--fleet-rate 500/1s] [--fleet-nice 0..19] [--fleet-cpus LIST] [--app-cpus LIST] [--json rehearsal.json] [--keep]
+// npm run rehearse -- [--investments 200000] [--rate 200] [--baseline 60] [--workers 1] [--fleet-rate 500/1s] [--fleet-nice 0..19] [--fleet-cpus LIST] [--app-cpus LIST] [--alternate BUSY/QUIET] [--json rehearsal.json] [--keep]
 //
 // The whole migration of a scratch MVP database while the application's
 // traffic flows (see bench/rehearsal.ts), printed as a table per step and
@@ -19,6 +19,7 @@ const { values } = parseArgs({
     'fleet-nice': { type: 'string', default: '0' },
     'fleet-cpus': { type: 'string' },
     'app-cpus': { type: 'string' },
+    alternate: { type: 'string' },
   },
 });
 const numbers = { investments: Number(values.investments), rate: Number(values.rate), baseline: Number(values.baseline), workers: Number(values.workers) };
@@ -33,6 +34,12 @@ for (const name of ['fleet-cpus', 'app-cpus'] as const) {
     console.error(`error: --${name} must be a CPU list like 1, 0-1 or 0,2, got "${list}"`);
     process.exit(2);
   }
+}
+// BUSY/QUIET seconds: each family's run works BUSY seconds, then its workers stop for QUIET (under a second).
+const alternate = values.alternate === undefined ? undefined : /^(\d+)\/(0?\.\d+)$/.exec(values.alternate);
+if (alternate === null || (alternate && (Number(alternate[1]) < 1 || Number(alternate[2]) < 0.1))) {
+  console.error(`error: --alternate must be BUSY/QUIET, whole seconds of work and a quiet spell from 0.1 to 0.9 s, like 10/0.8, got "${values.alternate}"`);
+  process.exit(2);
 }
 for (const [name, value] of Object.entries(numbers)) {
   if (!Number.isInteger(value) || value < 1) {
@@ -57,6 +64,7 @@ const result = await rehearse({
   fleetNice,
   fleetCpus: values['fleet-cpus'],
   appCpus: values['app-cpus'],
+  alternate: alternate ? { busySeconds: Number(alternate[1]), quietSeconds: Number(alternate[2]) } : undefined,
   say: (line) => process.stderr.write(`${line}\n`),
 });
 console.log(reportTable(result));

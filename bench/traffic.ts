@@ -64,6 +64,8 @@ export interface WindowStats {
    * for the database. On a machine the fleet shares, it tells the two apart.
    */
   loopDelayP99Ms: number;
+  /** The window's requests, for merging windows (mergeWindows). */
+  samples: readonly Sample[];
 }
 
 interface Sample {
@@ -83,7 +85,7 @@ function percentile(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
 }
 
-function statsOf(samples: Sample[]): KindStats {
+function statsOf(samples: readonly Sample[]): KindStats {
   const sorted = samples.map((s) => s.ms).sort((a, b) => a - b);
   const errors = samples.filter((s) => s.error);
   return {
@@ -94,6 +96,25 @@ function statsOf(samples: Sample[]): KindStats {
     p99Ms: percentile(sorted, 99),
     sampleErrors: [...new Set(errors.map((s) => s.error!))].slice(0, 5),
   };
+}
+
+function windowOf(label: string, seconds: number, samples: readonly Sample[], loopDelayP99Ms: number): WindowStats {
+  const byKind: Partial<Record<RequestKind, KindStats>> = {};
+  for (const kind of new Set(samples.map((s) => s.kind))) byKind[kind] = statsOf(samples.filter((s) => s.kind === kind));
+  return { label, seconds, perSecond: seconds > 0 ? samples.length / seconds : 0, all: statsOf(samples), byKind, loopDelayP99Ms, samples };
+}
+
+/**
+ * Windows taken as one: their requests together, their seconds added up.
+ * Event-loop delay histograms do not merge; the worst window's p99 stands for them.
+ */
+export function mergeWindows(label: string, windows: readonly WindowStats[]): WindowStats {
+  return windowOf(
+    label,
+    windows.reduce((sum, w) => sum + w.seconds, 0),
+    windows.flatMap((w) => w.samples),
+    Math.max(0, ...windows.map((w) => w.loopDelayP99Ms)),
+  );
 }
 
 function newId(): string {
@@ -184,11 +205,9 @@ export class TrafficSimulator {
     const seconds = (Date.now() - this.windowStartedAt) / 1000;
     this.samples = [];
     this.windowStartedAt = Date.now();
-    const byKind: Partial<Record<RequestKind, KindStats>> = {};
-    for (const kind of new Set(samples.map((s) => s.kind))) byKind[kind] = statsOf(samples.filter((s) => s.kind === kind));
     const loopDelayP99Ms = this.loopDelay.count > 0 ? Math.max(0, this.loopDelay.percentile(99) / 1e6 - LOOP_DELAY_RESOLUTION_MS) : 0;
     this.loopDelay.reset();
-    return { label, seconds, perSecond: seconds > 0 ? samples.length / seconds : 0, all: statsOf(samples), byKind, loopDelayP99Ms };
+    return windowOf(label, seconds, samples, loopDelayP99Ms);
   }
 
   /** The simulator's investments, for checks after a run (they are the ones the application changed). */
