@@ -46,11 +46,11 @@ export interface RehearsalOptions {
   fleetCpus?: string;
   appCpus?: string;
   /**
-   * During each family's run, stop the workers for `quietSeconds` (under a
-   * second) after every `busySeconds` of work, and report the application's
-   * p99 while the run works against its p99 while the workers are stopped,
-   * in the same step: the same schema, the same data and the same moment of
-   * a noisy machine, which the baseline minute at the start cannot be.
+   * During each family's run, every `busySeconds` of work, stop the workers
+   * for `quietSeconds` (under a second), and report the application's p99 in
+   * those spells against its p99 in as long just before each (see
+   * SegmentKind): the same schema, the same data and nearly the same moment
+   * of a noisy machine, which the baseline minute at the start cannot be.
    * Default none.
    */
   alternate?: { busySeconds: number; quietSeconds: number };
@@ -85,10 +85,7 @@ export interface StepReport {
   appWaitsOnFleet: number;
   /** Whether the workers held back on the database's health during the step. */
   throttled: boolean;
-  /**
-   * With `alternate`: the application while the run worked and while it was
-   * paused (the seconds between, as it pauses and resumes, in neither).
-   */
+  /** With `alternate`: the application in the spells with the workers stopped (quiet) and just before each (busy). */
   alternation?: { busy: AlternationWindow; quiet: AlternationWindow; p99BusyVsQuiet: number };
 }
 
@@ -159,8 +156,14 @@ function watchStep(admin: pg.Client, redis: Redis, prefix: string, databaseName:
   };
 }
 
-/** Parts of a step: the run working, the run paused and its workers idle, or between the two. */
-type SegmentKind = 'busy' | 'quiet' | 'between';
+/**
+ * Parts of a step: with `alternate`, pairs of equal length, the run working
+ * just before its workers stop (busy) and the workers stopped (quiet); the
+ * rest of the step is other. Equal and adjacent, the two halves meet the
+ * machine's own stalls (other processes, the disk) alike: longer busy
+ * windows would meet more of them, and their p99 would show it.
+ */
+type SegmentKind = 'busy' | 'quiet' | 'other';
 
 interface Segment {
   kind: SegmentKind;
@@ -189,36 +192,41 @@ function alternationOf(segments: Segment[]): StepReport['alternation'] {
 const round = (ms: number) => Number(ms.toFixed(1));
 
 /**
- * Stops the worker processes (SIGSTOP) for a quiet spell: the application
- * runs beside a fleet that does nothing for `quietSeconds`, then the workers
- * go on (SIGCONT). Pausing the run or its queues instead would put the run
- * behind its schedule for good (see src/fleet/run-pace.ts): its jobs would
- * take the longer way, aside, after the first spell. The spells must stay
- * shorter than the second a worker holds a job for, for the same reason.
- * Resolves to the ms the workers were stopped.
+ * One pair: `quietSeconds` of the run working, then as long with the worker
+ * processes stopped (SIGSTOP), the application beside a fleet that does
+ * nothing; then the workers go on (SIGCONT). Pausing the run or its queues
+ * instead would put the run behind its schedule for good (see
+ * src/fleet/run-pace.ts): its jobs would take the longer way, aside, after
+ * the first pair. The quiet half must stay shorter than the second a worker
+ * holds a job for, for the same reason. Resolves to the ms the workers were
+ * stopped.
  */
-async function quietSpell(
+async function quietPair(
   workers: ChildProcess[],
   quietSeconds: number,
   segment: (kind: SegmentKind) => void,
   pause: (ms: number) => Promise<void>,
 ): Promise<number> {
-  const stoppedAt = Date.now();
+  segment('other');
+  await pause(quietSeconds * 1000);
   segment('busy');
+  const stoppedAt = Date.now();
   for (const worker of workers) worker.kill('SIGSTOP');
+  let stoppedMs: number;
   try {
     // Statements the workers had sent finish on the server.
     await pause(100);
-    segment('between');
+    segment('other');
     await pause(quietSeconds * 1000);
     segment('quiet');
   } finally {
     for (const worker of workers) worker.kill('SIGCONT');
+    stoppedMs = Date.now() - stoppedAt;
   }
   // The jobs whose slots passed meanwhile start at once: not the run's steady state either.
   await pause(1000);
-  segment('between');
-  return Date.now() - stoppedAt;
+  segment('other');
+  return stoppedMs;
 }
 
 function report(
@@ -345,7 +353,7 @@ export async function rehearse(options: RehearsalOptions): Promise<RehearsalRepo
       const watch = watchStep(admin, redis, prefix, databaseName, family);
       const fleet = await work(segment);
       const watched = await watch.stop();
-      segment('busy');
+      segment('other');
       const result = report(
         name,
         mergeWindows(
@@ -415,16 +423,16 @@ export async function rehearse(options: RehearsalOptions): Promise<RehearsalRepo
         const code = await new Promise<number | null>((resolve) => producer.on('close', resolve));
         const runId = /^run (\S+):/m.exec(output)?.[1];
         if (code !== 0 || !runId) throw new Error(`tys enqueue ${family.name} ended with ${code}: ${output.trim()}`);
-        let quietMs = 0;
-        for (let busyUntil = started + (options.alternate?.busySeconds ?? 0) * 1000; ;) {
+        let stoppedMs = 0;
+        for (let pairAt = started + (options.alternate?.busySeconds ?? 0) * 1000; ;) {
           const run = await fleet.runs.get(runId);
           if (run?.finishedAt) {
-            const seconds = (Date.now() - started - quietMs) / 1000;
+            const seconds = (Date.now() - started - stoppedMs) / 1000;
             return { jobs: run.total, perSecond: Math.round(run.total / seconds), failed: run.failed };
           }
-          if (options.alternate && Date.now() >= busyUntil) {
-            quietMs += await quietSpell(workers, options.alternate.quietSeconds, segment, pause);
-            busyUntil = Date.now() + options.alternate.busySeconds * 1000;
+          if (options.alternate && Date.now() >= pairAt) {
+            stoppedMs += await quietPair(workers, options.alternate.quietSeconds, segment, pause);
+            pairAt = Date.now() + options.alternate.busySeconds * 1000;
           }
           await pause(200);
         }

@@ -19,17 +19,19 @@ return math.max(0, math.ceil(slot / tonumber(ARGV[2])) * tonumber(ARGV[2]) - now
  * job started alone is a batch of one for its handler: at 400 jobs a second,
  * one every 2.5 ms, the lots family spent 3.5 times the Postgres CPU per job
  * of batches of hundreds (a transaction, four statements and a commit per
- * handful of rows), and 2.5 times what it spends grouped every 50 ms, which
- * makes batches of 20 at that rate.
+ * handful of rows). Per job at 400/1s, worker + Redis + Postgres CPU:
+ * groups 50 ms apart (20 jobs) 471 to 536 + 236 to 257 + 234 to 250 µs,
+ * 100 ms apart (40 jobs) 335 to 367 + 190 to 208 + 170 to 181 µs, 200 ms
+ * apart 336 to 351 + 192 to 202 + 147 to 151 µs.
  * The rate is kept on average; a start is never earlier than its own slot
  * and at most this much later.
  */
-const START_GROUP_MS = 50;
+const START_GROUP_MS = 100;
 
 /**
  * A wait up to this long is spent in the worker, the job kept active: going
  * aside through the delayed set and being fetched again cost more Redis
- * work than the lots job itself (6.7 scripts per job instead of 4). Jobs
+ * work than the lots job itself (6.7 scripts per job instead of 2.6). Jobs
  * come on the producer's schedule, but the run's slots can run ahead of it
  * by as long as the workers once fell behind (the producer's first page,
  * a pause of the process): a second absorbs that. The job's run is asked
