@@ -113,6 +113,9 @@ export interface RehearsalReport {
   appInvestments: number;
 }
 
+/** The simulated application's pool. */
+const APPLICATION_CONNECTIONS = 20;
+
 /** The application_name of the simulated application's sessions. */
 const APPLICATION_NAME = 'application';
 
@@ -324,7 +327,7 @@ export async function rehearse(options: RehearsalOptions): Promise<RehearsalRepo
     await mvp.connect();
     await mvp.query(readMigrationSql(baselineName, 'migration'));
     await mvp.end();
-    prisma = createPrisma(databaseUrl.toString(), { maxConnections: 20, applicationName: APPLICATION_NAME });
+    prisma = createPrisma(databaseUrl.toString(), { maxConnections: APPLICATION_CONNECTIONS, applicationName: APPLICATION_NAME });
     say(`seeding ${investments} MVP investments in ${databaseName}`);
     await seedMvp(prisma, { investments, badQuantityRate: 0.002 });
     // As after restoring a copy of production: pg_restore brings no planner statistics.
@@ -335,7 +338,7 @@ export async function rehearse(options: RehearsalOptions): Promise<RehearsalRepo
       say(`no CHECKPOINT after seeding (${error.message.split('\n').pop()}): the baseline may include writing the seed back`),
     );
 
-    const traffic = new TrafficSimulator(prisma, { rate });
+    const traffic = new TrafficSimulator(prisma, { rate, connections: APPLICATION_CONNECTIONS });
     await traffic.setUp();
     traffic.start();
     cleanups.unshift(() => traffic.stop());

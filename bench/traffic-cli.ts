@@ -38,8 +38,9 @@ function print(window: WindowStats): void {
 }
 
 const config = loadConfig();
-const prisma = createPrisma(config.databaseUrl, { maxConnections: 20, applicationName: 'application (traffic)' });
-const traffic = new TrafficSimulator(prisma, { rate: numbers.rate, users: numbers.users });
+const CONNECTIONS = 20;
+const prisma = createPrisma(config.databaseUrl, { maxConnections: CONNECTIONS, applicationName: 'application (traffic)' });
+const traffic = new TrafficSimulator(prisma, { rate: numbers.rate, users: numbers.users, connections: CONNECTIONS });
 await traffic.setUp();
 console.log(`traffic at ${numbers.rate} requests/s; phases seen: ${JSON.stringify(traffic.phasesSeen)}; Ctrl-C to stop`);
 const total: WindowStats[] = [];

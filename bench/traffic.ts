@@ -29,6 +29,12 @@ export interface TrafficOptions {
   users?: number;
   /** Investments each of them starts with. Default 20. */
   investmentsPerUser?: number;
+  /**
+   * Connections of the client's pool. setUp opens them all, as they are in an
+   * application that has been running: opened during the baseline, they
+   * would be counted against it. Default 20.
+   */
+  connections?: number;
   /** Requests in flight at most; one more is counted as an error (the application would time out). Default 100. */
   maxInFlight?: number;
   mix?: Record<RequestKind, number>;
@@ -161,6 +167,8 @@ export class TrafficSimulator {
       this.portfolios.push({ userId, portfolioId, investments });
     }
     await this.refreshPhases(true);
+    // Each sleeps long enough to hold its connection while the others ask for theirs.
+    await Promise.all(Array.from({ length: this.options.connections ?? 20 }, () => this.prisma.$queryRaw`SELECT 1 AS held FROM pg_sleep(0.05)`));
   }
 
   /** Deletes the users this simulator made, and with them (cascading) everything of theirs. */

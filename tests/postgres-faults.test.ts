@@ -1,5 +1,5 @@
 import pg from 'pg';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, onTestFinished, vi } from 'vitest';
 import { createPrisma, Prisma, type PrismaClient } from '../src/db/prisma.js';
 import { sqlTransaction } from '../src/db/sql.js';
 import { isTransientDatabaseError } from '../src/db/transient.js';
@@ -25,6 +25,27 @@ describe('Postgres connections cut inside transactions', () => {
   afterAll(async () => {
     await admin?.end();
     await db?.drop();
+  });
+
+  it('a client keeps its pool connections once opened, idle or not: each one opened again would cost the server a new process', async () => {
+    // Fake clocks that still move on their own: a minute of idleness passes at once, queries still run.
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'], shouldAdvanceTime: true });
+    onTestFinished(() => void vi.useRealTimers());
+    const prisma = createPrisma(db.url, { maxConnections: 3, applicationName: 'kept-connections' });
+    onTestFinished(() => prisma.$disconnect());
+    const sessions = async () =>
+      (await admin.query<{ pid: number }>(`SELECT pid FROM pg_stat_activity WHERE application_name = 'kept-connections' ORDER BY pid`)).rows.map(
+        (row) => row.pid,
+      );
+    // Three at once, each holding its connection while the others ask for theirs.
+    await Promise.all([1, 2, 3].map(() => prisma.$queryRaw`SELECT 1 AS held FROM pg_sleep(0.05)`));
+    const opened = await sessions();
+    expect(opened).toHaveLength(3);
+    // pg's default closed a connection idle for 10 s.
+    await vi.advanceTimersByTimeAsync(60_000);
+    expect(await sessions()).toEqual(opened);
+    await Promise.all([1, 2, 3].map(() => prisma.$queryRaw`SELECT 1 AS held FROM pg_sleep(0.05)`));
+    expect(await sessions()).toEqual(opened);
   });
 
   const sleepingTransactions: [string, (prisma: PrismaClient) => Promise<unknown>][] = [
