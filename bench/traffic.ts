@@ -27,7 +27,13 @@ export interface TrafficOptions {
   rate?: number;
   /** Users the simulator makes and works for. Default 50. */
   users?: number;
-  /** Investments each of them starts with. Default 20. */
+  /**
+   * Investments each of them starts with. Default 20. A portfolio that has
+   * twice as many gets no more: the user opens another. Else every portfolio
+   * read would grow with the run (20 new investments a second at 200
+   * requests/s) and the application's own CPU with it, which a baseline taken
+   * at the start cannot account for.
+   */
   investmentsPerUser?: number;
   /**
    * Connections of the client's pool. setUp opens them all, as they are in an
@@ -159,12 +165,11 @@ export class TrafficSimulator {
     const run = this.runTag;
     for (let u = 0; u < (this.options.users ?? 50); u += 1) {
       const userId = newId();
-      const portfolioId = newId();
       await this.prisma.$executeRaw`INSERT INTO "User" (id, email, name) VALUES (${userId}, ${`user-${run}-${u}@${EMAIL_DOMAIN}`}, 'traffic')`;
-      await this.prisma.$executeRaw`INSERT INTO "Portfolio" (id, name, "userId", "updatedAt") VALUES (${portfolioId}, 'traffic', ${userId}, now())`;
-      const investments: string[] = [];
-      for (let i = 0; i < (this.options.investmentsPerUser ?? 20); i += 1) investments.push(await this.insertInvestment(this.prisma, portfolioId));
-      this.portfolios.push({ userId, portfolioId, investments });
+      const portfolio = await this.openPortfolio(userId);
+      for (let i = 0; i < (this.options.investmentsPerUser ?? 20); i += 1)
+        portfolio.investments.push(await this.insertInvestment(this.prisma, portfolio.portfolioId));
+      this.portfolios.push(portfolio);
     }
     await this.refreshPhases(true);
     // Each sleeps long enough to hold its connection while the others ask for theirs.
@@ -270,12 +275,16 @@ export class TrafficSimulator {
              WHERE i."portfolioId" = ${portfolio.portfolioId} AND t.status = 'OPEN'`;
         }
         return;
-      case 'add-investment':
+      case 'add-investment': {
+        const full = portfolio.investments.length >= 2 * (this.options.investmentsPerUser ?? 20);
+        const target = full ? await this.openPortfolio(portfolio.userId) : portfolio;
         await this.prisma.$transaction(async (tx) => {
-          const id = await this.insertInvestment(tx, portfolio.portfolioId);
-          portfolio.investments.push(id);
+          const id = await this.insertInvestment(tx, target.portfolioId);
+          target.investments.push(id);
         });
+        if (full) this.portfolios.push(target);
         return;
+      }
       case 'purchase':
         await this.purchase(investmentId);
         return;
@@ -313,6 +322,13 @@ export class TrafficSimulator {
           VALUES (${newId()}, ${investmentId}, current_date, ${quantity}, ${price}, ${quantity}, now())`;
       }
     });
+  }
+
+  /** A new portfolio of the user's; the caller lists it once it holds an investment (requests pick one of its investments). */
+  private async openPortfolio(userId: string): Promise<{ userId: string; portfolioId: string; investments: string[] }> {
+    const portfolio = { userId, portfolioId: newId(), investments: [] as string[] };
+    await this.prisma.$executeRaw`INSERT INTO "Portfolio" (id, name, "userId", "updatedAt") VALUES (${portfolio.portfolioId}, 'traffic', ${userId}, now())`;
+    return portfolio;
   }
 
   private async insertInvestment(db: Pick<PrismaClient, '$executeRaw'>, portfolioId: string): Promise<string> {
