@@ -107,6 +107,8 @@ export interface RehearsalReport {
   appCpus: string | null;
   baseline: StepReport;
   steps: StepReport[];
+  /** The application alone after the migration, as long as the baseline: the new schema's cost, without the fleet. */
+  after: StepReport;
   /** The final checks: every investment, the application's own included. */
   verify: { lots: { ok: boolean; checked: number; problems: number; sample: string[] }; constraintsLeft: number };
   /** Investments the application changed while the fleet ran. */
@@ -343,7 +345,10 @@ export async function rehearse(options: RehearsalOptions): Promise<RehearsalRepo
     traffic.start();
     cleanups.unshift(() => traffic.stop());
     say(`application traffic at ${rate} requests/s; baseline for ${options.baselineSeconds ?? 60} s`);
-    for (const until = Date.now() + (options.baselineSeconds ?? 60) * 1000; Date.now() < until;) await pause(Math.min(500, until - Date.now()));
+    const alone = async () => {
+      for (const until = Date.now() + (options.baselineSeconds ?? 60) * 1000; Date.now() < until;) await pause(Math.min(500, until - Date.now()));
+    };
+    await alone();
     const baselineWindow = traffic.closeWindow('baseline');
     const baseline = report('baseline', baselineWindow, baselineWindow.all.p99Ms, { lockWaitersMax: 0, appWaitsOnFleet: 0, throttled: false }, null);
     const baselineP99 = baselineWindow.all.p99Ms;
@@ -445,6 +450,14 @@ export async function rehearse(options: RehearsalOptions): Promise<RehearsalRepo
       await validateConstraints(prisma!);
       return null;
     });
+    // The application alone again, as long as the baseline, on the migrated
+    // schema and data: what the new schema costs its requests (the portfolio
+    // read also reads lots), apart from anything the fleet does.
+    traffic.closeWindow('before after');
+    await alone();
+    const noFleet = { lockWaitersMax: 0, appWaitsOnFleet: 0, throttled: false };
+    const after = report('after, fleet idle', traffic.closeWindow('after'), baselineP99, noFleet, null);
+    say(`${after.step.padEnd(44)} app p99 ${after.app.p99Ms} ms (x${after.app.p99VsBaseline}), errors ${after.app.errors}`);
     await traffic.stop();
     cleanups.shift();
     const lots = await lotsFamily.verify!(prisma);
@@ -458,6 +471,7 @@ export async function rehearse(options: RehearsalOptions): Promise<RehearsalRepo
       appCpus: options.appCpus ?? null,
       baseline,
       steps,
+      after,
       verify: {
         lots: { ok: lots.ok, checked: lots.checked, problems: lots.problemCount, sample: lots.problems.slice(0, 5).map((p) => `${p.id}: ${p.problem}`) },
         constraintsLeft,
@@ -474,7 +488,7 @@ export async function rehearse(options: RehearsalOptions): Promise<RehearsalRepo
 
 /** The report as a table for a terminal or a README. */
 export function reportTable(result: RehearsalReport): string {
-  const rows = [result.baseline, ...result.steps].map(
+  const rows = [result.baseline, ...result.steps, result.after].map(
     (s) =>
       `| ${s.step} | ${s.seconds} | ${s.app.requests} | ${s.app.p99Ms} | ${s.step === 'baseline' ? '1.00' : s.app.p99VsBaseline.toFixed(2)} | ${s.app.errors} | ${
         s.fleet ? `${s.fleet.jobs} at ${s.fleet.perSecond}/s${s.fleet.failed ? `, ${s.fleet.failed} failed` : ''}` : '-'

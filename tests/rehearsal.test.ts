@@ -22,11 +22,13 @@ describe('an online rehearsal, small', () => {
       'corporate-actions (fleet)',
       'validate constraints',
     ]);
-    for (const step of [result.baseline, ...result.steps]) {
+    for (const step of [result.baseline, ...result.steps, result.after]) {
       expect(step.app.errors, `${step.step}: ${step.app.sampleErrors.join('; ')}`).toBe(0);
       expect(step.fleet?.failed ?? 0, step.step).toBe(0);
     }
     expect(result.baseline.app.requests).toBeGreaterThan(30);
+    // The application alone again after the migration, as long as the baseline.
+    expect(result.after.app.requests).toBeGreaterThan(30);
     // What tells a slow database from a starved application process: each kind's p99, and the process's own delay.
     expect(Object.keys(result.baseline.app.p99ByKindMs)).toEqual(expect.arrayContaining(['open-portfolio', 'purchase', 'refresh-price']));
     for (const step of [result.baseline, ...result.steps]) expect(Number.isFinite(step.app.loopDelayP99Ms), step.step).toBe(true);

@@ -31,7 +31,7 @@ export function createPrisma(databaseUrl: string, options: PrismaOptions = {}): 
     // machine). pg closes a connection idle for 10 s by default, and its pool
     // reuses the last one released: under steady load the spare ones went
     // idle, were closed, and were opened again at the next burst, while
-    // requests waited. The rehearsal's application saw a p99 of 370 to 460 ms
+    // requests waited. The rehearsal's application saw a p99 of 266 to 461 ms
     // every 10 s or so from that alone, and none with its connections kept.
     min: max,
     // An idle pool never keeps a process from exiting.
