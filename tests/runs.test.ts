@@ -86,15 +86,21 @@ describe('runs: the Redis side, the Postgres side, and the step between', () => 
     }
   });
 
-  it('paces a run at rates whose slots fall between milliseconds (400/1s: 2.5 ms apart), every job getting a later slot, started in groups', async () => {
+  /** `count` jobs of a new run paced at 400/1s, their slots reserved at once, as a worker's many jobs do. */
+  async function reserveAtOnce(count: number) {
     const runId = newRunId();
     const queue = fleet.context.queue(lotsFamily);
     const pacer = new RunPacer(fleet.context.redis, fleet.prefix);
-    // Reserved at once, as a worker's many jobs do: well within the 102.5 ms that 41 slots 2.5 ms apart span.
     const jobs = await queue.addBulk(
-      Array.from({ length: 41 }, (_, i) => ({ name: lotsFamily.name, data: { runId, key: `k${i}` }, opts: { jobId: `paced-${i}` } })),
+      Array.from({ length: count }, (_, i) => ({ name: lotsFamily.name, data: { runId, key: `k${i}` }, opts: { jobId: `paced-${i}` } })),
     );
     const waits = await Promise.all(jobs.map((job) => pacer.waitFor(job, runId, 1_000 / 400)));
+    return { runId, queue, pacer, jobs, waits };
+  }
+
+  it('paces a run at rates whose slots fall between milliseconds (400/1s: 2.5 ms apart), every job getting a later slot, started in groups', async () => {
+    // Reserved well within the 102.5 ms that 41 slots 2.5 ms apart span.
+    const { runId, queue, waits } = await reserveAtOnce(41);
     const reservedAt = Date.now();
     const starts = waits.map((wait) => reservedAt + wait);
     // The last slot lies ahead.
@@ -111,14 +117,8 @@ describe('runs: the Redis side, the Postgres side, and the step between', () => 
   });
 
   it('a paced job whose slot is within a second is held by its worker; one whose slot lies further off keeps it in its progress, to wait aside', async () => {
-    const runId = newRunId();
-    const queue = fleet.context.queue(lotsFamily);
-    const pacer = new RunPacer(fleet.context.redis, fleet.prefix);
     // 1,000 slots at 400/1s span 2.5 s: the first lie within the hold, the last well beyond it.
-    const jobs = await queue.addBulk(
-      Array.from({ length: 1_000 }, (_, i) => ({ name: lotsFamily.name, data: { runId, key: `h${i}` }, opts: { jobId: `held-${i}` } })),
-    );
-    const waits = await Promise.all(jobs.map((job) => pacer.waitFor(job, runId, 1_000 / 400)));
+    const { runId, queue, pacer, jobs, waits } = await reserveAtOnce(1_000);
     expect(waits[0]).toBeLessThanOrEqual(HOLD_IN_WORKER_MS);
     expect(waits[999]).toBeGreaterThan(HOLD_IN_WORKER_MS);
     const stored = await Promise.all(jobs.map(async (job) => (await queue.getJob(job.id!))!.progress));
