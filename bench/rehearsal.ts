@@ -379,7 +379,7 @@ export async function rehearse(options: RehearsalOptions): Promise<RehearsalRepo
         `${name.padEnd(44)} app p99 ${result.app.p99Ms} ms (x${result.app.p99VsBaseline}), errors ${result.app.errors}` +
           (fleet ? `, fleet ${fleet.perSecond}/s${fleet.failed ? ` (${fleet.failed} FAILED)` : ''}` : '') +
           `, lock waiters max ${result.lockWaitersMax}, app waiting on the fleet ${result.appWaitsOnFleet}x${result.throttled ? ', throttled' : ''}` +
-          (alternation ? `; working ${alternation.busy.p99Ms} ms against paused ${alternation.quiet.p99Ms} ms (x${alternation.p99BusyVsQuiet})` : ''),
+          (alternation ? `; working ${alternation.busy.p99Ms} ms against stopped ${alternation.quiet.p99Ms} ms (x${alternation.p99BusyVsQuiet})` : ''),
       );
     };
 
@@ -497,7 +497,7 @@ export function reportTable(result: RehearsalReport): string {
       } |`,
   );
   return [
-    '| step | s | app requests | app p99 ms | p99 / baseline | app errors | fleet jobs | lock waiters (max) | app waiting on the fleet (looks) | throttled | app loop delay p99 ms | app p99 ms, run working / paused |',
+    '| step | s | app requests | app p99 ms | p99 / baseline | app errors | fleet jobs | lock waiters (max) | app waiting on the fleet (looks) | throttled | app loop delay p99 ms | app p99 ms, workers working / stopped |',
     '| --- | ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: | --- | ---: | ---: |',
     ...rows,
   ].join('\n');
