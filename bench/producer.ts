@@ -1,7 +1,7 @@
 // Runs one enqueue in a process of its own so that the benchmark can report
 // the producer's peak RSS apart from everything else. Prints one JSON line.
-// Arguments: FAMILY [RATE FIRST]: with a rate (like 400/1s), a run paced at
-// it over the FIRST investments by id.
+// Arguments: FAMILY [RATE FIRST]: a run over the FIRST investments by id,
+// paced at RATE (like 400/1s) unless RATE is empty.
 import { loadConfig } from '../src/config/env.js';
 import { parseRate } from '../src/config/rate.js';
 import { findFamily } from '../src/families/index.js';

@@ -115,6 +115,9 @@ export interface RehearsalReport {
   appInvestments: number;
 }
 
+/** What a window without the fleet saw of it: nothing to watch. */
+const NO_FLEET = { lockWaitersMax: 0, appWaitsOnFleet: 0, throttled: false };
+
 /** The simulated application's pool. */
 const APPLICATION_CONNECTIONS = 20;
 
@@ -350,7 +353,7 @@ export async function rehearse(options: RehearsalOptions): Promise<RehearsalRepo
     };
     await alone();
     const baselineWindow = traffic.closeWindow('baseline');
-    const baseline = report('baseline', baselineWindow, baselineWindow.all.p99Ms, { lockWaitersMax: 0, appWaitsOnFleet: 0, throttled: false }, null);
+    const baseline = report('baseline', baselineWindow, baselineWindow.all.p99Ms, NO_FLEET, null);
     const baselineP99 = baselineWindow.all.p99Ms;
     const steps: StepReport[] = [];
     const step = async (name: string, family: string | null, work: (segment: (kind: SegmentKind) => void) => Promise<StepReport['fleet']>) => {
@@ -455,8 +458,7 @@ export async function rehearse(options: RehearsalOptions): Promise<RehearsalRepo
     // read also reads lots), apart from anything the fleet does.
     traffic.closeWindow('before after');
     await alone();
-    const noFleet = { lockWaitersMax: 0, appWaitsOnFleet: 0, throttled: false };
-    const after = report('after, fleet idle', traffic.closeWindow('after'), baselineP99, noFleet, null);
+    const after = report('after, fleet idle', traffic.closeWindow('after'), baselineP99, NO_FLEET, null);
     say(`${after.step.padEnd(44)} app p99 ${after.app.p99Ms} ms (x${after.app.p99VsBaseline}), errors ${after.app.errors}`);
     await traffic.stop();
     cleanups.shift();
