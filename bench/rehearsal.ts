@@ -1,4 +1,4 @@
-import { spawn, spawnSync, type ChildProcess, type StdioOptions } from 'node:child_process';
+import { spawn, type ChildProcess, type StdioOptions } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import { Redis } from 'ioredis';
@@ -10,10 +10,10 @@ import { auditConstraints, constraintsFamily, validateConstraints } from '../src
 import { corporateActionsFamily } from '../src/families/corporate-actions.js';
 import { lotsFamily } from '../src/families/lots.js';
 import { openFleet } from '../src/fleet/context.js';
-import { newRunId } from '../src/fleet/runs.js';
 import { throttleReasons } from '../src/fleet/db-health.js';
 import type { JobFamily } from '../src/fleet/family.js';
-import { mergeWindows, TrafficSimulator, type RequestKind, type WindowStats } from './traffic.js';
+import { ApplicationProcess } from './application.js';
+import type { RequestKind, TimeRange, WindowStats } from './traffic.js';
 
 export interface RehearsalOptions {
   /** A database URL whose server the rehearsal makes its scratch database on. */
@@ -38,8 +38,8 @@ export interface RehearsalOptions {
   fleetNice?: number;
   /**
    * CPUs (a `taskset` list such as "1" or "2-3") the worker and producer
-   * processes may run on; `appCpus` the same for this process, which runs
-   * the application's traffic. Default: any. Kept apart, they show on one
+   * processes may run on; `appCpus` the same for the simulated
+   * application's process. Default: any. Kept apart, they show on one
    * box what the application would see with the fleet on machines of its
    * own, where only the database (and Redis, which floats) is shared.
    */
@@ -76,6 +76,8 @@ export interface StepReport {
     p99ByKindMs: Partial<Record<RequestKind, number>>;
     /** p99 of the application process's own event-loop delay: its wait for a CPU, part of every request's latency. */
     loopDelayP99Ms: number;
+    /** The application process's longest single event-loop delay. */
+    loopDelayMaxMs: number;
   };
   /** The run's jobs, its rate from enqueue to end, and its jobs that failed. */
   fleet: { jobs: number; perSecond: number; failed: number } | null;
@@ -120,6 +122,9 @@ const NO_FLEET = { lockWaitersMax: 0, appWaitsOnFleet: 0, throttled: false };
 
 /** The simulated application's pool. */
 const APPLICATION_CONNECTIONS = 20;
+
+/** The rehearsal's own pool: seeding, validating, checking. */
+const REHEARSAL_CONNECTIONS = 4;
 
 /** The application_name of the simulated application's sessions. */
 const APPLICATION_NAME = 'application';
@@ -175,15 +180,15 @@ type SegmentKind = 'busy' | 'quiet' | 'other';
 
 interface Segment {
   kind: SegmentKind;
-  window: WindowStats;
+  range: TimeRange;
 }
 
-function alternationOf(segments: Segment[]): StepReport['alternation'] {
+function alternationOf(segments: Segment[], app: ApplicationProcess): StepReport['alternation'] {
   const of = (kind: SegmentKind): AlternationWindow => {
-    const windows = segments.filter((s) => s.kind === kind).map((s) => s.window);
-    const { all, seconds } = mergeWindows(kind, windows);
+    const ranges = segments.filter((s) => s.kind === kind).map((s) => s.range);
+    const { all, seconds } = app.window(kind, ranges);
     return {
-      windows: windows.length,
+      windows: ranges.length,
       seconds: Number(seconds.toFixed(1)),
       requests: all.count,
       errors: all.errors,
@@ -259,6 +264,7 @@ function report(
       sampleErrors: all.sampleErrors,
       p99ByKindMs: Object.fromEntries(Object.entries(window.byKind).map(([kind, stats]) => [kind, Number(stats.p99Ms.toFixed(1))])),
       loopDelayP99Ms: Number(window.loopDelayP99Ms.toFixed(1)),
+      loopDelayMaxMs: Number(window.loopDelayMaxMs.toFixed(1)),
     },
     fleet,
     ...watched,
@@ -277,12 +283,6 @@ function startWorkers(count: number, env: NodeJS.ProcessEnv, cpus: string | unde
   return Array.from({ length: count }, () =>
     spawnTys(['worker', '--families', FAMILY_ORDER.map((f) => f.name).join(',')], env, ['ignore', 'ignore', 'inherit'], cpus),
   );
-}
-
-/** Pins every thread of this process to the CPUs of a `taskset` list. */
-function pinThisProcess(cpus: string): void {
-  const result = spawnSync('taskset', ['-a', '-p', '-c', cpus, String(process.pid)], { encoding: 'utf8' });
-  if (result.status !== 0) throw new Error(`cannot pin the application to CPUs ${cpus}: ${(result.stderr || result.error?.message || '').trim()}`);
 }
 
 async function stopWorkers(workers: ChildProcess[]): Promise<void> {
@@ -312,7 +312,6 @@ export async function rehearse(options: RehearsalOptions): Promise<RehearsalRepo
     await new Promise((resolve) => setTimeout(resolve, ms));
     options.signal?.throwIfAborted();
   };
-  if (options.appCpus) pinThisProcess(options.appCpus);
   const investments = options.investments ?? 200_000;
   const rate = options.rate ?? 200;
   const tag = randomBytes(4).toString('hex');
@@ -324,6 +323,7 @@ export async function rehearse(options: RehearsalOptions): Promise<RehearsalRepo
   await admin.connect();
   await admin.query(`CREATE DATABASE "${databaseName}"`);
   const cleanups: (() => Promise<unknown>)[] = [async () => !options.keep && admin.query(`DROP DATABASE IF EXISTS "${databaseName}" WITH (FORCE)`)];
+  // The rehearsal's own sessions (seeding, validation, checks), apart from the application's.
   let prisma: PrismaClient | null = null;
   const redis = new Redis(options.redisUrl);
   try {
@@ -332,7 +332,7 @@ export async function rehearse(options: RehearsalOptions): Promise<RehearsalRepo
     await mvp.connect();
     await mvp.query(readMigrationSql(baselineName, 'migration'));
     await mvp.end();
-    prisma = createPrisma(databaseUrl.toString(), { maxConnections: APPLICATION_CONNECTIONS, applicationName: APPLICATION_NAME });
+    prisma = createPrisma(databaseUrl.toString(), { maxConnections: REHEARSAL_CONNECTIONS, applicationName: 'rehearsal' });
     say(`seeding ${investments} MVP investments in ${databaseName}`);
     await seedMvp(prisma, { investments, badQuantityRate: 0.002 });
     // As after restoring a copy of production: pg_restore brings no planner statistics.
@@ -343,38 +343,52 @@ export async function rehearse(options: RehearsalOptions): Promise<RehearsalRepo
       say(`no CHECKPOINT after seeding (${error.message.split('\n').pop()}): the baseline may include writing the seed back`),
     );
 
-    const traffic = new TrafficSimulator(prisma, { rate, connections: APPLICATION_CONNECTIONS });
-    await traffic.setUp();
-    traffic.start();
-    cleanups.unshift(() => traffic.stop());
+    const app = await ApplicationProcess.start({
+      databaseUrl: databaseUrl.toString(),
+      rate,
+      connections: APPLICATION_CONNECTIONS,
+      applicationName: APPLICATION_NAME,
+      cpus: options.appCpus,
+    });
+    cleanups.unshift(() => Promise.resolve(app.kill()));
+    app.begin();
     say(`application traffic at ${rate} requests/s; baseline for ${options.baselineSeconds ?? 60} s`);
-    const alone = async () => {
-      for (const until = Date.now() + (options.baselineSeconds ?? 60) * 1000; Date.now() < until;) await pause(Math.min(500, until - Date.now()));
+    /** The application alone for as long as the baseline; resolves to its window once every request of it has answered. */
+    const alone = async (label: string) => {
+      const from = Date.now();
+      for (const until = from + (options.baselineSeconds ?? 60) * 1000; Date.now() < until;) await pause(Math.min(500, until - Date.now()));
+      const to = Date.now();
+      await app.settled(to);
+      return app.window(label, [[from, to]]);
     };
-    await alone();
-    const baselineWindow = traffic.closeWindow('baseline');
+    const baselineWindow = await alone('baseline');
     const baseline = report('baseline', baselineWindow, baselineWindow.all.p99Ms, NO_FLEET, null);
     const baselineP99 = baselineWindow.all.p99Ms;
     const steps: StepReport[] = [];
     const step = async (name: string, family: string | null, work: (segment: (kind: SegmentKind) => void) => Promise<StepReport['fleet']>) => {
       options.signal?.throwIfAborted();
-      traffic.closeWindow(`before ${name}`);
       const segments: Segment[] = [];
-      const segment = (kind: SegmentKind) => segments.push({ kind, window: traffic.closeWindow(`${name} ${kind}`) });
+      let segmentFrom = Date.now();
+      const segment = (kind: SegmentKind) => {
+        const to = Date.now();
+        segments.push({ kind, range: [segmentFrom, to] });
+        segmentFrom = to;
+      };
       const watch = watchStep(admin, redis, prefix, databaseName, family);
       const fleet = await work(segment);
       const watched = await watch.stop();
       segment('other');
+      await app.settled(segmentFrom);
       const result = report(
         name,
-        mergeWindows(
+        app.window(
           name,
-          segments.map((s) => s.window),
+          segments.map((s) => s.range),
         ),
         baselineP99,
         watched,
         fleet,
-        alternationOf(segments),
+        alternationOf(segments, app),
       );
       steps.push(result);
       const alternation = result.alternation;
@@ -395,10 +409,6 @@ export async function rehearse(options: RehearsalOptions): Promise<RehearsalRepo
 
     const config = { databaseUrl: databaseUrl.toString(), redisUrl: options.redisUrl, queuePrefix: prefix };
     const fleet = await openFleet(config);
-    // The first look at a run prepares this process's queries (some ms of
-    // CPU in the application's process): done here, between steps, it is not
-    // counted against the first family's step.
-    await fleet.runs.get(newRunId());
     cleanups.unshift(async () => {
       await fleet.close();
       if (options.keep) return;
@@ -424,8 +434,7 @@ export async function rehearse(options: RehearsalOptions): Promise<RehearsalRepo
     }
     for (const family of FAMILY_ORDER) {
       await step(`${family.name} (fleet)`, family.name, async (segment) => {
-        // The producer in a process of its own, as an operator runs it: in
-        // this one it would hold up the application's requests.
+        // The producer in a process of its own, as an operator runs it.
         const started = Date.now();
         const args = ['enqueue', family.name, '--all', ...(options.fleetRate ? ['--rate', options.fleetRate] : [])];
         const producer = spawnTys(args, env, 'pipe', options.fleetCpus);
@@ -456,12 +465,9 @@ export async function rehearse(options: RehearsalOptions): Promise<RehearsalRepo
     // The application alone again, as long as the baseline, on the migrated
     // schema and data: what the new schema costs its requests (the portfolio
     // read also reads lots), apart from anything the fleet does.
-    traffic.closeWindow('before after');
-    await alone();
-    const after = report('after, fleet idle', traffic.closeWindow('after'), baselineP99, NO_FLEET, null);
+    const after = report('after, fleet idle', await alone('after'), baselineP99, NO_FLEET, null);
     say(`${after.step.padEnd(44)} app p99 ${after.app.p99Ms} ms (x${after.app.p99VsBaseline}), errors ${after.app.errors}`);
-    await traffic.stop();
-    cleanups.shift();
+    const appInvestments = await app.stop();
     const lots = await lotsFamily.verify!(prisma);
     const constraintsLeft = (await auditConstraints(prisma)).reduce((sum, audit) => sum + audit.violations, 0);
     return {
@@ -478,7 +484,7 @@ export async function rehearse(options: RehearsalOptions): Promise<RehearsalRepo
         lots: { ok: lots.ok, checked: lots.checked, problems: lots.problemCount, sample: lots.problems.slice(0, 5).map((p) => `${p.id}: ${p.problem}`) },
         constraintsLeft,
       },
-      appInvestments: traffic.investmentIds().length,
+      appInvestments: appInvestments.length,
     };
   } finally {
     for (const cleanup of cleanups) await cleanup().catch((error: Error) => say(`cleanup: ${error.message}`));

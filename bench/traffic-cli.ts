@@ -7,7 +7,7 @@
 import { parseArgs } from 'node:util';
 import { loadConfig } from '../src/config/env.js';
 import { createPrisma } from '../src/db/prisma.js';
-import { TrafficSimulator, type WindowStats } from './traffic.js';
+import { TrafficLog, TrafficSimulator, type WindowStats } from './traffic.js';
 
 const { values } = parseArgs({
   options: {
@@ -43,13 +43,18 @@ const prisma = createPrisma(config.databaseUrl, { maxConnections: CONNECTIONS, a
 const traffic = new TrafficSimulator(prisma, { rate: numbers.rate, users: numbers.users, connections: CONNECTIONS });
 await traffic.setUp();
 console.log(`traffic at ${numbers.rate} requests/s; phases seen: ${JSON.stringify(traffic.phasesSeen)}; Ctrl-C to stop`);
-const total: WindowStats[] = [];
+const log = new TrafficLog();
+let windowFrom = Date.now();
 traffic.start();
-const report = setInterval(() => {
-  const window = traffic.closeWindow(new Date().toISOString());
-  total.push(window);
-  print(window);
-}, numbers.every * 1000);
+// Each line is the requests due in its span, up to the last one that has answered: a slow one is not left out.
+const closeWindow = (label: (to: number) => string) => {
+  log.add(traffic.drain());
+  const to = log.settledAt;
+  print(log.window(label(to), [[windowFrom, to]]));
+  log.forgetBefore(to);
+  windowFrom = to;
+};
+const report = setInterval(() => closeWindow((to) => new Date(to).toISOString()), numbers.every * 1000);
 await new Promise<void>((resolve) => {
   process.once('SIGINT', resolve);
   process.once('SIGTERM', resolve);
@@ -57,6 +62,6 @@ await new Promise<void>((resolve) => {
 });
 clearInterval(report);
 await traffic.stop();
-print(traffic.closeWindow('last'));
+closeWindow(() => 'last');
 if (!values.keep) console.log(`removed ${await traffic.tearDown()} simulated users and their rows`);
 await prisma.$disconnect();

@@ -1,5 +1,4 @@
 import { randomBytes, randomInt } from 'node:crypto';
-import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { Prisma, type PrismaClient } from '../src/db/prisma.js';
 
 /**
@@ -66,28 +65,48 @@ export interface KindStats {
 export interface WindowStats {
   label: string;
   seconds: number;
-  /** Requests answered per second over the window. */
+  /** Requests due in the window, per second. */
   perSecond: number;
   all: KindStats;
   byKind: Partial<Record<RequestKind, KindStats>>;
   /**
-   * p99 of this process's event-loop delay over the window, in ms: the part
-   * of a request's latency spent waiting for this process to get a CPU, not
-   * for the database. On a machine the fleet shares, it tells the two apart.
+   * p99 of the application process's event-loop delay over the window, in
+   * ms: the part of a request's latency spent waiting for that process to get
+   * a CPU, not for the database. On a machine the fleet shares, it tells the
+   * two apart.
    */
   loopDelayP99Ms: number;
-  /** The window's requests, for merging windows (mergeWindows). */
-  samples: readonly Sample[];
+  /** Its longest single delay: one block, which the p99 of a short window can hide. */
+  loopDelayMaxMs: number;
 }
 
-interface Sample {
+/** One request: when it was due (epoch ms), how long it took from then, and its error if it failed. */
+export interface Sample {
   kind: RequestKind;
+  at: number;
   ms: number;
   error?: string;
 }
 
+/** One look of the event-loop sampler: when (epoch ms), and how late its timer fired. */
+export interface LoopDelaySample {
+  at: number;
+  ms: number;
+}
+
+/** What the simulator recorded since it was last drained. */
+export interface TrafficRecord {
+  samples: Sample[];
+  loopDelays: LoopDelaySample[];
+  /** Every request due before this (epoch ms) is among the samples drained so far. */
+  settledAt: number;
+}
+
+/** A span of time, epoch ms, from inclusive, to exclusive. */
+export type TimeRange = readonly [from: number, to: number];
+
 const EMAIL_DOMAIN = 'traffic.invalid';
-/** The event-loop delay is sampled by a timer this often; its histogram holds whole intervals, so this is taken off. */
+/** How often the event-loop sampler looks, in ms. */
 const LOOP_DELAY_RESOLUTION_MS = 10;
 const TICKERS = ['AAPL', 'MSFT', 'NVDA', 'AMZN', 'GOOGL', 'META', 'TSLA', 'JPM', 'V', 'KO'];
 const D = (value: string | number) => new Prisma.Decimal(value);
@@ -110,23 +129,50 @@ function statsOf(samples: readonly Sample[]): KindStats {
   };
 }
 
-function windowOf(label: string, seconds: number, samples: readonly Sample[], loopDelayP99Ms: number): WindowStats {
-  const byKind: Partial<Record<RequestKind, KindStats>> = {};
-  for (const kind of new Set(samples.map((s) => s.kind))) byKind[kind] = statsOf(samples.filter((s) => s.kind === kind));
-  return { label, seconds, perSecond: seconds > 0 ? samples.length / seconds : 0, all: statsOf(samples), byKind, loopDelayP99Ms, samples };
-}
-
 /**
- * Windows taken as one: their requests together, their seconds added up.
- * Event-loop delay histograms do not merge; the worst window's p99 stands for them.
+ * The requests a simulator recorded, gathered from its drains, and their
+ * figures over any spans of time. A request counts in the span it was due
+ * in, however late it answered: a stall is charged to the moment it hit.
  */
-export function mergeWindows(label: string, windows: readonly WindowStats[]): WindowStats {
-  return windowOf(
-    label,
-    windows.reduce((sum, w) => sum + w.seconds, 0),
-    windows.flatMap((w) => w.samples),
-    Math.max(0, ...windows.map((w) => w.loopDelayP99Ms)),
-  );
+export class TrafficLog {
+  private samples: Sample[] = [];
+  private loopDelays: LoopDelaySample[] = [];
+  /** Every request due before this (epoch ms) has been added. */
+  settledAt = 0;
+
+  add(record: TrafficRecord): void {
+    this.samples.push(...record.samples);
+    this.loopDelays.push(...record.loopDelays);
+    this.settledAt = Math.max(this.settledAt, record.settledAt);
+  }
+
+  /** Drops what was recorded before `at`, for a log kept as long as the traffic runs. */
+  forgetBefore(at: number): void {
+    this.samples = this.samples.filter((s) => s.at >= at);
+    this.loopDelays = this.loopDelays.filter((d) => d.at >= at);
+  }
+
+  /** The figures of the requests due within `ranges`, taken as one window. */
+  window(label: string, ranges: readonly TimeRange[]): WindowStats {
+    const within = (at: number) => ranges.some(([from, to]) => at >= from && at < to);
+    const samples = this.samples.filter((s) => within(s.at));
+    const delays = this.loopDelays
+      .filter((d) => within(d.at))
+      .map((d) => d.ms)
+      .sort((a, b) => a - b);
+    const byKind: Partial<Record<RequestKind, KindStats>> = {};
+    for (const kind of new Set(samples.map((s) => s.kind))) byKind[kind] = statsOf(samples.filter((s) => s.kind === kind));
+    const seconds = ranges.reduce((sum, [from, to]) => sum + Math.max(0, to - from), 0) / 1000;
+    return {
+      label,
+      seconds,
+      perSecond: seconds > 0 ? samples.length / seconds : 0,
+      all: statsOf(samples),
+      byKind,
+      loopDelayP99Ms: percentile(delays, 99),
+      loopDelayMaxMs: delays.at(-1) ?? 0,
+    };
+  }
 }
 
 function newId(): string {
@@ -139,14 +185,18 @@ export class TrafficSimulator {
   private readonly maxInFlight: number;
   private readonly mix: [RequestKind, number][];
   private samples: Sample[] = [];
-  private windowStartedAt = Date.now();
+  private loopDelays: LoopDelaySample[] = [];
   private timer: NodeJS.Timeout | null = null;
-  private inFlight = new Set<Promise<void>>();
+  private loopTimer: NodeJS.Timeout | null = null;
+  /** Each request in flight, with the epoch ms it was due. */
+  private inFlight = new Map<Promise<void>, number>();
+  /** When the next request and the next look at the event loop are due (epoch ms): not recorded yet, even if their timers are late. */
+  private nextDueAt = Infinity;
+  private nextLookAt = Infinity;
   private portfolios: { userId: string; portfolioId: string; investments: string[] }[] = [];
   private phases: Phases = { lots: false, alerts: false };
   private phaseCheckedAt = 0;
   private readonly runTag = randomBytes(3).toString('hex');
-  private readonly loopDelay = monitorEventLoopDelay({ resolution: LOOP_DELAY_RESOLUTION_MS });
 
   constructor(
     private readonly prisma: PrismaClient,
@@ -198,29 +248,38 @@ export class TrafficSimulator {
         this.send(due);
         due += everyMs;
       }
+      this.nextDueAt = performance.timeOrigin + due;
       this.timer = setTimeout(tick, Math.max(1, due - performance.now()));
     };
-    this.windowStartedAt = Date.now();
-    this.loopDelay.enable();
     tick();
+    const look = () => {
+      const now = performance.timeOrigin + performance.now();
+      // Stamped with when it was due, as requests are: a block counts where it began.
+      this.loopDelays.push({ at: this.nextLookAt, ms: Math.max(0, now - this.nextLookAt) });
+      this.nextLookAt = now + LOOP_DELAY_RESOLUTION_MS;
+      this.loopTimer = setTimeout(look, LOOP_DELAY_RESOLUTION_MS);
+    };
+    this.nextLookAt = performance.timeOrigin + performance.now() + LOOP_DELAY_RESOLUTION_MS;
+    this.loopTimer = setTimeout(look, LOOP_DELAY_RESOLUTION_MS);
   }
 
   async stop(): Promise<void> {
-    if (this.timer) clearTimeout(this.timer);
-    this.timer = null;
-    this.loopDelay.disable();
-    await Promise.all([...this.inFlight]);
+    for (const timer of [this.timer, this.loopTimer]) if (timer) clearTimeout(timer);
+    this.timer = this.loopTimer = null;
+    this.nextDueAt = this.nextLookAt = Infinity;
+    await Promise.all([...this.inFlight.keys()]);
   }
 
-  /** The figures since the last window was closed, and a new window from now. */
-  closeWindow(label: string): WindowStats {
-    const samples = this.samples;
-    const seconds = (Date.now() - this.windowStartedAt) / 1000;
+  /** What was recorded since the last drain, handed over and forgotten here. */
+  drain(): TrafficRecord {
+    const record = {
+      samples: this.samples,
+      loopDelays: this.loopDelays,
+      settledAt: Math.min(Date.now(), this.nextDueAt, this.nextLookAt, ...this.inFlight.values()),
+    };
     this.samples = [];
-    this.windowStartedAt = Date.now();
-    const loopDelayP99Ms = this.loopDelay.count > 0 ? Math.max(0, this.loopDelay.percentile(99) / 1e6 - LOOP_DELAY_RESOLUTION_MS) : 0;
-    this.loopDelay.reset();
-    return windowOf(label, seconds, samples, loopDelayP99Ms);
+    this.loopDelays = [];
+    return record;
   }
 
   /** The simulator's investments, for checks after a run (they are the ones the application changed). */
@@ -229,19 +288,20 @@ export class TrafficSimulator {
   }
 
   private send(dueAt: number): void {
+    const at = performance.timeOrigin + dueAt;
     if (this.inFlight.size >= this.maxInFlight) {
-      this.samples.push({ kind: 'open-portfolio', ms: 0, error: `more than ${this.maxInFlight} requests in flight` });
+      this.samples.push({ kind: 'open-portfolio', at, ms: 0, error: `more than ${this.maxInFlight} requests in flight` });
       return;
     }
     const kind = this.pick();
     const request = this.perform(kind)
-      .then(() => this.samples.push({ kind, ms: performance.now() - dueAt }))
+      .then(() => this.samples.push({ kind, at, ms: performance.now() - dueAt }))
       .catch((error: Error) =>
-        this.samples.push({ kind, ms: performance.now() - dueAt, error: error.message.split('\n').filter(Boolean).pop()!.slice(0, 200) }),
+        this.samples.push({ kind, at, ms: performance.now() - dueAt, error: error.message.split('\n').filter(Boolean).pop()!.slice(0, 200) }),
       )
       .finally(() => this.inFlight.delete(request))
       .then(() => undefined);
-    this.inFlight.add(request);
+    this.inFlight.set(request, at);
   }
 
   private pick(): RequestKind {

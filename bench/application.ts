@@ -1,0 +1,142 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { TrafficLog, type Phases, type TimeRange, type TrafficRecord, type WindowStats } from './traffic.js';
+
+/**
+ * The simulated application's traffic in a process of its own, as the real
+ * application runs apart from whoever migrates its database. In the
+ * rehearsal's process it would share an event loop with the rehearsal's own
+ * work: a step's report (sorting tens of thousands of latencies) or the
+ * start of a `tys` command held up every request in flight by a few hundred
+ * ms, which the next step's p99 then showed as the fleet's doing.
+ */
+export interface ApplicationOptions {
+  databaseUrl: string;
+  /** Requests per second. */
+  rate: number;
+  /** Connections of its pool, all opened before it starts. */
+  connections: number;
+  /** Its sessions' application_name. */
+  applicationName: string;
+  /** CPUs (a `taskset` list) it may run on. Default: any. */
+  cpus?: string;
+}
+
+export type ApplicationSetup = Omit<ApplicationOptions, 'cpus'>;
+
+/** Orders from the parent. */
+export type ApplicationOrder = { type: 'setUp'; setup: ApplicationSetup } | { type: 'start' } | { type: 'flush' } | { type: 'stop' };
+
+/** Reports from the application process. */
+export type ApplicationReport =
+  | { type: 'ready'; phases: Phases }
+  | { type: 'record'; record: TrafficRecord }
+  | { type: 'stopped'; investmentIds: string[] }
+  | { type: 'failed'; message: string };
+
+const MAIN = fileURLToPath(new URL('./application-main.ts', import.meta.url));
+
+/** How long settled() waits for requests still in flight before it says which moment it could not reach. */
+const SETTLE_TIMEOUT_MS = 60_000;
+
+export class ApplicationProcess {
+  private readonly log = new TrafficLog();
+  private ready = false;
+  private investmentIds: string[] | null = null;
+  private failure: Error | null = null;
+  private readonly waiters = new Set<() => void>();
+
+  private constructor(private readonly child: ChildProcess) {
+    child.on('message', (report: ApplicationReport) => {
+      if (report.type === 'ready') this.ready = true;
+      else if (report.type === 'record') this.log.add(report.record);
+      else if (report.type === 'stopped') this.investmentIds = report.investmentIds;
+      else if (report.type === 'failed') this.failure = new Error(`the simulated application failed: ${report.message}`);
+      this.wake();
+    });
+    // 'close', not 'exit': it comes once the IPC channel has delivered every message the process sent.
+    child.on('close', (code, signal) => {
+      this.failure ??= this.investmentIds ? null : new Error(`the simulated application ended (${signal ?? `exit status ${code}`}) before it was stopped`);
+      this.wake();
+    });
+  }
+
+  /** Starts the process and its set-up (its users, its pool's connections); resolves once it is ready to send requests. */
+  static async start(options: ApplicationOptions): Promise<ApplicationProcess> {
+    const command = [process.execPath, '--import', 'tsx', MAIN];
+    const [file, ...args] = options.cpus ? ['taskset', '-c', options.cpus, ...command] : command;
+    const child = spawn(file!, args, { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], serialization: 'advanced' });
+    const app = new ApplicationProcess(child);
+    const { cpus: _cpus, ...setup } = options;
+    child.send({ type: 'setUp', setup } satisfies ApplicationOrder);
+    while (!app.ready) {
+      if (app.failure) {
+        app.kill();
+        throw app.failure;
+      }
+      await app.next(1_000);
+    }
+    return app;
+  }
+
+  /** Sends requests from now on. */
+  begin(): void {
+    this.order({ type: 'start' });
+  }
+
+  /** Resolves once every request due before `at` (epoch ms) has answered and been recorded here. */
+  async settled(at: number): Promise<void> {
+    const deadline = Date.now() + SETTLE_TIMEOUT_MS;
+    while (this.log.settledAt < at) {
+      if (this.failure) throw this.failure;
+      if (Date.now() > deadline)
+        throw new Error(`the simulated application still had requests due before ${new Date(at).toISOString()} in flight after ${SETTLE_TIMEOUT_MS} ms`);
+      this.order({ type: 'flush' });
+      await this.next(100);
+    }
+  }
+
+  /** The figures of the requests due within `ranges` (call settled() first for figures that are final). */
+  window(label: string, ranges: readonly TimeRange[]): WindowStats {
+    return this.log.window(label, ranges);
+  }
+
+  /** Stops sending, waits for the requests in flight, and resolves to the investments the application made. */
+  async stop(): Promise<string[]> {
+    if (!this.investmentIds) {
+      this.order({ type: 'stop' });
+      while (!this.investmentIds) {
+        if (this.failure) throw this.failure;
+        await this.next(1_000);
+      }
+    }
+    return this.investmentIds;
+  }
+
+  /** Ends the process, stopped or not (for cleanups). */
+  kill(): void {
+    if (this.child.exitCode === null && this.child.signalCode === null) this.child.kill();
+  }
+
+  private order(order: ApplicationOrder): void {
+    if (this.failure) throw this.failure;
+    if (this.child.connected) this.child.send(order);
+  }
+
+  /** Resolves at the next report from the process, or after `ms`. */
+  private next(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        this.waiters.delete(done);
+        resolve();
+      };
+      const timer = setTimeout(done, ms);
+      this.waiters.add(done);
+    });
+  }
+
+  private wake(): void {
+    for (const waiter of [...this.waiters]) waiter();
+  }
+}
