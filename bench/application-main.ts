@@ -7,39 +7,44 @@ import { TrafficSimulator } from './traffic.js';
 /** How often the records go to the parent, in ms: small batches, so that handing them over never holds requests up. */
 const REPORT_EVERY_MS = 250;
 
-const send = (report: ApplicationReport) => process.send!(report);
+/** Resolves once the report has left: a channel disconnected sooner drops what it still holds. */
+const send = (report: ApplicationReport) =>
+  new Promise<void>((resolve, reject) => process.send!(report, undefined, undefined, (error: Error | null) => (error ? reject(error) : resolve())));
 
 async function serve(setup: ApplicationSetup): Promise<void> {
   const prisma = createPrisma(setup.databaseUrl, { maxConnections: setup.connections, applicationName: setup.applicationName });
   const traffic = new TrafficSimulator(prisma, { rate: setup.rate, connections: setup.connections });
   await traffic.setUp();
   let reporting: NodeJS.Timeout | null = null;
+  const sendRecord = () => void send({ type: 'record', record: traffic.drain() }).catch(fail);
   const stop = async () => {
     if (reporting) clearInterval(reporting);
     await traffic.stop();
-    send({ type: 'record', record: traffic.drain() });
-    send({ type: 'stopped', investmentIds: traffic.investmentIds() });
+    await send({ type: 'record', record: traffic.drain() });
+    await send({ type: 'stopped', investmentIds: traffic.investmentIds() });
     await prisma.$disconnect();
     process.disconnect();
   };
   process.on('message', (order: ApplicationOrder) => {
     if (order.type === 'start') {
       traffic.start();
-      reporting = setInterval(() => send({ type: 'record', record: traffic.drain() }), REPORT_EVERY_MS);
-    } else if (order.type === 'flush') send({ type: 'record', record: traffic.drain() });
+      reporting = setInterval(sendRecord, REPORT_EVERY_MS);
+    } else if (order.type === 'flush') sendRecord();
     else if (order.type === 'stop') stop().catch(fail);
   });
   // The parent gone, nobody reads the figures: the requests stop with it.
   process.once('disconnect', () => {
     if (reporting) void traffic.stop().then(() => prisma.$disconnect());
   });
-  send({ type: 'ready', phases: traffic.phasesSeen });
+  await send({ type: 'ready', phases: traffic.phasesSeen });
 }
 
 function fail(error: Error): void {
-  if (process.connected) send({ type: 'failed', message: error.message });
   process.exitCode = 1;
-  process.disconnect?.();
+  if (!process.connected) return;
+  send({ type: 'failed', message: error.message })
+    .catch(() => undefined)
+    .finally(() => process.disconnect());
 }
 
 if (!process.send) {
