@@ -19,6 +19,7 @@ async function serve(setup: ApplicationSetup): Promise<void> {
   const sendRecord = () => void send({ type: 'record', record: traffic.drain() }).catch(fail);
   const stop = async () => {
     if (reporting) clearInterval(reporting);
+    reporting = null;
     await traffic.stop();
     await send({ type: 'record', record: traffic.drain() });
     await send({ type: 'stopped', investmentIds: traffic.investmentIds() });

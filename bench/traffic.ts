@@ -141,8 +141,9 @@ export class TrafficLog {
   settledAt = 0;
 
   add(record: TrafficRecord): void {
-    this.samples.push(...record.samples);
-    this.loopDelays.push(...record.loopDelays);
+    // One by one: spread, a long drain would pass more arguments than a call takes.
+    for (const sample of record.samples) this.samples.push(sample);
+    for (const delay of record.loopDelays) this.loopDelays.push(delay);
     this.settledAt = Math.max(this.settledAt, record.settledAt);
   }
 
