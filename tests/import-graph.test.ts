@@ -9,7 +9,7 @@ import { PROJECT_ROOT } from '../src/db/migrations.js';
  * to the entry points that hand them in).
  */
 const LAYERS: [number, RegExp][] = [
-  [0, /^src\/(config|redis|generated)\/|^src\/log\.ts$/],
+  [0, /^src\/(config|deps|redis|generated)\/|^src\/log\.ts$/],
   [1, /^src\/db\/|^src\/process-(exit|priority)\.ts$/],
   [2, /^src\/(fleet|demo)\//],
   [3, /^src\/market\//],

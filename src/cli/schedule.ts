@@ -1,5 +1,5 @@
 import path from 'node:path';
-import { Queue } from 'bullmq';
+import { bullmq } from '../deps/bullmq.js';
 import { PROJECT_ROOT } from '../db/migrations.js';
 import { families } from '../families/index.js';
 import { SCHEDULES_QUEUE } from '../fleet/queues.js';
@@ -52,7 +52,7 @@ export const scheduleCommand = defineCommand({
     }
     const fleet = await openFleet(config);
     const redis = fleet.redis;
-    const queue = new Queue(SCHEDULES_QUEUE, { connection: redis, prefix: fleet.layout.shared });
+    const queue = new bullmq.Queue(SCHEDULES_QUEUE, { connection: redis, prefix: fleet.layout.shared });
     try {
       if (action === 'apply') {
         const report = await applySchedules(queue, redis, schedules);

@@ -1,4 +1,5 @@
-import { Queue } from 'bullmq';
+import type { Queue } from 'bullmq';
+import { bullmq } from '../deps/bullmq.js';
 import type { RedisClient } from '../redis/connection.js';
 import { Prisma } from '../db/prisma.js';
 import { auditRecord } from '../fleet/audit.js';
@@ -65,7 +66,7 @@ function notifications(ctx: HandlerContext): Queue {
   if (!byPrefix) notificationQueues.set(ctx.redis, (byPrefix = new Map<string, Queue>()));
   let queue = byPrefix.get(ctx.prefix);
   if (!queue) {
-    queue = new Queue(NOTIFICATIONS_QUEUE, {
+    queue = new bullmq.Queue(NOTIFICATIONS_QUEUE, {
       connection: ctx.redis,
       prefix: ctx.prefix,
       defaultJobOptions: { attempts: 5, backoff: { type: 'exponential', delay: 5_000 }, removeOnComplete: { count: 10_000 }, removeOnFail: { count: 10_000 } },

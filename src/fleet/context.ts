@@ -1,5 +1,5 @@
 import type { Queue, Worker } from 'bullmq';
-import { Cluster, Redis } from 'ioredis';
+import { ioredis } from '../deps/ioredis.js';
 import pino, { type Logger } from 'pino';
 import { redisTarget, type FleetConfig } from '../config/env.js';
 import { createPrisma, type PrismaClient } from '../db/prisma.js';
@@ -83,7 +83,7 @@ async function closeOnceReconnected(connection: RedisClient, bullWorkers: Worker
     // The fleet hands BullMQ ioredis connections; its blocking ones are their duplicates.
     // A client already closed (workers stopped before) has nothing to wait for.
     for (const client of [connection, ...blocking]) {
-      if ((client instanceof Redis || client instanceof Cluster) && client.status !== 'end') await untilReady(client, () => undefined);
+      if ((client instanceof ioredis.Redis || client instanceof ioredis.Cluster) && client.status !== 'end') await untilReady(client, () => undefined);
     }
   })();
   await Promise.race([reconnected, new Promise((resolve) => setTimeout(resolve, RECONNECT_WAIT_MS).unref())]);

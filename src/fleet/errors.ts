@@ -1,10 +1,10 @@
-import { UnrecoverableError } from 'bullmq';
+import { bullmq } from '../deps/bullmq.js';
 
 /**
  * A failure that no retry can fix (bad data, a row that needs a person):
  * the job fails at once with this message as its readable reason.
  */
-export class PermanentJobError extends UnrecoverableError {
+export class PermanentJobError extends bullmq.UnrecoverableError {
   constructor(message: string) {
     super(message);
     this.name = 'UnrecoverableError';

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { Cluster } from 'ioredis';
+import { ioredis } from '../deps/ioredis.js';
 import type { RedisClient as Redis } from '../redis/connection.js';
 
 /**
@@ -83,7 +83,7 @@ export function provesLoss(marker: RedisMarker | null, address: string, run: Run
 
 /** Where a run's keys are: host:port/db of the connection and the key prefix (never a password). */
 export function redisAddressOf(redis: Redis, prefix: string): string {
-  if (redis instanceof Cluster) {
+  if (redis instanceof ioredis.Cluster) {
     // The seed nodes the cluster was reached through: unlike its masters, they do not move with a failover.
     const { startupNodes } = redis as unknown as { startupNodes: ({ host?: string; port?: number } | string | number)[] };
     const seeds = startupNodes.map((node) => (typeof node === 'object' ? `${node.host ?? '127.0.0.1'}:${node.port ?? 6379}` : String(node)));

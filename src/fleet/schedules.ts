@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { Queue, Worker, type Job } from 'bullmq';
+import type { Job, Queue, Worker } from 'bullmq';
 import type { RedisClient } from '../redis/connection.js';
 import type { Logger } from 'pino';
 import { parseDuration } from '../config/duration.js';

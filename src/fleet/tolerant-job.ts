@@ -1,9 +1,10 @@
-import { Job, Queue, Worker, type JobJson } from 'bullmq';
+import type { Job, JobJson } from 'bullmq';
+import { bullmq } from '../deps/bullmq.js';
 
 /** The data a job is given in place of data that is not JSON: refused by the data check with a readable reason. */
 export const UNREADABLE_DATA = '__unreadableJobData';
 
-type JobQueue = Parameters<typeof Job.fromJSON>[0];
+type JobQueue = Parameters<typeof bullmq.Job.fromJSON>[0];
 
 /**
  * A BullMQ job that survives data written into Redis that is not JSON.
@@ -13,7 +14,7 @@ type JobQueue = Parameters<typeof Job.fromJSON>[0];
  * marker instead, so the worker fails it once with a reason and the board
  * shows it.
  */
-class TolerantJob extends Job {
+class TolerantJob extends bullmq.Job {
   static override fromJSON<T = unknown, R = unknown, N extends string = string>(queue: JobQueue, json: JobJson, jobId?: string): Job<T, R, N> {
     try {
       return super.fromJSON<T, R, N>(queue, json, jobId);
@@ -25,14 +26,14 @@ class TolerantJob extends Job {
 }
 
 /** A Queue whose jobs are TolerantJobs. */
-export class FleetQueue<T = unknown> extends Queue<T> {
+export class FleetQueue<T = unknown> extends bullmq.Queue<T> {
   protected override get Job(): typeof Job {
     return TolerantJob as typeof Job;
   }
 }
 
 /** A Worker whose jobs are TolerantJobs. */
-export class FleetWorker<T = unknown, R = unknown> extends Worker<T, R> {
+export class FleetWorker<T = unknown, R = unknown> extends bullmq.Worker<T, R> {
   protected override get Job(): typeof Job {
     return TolerantJob as typeof Job;
   }

@@ -1,4 +1,5 @@
-import { DelayedError, RateLimitError, UnrecoverableError, WaitingChildrenError, Worker, type Job } from 'bullmq';
+import type { Job, Worker } from 'bullmq';
+import { bullmq } from '../deps/bullmq.js';
 import type { Logger } from 'pino';
 import { loadMarketConfig, type MarketConfig } from '../config/market.js';
 import type { PrismaClient } from '../db/prisma.js';
@@ -162,7 +163,7 @@ function familyBatcher({ deps, options, metrics }: Shared, family: JobFamily, co
         records.push({ runId: work.runId, jobId: work.jobId, outcome: result.status === 'skipped' ? 'skipped' : 'completed' });
       } else if (result instanceof RateLimitedError) {
         // Not an outcome: the job runs again once the window allows.
-      } else if (final || result instanceof UnrecoverableError) {
+      } else if (final || result instanceof bullmq.UnrecoverableError) {
         records.push({ runId: work.runId, jobId: work.jobId, outcome: 'failed' });
         counted.add(result);
       }
@@ -199,7 +200,7 @@ async function admit({ deps, guard }: Shared, family: JobFamily, job: Job<JobDat
   if (verdict.kind === 'park') {
     // Its run is paused: the job waits aside, no attempt spent, until resume promotes it.
     await job.moveToDelayed(Date.now() + PARKED_MS, token);
-    throw new DelayedError();
+    throw new bullmq.DelayedError();
   }
   return { data, paceMs: verdict.kind === 'run' ? verdict.paceMs : null };
 }
@@ -224,7 +225,7 @@ function jobProcessor(
       const wait = admitted.paceMs ? await pacer.waitFor(job, admitted.data.runId, admitted.paceMs) : 0;
       if (wait > HOLD_IN_WORKER_MS) {
         await job.moveToDelayed(Date.now() + wait, token);
-        throw new DelayedError();
+        throw new bullmq.DelayedError();
       }
       if (wait > 0) {
         await new Promise((resolve) => setTimeout(resolve, wait));
@@ -244,7 +245,7 @@ function jobProcessor(
         await worker().rateLimit(error.delayMs);
         void metrics.recordRateLimitDelay(family.name, error.delayMs).catch(() => undefined);
         log.info({ jobId: job.id, delayMs: error.delayMs, reason: error.message }, 'rate limited');
-        throw Worker.RateLimitError();
+        throw bullmq.Worker.RateLimitError();
       }
       const runId = error instanceof ForeignRunError ? null : runIdOf(job);
       if (runId && isFinalAttempt(job, error) && !counted.has(error as object)) {
@@ -334,8 +335,13 @@ function isLastAttempt(job: Job): boolean {
 
 /** Whether BullMQ will give up on the job after this error: no retry can follow. */
 function isFinalAttempt(job: Job, error: unknown): boolean {
-  if (error instanceof UnrecoverableError) return true;
-  if (error instanceof RateLimitedError || error instanceof DelayedError || error instanceof RateLimitError || error instanceof WaitingChildrenError)
+  if (error instanceof bullmq.UnrecoverableError) return true;
+  if (
+    error instanceof RateLimitedError ||
+    error instanceof bullmq.DelayedError ||
+    error instanceof bullmq.RateLimitError ||
+    error instanceof bullmq.WaitingChildrenError
+  )
     return false;
   return isLastAttempt(job);
 }

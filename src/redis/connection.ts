@@ -1,4 +1,5 @@
-import { Cluster, Redis, type ClusterOptions, type RedisOptions } from 'ioredis';
+import type { Cluster, ClusterOptions, Redis, RedisOptions } from 'ioredis';
+import { ioredis } from '../deps/ioredis.js';
 
 /** A connection to the fleet's Redis: one server, or a Redis Cluster. */
 export type RedisClient = Redis | Cluster;
@@ -15,7 +16,7 @@ export interface RedisTarget {
 
 function connect(target: RedisTarget, options: RedisOptions): RedisClient {
   const { cluster } = target;
-  if (!cluster) return new Redis(target.url, options);
+  if (!cluster) return new ioredis.Redis(target.url, options);
   const { enableOfflineQueue, lazyConnect, retryStrategy, ...perNode } = options;
   const clusterOptions: ClusterOptions = {
     enableOfflineQueue,
@@ -27,7 +28,7 @@ function connect(target: RedisTarget, options: RedisOptions): RedisClient {
     retryDelayOnClusterDown: 300,
     redisOptions: { ...perNode, password: cluster.password, tls: cluster.tls ? {} : undefined },
   };
-  return new Cluster(cluster.nodes, clusterOptions);
+  return new ioredis.Cluster(cluster.nodes, clusterOptions);
 }
 
 /**

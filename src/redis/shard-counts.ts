@@ -1,4 +1,4 @@
-import { Cluster } from 'ioredis';
+import { ioredis } from '../deps/ioredis.js';
 import { ConfigError, type FleetConfig } from '../config/env.js';
 import type { RedisClient } from './connection.js';
 import { keyLayout } from './key-layout.js';
@@ -16,7 +16,7 @@ function countsKey(config: Pick<FleetConfig, 'queuePrefix' | 'redisCluster'>): s
  */
 export async function resolveShardCounts(redis: RedisClient, config: FleetConfig): Promise<ShardCounts> {
   const recorded = await redis.hgetall(countsKey(config));
-  const masters = redis instanceof Cluster ? Math.max(1, redis.nodes('master').length) : 1;
+  const masters = redis instanceof ioredis.Cluster ? Math.max(1, redis.nodes('master').length) : 1;
   for (const [family, wanted] of Object.entries(config.shards?.byFamily ?? {})) checkAgainstRecord(family, wanted, recorded[family]);
   const all = config.shards?.all;
   if (all) for (const [family, count] of Object.entries(recorded)) if (!config.shards?.byFamily[family]) checkAgainstRecord(family, all, count, 'TYS_SHARDS');
