@@ -72,12 +72,11 @@ export class ApplicationProcess {
     const app = new ApplicationProcess(child);
     const { cpus: _cpus, ...setup } = options;
     child.send({ type: 'setUp', setup } satisfies ApplicationOrder);
-    while (!app.ready) {
-      if (app.failure) {
-        app.kill();
-        throw app.failure;
-      }
-      await app.next(1_000);
+    try {
+      await app.until(() => app.ready);
+    } catch (error) {
+      app.kill();
+      throw error;
     }
     return app;
   }
@@ -91,17 +90,19 @@ export class ApplicationProcess {
   async settled(at: number): Promise<void> {
     const deadline = Date.now() + SETTLE_TIMEOUT_MS;
     let flushedAt = 0;
-    while (this.log.settledAt < at) {
-      if (this.failure) throw this.failure;
-      if (Date.now() > deadline)
-        throw new Error(`the simulated application still had requests due before ${new Date(at).toISOString()} in flight after ${SETTLE_TIMEOUT_MS} ms`);
-      // Asked for early once the moment has passed, no more often than FLUSH_EVERY_MS: the application's CPU is what is measured.
-      if (Date.now() >= at && Date.now() - flushedAt >= FLUSH_EVERY_MS) {
-        this.order({ type: 'flush' });
-        flushedAt = Date.now();
-      }
-      await this.next(FLUSH_EVERY_MS);
-    }
+    await this.until(
+      () => this.log.settledAt >= at,
+      FLUSH_EVERY_MS,
+      () => {
+        if (Date.now() > deadline)
+          throw new Error(`the simulated application still had requests due before ${new Date(at).toISOString()} in flight after ${SETTLE_TIMEOUT_MS} ms`);
+        // Asked for early once the moment has passed, no more often than FLUSH_EVERY_MS: the application's CPU is what is measured.
+        if (Date.now() >= at && Date.now() - flushedAt >= FLUSH_EVERY_MS) {
+          this.order({ type: 'flush' });
+          flushedAt = Date.now();
+        }
+      },
+    );
   }
 
   /** The figures of the requests due within `ranges` (call settled() first for figures that are final). */
@@ -111,14 +112,9 @@ export class ApplicationProcess {
 
   /** Stops sending, waits for the requests in flight, and resolves to the investments the application made. */
   async stop(): Promise<string[]> {
-    if (!this.investmentIds) {
-      this.order({ type: 'stop' });
-      while (!this.investmentIds) {
-        if (this.failure) throw this.failure;
-        await this.next(1_000);
-      }
-    }
-    return this.investmentIds;
+    if (!this.investmentIds) this.order({ type: 'stop' });
+    await this.until(() => this.investmentIds !== null);
+    return this.investmentIds!;
   }
 
   /** Ends the process, stopped or not (for cleanups). */
@@ -129,6 +125,19 @@ export class ApplicationProcess {
   private order(order: ApplicationOrder): void {
     if (this.failure) throw this.failure;
     if (this.child.connected) this.child.send(order);
+  }
+
+  /**
+   * Resolves once `done()` holds, looking again at each report from the
+   * process and at least every `everyMs` (after `each`, if given); rejects
+   * with the process's failure as soon as there is one.
+   */
+  private async until(done: () => boolean, everyMs = 1_000, each?: () => void): Promise<void> {
+    while (!done()) {
+      if (this.failure) throw this.failure;
+      each?.();
+      await this.next(everyMs);
+    }
   }
 
   /** Resolves at the next report from the process, or after `ms`. */
