@@ -15,7 +15,6 @@ import { execFileSync, spawn } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import path from 'node:path';
-import { parseArgs } from 'node:util';
 import { Queue, Worker } from 'bullmq';
 import { Redis } from 'ioredis';
 import pg from 'pg';
@@ -27,35 +26,47 @@ import { seedMvp } from '../src/demo/seed.js';
 import { lotsFamily } from '../src/families/lots.js';
 import { openFleet } from '../src/fleet/context.js';
 import { LocalRedisCluster } from '../tests/support/redis-cluster.js';
+import { integerOption, refuse, scriptOptions } from './script-options.js';
 
-const { values } = parseArgs({
-  options: {
-    n: { type: 'string', default: '100000' },
-    workers: { type: 'string', default: '1' },
-    sample: { type: 'string', default: '5000' },
-    concurrency: { type: 'string' },
-    cluster: { type: 'boolean', default: false },
-    paced: { type: 'string' },
-    'paced-n': { type: 'string', default: '20000' },
-    // A folder to write V8 CPU profiles of the workers and the producer into (open them in Chrome's DevTools).
-    profile: { type: 'string' },
-  },
+const usage = `Usage: npm run bench -- [options]
+
+Seeds N MVP investments into a scratch database (tys_bench, removed at the
+end) and measures, in one run on the same data: the document's per-row script
+on a sample, the set-based SQL bound, BullMQ's no-op ceiling, and the fleet
+end to end, with the CPU each part spends per investment.
+
+Options:
+  --n N             investments to seed (default 100000)
+  --workers K       worker processes for the fleet (default 1)
+  --sample N        investments the per-row script runs over (default 5000)
+  --concurrency N   overrides the lots family's concurrency
+  --cluster         also the fleet on a local Redis Cluster of 3 masters
+  --paced RATE      also a run paced at RATE, like 400/1s, next to BullMQ's limiter
+  --paced-n N       investments of the paced runs (default 20000)
+  --profile DIR     write V8 CPU profiles of the workers and the producer there
+  -h, --help        this help`;
+
+const values = scriptOptions('bench', usage, {
+  n: { type: 'string', default: '100000' },
+  workers: { type: 'string', default: '1' },
+  sample: { type: 'string', default: '5000' },
+  concurrency: { type: 'string' },
+  cluster: { type: 'boolean', default: false },
+  paced: { type: 'string' },
+  'paced-n': { type: 'string', default: '20000' },
+  profile: { type: 'string' },
 });
 const profileFlags = values.profile ? ['--cpu-prof', `--cpu-prof-dir=${path.resolve(values.profile)}`] : [];
-const N = Number(values.n);
-const WORKERS = Number(values.workers);
-const SAMPLE = Math.min(N, Number(values.sample));
-const PACED_N = Math.min(N, Number(values['paced-n']));
-if (![N, WORKERS, SAMPLE, PACED_N].every((v) => Number.isInteger(v) && v > 0)) {
-  console.error('error: --n, --workers, --sample and --paced-n must be positive integers');
-  process.exit(2);
-}
+const N = integerOption('bench', 'n', values.n, 1);
+const WORKERS = integerOption('bench', 'workers', values.workers, 1, 64);
+const SAMPLE = Math.min(N, integerOption('bench', 'sample', values.sample, 1));
+const PACED_N = Math.min(N, integerOption('bench', 'paced-n', values['paced-n'], 1));
+const CONCURRENCY = values.concurrency === undefined ? undefined : integerOption('bench', 'concurrency', values.concurrency, 1, 10_000);
 let pacedRate: { max: number; windowMs: number } | null = null;
 try {
   pacedRate = values.paced === undefined ? null : parseRate(values.paced);
 } catch (error) {
-  console.error(`error: --paced: ${(error as Error).message}`);
-  process.exit(2);
+  refuse('bench', `--paced: ${(error as Error).message}`);
 }
 
 const server = new URL(process.env.BENCH_DATABASE_URL ?? process.env.DATABASE_URL ?? 'postgresql://postgres@127.0.0.1:5432/postgres');
@@ -313,7 +324,7 @@ function runProducer(producerEnv: NodeJS.ProcessEnv = env, args: string[] = []):
 
 function startWorker(workerEnv: NodeJS.ProcessEnv = env, extraArgs: string[] = []) {
   const args = [...profileFlags, path.join(PROJECT_ROOT, 'bin', 'tys.js'), 'worker', '--families', 'lots', ...extraArgs];
-  if (values.concurrency) args.push('--concurrency', values.concurrency);
+  if (CONCURRENCY) args.push('--concurrency', String(CONCURRENCY));
   const child = spawn(process.execPath, args, { env: workerEnv, cwd: PROJECT_ROOT, stdio: ['ignore', 'ignore', 'inherit'] });
   const exited = new Promise<number | null>((resolve) => child.on('close', resolve));
   return { child, exited };
@@ -534,7 +545,7 @@ const result = {
   n: N,
   cores,
   workers: WORKERS,
-  concurrency: values.concurrency ? Number(values.concurrency) : lotsFamily.options.concurrency,
+  concurrency: CONCURRENCY ?? lotsFamily.options.concurrency,
   batch: lotsFamily.options.batch,
   documentSample: SAMPLE,
   rates: {

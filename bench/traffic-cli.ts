@@ -1,32 +1,43 @@
-// npm run traffic -- [--rate 200] [--seconds 0] [--every 10] [--users 50] [--keep]
+// npm run traffic -- [options]; --help lists them.
 //
 // The application's traffic against DATABASE_URL (a rehearsal copy, never
 // production: it writes rows, of users of its own) until Ctrl-C or
 // --seconds, with a line of figures per request kind every --every seconds;
 // then it deletes its users and everything of theirs unless --keep.
-import { parseArgs } from 'node:util';
 import { loadConfig } from '../src/config/env.js';
 import { createPrisma } from '../src/db/prisma.js';
+import { integerOption, scriptOptions } from './script-options.js';
 import { TrafficLog, TrafficSimulator, type WindowStats } from './traffic.js';
 
-const { values } = parseArgs({
-  options: {
-    rate: { type: 'string', default: '200' },
-    seconds: { type: 'string', default: '0' },
-    every: { type: 'string', default: '10' },
-    users: { type: 'string', default: '50' },
-    keep: { type: 'boolean', default: false },
-  },
+const usage = `Usage: npm run traffic -- [options]
+
+The application's traffic against DATABASE_URL: open a portfolio, add an
+investment, buy more of one, refresh a price, and price alerts once that phase
+is in. Only ever against a rehearsal copy, never production: it writes rows,
+of users of its own, and deletes them at the end unless --keep. A line of
+figures per request kind every --every seconds, until Ctrl-C or --seconds.
+
+Options:
+  --rate N      requests per second (default 200)
+  --seconds S   stop after S seconds; 0 runs until Ctrl-C (default 0)
+  --every S     seconds between two lines of figures (default 10)
+  --users N     simulated users (default 50)
+  --keep        keep the simulated users and their rows
+  -h, --help    this help`;
+
+const values = scriptOptions('traffic', usage, {
+  rate: { type: 'string', default: '200' },
+  seconds: { type: 'string', default: '0' },
+  every: { type: 'string', default: '10' },
+  users: { type: 'string', default: '50' },
+  keep: { type: 'boolean', default: false },
 });
-const numbers = { rate: Number(values.rate), seconds: Number(values.seconds), every: Number(values.every), users: Number(values.users) };
-for (const [name, value] of Object.entries(numbers)) {
-  if (!Number.isInteger(value) || value < (name === 'seconds' ? 0 : 1)) {
-    console.error(
-      `error: --${name} must be a ${name === 'seconds' ? 'non-negative' : 'positive'} integer, got "${values[name as keyof typeof values] as string}"`,
-    );
-    process.exit(2);
-  }
-}
+const numbers = {
+  rate: integerOption('traffic', 'rate', values.rate, 1),
+  seconds: integerOption('traffic', 'seconds', values.seconds, 0),
+  every: integerOption('traffic', 'every', values.every, 1),
+  users: integerOption('traffic', 'users', values.users, 1),
+};
 
 function print(window: WindowStats): void {
   const line = (name: string, s: WindowStats['all']) =>

@@ -3,6 +3,7 @@ import { redisTarget, type FleetConfig } from '../src/config/env.js';
 import type { MarketConfig } from '../src/config/market.js';
 import { createLogger } from '../src/log.js';
 import { applyNiceness } from '../src/process-priority.js';
+import { openConnections } from '../src/db/sql.js';
 import { redisAddress } from '../src/redis/connection.js';
 import { openFleet } from '../src/fleet/context.js';
 import type { JobFamily } from '../src/fleet/family.js';
@@ -24,7 +25,12 @@ export interface WorkerProcessOptions {
   stalledInterval?: number;
   /** How long, in ms, active jobs may take to finish after SIGTERM before the process exits anyway. Default 60,000. */
   shutdownTimeoutMs?: number;
-  /** Postgres connections the process may open. Default 20: with batching, few connections carry many jobs. */
+  /**
+   * Postgres connections the process may open. Default 20: with batching, few
+   * connections carry many jobs. As many as the families' jobs can use at
+   * once (their concurrency, up to this size) are opened before the first
+   * job (see openConnections).
+   */
   poolSize?: number;
   /** Throttling on the database's health (see DbHealth); null turns it off. Default: on, with the default thresholds. */
   throttle?: Partial<ThrottleThresholds> | null;
@@ -57,7 +63,8 @@ export async function runWorkerProcess(config: FleetConfig, options: WorkerProce
     process.on('SIGINT', stop);
     watchParent(() => stop('parent process exited'));
   });
-  const fleet = await openFleet(config, { role: 'worker', poolSize: options.poolSize ?? 20 });
+  const poolSize = options.poolSize ?? 20;
+  const fleet = await openFleet(config, { role: 'worker', poolSize });
   const ready = fleet.ready(() => log.warn({ redis: redisAddress(redisTarget(config)) }, 'waiting for Redis'));
   if ((await Promise.race([ready.then(() => 'ready'), stopRequested.then(() => 'stop')])) === 'stop') {
     await fleet.close();
@@ -79,6 +86,11 @@ export async function runWorkerProcess(config: FleetConfig, options: WorkerProce
           options.throttle,
         );
   health?.start();
+  const concurrent = options.families.reduce((sum, family) => sum + (options.concurrency ?? family.options.concurrency), 0);
+  // A database that does not answer yet is the jobs' concern: they retry.
+  await openConnections(fleet.prisma, Math.min(poolSize, concurrent)).catch((error: Error) =>
+    log.warn({ err: error.message }, 'could not open the database connections ahead of the first jobs'),
+  );
   const workers = fleet.startWorkers(options.families, {
     concurrency: options.concurrency,
     limiter: options.limiter,

@@ -47,6 +47,6 @@ export function createPrisma(databaseUrl: string, options: PrismaOptions = {}): 
   pool.on('connect', (client) => client.on('error', () => undefined));
   const adapter = releaseBrokenTransactions(new PrismaPg(pool, { disposeExternalPool: true }));
   const prisma = new PrismaClient({ adapter });
-  registerPool(prisma, pool);
+  registerPool(prisma, pool, max);
   return prisma;
 }
