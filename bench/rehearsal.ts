@@ -89,6 +89,24 @@ export interface StepReport {
   throttled: boolean;
   /** With `alternate`: the application in the spells with the workers stopped (quiet) and just before each (busy). */
   alternation?: { busy: AlternationWindow; quiet: AlternationWindow; p99BusyVsQuiet: number };
+  /** The baseline cut into windows as long as the step (see sameLengthWindows); absent for the baseline itself and steps too long for two such windows. */
+  baselineWindows?: SameLengthWindows;
+}
+
+/**
+ * The baseline cut into back-to-back windows as long as a step, and the p99
+ * of each: what a step of that length sees with no fleet at all. A step of a
+ * few seconds holds a few hundred requests, so its p99 is its slowest two or
+ * three, and one stall of the machine decides it; the baseline's own
+ * windows of its length show how far such stalls go here. The median is
+ * the fair yardstick for a short step's p99, the baseline's whole p99 is not.
+ */
+export interface SameLengthWindows {
+  windows: number;
+  medianP99Ms: number;
+  maxP99Ms: number;
+  /** The step's p99 over the median of these windows' p99s. */
+  p99VsMedian: number;
 }
 
 export interface AlternationWindow {
@@ -206,6 +224,18 @@ function alternationOf(segments: Segment[], app: ApplicationProcess): StepReport
 }
 
 const round = (ms: number) => Number(ms.toFixed(1));
+
+/** See SameLengthWindows; undefined when the range holds fewer than two windows of `seconds`. */
+function sameLengthWindows(app: ApplicationProcess, [from, to]: TimeRange, seconds: number, p99Ms: number): SameLengthWindows | undefined {
+  const length = seconds * 1000;
+  const count = length > 0 ? Math.floor((to - from) / length) : 0;
+  if (count < 2) return undefined;
+  const p99s = Array.from({ length: count }, (_, i) => app.window('baseline slice', [[from + i * length, from + (i + 1) * length]]).all.p99Ms).sort(
+    (a, b) => a - b,
+  );
+  const median = round(p99s[Math.floor(count / 2)]!);
+  return { windows: count, medianP99Ms: median, maxP99Ms: round(p99s.at(-1)!), p99VsMedian: median > 0 ? Number((p99Ms / median).toFixed(2)) : 0 };
+}
 
 /**
  * One pair: `quietSeconds` of the run working, then as long with the worker
@@ -361,9 +391,9 @@ export async function rehearse(options: RehearsalOptions): Promise<RehearsalRepo
       for (const until = from + (options.baselineSeconds ?? 60) * 1000; Date.now() < until;) await pause(Math.min(500, until - Date.now()));
       const to = Date.now();
       await app.settled(to);
-      return app.window(label, [[from, to]]);
+      return { window: app.window(label, [[from, to]]), range: [from, to] as TimeRange };
     };
-    const baselineWindow = await alone('baseline');
+    const { window: baselineWindow, range: baselineRange } = await alone('baseline');
     const baseline = report('baseline', baselineWindow, baselineWindow.all.p99Ms, NO_FLEET, null);
     const baselineP99 = baselineWindow.all.p99Ms;
     const steps: StepReport[] = [];
@@ -467,8 +497,13 @@ export async function rehearse(options: RehearsalOptions): Promise<RehearsalRepo
     // The application alone again, as long as the baseline, on the migrated
     // schema and data: what the new schema costs its requests (the portfolio
     // read also reads lots), apart from anything the fleet does.
-    const after = report('after, fleet idle', await alone('after'), baselineP99, NO_FLEET, null);
+    const after = report('after, fleet idle', (await alone('after')).window, baselineP99, NO_FLEET, null);
     say(`${after.step.padEnd(44)} app p99 ${after.app.p99Ms} ms (x${after.app.p99VsBaseline}), errors ${after.app.errors}`);
+    // Once all is measured: slicing the baseline for every step costs the rehearsal's process some CPU, on the application's cores.
+    for (const measured of steps) {
+      const windows = sameLengthWindows(app, baselineRange, measured.seconds, measured.app.p99Ms);
+      if (windows) measured.baselineWindows = windows;
+    }
     const appInvestments = await app.stop();
     const lots = await lotsFamily.verify!(prisma);
     const constraintsLeft = (await auditConstraints(prisma)).reduce((sum, audit) => sum + audit.violations, 0);
@@ -504,11 +539,11 @@ export function reportTable(result: RehearsalReport): string {
         s.fleet ? `${s.fleet.jobs} at ${s.fleet.perSecond}/s${s.fleet.failed ? `, ${s.fleet.failed} failed` : ''}` : '-'
       } | ${s.lockWaitersMax} | ${s.appWaitsOnFleet} | ${s.throttled ? 'yes' : 'no'} | ${s.app.loopDelayP99Ms} | ${
         s.alternation ? `${s.alternation.busy.p99Ms} / ${s.alternation.quiet.p99Ms} (x${s.alternation.p99BusyVsQuiet})` : '-'
-      } |`,
+      } | ${s.baselineWindows ? `x${s.baselineWindows.p99VsMedian} (${s.baselineWindows.medianP99Ms}; ${s.baselineWindows.maxP99Ms})` : '-'} |`,
   );
   return [
-    '| step | s | app requests | app p99 ms | p99 / baseline | app errors | fleet jobs | lock waiters (max) | app waiting on the fleet (looks) | throttled | app loop delay p99 ms | app p99 ms, workers working / stopped |',
-    '| --- | ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: | --- | ---: | ---: |',
+    '| step | s | app requests | app p99 ms | p99 / baseline | app errors | fleet jobs | lock waiters (max) | app waiting on the fleet (looks) | throttled | app loop delay p99 ms | app p99 ms, workers working / stopped | p99 / baseline windows of its length (their median; max ms) |',
+    '| --- | ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: | --- | ---: | ---: | ---: |',
     ...rows,
   ].join('\n');
 }

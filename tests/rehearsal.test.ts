@@ -33,6 +33,16 @@ describe('an online rehearsal, small', () => {
     expect(Object.keys(result.baseline.app.p99ByKindMs)).toEqual(expect.arrayContaining(['open-portfolio', 'purchase', 'refresh-price']));
     for (const step of [result.baseline, ...result.steps]) expect(Number.isFinite(step.app.loopDelayP99Ms), step.step).toBe(true);
     expect(result.steps.reduce((sum, step) => sum + step.app.requests, 0)).toBeGreaterThan(50);
+    // A short step is also set against the baseline's own windows of its length; the lots run is too long for two.
+    const short = result.steps.filter((step) => step.seconds > 0 && step.seconds * 2 <= 3);
+    expect(short.length).toBeGreaterThan(0);
+    for (const step of short) {
+      const windows = step.baselineWindows;
+      expect(windows?.windows, step.step).toBeGreaterThanOrEqual(2);
+      expect(windows!.medianP99Ms, step.step).toBeLessThanOrEqual(windows!.maxP99Ms);
+      expect(windows!.p99VsMedian, step.step).toBeCloseTo(step.app.p99Ms / windows!.medianP99Ms, 1);
+    }
+    expect(result.steps.find((s) => s.step === 'lots (fleet)')!.baselineWindows).toBeUndefined();
     // The seed's broken quantities were fixed, then every investment got its lots, the application's own among them.
     expect(result.steps.find((s) => s.step === 'constraints (fleet)')!.fleet!.jobs).toBeGreaterThan(0);
     expect(result.steps.find((s) => s.step === 'lots (fleet)')!.fleet!.jobs).toBeGreaterThanOrEqual(3_000);
