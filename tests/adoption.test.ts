@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import { afterEach, describe, expect, it } from 'vitest';
 import { listMigrationFiles, readMigrationSql, revertMigrations } from '../src/db/migrations.js';
-import { lockPlan } from '../src/db/lock-plan.js';
+import { lockPlan, newObjectsFirst } from '../src/db/lock-plan.js';
 import { createTestDatabase, type TestDatabase } from './support/databases.js';
 import { REDIS_URL, testPrefix } from './support/fleet.js';
 import { runTys, until } from './support/processes.js';
@@ -278,6 +278,74 @@ describe('adopting a production database on the MVP schema', () => {
       await app.query('ROLLBACK').catch(() => undefined);
       await app.end();
     }
+  });
+
+  it("creates a migration's new tables before it locks the application's: ACCESS EXCLUSIVE on Investment is held only for what needs it", async () => {
+    const db = track(await createTestDatabase());
+    await revertMigrations(db.url, PHASE4);
+    const app = new pg.Client({ connectionString: db.url, application_name: 'portfolio-page' });
+    await app.connect();
+    try {
+      await app.query(`BEGIN; SELECT count(*) FROM "Investment"`);
+      const migrating = runTys(['migrate', '--to', PHASE5, '--lock-timeout', '10s'], env(db));
+      await until(
+        'the migration to ask for Investment',
+        async () => (await sql(db, `SELECT 1 FROM pg_locks WHERE relation = '"Investment"'::regclass AND NOT granted`)).length > 0,
+        30_000,
+        10,
+      );
+      // Waiting for Investment, it already holds the four tables it created (and their indexes), which nobody else can see yet.
+      const [held] = await sql<{ n: number }>(
+        db,
+        `SELECT count(*)::int AS n FROM pg_locks l
+          WHERE l.granted AND l.locktype = 'relation' AND l.mode = 'AccessExclusiveLock'
+            AND l.pid = (SELECT pid FROM pg_locks WHERE relation = '"Investment"'::regclass AND NOT granted LIMIT 1)`,
+      );
+      expect(held!.n).toBeGreaterThanOrEqual(4);
+      await app.query('COMMIT');
+      const migrated = await migrating;
+      expect(migrated.code, migrated.stderr).toBe(0);
+      expect(migrated.stdout).toContain(`applied ${PHASE5}`);
+      const tables = await sql<{ name: string }>(
+        db,
+        `SELECT table_name AS name FROM information_schema.tables WHERE table_name IN ('PortfolioBenchmark', 'BenchmarkPrice', 'Goal', 'PriceAlert') ORDER BY 1`,
+      );
+      expect(tables.map((t) => t.name)).toEqual(['BenchmarkPrice', 'Goal', 'PortfolioBenchmark', 'PriceAlert']);
+    } finally {
+      await app.query('ROLLBACK').catch(() => undefined);
+      await app.end();
+    }
+  });
+
+  it('moves ahead only statements on new objects that name nothing a statement they pass names, and none where the SQL cannot be split safely', () => {
+    const phase5 = newObjectsFirst(readMigrationSql(PHASE5, 'migration'));
+    expect(lockPlan(phase5.late)).toEqual({
+      exclusive: ['"Investment"', '"PortfolioBenchmark"', '"Goal"', '"PriceAlert"'],
+      referenced: ['"Portfolio"', '"User"'],
+    });
+    expect(phase5.late.split(';\n').map((s) => /ALTER TABLE "\w+"/.exec(s)?.[0])).toEqual([
+      'ALTER TABLE "Investment"',
+      'ALTER TABLE "PortfolioBenchmark"',
+      'ALTER TABLE "Goal"',
+      'ALTER TABLE "Goal"',
+      'ALTER TABLE "PriceAlert"',
+    ]);
+    expect(phase5.early).toMatch(/^-- CreateEnum\nCREATE TYPE "GoalType"/);
+    expect(phase5.early).not.toContain('"Investment"');
+    expect(newObjectsFirst(`ALTER TABLE "Old" ADD COLUMN "code" TEXT; CREATE TABLE "New" ("code" TEXT); CREATE TYPE "Kind" AS ENUM ('a');`)).toEqual({
+      early: `CREATE TYPE "Kind" AS ENUM ('a');`,
+      late: `ALTER TABLE "Old" ADD COLUMN "code" TEXT;\nCREATE TABLE "New" ("code" TEXT);`,
+    });
+    // A default naming a sequence the migration creates, a copy of an existing table, a foreign key to one: all stay in place.
+    for (const sqlText of [
+      `CREATE SEQUENCE counter; CREATE TABLE "N" (id int DEFAULT nextval('counter'));`,
+      `ALTER TABLE "Old" ADD COLUMN x int; CREATE TABLE "N" (LIKE "Other");`,
+      `ALTER TABLE "Old" ADD COLUMN x int; CREATE TABLE "N" (id int REFERENCES "Other"(id));`,
+    ]) {
+      expect(newObjectsFirst(sqlText).early, sqlText).toBe('');
+    }
+    const withFunction = `ALTER TABLE "Old" ADD COLUMN x int; CREATE FUNCTION f() RETURNS int AS $$ SELECT 1; $$ LANGUAGE sql; CREATE TABLE "N" (id int);`;
+    expect(newObjectsFirst(withFunction)).toEqual({ early: '', late: withFunction });
   });
 
   it('reads the tables a migration locks from its SQL: altered, dropped and indexed ones exclusively, referenced ones for writes only', () => {

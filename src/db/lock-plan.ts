@@ -52,3 +52,95 @@ export function lockPlan(sql: string): LockPlan {
   }
   return { exclusive: [...exclusive], referenced: [...referenced] };
 }
+
+/**
+ * Words of SQL that name no object: two statements that share only these do
+ * not depend on each other through them.
+ */
+const KEYWORDS = new Set(
+  `add alter and as asc by cascade check column constraint create current_timestamp default delete desc exists false foreign if index
+   key no not null on only primary references restrict set table to true type unique update using with without zone action time
+   timestamp timestamptz date text varchar character varying char int integer int4 int8 bigint smallint serial bigserial decimal numeric
+   real double precision boolean bool uuid json jsonb bytea btree enum`.split(/\s+/),
+);
+
+/**
+ * The statements of a migration, or null where a dollar-quoted body (a
+ * function) or a string with backslash escapes makes splitting at
+ * semicolons unsafe.
+ */
+function statementsOf(sql: string): string[] | null {
+  if (/\bE'/i.test(sql)) return null;
+  const statements: string[] = [];
+  let start = 0;
+  for (let i = 0; i < sql.length; i++) {
+    const c = sql[i]!;
+    if (c === '$' && /^\$[A-Za-z_]*\$/.test(sql.slice(i))) return null;
+    if (c === '-' && sql[i + 1] === '-') i = sql.includes('\n', i) ? sql.indexOf('\n', i) : sql.length;
+    else if (c === '/' && sql[i + 1] === '*') i = sql.includes('*/', i) ? sql.indexOf('*/', i) + 1 : sql.length;
+    else if (c === "'" || c === '"') {
+      for (i++; i < sql.length && !(sql[i] === c && sql[i + 1] !== c); i++) if (sql[i] === c) i++;
+    } else if (c === ';') {
+      statements.push(sql.slice(start, i));
+      start = i + 1;
+    }
+  }
+  statements.push(sql.slice(start));
+  return statements.filter((s) => withoutCommentsAndStrings(s).trim() !== '');
+}
+
+/** The names a statement may refer to, strings' contents included (a default such as nextval('seq') names a sequence). */
+function namesIn(statement: string): Set<string> {
+  const names = new Set<string>();
+  for (const [word] of statement.replace(/--[^\n]*|\/\*[\s\S]*?\*\//g, ' ').matchAll(/"(?:[^"]|"")+"|[A-Za-z_][A-Za-z0-9_$]*/g)) {
+    const name = word.startsWith('"') ? word.slice(1, -1) : word.toLowerCase();
+    if (word.startsWith('"') || !KEYWORDS.has(name)) names.add(name.toLowerCase());
+  }
+  return names;
+}
+
+const CREATE_TABLE = new RegExp(String.raw`\bCREATE\s+TABLE\s+(?:IF\s+NOT\s+EXISTS\s+)?${QUALIFIED}`, 'gi');
+const HOISTABLE = /^\s*(?:CREATE\s+TYPE|CREATE\s+TABLE|CREATE\s+(?:UNIQUE\s+)?INDEX|ALTER\s+TABLE)\b/i;
+/** Clauses through which a new table takes from an existing one. */
+const BORROWS = /\b(?:LIKE|INHERITS|PARTITION\s+OF|AS\s+SELECT|AS\s+TABLE|AS\s+VALUES)\b/i;
+
+/**
+ * A migration's statements in the order that holds the application's
+ * tables locked the shortest: first those that only create or change
+ * objects new to the migration (types, tables and their indexes, nobody
+ * else can see them before the commit, so they need no lock on an existing
+ * table), then the rest, after the up-front locks of `late` are taken. In
+ * the document's phase 5, creating four tables, three types and seven
+ * indexes took 53 to 85 ms under traffic while ACCESS EXCLUSIVE on
+ * Investment was held, and the application's requests queued behind it.
+ *
+ * A statement moves ahead only when it names nothing (table, column, type,
+ * sequence: any word that is no SQL keyword) that a statement it passes
+ * names: so it cannot depend on one. Where the SQL cannot be split safely
+ * (a dollar-quoted body), nothing moves. Both parts run in the same
+ * transaction: all or nothing, as before.
+ */
+export function newObjectsFirst(sql: string): { early: string; late: string } {
+  const statements = statementsOf(sql);
+  if (!statements) return { early: '', late: sql };
+  const text = withoutCommentsAndStrings(sql);
+  const created = new Set([...text.matchAll(CREATE_TABLE)].map(tableOf));
+  const early: string[] = [];
+  const late: string[] = [];
+  const passed = new Set<string>();
+  for (const statement of statements) {
+    const bare = withoutCommentsAndStrings(statement);
+    const plan = lockPlan(statement);
+    const ownTables = [...plan.exclusive, ...plan.referenced, ...[...bare.matchAll(CREATE_TABLE)].map(tableOf)];
+    const names = namesIn(statement);
+    const movable =
+      HOISTABLE.test(bare) && !BORROWS.test(bare) && ownTables.every((table) => created.has(table)) && [...names].every((name) => !passed.has(name));
+    if (movable) early.push(statement);
+    else {
+      late.push(statement);
+      for (const name of names) passed.add(name);
+    }
+  }
+  const join = (part: string[]) => part.map((s) => s.trim()).join(';\n') + (part.length ? ';' : '');
+  return { early: join(early), late: join(late) };
+}

@@ -49,7 +49,7 @@ class LocksNotTaken extends Error {
 
 /**
  * Runs `body` in a transaction under the lock and statement timeouts, after
- * taking every lock of `locks` up front; when that or the body times out on
+ * `beforeLocks` and after taking every lock of `locks` up front; when that or the body times out on
  * a lock or is chosen as a deadlock victim, rolls back, names the sessions
  * that held the lock and tries again after a pause. After the last try: a
  * MigrationError, with nothing of `body` applied.
@@ -59,7 +59,11 @@ export async function withLockRetries(
   databaseUrl: string,
   what: string,
   locks: LockPlan,
-  options: Partial<LockLimits> & { onProgress?: (line: string) => void },
+  options: Partial<LockLimits> & {
+    onProgress?: (line: string) => void;
+    /** Statements that need none of `locks`, run in the same transaction before they are taken (see newObjectsFirst). */
+    beforeLocks?: () => Promise<unknown>;
+  },
   body: () => Promise<void>,
 ): Promise<void> {
   const limits = { ...DEFAULT_LOCK_LIMITS, ...definedOnly(options) };
@@ -70,6 +74,7 @@ export async function withLockRetries(
     try {
       await client.query('BEGIN');
       await client.query(`SELECT set_config('statement_timeout', $1, true)`, [`${limits.statementTimeoutMs}ms`]);
+      await options.beforeLocks?.();
       await takeLocks(client, locks, limits.lockTimeoutMs);
       await client.query(`SELECT set_config('lock_timeout', $1, true)`, [`${limits.lockTimeoutMs}ms`]);
       await body();

@@ -8,7 +8,7 @@ import { MigrationError } from './migration-error.js';
 import { archiveSales, salesHeld, SALES_MIGRATION } from './sales-archive.js';
 import { createIndexStatement, describeDifference, diffSchemas, snapshotOfSql, snapshotSchema, type SchemaDifference } from './schema-diff.js';
 import { withLockRetries, type LockLimits } from './lock-retry.js';
-import { lockPlan } from './lock-plan.js';
+import { lockPlan, newObjectsFirst } from './lock-plan.js';
 
 /** The project's root: the nearest folder above this module with a package.json (the same from src/ or from the compiled dist/src/). */
 export const PROJECT_ROOT = (() => {
@@ -173,10 +173,11 @@ export async function deployMigrations(databaseUrl: string, options: MigrateOpti
     const applied: string[] = [];
     for (const file of files) {
       if (history.applied.has(file.name)) continue;
-      const sql = readMigrationSql(file.name, 'migration', dir);
-      await withLockRetries(client, databaseUrl, file.name, lockPlan(sql), options, async () => {
+      const { early, late } = newObjectsFirst(readMigrationSql(file.name, 'migration', dir));
+      const beforeLocks = early ? () => client.query(early) : undefined;
+      await withLockRetries(client, databaseUrl, file.name, lockPlan(late), { ...options, beforeLocks }, async () => {
         await client.query(HISTORY_TABLE_DDL);
-        await client.query(sql);
+        if (late) await client.query(late);
         await recordApplied(client, file);
       });
       applied.push(file.name);
