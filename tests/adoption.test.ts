@@ -344,8 +344,14 @@ describe('adopting a production database on the MVP schema', () => {
     ]) {
       expect(newObjectsFirst(sqlText).early, sqlText).toBe('');
     }
-    const withFunction = `ALTER TABLE "Old" ADD COLUMN x int; CREATE FUNCTION f() RETURNS int AS $$ SELECT 1; $$ LANGUAGE sql; CREATE TABLE "N" (id int);`;
-    expect(newObjectsFirst(withFunction)).toEqual({ early: '', late: withFunction });
+    // SQL that cannot be split at its semicolons, or a statement that changes what a later CREATE does without naming it: nothing moves.
+    for (const sqlText of [
+      `ALTER TABLE "Old" ADD COLUMN x int; CREATE FUNCTION f() RETURNS int AS $$ SELECT 1; $$ LANGUAGE sql; CREATE TABLE "N" (id int);`,
+      `ALTER TABLE "Old" ADD COLUMN x int; SET search_path = archive; CREATE TABLE "N" (id int);`,
+      `ALTER TABLE "Old" ADD COLUMN x int; ALTER DEFAULT PRIVILEGES GRANT SELECT ON TABLES TO reporting; CREATE TABLE "N" (id int);`,
+    ]) {
+      expect(newObjectsFirst(sqlText), sqlText).toEqual({ early: '', late: sqlText });
+    }
   });
 
   it('reads the tables a migration locks from its SQL: altered, dropped and indexed ones exclusively, referenced ones for writes only', () => {

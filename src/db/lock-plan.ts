@@ -101,6 +101,13 @@ function namesIn(statement: string): Set<string> {
 
 const CREATE_TABLE = new RegExp(String.raw`\bCREATE\s+TABLE\s+(?:IF\s+NOT\s+EXISTS\s+)?${QUALIFIED}`, 'gi');
 const HOISTABLE = /^\s*(?:CREATE\s+TYPE|CREATE\s+TABLE|CREATE\s+(?:UNIQUE\s+)?INDEX|ALTER\s+TABLE)\b/i;
+/**
+ * Statements whose effect is confined to the objects they name. Anything
+ * else (SET search_path, GRANT ON ALL TABLES, ALTER DEFAULT PRIVILEGES, DO)
+ * can change what a later CREATE does without naming it: then nothing moves.
+ */
+const CONFINED =
+  /^\s*(?:CREATE\s+(?:TYPE|TABLE|(?:UNIQUE\s+)?INDEX|SEQUENCE)|ALTER\s+(?:TABLE|TYPE|INDEX|SEQUENCE)|DROP\s+(?:TABLE|TYPE|INDEX|SEQUENCE)|INSERT|UPDATE|DELETE)\b/i;
 /** Clauses through which a new table takes from an existing one. */
 const BORROWS = /\b(?:LIKE|INHERITS|PARTITION\s+OF|AS\s+SELECT|AS\s+TABLE|AS\s+VALUES)\b/i;
 
@@ -117,12 +124,13 @@ const BORROWS = /\b(?:LIKE|INHERITS|PARTITION\s+OF|AS\s+SELECT|AS\s+TABLE|AS\s+V
  * A statement moves ahead only when it names nothing (table, column, type,
  * sequence: any word that is no SQL keyword) that a statement it passes
  * names: so it cannot depend on one. Where the SQL cannot be split safely
- * (a dollar-quoted body), nothing moves. Both parts run in the same
+ * (a dollar-quoted body) or holds a statement whose effect reaches beyond
+ * what it names (see CONFINED), nothing moves. Both parts run in the same
  * transaction: all or nothing, as before.
  */
 export function newObjectsFirst(sql: string): { early: string; late: string } {
   const statements = statementsOf(sql);
-  if (!statements) return { early: '', late: sql };
+  if (!statements || !statements.every((statement) => CONFINED.test(withoutCommentsAndStrings(statement)))) return { early: '', late: sql };
   const text = withoutCommentsAndStrings(sql);
   const created = new Set([...text.matchAll(CREATE_TABLE)].map(tableOf));
   const early: string[] = [];
