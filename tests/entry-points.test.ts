@@ -58,9 +58,10 @@ describe('the process entry points (the image runs them without the CLI)', () =>
   });
 
   it('the worker process opens its connections, carries out a run and stops cleanly on SIGTERM', async () => {
-    const worker = spawnEntry('workers', { ...env, TYS_FAMILIES: 'lots', TYS_CONCURRENCY: '5', TYS_LOG_LEVEL: 'info', TYS_NICE: '10' });
+    const worker = spawnEntry('workers', { ...env, TYS_FAMILIES: 'lots,constraints', TYS_CONCURRENCY: '5', TYS_LOG_LEVEL: 'info', TYS_NICE: '10' });
     await until('the worker to start', () => worker.stdout().includes('"msg":"workers started"'), 30_000);
-    // Its connections are open before its first job, as many as its jobs can use at once; without that it holds one (its health probe's).
+    // Its connections are open before its first job: as many as one family's jobs can use at once (5 constraints jobs; lots
+    // jobs go 250 to a connection). Without that it holds one, its health probe's.
     const [opened] = await db.prisma.$queryRaw<{ n: number }[]>`
       SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'tys worker'`;
     expect(opened!.n).toBeGreaterThanOrEqual(5);

@@ -27,9 +27,9 @@ export interface WorkerProcessOptions {
   shutdownTimeoutMs?: number;
   /**
    * Postgres connections the process may open. Default 20: with batching, few
-   * connections carry many jobs. As many as the families' jobs can use at
-   * once (their concurrency, up to this size) are opened before the first
-   * job (see openConnections).
+   * connections carry many jobs. As many as one family's jobs can use at
+   * once (its concurrency over its batch size, the largest of the families,
+   * up to this size) are opened before the first job (see openConnections).
    */
   poolSize?: number;
   /** Throttling on the database's health (see DbHealth); null turns it off. Default: on, with the default thresholds. */
@@ -86,9 +86,11 @@ export async function runWorkerProcess(config: FleetConfig, options: WorkerProce
           options.throttle,
         );
   health?.start();
-  const concurrent = options.families.reduce((sum, family) => sum + (options.concurrency ?? family.options.concurrency), 0);
+  // One family's run at a time is the usual course (the documented order);
+  // runs side by side open more as they need them.
+  const atOnce = Math.max(...options.families.map((family) => Math.ceil((options.concurrency ?? family.options.concurrency) / family.options.batch.maxSize)));
   // A database that does not answer yet is the jobs' concern: they retry.
-  await openConnections(fleet.prisma, Math.min(poolSize, concurrent)).catch((error: Error) =>
+  await openConnections(fleet.prisma, Math.min(poolSize, atOnce)).catch((error: Error) =>
     log.warn({ err: error.message }, 'could not open the database connections ahead of the first jobs'),
   );
   const workers = fleet.startWorkers(options.families, {
