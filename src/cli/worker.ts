@@ -34,7 +34,9 @@ market-data settings (docs/operations.md), and
                            stalled (default 60000)
   TYS_DB_POOL_SIZE         Postgres connections this process may open
                            (default 20; mind the server's max_connections
-                           times the number of worker processes)
+                           times the number of worker processes); as many
+                           as one family's jobs use at once are opened
+                           before the first job
 
 Throttling on the database's health (on unless TYS_THROTTLE=off): while a
 threshold is passed, the workers take no new job (active ones finish,
