@@ -1,4 +1,6 @@
+import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
+import { bullmq } from '../src/deps/bullmq.js';
 import { reconcileRuns } from '../src/fleet/run-reconciler.js';
 import { newRunId } from '../src/fleet/runs.js';
 import { HOLD_IN_WORKER_MS, RunPacer } from '../src/fleet/run-pace.js';
@@ -7,7 +9,7 @@ import { RunGuard } from '../src/fleet/run-guard.js';
 import type { PrismaClient } from '../src/db/prisma.js';
 import { lotsFamily } from '../src/families/lots.js';
 import { createTestDatabase, type TestDatabase } from './support/databases.js';
-import { testFleet } from './support/fleet.js';
+import { REDIS_URL, testFleet } from './support/fleet.js';
 
 describe('runs: the Redis side, the Postgres side, and the step between', () => {
   let db: TestDatabase;
@@ -41,6 +43,34 @@ describe('runs: the Redis side, the Postgres side, and the step between', () => 
     expect(await reconcileRuns(runs)).toMatchObject({ finished: 1, interrupted: 0, recovered: 0 });
     expect(await db.prisma.fleetRun.findUniqueOrThrow({ where: { id: runId } })).toMatchObject({ status: 'FAILED', completed: 1, failed: 1 });
     expect(await reconcileRuns(runs)).toMatchObject({ finished: 0 });
+  });
+
+  it('a failure BullMQ made that the fleet never counted (a worker killed right after its stalled check) is counted once the run stops moving', async () => {
+    const { runs } = fleet.context;
+    const runId = newRunId();
+    await runs.create(runId, 'lots', { kind: 'all' });
+    await runs.markEnqueued('lots', runId, [1], 0);
+    const queue = fleet.context.queue(lotsFamily);
+    await queue.add('lots', { runId, key: 'missed' }, { jobId: 'lots-missed', attempts: 1 });
+    // BullMQ's own calls, as its stalled check makes them: the job fails without any fleet code running.
+    const connection = new Redis(REDIS_URL, { maxRetriesPerRequest: null });
+    const raw = new bullmq.Worker(queue.name, null, { connection, prefix: queue.opts.prefix, autorun: false });
+    onTestFinished(async () => {
+      await raw.close();
+      connection.disconnect();
+    });
+    const job = await raw.getNextJob('tok');
+    expect(job.id).toBe('lots-missed');
+    await job.moveToFailed(new Error('job stalled more than allowable limit'), 'tok', false);
+    expect(await runs.get(runId)).toMatchObject({ finishedAt: null, failed: 0 });
+    // The first look sees the run; the next, with no progress since, reads the failed set.
+    const first = await reconcileRuns(runs);
+    expect(first.running).toContainEqual({ id: runId, done: 0 });
+    const second = await reconcileRuns(runs, new Map(first.running.map((run) => [run.id, run.done])));
+    expect(second.recounted).toBeGreaterThanOrEqual(1);
+    expect(await db.prisma.fleetRun.findUniqueOrThrow({ where: { id: runId } })).toMatchObject({ status: 'FAILED', failed: 1 });
+    const third = await reconcileRuns(runs, new Map(second.running.map((run) => [run.id, run.done])));
+    expect(third.running.map((run) => run.id)).not.toContain(runId);
   });
 
   it('an outcome counts once however often it is recorded, and a retried failure that succeeds revises the finished run', async () => {

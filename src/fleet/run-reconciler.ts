@@ -7,6 +7,8 @@ import type { RunStore } from './runs.js';
 export interface ReconcileResult {
   /** Runs whose end is now written down. */
   finished: number;
+  /** Failures BullMQ recorded and the fleet had missed, now counted (see RunStore.countMissedFailures). */
+  recounted: number;
   /** Runs marked INTERRUPTED: this Redis is shown to have lost them. */
   interrupted: number;
   /** Runs wrongly marked INTERRUPTED earlier, put back: their counters are live. */
@@ -15,27 +17,38 @@ export interface ReconcileResult {
   running: { id: string; done: number }[];
 }
 
+/** Each running run's outcomes counted at the last look, by run id. */
+export type RunsSeen = Map<string, number>;
+
 /**
  * Brings the durable run records in line with what this Redis shows, the
  * one step that writes what reads only show: finishes runs whose last job
- * was counted while Postgres was unreachable, marks INTERRUPTED the runs this
- * Redis is shown to have lost, and puts back a run marked INTERRUPTED while
- * its counters were in fact live.
+ * was counted while Postgres was unreachable, counts the failures a run
+ * missed when it has made no progress since `progress` saw it, marks
+ * INTERRUPTED the runs this Redis is shown to have lost, and puts back a run
+ * marked INTERRUPTED while its counters were in fact live.
  */
-export async function reconcileRuns(runs: RunStore): Promise<ReconcileResult> {
+export async function reconcileRuns(runs: RunStore, progress: RunsSeen = new Map()): Promise<ReconcileResult> {
   const { records } = runs;
   const rows = await records.toReconcile();
   // Each family's keys have a marker of their own: on a cluster, of the master that holds them.
   const markers = new Map<string, RedisMarker>();
   for (const family of new Set(rows.map((row) => row.family))) markers.set(family, await runs.marker(family));
-  const result: ReconcileResult = { finished: 0, interrupted: 0, recovered: 0, running: [] };
+  const result: ReconcileResult = { finished: 0, recounted: 0, interrupted: 0, recovered: 0, running: [] };
   const present = await Promise.all(rows.map((row) => runs.has(row.family, row.id)));
   for (const [i, row] of rows.entries()) {
     if (present[i]) {
       if (row.status === 'INTERRUPTED' && (await records.restoreInterrupted(row.id))) result.recovered += 1;
       const counters = await runs.counters(row.family, row.id);
       if (await records.finish(row.id, counters)) result.finished += 1;
-      else if (counters) result.running.push({ id: row.id, done: counters.completed + counters.skipped + counters.failed });
+      else if (counters) {
+        const done = counters.completed + counters.skipped + counters.failed;
+        // Only a run that made no progress since the last look: the failed set is read job by job.
+        const recounted = progress.get(row.id) === done ? await runs.countMissedFailures(row.family, row.id, row.startedAt) : 0;
+        result.recounted += recounted;
+        if (recounted > 0 && (await runs.finishIfDone(row.family, row.id))) result.finished += 1;
+        else result.running.push({ id: row.id, done: done + recounted });
+      }
     } else if (row.status !== 'INTERRUPTED' && provesLoss(markers.get(row.family)!, runs.address(row.family), row)) {
       await records.markInterrupted(row.id);
       result.interrupted += 1;
@@ -60,10 +73,12 @@ export interface RunReconcilerOptions {
  * progress.
  */
 export function startRunReconciler(runs: RunStore, log: Logger, options: RunReconcilerOptions = {}): { stop(): Promise<void> } {
+  let seen: RunsSeen = new Map();
   const tick = async () => {
     try {
-      const { running: going, ...counts } = await reconcileRuns(runs);
-      if (counts.finished + counts.interrupted + counts.recovered > 0) log.info(counts, 'run records reconciled');
+      const { running: going, ...counts } = await reconcileRuns(runs, seen);
+      seen = new Map(going.map((run) => [run.id, run.done]));
+      if (counts.finished + counts.recounted + counts.interrupted + counts.recovered > 0) log.info(counts, 'run records reconciled');
       for (const run of going) await options.progress?.record(run.id, run.done);
     } catch (error) {
       log.warn({ err: error }, 'could not reconcile run records; trying again');

@@ -105,6 +105,22 @@ end
 if not own then result[1] = -1 elseif done(KEYS[1]) then result[1] = 2 end
 return result`;
 
+// The jobs in a queue's failed set (KEYS[1]) since ARGV[3] (ms) that belong
+// to run ARGV[2] and have no outcome in its pending hash (KEYS[2]); ARGV[1]:
+// the queue's key prefix. A failure counted stays in the pending hash.
+const UNCOUNTED_FAILURES = `
+local missing = {}
+for _, id in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], ARGV[3], '+inf')) do
+  if redis.call('HEXISTS', KEYS[2], id) == 0 then
+    local data = redis.call('HGET', ARGV[1] .. id, 'data')
+    if data then
+      local ok, job = pcall(cjson.decode, data)
+      if ok and type(job) == 'table' and job.runId == ARGV[2] then missing[#missing + 1] = id end
+    end
+  end
+end
+return missing`;
+
 // Makes a run (ARGV[3]) follow jobs of earlier runs that are still queued
 // or active (ARGV from 4: job ids; ARGV[1]: the queue's key prefix; ARGV[2]:
 // the prefix of run keys). A job whose outcome its own run has already
@@ -274,6 +290,15 @@ export class LiveRuns {
     const heirs = new Map<string, string>();
     for (let i = 0; i < pairs.length; i += 2) heirs.set(pairs[i]!, pairs[i + 1]!);
     return heirs;
+  }
+
+  /**
+   * Jobs of `runId` in the queue's failed set since `sinceMs` whose outcome
+   * the run has not counted (see RunStore.countMissedFailures).
+   */
+  async uncountedFailures(queueName: string, runId: string, sinceMs: number): Promise<string[]> {
+    const keys = `${this.prefix}:${queueName}:`;
+    return (await this.redis.eval(UNCOUNTED_FAILURES, 2, `${keys}failed`, this.pendingKey(runId), keys, runId, sinceMs)) as string[];
   }
 
   /** Counts each outcome once (see RunStore.record); one round trip per run in the list. */

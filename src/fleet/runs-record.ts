@@ -66,7 +66,7 @@ export class RunRecords {
   }
 
   /** Runs whose record may lag behind Redis: unfinished ones past enqueueing, and those INTERRUPTED within the counters' lifetime. */
-  async toReconcile(): Promise<Pick<RunRow, 'id' | 'family' | 'status' | 'redisMarker' | 'redisAddress'>[]> {
+  async toReconcile(): Promise<Pick<RunRow, 'id' | 'family' | 'status' | 'redisMarker' | 'redisAddress' | 'startedAt'>[]> {
     return this.prisma.fleetRun.findMany({
       where: {
         OR: [
@@ -74,7 +74,7 @@ export class RunRecords {
           { status: 'INTERRUPTED', finishedAt: { gte: new Date(Date.now() - RUN_TTL_SECONDS * 1000) } },
         ],
       },
-      select: { id: true, family: true, status: true, redisMarker: true, redisAddress: true },
+      select: { id: true, family: true, status: true, redisMarker: true, redisAddress: true, startedAt: true },
     });
   }
 

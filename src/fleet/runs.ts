@@ -160,6 +160,27 @@ export class RunStore {
     }
   }
 
+  /**
+   * Counts the failures of the run's jobs that BullMQ recorded and the fleet
+   * did not. A job failed for stalling too often is failed by BullMQ's
+   * stalled check, and only reported, by an event, to the worker that ran
+   * the check: a worker killed between the two left its run one outcome
+   * short, never to end. Returns how many it counted.
+   */
+  async countMissedFailures(family: string, runId: string, since: Date): Promise<number> {
+    let counted = 0;
+    for (const shard of this.layout.shards(family)) {
+      const ids = await this.live(shard).uncountedFailures(shard.queueName, runId, since.getTime());
+      if (ids.length === 0) continue;
+      await this.record(
+        family,
+        ids.map((jobId) => ({ runId, jobId, outcome: 'failed' as const })),
+      );
+      counted += ids.length;
+    }
+    return counted;
+  }
+
   forget(family: string, runId: string, jobId: string): void {
     this.live(this.layout.shardOf(family, jobId)).forget(runId, jobId);
   }
