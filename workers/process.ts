@@ -89,10 +89,13 @@ export async function runWorkerProcess(config: FleetConfig, options: WorkerProce
   // One family's run at a time is the usual course (the documented order);
   // runs side by side open more as they need them.
   const atOnce = Math.max(...options.families.map((family) => Math.ceil((options.concurrency ?? family.options.concurrency) / family.options.batch.maxSize)));
-  // A database that does not answer yet is the jobs' concern: they retry.
-  await openConnections(fleet.prisma, Math.min(poolSize, atOnce)).catch((error: Error) =>
-    log.warn({ err: error.message }, 'could not open the database connections ahead of the first jobs'),
-  );
+  // A database that does not answer yet is the jobs' concern: they retry. A stop meanwhile does not wait for it.
+  await Promise.race([
+    openConnections(fleet.prisma, Math.min(poolSize, atOnce)).catch((error: Error) =>
+      log.warn({ err: error.message }, 'could not open the database connections ahead of the first jobs'),
+    ),
+    stopRequested,
+  ]);
   const workers = fleet.startWorkers(options.families, {
     concurrency: options.concurrency,
     limiter: options.limiter,

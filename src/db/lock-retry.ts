@@ -49,10 +49,10 @@ class LocksNotTaken extends Error {
 
 /**
  * Runs `body` in a transaction under the lock and statement timeouts, after
- * `beforeLocks` and after taking every lock of `locks` up front; when that or the body times out on
- * a lock or is chosen as a deadlock victim, rolls back, names the sessions
- * that held the lock and tries again after a pause. After the last try: a
- * MigrationError, with nothing of `body` applied.
+ * `beforeLocks` and after taking every lock of `locks` up front; when that or
+ * the body times out on a lock or is chosen as a deadlock victim, rolls back,
+ * names the sessions that held the lock and tries again after a pause. After
+ * the last try: a MigrationError, with nothing of `body` applied.
  */
 export async function withLockRetries(
   client: pg.Client,

@@ -46,8 +46,8 @@ export async function reconcileRuns(runs: RunStore, progress: RunsSeen = new Map
         // Only a run that made no progress since the last look: the failed set is read job by job.
         const recounted = progress.get(row.id) === done ? await runs.countMissedFailures(row.family, row.id, row.startedAt) : 0;
         result.recounted += recounted;
-        if (recounted > 0 && (await runs.finishIfDone(row.family, row.id))) result.finished += 1;
-        else result.running.push({ id: row.id, done: done + recounted });
+        // Counting them finished the run if they were all it lacked (see RunStore.record); otherwise the next look sees it again.
+        if (recounted === 0) result.running.push({ id: row.id, done });
       }
     } else if (row.status !== 'INTERRUPTED' && provesLoss(markers.get(row.family)!, runs.address(row.family), row)) {
       await records.markInterrupted(row.id);
