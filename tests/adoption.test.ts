@@ -46,6 +46,28 @@ async function fingerprint(db: TestDatabase): Promise<unknown> {
   };
 }
 
+/** An application session of its own on `db`, for `work`; whatever transaction it left open is rolled back after. */
+async function withSession<T>(db: { url: string }, applicationName: string, work: (session: pg.Client) => Promise<T>): Promise<T> {
+  const session = new pg.Client({ connectionString: db.url, application_name: applicationName });
+  await session.connect();
+  try {
+    return await work(session);
+  } finally {
+    await session.query('ROLLBACK').catch(() => undefined);
+    await session.end();
+  }
+}
+
+/** Resolves once a session waits for a lock on `table` (a migration behind the application's transaction). */
+async function untilWaitingFor(db: { url: string }, table: string): Promise<void> {
+  await until(
+    `the migration to ask for ${table}`,
+    async () => (await sql(db, `SELECT 1 FROM pg_locks WHERE relation = '"${table}"'::regclass AND NOT granted`)).length > 0,
+    30_000,
+    10,
+  );
+}
+
 async function mvpDatabase(extraSql = ''): Promise<TestDatabase> {
   const db = await createTestDatabase({ empty: true });
   await sql(db, readMigrationSql(BASELINE, 'migration') + MVP_ROWS + DIRTY_ROWS + extraSql);
@@ -224,9 +246,7 @@ describe('adopting a production database on the MVP schema', () => {
   it('waits at most the lock timeout per try behind a long transaction, names it, and applies nothing until it ends', async () => {
     const db = track(await createTestDatabase());
     await revertMigrations(db.url, PHASE4);
-    const blocker = new pg.Client({ connectionString: db.url, application_name: 'reporting-job' });
-    await blocker.connect();
-    try {
+    await withSession(db, 'reporting-job', async (blocker) => {
       await blocker.query(`BEGIN; SELECT count(*) FROM "Investment"`);
       const blocked = await runTys(['migrate', '--lock-timeout', '300ms', '--lock-retries', '2'], env(db));
       expect(blocked.code).toBe(1);
@@ -242,10 +262,7 @@ describe('adopting a production database on the MVP schema', () => {
       const applied = await sql<{ migration_name: string }>(db, `SELECT migration_name FROM _prisma_migrations`);
       expect(applied.map((a) => a.migration_name)).not.toContain(PHASE5);
       expect(await sql(db, `SELECT count(*)::int AS n FROM information_schema.columns WHERE column_name = 'sector'`)).toEqual([{ n: 0 }]);
-    } finally {
-      await blocker.query('ROLLBACK');
-      await blocker.end();
-    }
+    });
     const unblocked = await runTys(['migrate', '--lock-timeout', '300ms'], env(db));
     expect(unblocked.code).toBe(0);
     expect(unblocked.stdout).toContain(`applied ${PHASE5}`);
@@ -254,19 +271,12 @@ describe('adopting a production database on the MVP schema', () => {
   it('takes every lock it needs before its first statement, so an application transaction reading the same tables is neither deadlocked nor fails it', async () => {
     const db = track(await createTestDatabase());
     await revertMigrations(db.url, PHASE3);
-    const app = new pg.Client({ connectionString: db.url, application_name: 'portfolio-page' });
-    await app.connect();
-    try {
+    await withSession(db, 'portfolio-page', async (app) => {
       // The application holds one table of phase 4 (TaxLot) and then reads the other (Investment). A migration that
       // takes Investment at its first ALTER and then waits for TaxLot closes a cycle, and one side dies of it.
       await app.query(`BEGIN; SELECT count(*) FROM "TaxLot"`);
       const migrating = runTys(['migrate', '--lock-timeout', '10s'], env(db));
-      await until(
-        'the migration to ask for TaxLot',
-        async () => (await sql(db, `SELECT 1 FROM pg_locks WHERE relation = '"TaxLot"'::regclass AND NOT granted`)).length > 0,
-        30_000,
-        10,
-      );
+      await untilWaitingFor(db, 'TaxLot');
       expect((await app.query(`SELECT count(*)::int AS n FROM "Investment"`)).rows).toEqual([{ n: 0 }]);
       await app.query('COMMIT');
       const migrated = await migrating;
@@ -274,26 +284,16 @@ describe('adopting a production database on the MVP schema', () => {
       expect(migrated.code).toBe(0);
       expect(migrated.stdout).toContain(`applied ${PHASE4}`);
       expect(migrated.stdout).not.toMatch(/deadlock/);
-    } finally {
-      await app.query('ROLLBACK').catch(() => undefined);
-      await app.end();
-    }
+    });
   });
 
   it("creates a migration's new tables before it locks the application's: ACCESS EXCLUSIVE on Investment is held only for what needs it", async () => {
     const db = track(await createTestDatabase());
     await revertMigrations(db.url, PHASE4);
-    const app = new pg.Client({ connectionString: db.url, application_name: 'portfolio-page' });
-    await app.connect();
-    try {
+    await withSession(db, 'portfolio-page', async (app) => {
       await app.query(`BEGIN; SELECT count(*) FROM "Investment"`);
       const migrating = runTys(['migrate', '--to', PHASE5, '--lock-timeout', '10s'], env(db));
-      await until(
-        'the migration to ask for Investment',
-        async () => (await sql(db, `SELECT 1 FROM pg_locks WHERE relation = '"Investment"'::regclass AND NOT granted`)).length > 0,
-        30_000,
-        10,
-      );
+      await untilWaitingFor(db, 'Investment');
       // Waiting for Investment, it already holds the four tables it created (and their indexes), which nobody else can see yet.
       const [held] = await sql<{ n: number }>(
         db,
@@ -311,10 +311,7 @@ describe('adopting a production database on the MVP schema', () => {
         `SELECT table_name AS name FROM information_schema.tables WHERE table_name IN ('PortfolioBenchmark', 'BenchmarkPrice', 'Goal', 'PriceAlert') ORDER BY 1`,
       );
       expect(tables.map((t) => t.name)).toEqual(['BenchmarkPrice', 'Goal', 'PortfolioBenchmark', 'PriceAlert']);
-    } finally {
-      await app.query('ROLLBACK').catch(() => undefined);
-      await app.end();
-    }
+    });
   });
 
   it('moves ahead only statements on new objects that name nothing a statement they pass names, and none where the SQL cannot be split safely', () => {
