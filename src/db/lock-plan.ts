@@ -26,9 +26,17 @@ const EXCLUSIVE_PATTERNS = [
 ];
 const REFERENCES_PATTERN = new RegExp(String.raw`\bREFERENCES\s+${QUALIFIED}`, 'gi');
 
+const COMMENTS = String.raw`--[^\n]*|/\*[\s\S]*?\*/`;
+const STRINGS = String.raw`'(?:[^']|'')*'`;
+
+/** `sql` with each match of `pattern` blanked out, every other character where it was. */
+function blanked(sql: string, pattern: string): string {
+  return sql.replace(new RegExp(pattern, 'g'), (match) => ' '.repeat(match.length));
+}
+
 /** Comments and string literals hold words that are not statements. */
 function withoutCommentsAndStrings(sql: string): string {
-  return sql.replace(/--[^\n]*|\/\*[\s\S]*?\*\/|'(?:[^']|'')*'/g, ' ');
+  return blanked(sql, `${COMMENTS}|${STRINGS}`);
 }
 
 /** A name quoted as the catalog holds it: quoted names keep their case, bare ones are folded to lower case. */
@@ -71,19 +79,14 @@ const KEYWORDS = new Set(
  */
 function statementsOf(sql: string): string[] | null {
   if (/\bE'/i.test(sql)) return null;
+  // Quoted names too: a semicolon inside one ends no statement.
+  const code = blanked(sql, `${COMMENTS}|${STRINGS}|"(?:[^"]|"")*"`);
+  if (/\$[A-Za-z_]*\$/.test(code)) return null;
   const statements: string[] = [];
   let start = 0;
-  for (let i = 0; i < sql.length; i++) {
-    const c = sql[i]!;
-    if (c === '$' && /^\$[A-Za-z_]*\$/.test(sql.slice(i))) return null;
-    if (c === '-' && sql[i + 1] === '-') i = sql.includes('\n', i) ? sql.indexOf('\n', i) : sql.length;
-    else if (c === '/' && sql[i + 1] === '*') i = sql.includes('*/', i) ? sql.indexOf('*/', i) + 1 : sql.length;
-    else if (c === "'" || c === '"') {
-      for (i++; i < sql.length && !(sql[i] === c && sql[i + 1] !== c); i++) if (sql[i] === c) i++;
-    } else if (c === ';') {
-      statements.push(sql.slice(start, i));
-      start = i + 1;
-    }
+  for (let end = code.indexOf(';'); end >= 0; end = code.indexOf(';', end + 1)) {
+    statements.push(sql.slice(start, end));
+    start = end + 1;
   }
   statements.push(sql.slice(start));
   return statements.filter((s) => withoutCommentsAndStrings(s).trim() !== '');
@@ -92,7 +95,7 @@ function statementsOf(sql: string): string[] | null {
 /** The names a statement may refer to, strings' contents included (a default such as nextval('seq') names a sequence). */
 function namesIn(statement: string): Set<string> {
   const names = new Set<string>();
-  for (const [word] of statement.replace(/--[^\n]*|\/\*[\s\S]*?\*\//g, ' ').matchAll(/"(?:[^"]|"")+"|[A-Za-z_][A-Za-z0-9_$]*/g)) {
+  for (const [word] of blanked(statement, COMMENTS).matchAll(/"(?:[^"]|"")+"|[A-Za-z_][A-Za-z0-9_$]*/g)) {
     const name = word.startsWith('"') ? word.slice(1, -1) : word.toLowerCase();
     if (word.startsWith('"') || !KEYWORDS.has(name)) names.add(name.toLowerCase());
   }
@@ -129,23 +132,26 @@ const BORROWS = /\b(?:LIKE|INHERITS|PARTITION\s+OF|AS\s+SELECT|AS\s+TABLE|AS\s+V
  * transaction: all or nothing, as before.
  */
 export function newObjectsFirst(sql: string): { early: string; late: string } {
-  const statements = statementsOf(sql);
-  if (!statements || !statements.every((statement) => CONFINED.test(withoutCommentsAndStrings(statement)))) return { early: '', late: sql };
-  const text = withoutCommentsAndStrings(sql);
-  const created = new Set([...text.matchAll(CREATE_TABLE)].map(tableOf));
+  const statements = statementsOf(sql)?.map((text) => {
+    const bare = withoutCommentsAndStrings(text);
+    return { text, bare, creates: [...bare.matchAll(CREATE_TABLE)].map(tableOf) };
+  });
+  if (!statements || !statements.every(({ bare }) => CONFINED.test(bare))) return { early: '', late: sql };
+  const created = new Set(statements.flatMap(({ creates }) => creates));
   const early: string[] = [];
   const late: string[] = [];
   const passed = new Set<string>();
-  for (const statement of statements) {
-    const bare = withoutCommentsAndStrings(statement);
-    const plan = lockPlan(statement);
-    const ownTables = [...plan.exclusive, ...plan.referenced, ...[...bare.matchAll(CREATE_TABLE)].map(tableOf)];
-    const names = namesIn(statement);
+  for (const { text, bare, creates } of statements) {
+    const plan = lockPlan(text);
+    const names = namesIn(text);
     const movable =
-      HOISTABLE.test(bare) && !BORROWS.test(bare) && ownTables.every((table) => created.has(table)) && [...names].every((name) => !passed.has(name));
-    if (movable) early.push(statement);
+      HOISTABLE.test(bare) &&
+      !BORROWS.test(bare) &&
+      [...plan.exclusive, ...plan.referenced, ...creates].every((table) => created.has(table)) &&
+      [...names].every((name) => !passed.has(name));
+    if (movable) early.push(text);
     else {
-      late.push(statement);
+      late.push(text);
       for (const name of names) passed.add(name);
     }
   }
