@@ -1,7 +1,5 @@
 // Plain JavaScript on purpose: the launcher decides before it loads tsx,
 // which alone would add some 30 MB to a process that only waits.
-import { spawn } from 'node:child_process';
-import { constants } from 'node:os';
 
 /** Default source page of `tys enqueue`; the command's own flag parsing says the same. */
 const DEFAULT_PAGE_SIZE = 1_000;
@@ -46,29 +44,4 @@ function pageSizeOf(argv) {
   const raw = at < 0 ? undefined : argv[at]?.includes('=') ? argv[at]?.split('=')[1] : argv[at + 1];
   const value = Number(raw);
   return Number.isInteger(value) && value > 0 ? value : DEFAULT_PAGE_SIZE;
-}
-
-/** @type {NodeJS.Signals[]} */
-const FORWARDED_SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'];
-
-/**
- * Runs this same command line again under `flags` and resolves to its exit
- * status. Signals sent to this process go on to the new one, whose own
- * handling decides; one killed by a signal reports 128 + its number, as a
- * shell would.
- * @param {string[]} flags
- * @returns {Promise<number>}
- */
-export function relaunch(flags) {
-  const child = spawn(process.execPath, [...flags, ...process.execArgv, ...process.argv.slice(1)], { stdio: 'inherit' });
-  /** @param {NodeJS.Signals} signal */
-  const forward = (signal) => child.kill(signal);
-  for (const signal of FORWARDED_SIGNALS) process.on(signal, forward);
-  return new Promise((resolve, reject) => {
-    child.on('error', reject);
-    child.on('exit', (code, signal) => {
-      for (const name of FORWARDED_SIGNALS) process.off(name, forward);
-      resolve(code ?? 128 + (signal ? constants.signals[signal] : 0));
-    });
-  });
 }

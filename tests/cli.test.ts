@@ -98,7 +98,7 @@ describe('tys CLI', () => {
     },
   );
 
-  it("TYS_NICE lowers a command's CPU priority before it loads anything, on every thread, the process an enqueue relaunches itself in included", async () => {
+  it("TYS_NICE lowers a command's CPU priority before it loads anything, on every thread, in an autogroup of its own, and the relaunched command dies with its launcher", async () => {
     const scratch = await createTestDatabase();
     const prefix = testPrefix();
     try {
@@ -116,8 +116,20 @@ describe('tys CLI', () => {
       expect(getPriority(relaunched)).toBe(11);
       // Every thread: Node's helper threads (garbage collection, compilation) run before any script.
       expect(new Set([...threadNiceness(enqueue.pid!), ...threadNiceness(relaunched)])).toEqual(new Set([11]));
-      enqueue.kill('SIGTERM');
+      // Between sessions, the kernel's autogroups share the CPU equally whatever the niceness
+      // (bin/priority.js): the command leads a session of its own, whose autogroup is niced.
+      if (readFileSync('/proc/sys/kernel/sched_autogroup_enabled', 'utf8').trim() === '1') {
+        expect(procStat(relaunched).session).toBe(relaunched);
+        expect(readFileSync(`/proc/${relaunched}/autogroup`, 'utf8')).toMatch(/ nice 11\n$/);
+        // The session it was started from keeps its own.
+        expect(readFileSync(`/proc/${enqueue.pid}/autogroup`, 'utf8')).toBe(readFileSync('/proc/self/autogroup', 'utf8'));
+      } else {
+        expect(procStat(relaunched).session).toBe(procStat(enqueue.pid!).session);
+      }
+      // A launcher killed outright takes the command with it, as one process would have gone.
+      enqueue.kill('SIGKILL');
       await enqueue.exited;
+      await until('the relaunched enqueue to end', () => procStat(relaunched).state === 'gone', 10_000);
     } finally {
       await scratch.drop();
       await flushPrefix(prefix, '[:.]*');
@@ -197,3 +209,16 @@ describe('tys CLI', () => {
     expect(fixed.code).toBe(0);
   }, 120_000);
 });
+
+/** Where a process is: its state ('gone' once it has ended, a zombie included) and its session. */
+function procStat(pid: number): { state: string; session: number } {
+  let stat: string;
+  try {
+    stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  } catch {
+    return { state: 'gone', session: 0 };
+  }
+  // pid (comm) state ppid pgrp session ...; comm may hold spaces and parentheses.
+  const [state, , , session] = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return { state: state === 'Z' ? 'gone' : state!, session: Number(session) };
+}

@@ -1,0 +1,88 @@
+// Plain JavaScript on purpose: the launcher lowers its priority before it
+// loads anything, since a short command's start is most of its CPU.
+import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { getPriority, setPriority } from 'node:os';
+
+/**
+ * TYS_NICE as the launcher reads it: a whole number from 1 to 19, or null. A
+ * malformed value is left to the configuration, which refuses it with exit
+ * status 2.
+ * @param {string | undefined} value
+ * @returns {number | null}
+ */
+export function niceFromEnv(value) {
+  const nice = Number(value);
+  return Number.isInteger(nice) && nice > 0 && nice <= 19 ? nice : null;
+}
+
+/**
+ * Lowers every thread of this process to `nice`: Linux keeps a niceness per
+ * thread, and Node's helper threads are running before any script
+ * (src/process-priority.ts says more). Never raises one.
+ * @param {number} nice
+ */
+export function niceThreads(nice) {
+  const threads = existsSync('/proc/self/task') ? readdirSync('/proc/self/task').map(Number) : [0];
+  for (const thread of threads) {
+    try {
+      if (nice > getPriority(thread)) setPriority(thread, nice);
+    } catch {
+      // The thread ended between the listing and here.
+    }
+  }
+}
+
+/**
+ * Whether niceness alone would not reach Postgres, so the command must run in
+ * a session of its own.
+ *
+ * With the kernel's autogroups (`kernel.sched_autogroup_enabled`, on by
+ * default in a kernel built with them), the scheduler first shares the
+ * CPU between sessions, equally, and only then between the processes of one
+ * session by their niceness. A niced command started from a shell, a cron job
+ * or the rehearsal still takes its session's full share from Postgres, which
+ * runs in a session of its own. Measured on two cores, with two busy loops at
+ * nice 19: a pgbench read's p99 went from 0.6 ms to 1.6 ms with the loops in
+ * the shell's session, to 3.7 ms in a session of their own, and stayed at
+ * 0.5 ms in a session whose autogroup was niced too. So the command runs in a
+ * session of its own whose autogroup takes the niceness (niceOwnSession).
+ * @param {number | null} nice
+ */
+export function needsOwnSession(nice) {
+  return nice !== null && autogroupsEnabled() && !leadsOwnSession();
+}
+
+/**
+ * Gives this process's autogroup `nice`, when the process leads its session
+ * (so that the autogroup holds nothing but it and its children). Never lowers
+ * what the autogroup has.
+ * @param {number | null} nice
+ */
+export function niceOwnSession(nice) {
+  if (nice === null || !autogroupsEnabled() || !leadsOwnSession()) return;
+  try {
+    const current = Number(/nice (-?\d+)/.exec(readFileSync('/proc/self/autogroup', 'utf8'))?.[1] ?? 0);
+    if (nice > current) writeFileSync('/proc/self/autogroup', String(nice));
+  } catch {
+    // A kernel without autogroups, or a /proc that refuses: the threads' niceness is all there is.
+  }
+}
+
+function autogroupsEnabled() {
+  try {
+    return readFileSync('/proc/sys/kernel/sched_autogroup_enabled', 'utf8').trim() === '1';
+  } catch {
+    return false;
+  }
+}
+
+function leadsOwnSession() {
+  try {
+    // pid (comm) state ppid pgrp session ...; comm may hold spaces and parentheses.
+    const stat = readFileSync('/proc/self/stat', 'utf8');
+    const session = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[3]);
+    return session === process.pid;
+  } catch {
+    return false;
+  }
+}
