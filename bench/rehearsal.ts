@@ -239,7 +239,7 @@ function sameLengthWindows(app: ApplicationProcess, [from, to]: TimeRange, secon
 
 /**
  * One pair: `quietSeconds` of the run working, then as long with the worker
- * processes stopped (SIGSTOP), the application beside a fleet that does
+ * processes stopped (SIGTSTP), the application beside a fleet that does
  * nothing; then the workers go on (SIGCONT). Pausing the run or its queues
  * instead would put the run behind its schedule for good (see
  * src/fleet/run-pace.ts): its jobs would take the longer way, aside, after
@@ -257,7 +257,8 @@ async function quietPair(
   await pause(quietSeconds * 1000);
   segment('busy');
   const stoppedAt = Date.now();
-  for (const worker of workers) worker.kill('SIGSTOP');
+  // SIGTSTP, not SIGSTOP: a niced worker runs in a session of its own under its launcher, which passes SIGTSTP on (bin/relaunch.js).
+  for (const worker of workers) worker.kill('SIGTSTP');
   let stoppedMs: number;
   try {
     // Statements the workers had sent finish on the server.

@@ -20,6 +20,8 @@ const LAUNCHED = 'TYS_LAUNCHED';
  * Runs this same command line again and resolves to its exit status.
  * Signals sent to this process go on to the new one, whose own handling
  * decides; one killed by a signal reports 128 + its number, as a shell would.
+ * SIGTSTP stops both, SIGCONT resumes both; SIGSTOP, which no process can
+ * catch, stops this one only.
  * Should this process die without a word (SIGKILL, the OOM killer), the new
  * one dies with it (dieWithLauncher): a worker in a session of its own would
  * otherwise run on with nobody to stop it.
@@ -34,11 +36,22 @@ export function relaunch({ flags = [], newSession = false }) {
   });
   /** @param {NodeJS.Signals} signal */
   const forward = (signal) => child.kill(signal);
+  // Job control (Ctrl-Z, or SIGTSTP from a supervisor, then SIGCONT): a
+  // command in a session of its own would not be stopped with its launcher.
+  const stop = () => {
+    child.kill('SIGSTOP');
+    process.kill(process.pid, 'SIGSTOP');
+  };
+  const resume = () => child.kill('SIGCONT');
   for (const signal of FORWARDED_SIGNALS) process.on(signal, forward);
+  process.on('SIGTSTP', stop);
+  process.on('SIGCONT', resume);
   return new Promise((resolve, reject) => {
     child.on('error', reject);
     child.on('exit', (code, signal) => {
       for (const name of FORWARDED_SIGNALS) process.off(name, forward);
+      process.off('SIGTSTP', stop);
+      process.off('SIGCONT', resume);
       resolve(code ?? 128 + (signal ? constants.signals[signal] : 0));
     });
   });

@@ -98,7 +98,7 @@ describe('tys CLI', () => {
     },
   );
 
-  it("TYS_NICE lowers a command's CPU priority before it loads anything, on every thread, in an autogroup of its own, and the relaunched command dies with its launcher", async () => {
+  it("TYS_NICE lowers a command's CPU priority before it loads anything, on every thread, in an autogroup of its own, stopped and resumed with its launcher and dying with it", async () => {
     const scratch = await createTestDatabase();
     const prefix = testPrefix();
     try {
@@ -126,6 +126,11 @@ describe('tys CLI', () => {
       } else {
         expect(procStat(relaunched).session).toBe(procStat(enqueue.pid!).session);
       }
+      // Job control reaches the command through its launcher: stopped together, resumed together.
+      enqueue.kill('SIGTSTP');
+      await until('the relaunched enqueue to stop', () => procStat(relaunched).state === 'T' && procStat(enqueue.pid!).state === 'T', 10_000);
+      enqueue.kill('SIGCONT');
+      await until('the relaunched enqueue to go on', () => !['T', 'gone'].includes(procStat(relaunched).state), 10_000);
       // A launcher killed outright takes the command with it, as one process would have gone.
       enqueue.kill('SIGKILL');
       await enqueue.exited;

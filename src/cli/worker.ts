@@ -37,6 +37,10 @@ market-data settings (docs/operations.md), and
                            times the number of worker processes); as many
                            as one family's jobs use at once are opened
                            before the first job
+  TYS_NICE                 niceness, 0 to 19 (default 0): 19 on a machine
+                           shared with Postgres leaves it the CPU first;
+                           tys then runs the process in a session of its
+                           own (docs/operations.md says why)
 
 Throttling on the database's health (on unless TYS_THROTTLE=off): while a
 threshold is passed, the workers take no new job (active ones finish,

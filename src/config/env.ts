@@ -32,7 +32,10 @@ export interface FleetConfig {
    * Niceness of the fleet's processes (TYS_NICE, 0 to 19). Default 0. On a
    * machine the fleet shares with Postgres or the application, a nice fleet
    * leaves them the CPU first: in the rehearsal on two shared cores, 19 halved
-   * the application's p99 during a lots run at the same pace.
+   * the application's p99 during a lots run at the same pace. The `tys`
+   * launcher runs a niced command in a session of its own, since the kernel's
+   * autogroups share the CPU between sessions whatever the niceness
+   * (bin/priority.js).
    */
   nice?: number;
 }
