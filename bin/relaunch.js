@@ -66,8 +66,11 @@ export function dieWithLauncher() {
   if (process.env[LAUNCHED] === undefined) return;
   const launcher = process.env[LAUNCHED];
   delete process.env[LAUNCHED];
-  if (!process.channel || String(process.ppid) !== launcher) return;
+  if (!process.channel) return;
+  const die = () => process.kill(process.pid, 'SIGKILL');
+  // Gone already, before this process could start watching.
+  if (String(process.ppid) !== launcher) die();
   // The channel only watches; it must not keep the command running.
   process.channel.unref();
-  process.on('disconnect', () => process.kill(process.pid, 'SIGKILL'));
+  process.on('disconnect', die);
 }
