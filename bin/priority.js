@@ -33,8 +33,9 @@ export function niceThreads(nice) {
 }
 
 /**
- * Whether niceness alone would not reach Postgres, so the command must run in
- * a session of its own.
+ * Gives the niceness to this process's session too, where the kernel shares
+ * the CPU by session; returns true when that takes a relaunch: the
+ * command must then run in a session of its own, which does it at its start.
  *
  * With the kernel's autogroups (`kernel.sched_autogroup_enabled`, on by
  * default in a kernel built with them), the scheduler first shares the
@@ -44,28 +45,23 @@ export function niceThreads(nice) {
  * runs in a session of its own. Measured on two cores, with two busy loops at
  * nice 19: a pgbench read's p99 went from 0.6 ms to 1.6 ms with the loops in
  * the shell's session, to 3.7 ms in a session of their own, and stayed at
- * 0.5 ms in a session whose autogroup was niced too. So the command runs in a
- * session of its own whose autogroup takes the niceness (niceOwnSession).
- * @param {number | null} nice
+ * 0.5 ms in a session whose autogroup was niced too. So a process that leads
+ * its session (its autogroup holds nothing but it and its children) gives
+ * the autogroup its niceness, never lowering what it has; any other asks to
+ * be relaunched in a session of its own.
+ * @param {number} nice
+ * @returns {boolean}
  */
-export function needsOwnSession(nice) {
-  return nice !== null && autogroupsEnabled() && !leadsOwnSession();
-}
-
-/**
- * Gives this process's autogroup `nice`, when the process leads its session
- * (so that the autogroup holds nothing but it and its children). Never lowers
- * what the autogroup has.
- * @param {number | null} nice
- */
-export function niceOwnSession(nice) {
-  if (nice === null || !autogroupsEnabled() || !leadsOwnSession()) return;
+export function niceSession(nice) {
+  if (!autogroupsEnabled()) return false;
+  if (!leadsOwnSession()) return true;
   try {
     const current = Number(/nice (-?\d+)/.exec(readFileSync('/proc/self/autogroup', 'utf8'))?.[1] ?? 0);
     if (nice > current) writeFileSync('/proc/self/autogroup', String(nice));
   } catch {
-    // A kernel without autogroups, or a /proc that refuses: the threads' niceness is all there is.
+    // A /proc that refuses: the threads' niceness is all there is.
   }
+  return false;
 }
 
 function autogroupsEnabled() {

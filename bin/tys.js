@@ -2,7 +2,7 @@
 import { pathToFileURL } from 'node:url';
 import { compiledModule } from './compiled.js';
 import { heapLimitFlags } from './heap-limit.js';
-import { needsOwnSession, niceFromEnv, niceOwnSession, niceThreads } from './priority.js';
+import { niceFromEnv, niceSession, niceThreads } from './priority.js';
 import { dieWithLauncher, relaunch } from './relaunch.js';
 
 /** @typedef {{ main: (argv: string[]) => Promise<number> }} Cli */
@@ -12,13 +12,10 @@ dieWithLauncher();
 // TYS_NICE before anything else: a short command's start (modules, and the
 // relaunch below) is most of its CPU.
 const nice = niceFromEnv(process.env.TYS_NICE);
-if (nice !== null) {
-  niceThreads(nice);
-  niceOwnSession(nice);
-}
+if (nice !== null) niceThreads(nice);
+const newSession = nice !== null && niceSession(nice);
 
 const flags = heapLimitFlags(process.argv.slice(2), process.execArgv, process.env.NODE_OPTIONS);
-const newSession = needsOwnSession(nice);
 if (flags || newSession) process.exit(await relaunch({ flags: flags ?? [], newSession }));
 
 // The build in dist/ when it is current (npm install and npm test make it);
