@@ -9,11 +9,13 @@ import { constraintsFamily } from '../src/families/constraints.js';
 import { lotsFamily } from '../src/families/lots.js';
 import { openFleet, type FleetContext } from '../src/fleet/context.js';
 import { controlRun, RunControlError } from '../src/fleet/run-control.js';
+import { workerConnection } from '../src/redis/connection.js';
 import { keySlot } from '../src/redis/slot.js';
 import { ADMIN, basic, startDashboard } from './support/dashboard.js';
 import { createTestDatabase, type TestDatabase } from './support/databases.js';
 import { fleetEnv, runTys, spawnWorker, until } from './support/processes.js';
 import { LocalRedisCluster } from './support/redis-cluster.js';
+import { countWrites } from './support/socket-writes.js';
 
 const INVESTMENTS = 20_000;
 /** Rows done through the failover: enough that the master dies while jobs flow. */
@@ -139,6 +141,26 @@ describe('the fleet on a Redis Cluster', () => {
     expect(refused.stderr.trim()).toBe(
       "error: TYS_SHARDS_LOTS says 2 shard(s) for lots, but its queues in Redis have 3: run every process with the same count (changing it needs the family's queues drained first)",
     );
+  });
+
+  it('sends each node the commands of one turn of the event loop in one write', async () => {
+    const nodes = cluster.seeds.split(',').map((seed) => ({ host: '127.0.0.1', port: Number(seed.split(':')[1]) }));
+    const redis = workerConnection({ url: 'redis://127.0.0.1:1', cluster: { nodes } });
+    onTestFinished(() => redis.disconnect());
+    if (!('nodes' in redis)) throw new Error('expected a cluster connection');
+    const prefix = `tys-${randomBytes(3).toString('hex')}`;
+    const keys = Array.from({ length: 60 }, (_, i) => `${prefix}:k${i}`);
+    // Every master connected first: a node's socket opens with its first command.
+    await Promise.all(keys.map((key) => redis.set(key, 'warm')));
+    const masters = redis.nodes('master');
+    expect(masters).toHaveLength(3);
+    const writes = masters.map((node) => countWrites(node.stream));
+    expect(await Promise.all(keys.map((key, i) => redis.set(key, String(i))))).toEqual(keys.map(() => 'OK'));
+    // The 60 keys fall on every master; each got its share in one write (two if a write was under way).
+    for (const counter of writes) expect(counter.count).toBeGreaterThanOrEqual(1);
+    for (const counter of writes) expect(counter.count).toBeLessThanOrEqual(2);
+    expect(await Promise.all(keys.map((key) => redis.get(key)))).toEqual(keys.map((_, i) => String(i)));
+    await Promise.all(keys.map((key) => redis.del(key)));
   });
 
   it('finishes through the failover of the master that holds the queue, and converges to one lot each', async () => {

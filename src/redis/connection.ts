@@ -1,3 +1,4 @@
+import type { Writable } from 'node:stream';
 import type { Cluster, ClusterOptions, Redis, RedisOptions } from 'ioredis';
 import { ioredis } from '../deps/ioredis.js';
 
@@ -14,9 +15,40 @@ export interface RedisTarget {
   cluster?: { nodes: { host: string; port: number }[]; password?: string; tls?: boolean } | null;
 }
 
+/**
+ * Holds a socket's writes until the current turn of the event loop ends,
+ * then sends them in one system call. ioredis writes each command as it is
+ * issued: a worker finishing a batch of 40 jobs made 40 writes to Redis,
+ * and on this loopback they were half of the worker's CPU (the sender pays
+ * for the receiver's side of a local TCP write). Order and replies are
+ * untouched: the commands go out in the order given, one tick later at most.
+ */
+function coalesceWrites(stream: Writable): void {
+  const write = stream.write.bind(stream) as (...args: unknown[]) => boolean;
+  let corked = false;
+  const uncork = () => {
+    corked = false;
+    stream.uncork();
+  };
+  stream.write = ((...args: unknown[]) => {
+    if (!corked) {
+      corked = true;
+      stream.cork();
+      process.nextTick(uncork);
+    }
+    return write(...args);
+  }) as Writable['write'];
+}
+
+/** Every socket the connection opens, its reconnects' included, coalesces its writes. */
+function coalesceEachSocket(redis: Redis): Redis {
+  redis.on('connect', () => coalesceWrites(redis.stream));
+  return redis;
+}
+
 function connect(target: RedisTarget, options: RedisOptions): RedisClient {
   const { cluster } = target;
-  if (!cluster) return new ioredis.Redis(target.url, options);
+  if (!cluster) return coalesceEachSocket(new ioredis.Redis(target.url, options));
   const { enableOfflineQueue, lazyConnect, retryStrategy, ...perNode } = options;
   const clusterOptions: ClusterOptions = {
     enableOfflineQueue,
@@ -28,7 +60,9 @@ function connect(target: RedisTarget, options: RedisOptions): RedisClient {
     retryDelayOnClusterDown: 300,
     redisOptions: { ...perNode, password: cluster.password, tls: cluster.tls ? {} : undefined },
   };
-  return new ioredis.Cluster(cluster.nodes, clusterOptions);
+  const client = new ioredis.Cluster(cluster.nodes, clusterOptions);
+  client.on('+node', coalesceEachSocket);
+  return client;
 }
 
 /**
