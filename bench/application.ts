@@ -110,6 +110,11 @@ export class ApplicationProcess {
     return this.log.window(label, ranges);
   }
 
+  /** The latencies of the requests due within `range` (see TrafficLog.latencies). */
+  latencies(range: TimeRange): number[] {
+    return this.log.latencies(range);
+  }
+
   /** Stops sending, waits for the requests in flight, and resolves to the investments the application made. */
   async stop(): Promise<string[]> {
     if (!this.investmentIds) this.order({ type: 'stop' });

@@ -13,6 +13,7 @@ import { openFleet } from '../src/fleet/context.js';
 import { throttleReasons } from '../src/fleet/db-health.js';
 import type { JobFamily } from '../src/fleet/family.js';
 import { ApplicationProcess } from './application.js';
+import { pairedP99RatioInterval, type RatioInterval } from './paired-interval.js';
 import type { RequestKind, TimeRange, WindowStats } from './traffic.js';
 
 export interface RehearsalOptions {
@@ -88,7 +89,13 @@ export interface StepReport {
   /** Whether the workers held back on the database's health during the step. */
   throttled: boolean;
   /** With `alternate`: the application in the spells with the workers stopped (quiet) and just before each (busy). */
-  alternation?: { busy: AlternationWindow; quiet: AlternationWindow; p99BusyVsQuiet: number };
+  alternation?: {
+    busy: AlternationWindow;
+    quiet: AlternationWindow;
+    p99BusyVsQuiet: number;
+    /** Where that ratio may lie, given how it moves from pair to pair (see pairedP99RatioInterval); absent with fewer than two pairs. */
+    p99BusyVsQuietInterval?: RatioInterval;
+  };
   /** The baseline cut into windows as long as the step (see sameLengthWindows); absent for the baseline itself and steps too long for two such windows. */
   baselineWindows?: SameLengthWindows;
 }
@@ -220,7 +227,23 @@ function alternationOf(segments: Segment[], app: ApplicationProcess): StepReport
   const quiet = of('quiet');
   if (quiet.windows === 0) return undefined;
   const busy = of('busy');
-  return { busy, quiet, p99BusyVsQuiet: quiet.p99Ms > 0 ? Number((busy.p99Ms / quiet.p99Ms).toFixed(2)) : 0 };
+  // Each quiet spell follows its busy one (quietPair): the i-th of each kind make a pair.
+  const [busyRanges, quietRanges] = (['busy', 'quiet'] as const).map((kind) => segments.filter((s) => s.kind === kind).map((s) => s.range));
+  const interval = pairedP99RatioInterval(quietRanges!.map((range, i) => ({ busy: app.latencies(busyRanges![i]!), quiet: app.latencies(range) })));
+  return {
+    busy,
+    quiet,
+    p99BusyVsQuiet: quiet.p99Ms > 0 ? Number((busy.p99Ms / quiet.p99Ms).toFixed(2)) : 0,
+    ...(interval ? { p99BusyVsQuietInterval: { confidence: interval.confidence, low: round2(interval.low), high: round2(interval.high) } } : {}),
+  };
+}
+
+const round2 = (ratio: number) => Number(ratio.toFixed(2));
+
+/** "x1.02 (90%: 0.81-1.35)", or "x1.02" without an interval. */
+function ratioText(alternation: NonNullable<StepReport['alternation']>): string {
+  const interval = alternation.p99BusyVsQuietInterval;
+  return `x${alternation.p99BusyVsQuiet}${interval ? ` (${Math.round(interval.confidence * 100)}%: ${interval.low}-${interval.high})` : ''}`;
 }
 
 const round = (ms: number) => Number(ms.toFixed(1));
@@ -429,7 +452,7 @@ export async function rehearse(options: RehearsalOptions): Promise<RehearsalRepo
         `${name.padEnd(44)} app p99 ${result.app.p99Ms} ms (x${result.app.p99VsBaseline}), errors ${result.app.errors}` +
           (fleet ? `, fleet ${fleet.perSecond}/s${fleet.failed ? ` (${fleet.failed} FAILED)` : ''}` : '') +
           `, lock waiters max ${result.lockWaitersMax}, app waiting on the fleet ${result.appWaitsOnFleet}x${result.throttled ? ', throttled' : ''}` +
-          (alternation ? `; working ${alternation.busy.p99Ms} ms against stopped ${alternation.quiet.p99Ms} ms (x${alternation.p99BusyVsQuiet})` : ''),
+          (alternation ? `; working ${alternation.busy.p99Ms} ms against stopped ${alternation.quiet.p99Ms} ms, ${ratioText(alternation)}` : ''),
       );
     };
 
@@ -539,11 +562,11 @@ export function reportTable(result: RehearsalReport): string {
       `| ${s.step} | ${s.seconds} | ${s.app.requests} | ${s.app.p99Ms} | ${s.step === 'baseline' ? '1.00' : s.app.p99VsBaseline.toFixed(2)} | ${s.app.errors} | ${
         s.fleet ? `${s.fleet.jobs} at ${s.fleet.perSecond}/s${s.fleet.failed ? `, ${s.fleet.failed} failed` : ''}` : '-'
       } | ${s.lockWaitersMax} | ${s.appWaitsOnFleet} | ${s.throttled ? 'yes' : 'no'} | ${s.app.loopDelayP99Ms} | ${
-        s.alternation ? `${s.alternation.busy.p99Ms} / ${s.alternation.quiet.p99Ms} (x${s.alternation.p99BusyVsQuiet})` : '-'
+        s.alternation ? `${s.alternation.busy.p99Ms} / ${s.alternation.quiet.p99Ms}, ${ratioText(s.alternation)}` : '-'
       } | ${s.baselineWindows ? `x${s.baselineWindows.p99VsMedian} (${s.baselineWindows.medianP99Ms}; ${s.baselineWindows.maxP99Ms})` : '-'} |`,
   );
   return [
-    '| step | s | app requests | app p99 ms | p99 / baseline | app errors | fleet jobs | lock waiters (max) | app waiting on the fleet (looks) | throttled | app loop delay p99 ms | app p99 ms, workers working / stopped | p99 / baseline windows of its length (their median; max ms) |',
+    '| step | s | app requests | app p99 ms | p99 / baseline | app errors | fleet jobs | lock waiters (max) | app waiting on the fleet (looks) | throttled | app loop delay p99 ms | app p99 ms, workers working / stopped, their ratio (its 90% interval over pairs) | p99 / baseline windows of its length (their median; max ms) |',
     '| --- | ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: | --- | ---: | ---: | ---: |',
     ...rows,
   ].join('\n');

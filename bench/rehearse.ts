@@ -29,6 +29,9 @@ Options:
   --fleet-cpus LIST      CPUs for the workers and producers, a taskset list like 1 or 0-1
   --app-cpus LIST        CPUs for the simulated application
   --alternate BUSY/QUIET every BUSY s of a run, stop the workers for QUIET s (under 1) and compare
+                         the application's p99 just before each stop with its p99 during it; the
+                         ratio comes with a 90% interval from resampling the pairs: when it holds 1,
+                         the run's own noise could have made the difference
   --json FILE            where to write the table (default rehearsal.json)
   --keep                 keep the scratch database and its Redis keys
   -h, --help             this help`;

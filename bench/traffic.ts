@@ -111,7 +111,8 @@ const LOOP_DELAY_RESOLUTION_MS = 10;
 const TICKERS = ['AAPL', 'MSFT', 'NVDA', 'AMZN', 'GOOGL', 'META', 'TSLA', 'JPM', 'V', 'KO'];
 const D = (value: string | number) => new Prisma.Decimal(value);
 
-function percentile(sorted: number[], p: number): number {
+/** The nearest-rank percentile `p` (0 to 100) of values sorted ascending; 0 for none. */
+export function percentile(sorted: number[], p: number): number {
   if (sorted.length === 0) return 0;
   return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
 }
@@ -151,6 +152,11 @@ export class TrafficLog {
   forgetBefore(at: number): void {
     this.samples = this.samples.filter((s) => s.at >= at);
     this.loopDelays = this.loopDelays.filter((d) => d.at >= at);
+  }
+
+  /** The latencies (ms) of the requests due within `range`, failed ones included. */
+  latencies([from, to]: TimeRange): number[] {
+    return this.samples.filter((s) => s.at >= from && s.at < to).map((s) => s.ms);
   }
 
   /** The figures of the requests due within `ranges`, taken as one window. */

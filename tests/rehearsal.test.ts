@@ -13,7 +13,9 @@ describe('an online rehearsal, small', () => {
       rate: 25,
       baselineSeconds: 3,
       workers: 1,
-      fleetRate: '2000/1s',
+      // Slow enough for the lots run to hold two working/stopped pairs.
+      fleetRate: '600/1s',
+      alternate: { busySeconds: 1, quietSeconds: 0.2 },
     });
     expect(result.steps.map((step) => step.step)).toEqual([
       ...listMigrationFiles().map((m) => `migrate ${m.name}`),
@@ -42,7 +44,18 @@ describe('an online rehearsal, small', () => {
       expect(windows!.medianP99Ms, step.step).toBeLessThanOrEqual(windows!.maxP99Ms);
       expect(windows!.p99VsMedian, step.step).toBeCloseTo(step.app.p99Ms / windows!.medianP99Ms, 1);
     }
-    expect(result.steps.find((s) => s.step === 'lots (fleet)')!.baselineWindows).toBeUndefined();
+    const lots = result.steps.find((s) => s.step === 'lots (fleet)')!;
+    expect(lots.baselineWindows).toBeUndefined();
+    // The workers stopped and went on again, the application measured on both sides, the ratio given its interval.
+    const alternation = lots.alternation!;
+    expect(alternation.quiet.windows).toBeGreaterThanOrEqual(2);
+    expect(alternation.busy.windows).toBe(alternation.quiet.windows);
+    expect(alternation.quiet.requests).toBeGreaterThan(0);
+    expect(alternation.busy.requests).toBeGreaterThan(0);
+    const interval = alternation.p99BusyVsQuietInterval!;
+    expect(interval.confidence).toBe(0.9);
+    expect(interval.low).toBeGreaterThan(0);
+    expect(interval.low).toBeLessThanOrEqual(interval.high);
     // The seed's broken quantities were fixed, then every investment got its lots, the application's own among them.
     expect(result.steps.find((s) => s.step === 'constraints (fleet)')!.fleet!.jobs).toBeGreaterThan(0);
     expect(result.steps.find((s) => s.step === 'lots (fleet)')!.fleet!.jobs).toBeGreaterThanOrEqual(3_000);
