@@ -1,3 +1,4 @@
+import { seededRandom } from './seeded-random.js';
 import { percentile } from './traffic.js';
 
 /** The application's latencies (ms) in one working spell and in the stopped spell right after it. */
@@ -20,18 +21,6 @@ export interface IntervalOptions {
   confidence?: number;
   /** Seeds the resampling, so that the same latencies always give the same interval. Default 1. */
   seed?: number;
-}
-
-/** mulberry32: a small seeded generator, uniform on [0, 1). */
-function seeded(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 const p99 = (values: number[]) =>
@@ -57,7 +46,7 @@ export function pairedP99RatioInterval(pairs: readonly LatencyPair[], options: I
   if (usable.length < 2) return null;
   const rounds = options.rounds ?? 2_000;
   const confidence = options.confidence ?? 0.9;
-  const random = seeded(options.seed ?? 1);
+  const random = seededRandom(options.seed ?? 1);
   const ratios: number[] = [];
   for (let round = 0; round < rounds; round += 1) {
     const busy: number[] = [];

@@ -7,6 +7,7 @@ import { createPrisma, type PrismaClient } from '../../src/db/prisma.js';
 import type { RedisClient } from '../../src/redis/connection.js';
 import { openFleet } from '../../src/fleet/context.js';
 import type { RunView } from '../../src/fleet/runs.js';
+import { seededRandom } from '../../bench/seeded-random.js';
 import { AlphaVantageStandIn } from '../support/alpha-vantage-server.js';
 import { fleetEnv, killOnExit, runTys, until } from '../support/processes.js';
 import { freePort, PrivateRedis } from '../support/redis-server.js';
@@ -65,18 +66,6 @@ export interface ChaosReport extends StateCheck {
   secretsFound: string[];
   phases: PhaseFigures[];
   convergeSeconds: number;
-}
-
-/** Deterministic random numbers from a seed (mulberry32). */
-function seededRandom(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 const PHASES: { families: string[]; redisRestart?: boolean }[] = [
