@@ -212,8 +212,8 @@ interface Segment {
 }
 
 function alternationOf(segments: Segment[], app: ApplicationProcess): StepReport['alternation'] {
-  const of = (kind: SegmentKind): AlternationWindow => {
-    const ranges = segments.filter((s) => s.kind === kind).map((s) => s.range);
+  const rangesOf = (kind: SegmentKind) => segments.filter((s) => s.kind === kind).map((s) => s.range);
+  const of = (kind: SegmentKind, ranges: TimeRange[]): AlternationWindow => {
     const { all, seconds } = app.window(kind, ranges);
     return {
       windows: ranges.length,
@@ -224,16 +224,17 @@ function alternationOf(segments: Segment[], app: ApplicationProcess): StepReport
       p99Ms: round(all.p99Ms),
     };
   };
-  const quiet = of('quiet');
-  if (quiet.windows === 0) return undefined;
-  const busy = of('busy');
+  const quietRanges = rangesOf('quiet');
+  if (quietRanges.length === 0) return undefined;
+  const busyRanges = rangesOf('busy');
+  const quiet = of('quiet', quietRanges);
+  const busy = of('busy', busyRanges);
   // Each quiet spell follows its busy one (quietPair): the i-th of each kind make a pair.
-  const [busyRanges, quietRanges] = (['busy', 'quiet'] as const).map((kind) => segments.filter((s) => s.kind === kind).map((s) => s.range));
-  const interval = pairedP99RatioInterval(quietRanges!.map((range, i) => ({ busy: app.latencies(busyRanges![i]!), quiet: app.latencies(range) })));
+  const interval = pairedP99RatioInterval(quietRanges.map((range, i) => ({ busy: app.latencies(busyRanges[i]!), quiet: app.latencies(range) })));
   return {
     busy,
     quiet,
-    p99BusyVsQuiet: quiet.p99Ms > 0 ? Number((busy.p99Ms / quiet.p99Ms).toFixed(2)) : 0,
+    p99BusyVsQuiet: quiet.p99Ms > 0 ? round2(busy.p99Ms / quiet.p99Ms) : 0,
     ...(interval ? { p99BusyVsQuietInterval: { confidence: interval.confidence, low: round2(interval.low), high: round2(interval.high) } } : {}),
   };
 }
