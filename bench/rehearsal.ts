@@ -90,12 +90,19 @@ export interface StepReport {
   throttled: boolean;
   /** With `alternate`: the application in the spells with the workers stopped (quiet) and just before each (busy). */
   alternation?: {
-    busy: AlternationWindow;
-    quiet: AlternationWindow;
+    busy: PartWindow;
+    quiet: PartWindow;
     p99BusyVsQuiet: number;
     /** Where that ratio may lie, given how it moves from pair to pair (see pairedP99RatioInterval); absent with fewer than two pairs. */
     p99BusyVsQuietInterval?: RatioInterval;
   };
+  /**
+   * A fleet step in its two parts: `tys enqueue` from its start to its exit
+   * (a process starting, the source query paged, the jobs added) and the
+   * run after it (the workers). They cost the machine differently, and a
+   * step's p99 alone does not say which of them the application felt.
+   */
+  parts?: { enqueue: PartWindow; run: PartWindow };
   /** The baseline cut into windows as long as the step (see sameLengthWindows); absent for the baseline itself and steps too long for two such windows. */
   baselineWindows?: SameLengthWindows;
 }
@@ -116,7 +123,8 @@ export interface SameLengthWindows {
   p99VsMedian: number;
 }
 
-export interface AlternationWindow {
+/** The application's requests due in some spans of a step. */
+export interface PartWindow {
   windows: number;
   seconds: number;
   requests: number;
@@ -204,31 +212,40 @@ function watchStep(admin: pg.Client, redis: Redis, prefix: string, databaseName:
  * stalls (other processes, the disk) alike: longer busy windows would meet
  * more of them, and their p99 would show it.
  */
-type SegmentKind = 'busy' | 'quiet' | 'catch-up' | 'other';
+type SegmentKind = 'enqueue' | 'busy' | 'quiet' | 'catch-up' | 'other';
 
 interface Segment {
   kind: SegmentKind;
   range: TimeRange;
 }
 
-function alternationOf(segments: Segment[], app: ApplicationProcess): StepReport['alternation'] {
-  const rangesOf = (kind: SegmentKind) => segments.filter((s) => s.kind === kind).map((s) => s.range);
-  const of = (kind: SegmentKind, ranges: TimeRange[]): AlternationWindow => {
-    const { all, seconds } = app.window(kind, ranges);
-    return {
-      windows: ranges.length,
-      seconds: Number(seconds.toFixed(1)),
-      requests: all.count,
-      errors: all.errors,
-      p50Ms: round(all.p50Ms),
-      p99Ms: round(all.p99Ms),
-    };
+const rangesOf = (segments: Segment[], kinds: SegmentKind[]) => segments.filter((s) => kinds.includes(s.kind)).map((s) => s.range);
+
+function partWindow(app: ApplicationProcess, label: string, ranges: TimeRange[]): PartWindow {
+  const { all, seconds } = app.window(label, ranges);
+  return {
+    windows: ranges.length,
+    seconds: Number(seconds.toFixed(1)),
+    requests: all.count,
+    errors: all.errors,
+    p50Ms: round(all.p50Ms),
+    p99Ms: round(all.p99Ms),
   };
-  const quietRanges = rangesOf('quiet');
+}
+
+/** See StepReport.parts; undefined for a step without a producer. */
+function partsOf(segments: Segment[], app: ApplicationProcess): StepReport['parts'] {
+  const enqueue = rangesOf(segments, ['enqueue']);
+  if (enqueue.length === 0) return undefined;
+  return { enqueue: partWindow(app, 'enqueue', enqueue), run: partWindow(app, 'run', rangesOf(segments, ['busy', 'quiet', 'other'])) };
+}
+
+function alternationOf(segments: Segment[], app: ApplicationProcess): StepReport['alternation'] {
+  const quietRanges = rangesOf(segments, ['quiet']);
   if (quietRanges.length === 0) return undefined;
-  const busyRanges = rangesOf('busy');
-  const quiet = of('quiet', quietRanges);
-  const busy = of('busy', busyRanges);
+  const busyRanges = rangesOf(segments, ['busy']);
+  const quiet = partWindow(app, 'quiet', quietRanges);
+  const busy = partWindow(app, 'busy', busyRanges);
   // Each quiet spell follows its busy one (quietPair): the i-th of each kind make a pair.
   const interval = pairedP99RatioInterval(quietRanges.map((range, i) => ({ busy: app.latencies(busyRanges[i]!), quiet: app.latencies(range) })));
   return {
@@ -305,7 +322,7 @@ function report(
   baselineP99: number,
   watched: { lockWaitersMax: number; appWaitsOnFleet: number; throttled: boolean },
   fleet: StepReport['fleet'],
-  alternation?: StepReport['alternation'],
+  split: Pick<StepReport, 'alternation' | 'parts'> = {},
 ): StepReport {
   const { all } = window;
   return {
@@ -325,7 +342,8 @@ function report(
     },
     fleet,
     ...watched,
-    ...(alternation ? { alternation } : {}),
+    ...(split.alternation ? { alternation: split.alternation } : {}),
+    ...(split.parts ? { parts: split.parts } : {}),
   };
 }
 
@@ -445,13 +463,14 @@ export async function rehearse(options: RehearsalOptions): Promise<RehearsalRepo
         baselineP99,
         watched,
         fleet,
-        alternationOf(segments, app),
+        { alternation: alternationOf(segments, app), parts: partsOf(segments, app) },
       );
       steps.push(result);
       const alternation = result.alternation;
       say(
         `${name.padEnd(44)} app p99 ${result.app.p99Ms} ms (x${result.app.p99VsBaseline}), errors ${result.app.errors}` +
           (fleet ? `, fleet ${fleet.perSecond}/s${fleet.failed ? ` (${fleet.failed} FAILED)` : ''}` : '') +
+          (result.parts ? ` (p99 ${result.parts.enqueue.p99Ms} ms while enqueueing, ${result.parts.run.p99Ms} ms after)` : '') +
           `, lock waiters max ${result.lockWaitersMax}, app waiting on the fleet ${result.appWaitsOnFleet}x${result.throttled ? ', throttled' : ''}` +
           (alternation ? `; working ${alternation.busy.p99Ms} ms against stopped ${alternation.quiet.p99Ms} ms, ${ratioText(alternation)}` : ''),
       );
@@ -500,6 +519,7 @@ export async function rehearse(options: RehearsalOptions): Promise<RehearsalRepo
         const code = await new Promise<number | null>((resolve) => producer.on('close', resolve));
         const runId = /^run (\S+):/m.exec(output)?.[1];
         if (code !== 0 || !runId) throw new Error(`tys enqueue ${family.name} ended with ${code}: ${output.trim()}`);
+        segment('enqueue');
         let stoppedMs = 0;
         for (let pairAt = started + (options.alternate?.busySeconds ?? 0) * 1000; ;) {
           const run = await fleet.runs.get(runId);
@@ -562,13 +582,13 @@ export function reportTable(result: RehearsalReport): string {
     (s) =>
       `| ${s.step} | ${s.seconds} | ${s.app.requests} | ${s.app.p99Ms} | ${s.step === 'baseline' ? '1.00' : s.app.p99VsBaseline.toFixed(2)} | ${s.app.errors} | ${
         s.fleet ? `${s.fleet.jobs} at ${s.fleet.perSecond}/s${s.fleet.failed ? `, ${s.fleet.failed} failed` : ''}` : '-'
-      } | ${s.lockWaitersMax} | ${s.appWaitsOnFleet} | ${s.throttled ? 'yes' : 'no'} | ${s.app.loopDelayP99Ms} | ${
+      } | ${s.parts ? `${s.parts.enqueue.p99Ms} / ${s.parts.run.p99Ms}` : '-'} | ${s.lockWaitersMax} | ${s.appWaitsOnFleet} | ${s.throttled ? 'yes' : 'no'} | ${s.app.loopDelayP99Ms} | ${
         s.alternation ? `${s.alternation.busy.p99Ms} / ${s.alternation.quiet.p99Ms}, ${ratioText(s.alternation)}` : '-'
       } | ${s.baselineWindows ? `x${s.baselineWindows.p99VsMedian} (${s.baselineWindows.medianP99Ms}; ${s.baselineWindows.maxP99Ms})` : '-'} |`,
   );
   return [
-    '| step | s | app requests | app p99 ms | p99 / baseline | app errors | fleet jobs | lock waiters (max) | app waiting on the fleet (looks) | throttled | app loop delay p99 ms | app p99 ms, workers working / stopped, their ratio (its 90% interval over pairs) | p99 / baseline windows of its length (their median; max ms) |',
-    '| --- | ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: | --- | ---: | ---: | ---: |',
+    '| step | s | app requests | app p99 ms | p99 / baseline | app errors | fleet jobs | app p99 ms, enqueueing / after | lock waiters (max) | app waiting on the fleet (looks) | throttled | app loop delay p99 ms | app p99 ms, workers working / stopped, their ratio (its 90% interval over pairs) | p99 / baseline windows of its length (their median; max ms) |',
+    '| --- | ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: | ---: | --- | ---: | ---: | ---: |',
     ...rows,
   ].join('\n');
 }

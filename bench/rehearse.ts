@@ -15,8 +15,8 @@ REHEARSAL_DATABASE_URL or DATABASE_URL, removed at the end), starts the
 application's simulated traffic in a process of its own, measures a baseline,
 then runs the whole migration as an operator would, each family with worker
 processes, and validates. Prints a table per step (the application's p99
-against its baseline, errors, the fleet's jobs, lock waits, throttling) and
-writes it as JSON. Exit status 0 when every investment verifies, no constraint
+against its baseline, errors, the fleet's jobs, the p99 while tys enqueue ran
+and after it, lock waits, throttling) and writes it as JSON. Exit status 0 when every investment verifies, no constraint
 violation is left and no job failed; 1 otherwise; 2 on a bad option.
 
 Options:

@@ -56,6 +56,16 @@ describe('an online rehearsal, small', () => {
     expect(interval.confidence).toBe(0.9);
     expect(interval.low).toBeGreaterThan(0);
     expect(interval.low).toBeLessThanOrEqual(interval.high);
+    // Each fleet step in its two parts, the producer's and the run's after it, which together are the step; a schema step has none.
+    for (const step of result.steps.filter((s) => s.fleet)) {
+      const { enqueue, run } = step.parts!;
+      expect(enqueue.windows, step.step).toBe(1);
+      expect(enqueue.requests, step.step).toBeGreaterThan(0);
+      expect(enqueue.seconds + run.seconds, step.step).toBeLessThanOrEqual(step.seconds + 0.1);
+      expect(enqueue.requests + run.requests, step.step).toBe(step.app.requests);
+    }
+    expect(lots.parts!.run.requests).toBeGreaterThan(lots.parts!.enqueue.requests);
+    expect(result.steps.find((s) => !s.fleet)!.parts).toBeUndefined();
     // The seed's broken quantities were fixed, then every investment got its lots, the application's own among them.
     expect(result.steps.find((s) => s.step === 'constraints (fleet)')!.fleet!.jobs).toBeGreaterThan(0);
     expect(result.steps.find((s) => s.step === 'lots (fleet)')!.fleet!.jobs).toBeGreaterThanOrEqual(3_000);
