@@ -186,6 +186,39 @@ describe('runs: the Redis side, the Postgres side, and the step between', () => 
     expect(await queue.getJobCounts('delayed', 'waiting')).toEqual({ delayed: 0, waiting: 120 });
   });
 
+  it("a paced run's jobs are added at most ten times as fast as they start; stopped between pages, the run keeps what was added", async () => {
+    const own = await createTestDatabase();
+    onTestFinished(() => own.drop());
+    const ownFleet = await testFleet(own);
+    onTestFinished(() => ownFleet.close());
+    await seedMvp(own.prisma, { investments: 300, badQuantityRate: 0 });
+    const queue = ownFleet.context.queue(lotsFamily);
+    // 20/1s: a slot every 50 ms, so a job added every 5 ms at most, a page of 50 every 250 ms.
+    const rate = { max: 20, windowMs: 1_000 };
+
+    const stop = new AbortController();
+    const stopped = ownFleet.enqueue(
+      lotsFamily,
+      { kind: 'all' },
+      { rate, pageSize: 50, signal: stop.signal, onProgress: (p) => p.added === 100 && stop.abort(new Error('interrupted by SIGINT')) },
+    );
+    await expect(stopped).rejects.toThrow(/^run (\S+) stopped enqueuing after 100 jobs \(they still run\): interrupted by SIGINT; enqueue again for the rest$/);
+    const runId = /^run (\S+) /.exec(((await stopped.catch((error: Error) => error)) as Error).message)![1]!;
+    // Sealed with its 100 jobs: it can finish once they have run.
+    expect(await ownFleet.context.runs.get(runId)).toMatchObject({ status: 'RUNNING', total: 100 });
+    expect(await queue.getJobCounts('delayed')).toEqual({ delayed: 100 });
+    await queue.obliterate({ force: true });
+
+    const before = Date.now();
+    const pagesAt: number[] = [];
+    await ownFleet.enqueue(lotsFamily, { kind: 'all' }, { rate, pageSize: 50, onProgress: () => pagesAt.push(Date.now()) });
+    expect(pagesAt).toHaveLength(6);
+    // Page k is read no sooner than (k - 1) pages' worth of that pace after the first.
+    pagesAt.forEach((at, k) => expect(at, `page ${k + 1}`).toBeGreaterThanOrEqual(before + k * 250));
+    expect(await queue.getJobCounts('delayed')).toEqual({ delayed: 300 });
+    await queue.obliterate({ force: true });
+  });
+
   it('the run guard asks Postgres once for the many jobs of a run that ask at the same moment, and caches the answer', async () => {
     const { runs } = fleet.context;
     const runId = newRunId();

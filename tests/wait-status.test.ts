@@ -89,6 +89,22 @@ describe('--wait, status and stopping workers', () => {
     expect((await fleet.context.queue(lotsFamily).getJobCounts('waiting')).waiting).toBe(INVESTMENTS);
   });
 
+  it('Ctrl-C while a paced run is being added stops adding, exit 130: the run keeps the jobs already added, sealed', async () => {
+    // 10/1s adds a page of 50 every 500 ms at most: the last of 300 jobs 2.5 s after the first.
+    const adding = startTys(['enqueue', 'lots', '--all', '--rate', '10/1s', '--page-size', '50'], env);
+    const queue = fleet.context.queue(lotsFamily);
+    await until('a first page to be added', async () => ((await queue.getJobCounts('delayed')).delayed ?? 0) >= 50, 30_000);
+    adding.child.kill('SIGINT');
+    expect(await adding.exited).toBe(130);
+    const [, runId, added] = /^run (run-\S+) stopped enqueuing after (\d+) jobs \(they still run\): interrupted by SIGINT; enqueue again for the rest$/m.exec(
+      adding.stderr(),
+    )!;
+    expect(Number(added)).toBeGreaterThanOrEqual(50);
+    expect(Number(added)).toBeLessThan(INVESTMENTS);
+    expect(await db.prisma.fleetRun.findUniqueOrThrow({ where: { id: runId! } })).toMatchObject({ status: 'RUNNING', total: Number(added) });
+    expect((await queue.getJobCounts('delayed')).delayed).toBe(Number(added));
+  });
+
   it('status pointed at a Redis without fleet data says so and changes nothing; a wrongly interrupted run comes back', async () => {
     fleet.startWorkers([lotsFamily]);
     const run = await fleet.waitForRun((await fleet.enqueue(lotsFamily)).runId!);

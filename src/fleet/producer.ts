@@ -1,10 +1,11 @@
+import { setTimeout as delay } from 'node:timers/promises';
 import type { Queue } from 'bullmq';
 import type { RedisClient } from '../redis/connection.js';
 import type { PrismaClient } from '../db/prisma.js';
 import { retryTransient } from '../db/transient.js';
 import { jobIdFor, type JobData, type JobFamily } from './family.js';
 import { removeJobs } from './queues.js';
-import { scheduledDelay } from './run-pace.js';
+import { addingWait, scheduledDelay } from './run-pace.js';
 import { newRunId, type RunStore } from './runs.js';
 import type { Scope } from './scope.js';
 
@@ -29,6 +30,12 @@ export interface EnqueueOptions {
    * Default none (the workers' own limits only).
    */
   rate?: { max: number; windowMs: number };
+  /**
+   * Stops the enqueue before its next page: the run is sealed with the jobs
+   * already added, which still run, and the call rejects with the reason.
+   * Default none.
+   */
+  signal?: AbortSignal;
 }
 
 export interface EnqueueProgress {
@@ -111,6 +118,10 @@ export async function enqueue(
   const followed = shards.map(() => 0);
   try {
     for (;;) {
+      options.signal?.throwIfAborted();
+      // A paced run's jobs are added no faster than ADD_AHEAD_FACTOR times its rate.
+      const wait = paceMs === null || pacedFrom === null || options.dryRun ? 0 : addingWait(pacedFrom, progress.found, paceMs, Date.now());
+      if (wait > 0) await delay(wait, undefined, { signal: options.signal }).catch(() => options.signal!.throwIfAborted());
       // Pages are reads: a dropped connection costs a pause, not the run.
       const keys = await retryTransient(() => family.source(deps.prisma, scope, after, pageSize));
       if (keys.length === 0) break;
