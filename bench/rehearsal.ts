@@ -203,7 +203,8 @@ function watchStep(admin: pg.Client, redis: Redis, prefix: string, databaseName:
 }
 
 /**
- * Parts of a step: with `alternate`, pairs of equal length, the run working
+ * Parts of a step: in a fleet step, enqueue, from its start until `tys
+ * enqueue` exits; then, with `alternate`, pairs of equal length, the run working
  * just before its workers stop (busy) and the workers stopped (quiet); the
  * second after each spell, when the jobs whose slots passed meanwhile all
  * start at once, is catch-up: a burst the stop made, which the run without

@@ -6,6 +6,7 @@ import { newRunId } from '../src/fleet/runs.js';
 import { HOLD_IN_WORKER_MS, RunPacer } from '../src/fleet/run-pace.js';
 import { seedMvp } from '../src/demo/seed.js';
 import { RunGuard } from '../src/fleet/run-guard.js';
+import { controlRun } from '../src/fleet/run-control.js';
 import type { PrismaClient } from '../src/db/prisma.js';
 import { lotsFamily } from '../src/families/lots.js';
 import { createTestDatabase, type TestDatabase } from './support/databases.js';
@@ -217,6 +218,39 @@ describe('runs: the Redis side, the Postgres side, and the step between', () => 
     pagesAt.forEach((at, k) => expect(at, `page ${k + 1}`).toBeGreaterThanOrEqual(before + k * 250));
     expect(await queue.getJobCounts('delayed')).toEqual({ delayed: 300 });
     await queue.obliterate({ force: true });
+  });
+
+  it('a run paused while its jobs are being added stays paused once they all are; one cancelled then gets no more', async () => {
+    const own = await createTestDatabase();
+    onTestFinished(() => own.drop());
+    const ownFleet = await testFleet(own);
+    onTestFinished(() => ownFleet.close());
+    await seedMvp(own.prisma, { investments: 300, badQuantityRate: 0 });
+    const { context } = ownFleet;
+    const control = (runId: string, action: 'pause' | 'cancel') =>
+      controlRun({ prisma: context.prisma, runs: context.runs, family: 'lots', queues: context.shardQueues(lotsFamily) }, runId, action);
+    // 10/1s: a page of 50 every 500 ms at most, time enough to act between two pages.
+    const rate = { max: 10, windowMs: 1_000 };
+    const actOnFirstPage = (action: 'pause' | 'cancel') => {
+      let acted: Promise<unknown> = Promise.resolve();
+      const onProgress = (p: { added: number }) => {
+        if (p.added === 50) acted = (async () => control((await own.prisma.fleetRun.findFirstOrThrow({ orderBy: { startedAt: 'desc' } })).id, action))();
+      };
+      return { onProgress, acted: () => acted };
+    };
+
+    const pausing = actOnFirstPage('pause');
+    const paused = await ownFleet.enqueue(lotsFamily, { kind: 'all' }, { rate, pageSize: 50, onProgress: pausing.onProgress });
+    expect(await pausing.acted()).toBe('PAUSED');
+    expect(paused.added).toBe(300);
+    expect(await own.prisma.fleetRun.findUniqueOrThrow({ where: { id: paused.runId! } })).toMatchObject({ status: 'PAUSED', total: 300 });
+    expect(await control(paused.runId!, 'cancel')).toBe('CANCELLED');
+
+    const cancelling = actOnFirstPage('cancel');
+    const cancelled = await ownFleet.enqueue(lotsFamily, { kind: 'all' }, { rate, pageSize: 50, onProgress: cancelling.onProgress });
+    expect(await cancelling.acted()).toBe('CANCELLED');
+    expect(cancelled.added).toBeLessThan(300);
+    expect(await own.prisma.fleetRun.findUniqueOrThrow({ where: { id: cancelled.runId! } })).toMatchObject({ status: 'CANCELLED', total: cancelled.added });
   });
 
   it('the run guard asks Postgres once for the many jobs of a run that ask at the same moment, and caches the answer', async () => {

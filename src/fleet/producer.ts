@@ -119,6 +119,8 @@ export async function enqueue(
   try {
     for (;;) {
       options.signal?.throwIfAborted();
+      // A run cancelled while its jobs are being added gets no more: its workers would only refuse them.
+      if (runId && progress.found > 0 && (await retryTransient(() => deps.runs.records.cancelled(runId)))) break;
       // A paced run's jobs are added no faster than ADD_AHEAD_FACTOR times its rate.
       const wait = paceMs === null || pacedFrom === null || options.dryRun ? 0 : addingWait(pacedFrom, progress.found, paceMs, Date.now());
       if (wait > 0) await delay(wait, undefined, { signal: options.signal }).catch(() => options.signal!.throwIfAborted());

@@ -16,8 +16,21 @@ export class RunRecords {
     await this.prisma.fleetRun.create({ data: row });
   }
 
+  /**
+   * Seals the run with its total. Only a run still ENQUEUEING becomes
+   * RUNNING: one an operator paused or cancelled while its jobs were being
+   * added keeps that state.
+   */
   async markEnqueued(runId: string, total: number, alreadyQueued: number): Promise<void> {
-    await this.prisma.fleetRun.update({ where: { id: runId }, data: { total, alreadyQueued, status: 'RUNNING', enqueuedAt: new Date() } });
+    const sealed = { total, alreadyQueued, enqueuedAt: new Date() };
+    const { count } = await this.prisma.fleetRun.updateMany({ where: { id: runId, status: 'ENQUEUEING' }, data: { ...sealed, status: 'RUNNING' } });
+    if (count === 0) await this.prisma.fleetRun.update({ where: { id: runId }, data: sealed });
+  }
+
+  /** Whether an operator has cancelled the run (CANCELLING or CANCELLED). */
+  async cancelled(runId: string): Promise<boolean> {
+    const row = await this.prisma.fleetRun.findUnique({ where: { id: runId }, select: { status: true } });
+    return row?.status === 'CANCELLING' || row?.status === 'CANCELLED';
   }
 
   /** Forgets a run that has no job at all. */
