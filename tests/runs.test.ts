@@ -12,6 +12,16 @@ import { lotsFamily } from '../src/families/lots.js';
 import { createTestDatabase, type TestDatabase } from './support/databases.js';
 import { REDIS_URL, testFleet } from './support/fleet.js';
 
+/** A database of its own with `investments` MVP investments and no broken one, and a fleet on it; both removed after the test. */
+async function seededFleet(investments: number) {
+  const own = await createTestDatabase();
+  onTestFinished(() => own.drop());
+  const ownFleet = await testFleet(own);
+  onTestFinished(() => ownFleet.close());
+  await seedMvp(own.prisma, { investments, badQuantityRate: 0 });
+  return { own, ownFleet };
+}
+
 describe('runs: the Redis side, the Postgres side, and the step between', () => {
   let db: TestDatabase;
   let fleet: Awaited<ReturnType<typeof testFleet>>;
@@ -163,11 +173,7 @@ describe('runs: the Redis side, the Postgres side, and the step between', () => 
   });
 
   it('a paced run is added on its schedule, each job delayed to the 100 ms group of its slot in source order; an unpaced run is not delayed', async () => {
-    const own = await createTestDatabase();
-    onTestFinished(() => own.drop());
-    const ownFleet = await testFleet(own);
-    onTestFinished(() => ownFleet.close());
-    await seedMvp(own.prisma, { investments: 120, badQuantityRate: 0 });
+    const { ownFleet } = await seededFleet(120);
     const queue = ownFleet.context.queue(lotsFamily);
     const before = Date.now();
     await ownFleet.enqueue(lotsFamily, { kind: 'all' }, { rate: { max: 400, windowMs: 1_000 } });
@@ -188,11 +194,7 @@ describe('runs: the Redis side, the Postgres side, and the step between', () => 
   });
 
   it("a paced run's jobs are added at most ten times as fast as they start; stopped between pages, the run keeps what was added", async () => {
-    const own = await createTestDatabase();
-    onTestFinished(() => own.drop());
-    const ownFleet = await testFleet(own);
-    onTestFinished(() => ownFleet.close());
-    await seedMvp(own.prisma, { investments: 300, badQuantityRate: 0 });
+    const { ownFleet } = await seededFleet(300);
     const queue = ownFleet.context.queue(lotsFamily);
     // 20/1s: a slot every 50 ms, so a job added every 5 ms at most, a page of 50 every 250 ms.
     const rate = { max: 20, windowMs: 1_000 };
@@ -221,11 +223,7 @@ describe('runs: the Redis side, the Postgres side, and the step between', () => 
   });
 
   it('a run paused while its jobs are being added stays paused once they all are; one cancelled then gets no more', async () => {
-    const own = await createTestDatabase();
-    onTestFinished(() => own.drop());
-    const ownFleet = await testFleet(own);
-    onTestFinished(() => ownFleet.close());
-    await seedMvp(own.prisma, { investments: 300, badQuantityRate: 0 });
+    const { own, ownFleet } = await seededFleet(300);
     const { context } = ownFleet;
     const control = (runId: string, action: 'pause' | 'cancel') =>
       controlRun({ prisma: context.prisma, runs: context.runs, family: 'lots', queues: context.shardQueues(lotsFamily) }, runId, action);
