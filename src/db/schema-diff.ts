@@ -1,6 +1,5 @@
 import { randomBytes } from 'node:crypto';
 import type pg from 'pg';
-import { quoteIdentifier } from './sql.js';
 
 /** One comparable part of a schema: a table, a column, an enum, an index or a constraint. */
 export interface SchemaItem {
@@ -32,7 +31,7 @@ const IGNORED_TABLES = new Set(['_prisma_migrations']);
  * path locally, so type and table names print without their schema.
  */
 export async function snapshotSchema(client: pg.ClientBase, schema: string): Promise<SchemaSnapshot> {
-  await client.query(`SELECT set_config('search_path', $1, true)`, [quoteIdentifier(schema)]);
+  await client.query(`SELECT set_config('search_path', $1, true)`, [quoteIdent(schema)]);
   const rows = await client.query<{ kind: SchemaItem['kind']; name: string; tbl: string | null; detail: string }>(
     `WITH ns AS (SELECT oid FROM pg_namespace WHERE nspname = $1),
           tbl AS (SELECT c.oid, c.relname FROM pg_class c, ns WHERE c.relnamespace = ns.oid AND c.relkind IN ('r', 'p'))
@@ -54,10 +53,10 @@ export async function snapshotSchema(client: pg.ClientBase, schema: string): Pro
     [schema],
   );
   const snapshot: SchemaSnapshot = new Map();
-  const qualified = new RegExp(`${escapeRegExp(quoteIdentifier(schema))}\\.`, 'g');
+  const qualified = new RegExp(`${escapeRegExp(quoteIdent(schema))}\\.`, 'g');
   for (const row of rows.rows) {
     if (row.tbl && IGNORED_TABLES.has(row.tbl)) continue;
-    const detail = row.detail.replace(qualified, '').replace(`INDEX ${quoteIdentifier(row.name)} ON`, 'INDEX ON');
+    const detail = row.detail.replace(qualified, '').replace(`INDEX ${quoteIdent(row.name)} ON`, 'INDEX ON');
     const label = row.kind === 'table' ? `table "${row.name}"` : row.kind === 'column' ? `${row.tbl}.${row.name}` : `${row.kind} ${row.name}`;
     snapshot.set(`${row.kind}:${row.tbl ?? ''}:${row.name}`, { label, table: row.tbl, kind: row.kind, detail });
   }
@@ -110,7 +109,11 @@ export function describeDifference({ item, where, actual }: SchemaDifference): s
 /** The statement that creates an index of the expected schema in the database's schema. */
 export function createIndexStatement(item: SchemaItem): string {
   const name = item.label.replace(/^index /, '');
-  return item.detail.replace(/INDEX ON/, `INDEX ${quoteIdentifier(name)} ON`);
+  return item.detail.replace(/INDEX ON/, `INDEX ${quoteIdent(name)} ON`);
+}
+
+function quoteIdent(name: string): string {
+  return /^[a-z_][a-z0-9_]*$/.test(name) ? name : `"${name.replaceAll('"', '""')}"`;
 }
 
 function escapeRegExp(text: string): string {

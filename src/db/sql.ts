@@ -85,8 +85,3 @@ export async function sqlTransaction<T>(prisma: PrismaClient, work: (tx: SqlTran
     client.release(broken);
   }
 }
-
-/** An identifier as SQL text: bare when Postgres would read it back unchanged, quoted otherwise. */
-export function quoteIdentifier(name: string): string {
-  return /^[a-z_][a-z0-9_]*$/.test(name) ? name : `"${name.replaceAll('"', '""')}"`;
-}

@@ -1,6 +1,5 @@
 import type { Logger } from 'pino';
 import { Prisma, type PrismaClient } from '../db/prisma.js';
-import { quoteIdentifier } from '../db/sql.js';
 import { repeat } from './repeat.js';
 
 export interface TableStatsOptions {
@@ -41,22 +40,25 @@ const ANALYZE_LOCK = 7_342_001;
  */
 /** One look: analyzes each of `tables` that has grown past its statistics; returns those it analyzed. */
 export async function refreshTableStats(prisma: PrismaClient, tables: readonly string[], log: Logger, options: TableStatsOptions = {}): Promise<string[]> {
-  const grown = await prisma.$queryRaw<{ table: string; rows: bigint; known: number; columns: string[] }[]>`
-    SELECT s.relname AS table, s.n_live_tup AS rows, greatest(c.reltuples, 0)::float8 AS known,
-           ARRAY(SELECT DISTINCT a.attname::text FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey)
-                  WHERE i.indrelid = c.oid ORDER BY 1) AS columns
+  // `target` is what ANALYZE takes, its names quoted by the server (keywords included).
+  const grown = await prisma.$queryRaw<{ table: string; rows: bigint; known: number; columns: string[]; target: string }[]>`
+    SELECT s.relname AS table, s.n_live_tup AS rows, greatest(c.reltuples, 0)::float8 AS known, indexed.columns,
+           quote_ident(s.relname) || COALESCE(' (' || indexed.quoted || ')', '') AS target
       FROM pg_stat_user_tables s JOIN pg_class c ON c.oid = s.relid
+     CROSS JOIN LATERAL (
+           SELECT COALESCE(array_agg(DISTINCT a.attname::text), '{}') AS columns, string_agg(DISTINCT quote_ident(a.attname), ', ') AS quoted
+             FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey)
+            WHERE i.indrelid = c.oid) indexed
      WHERE s.schemaname = current_schema() AND s.relname = ANY(${[...tables]}::text[])
        AND s.n_live_tup - greatest(c.reltuples, 0) >= greatest(${options.minGrownRows ?? 1_000}, ${options.grownShare ?? 1} * greatest(c.reltuples, 0))`;
   const analyzed: string[] = [];
-  for (const { table, rows, known, columns } of grown) {
+  for (const { table, rows, known, columns, target } of grown) {
     await prisma.$transaction(async (tx) => {
       const [lock] = await tx.$queryRaw<{ locked: boolean }[]>`SELECT pg_try_advisory_xact_lock(${ANALYZE_LOCK}) AS locked`;
       if (!lock?.locked) return;
       const started = Date.now();
-      // A table without an index has nothing for a plan to choose: all its columns then.
-      const list = columns.length > 0 ? ` (${columns.map(quoteIdentifier).join(', ')})` : '';
-      await tx.$executeRaw`ANALYZE ${Prisma.raw(quoteIdentifier(table) + list)}`;
+      // A table without an index has nothing for a plan to choose: all its columns then (no list).
+      await tx.$executeRaw`ANALYZE ${Prisma.raw(target)}`;
       analyzed.push(table);
       log.info(
         { table, columns, rows: Number(rows), rowsKnownBefore: Math.round(known), ms: Date.now() - started },
