@@ -70,7 +70,7 @@ export function scheduledDelay(firstPageAt: number, index: number, intervalMs: n
  * tenth of the run, and still leaves every job in Redis well before its
  * slot.
  */
-export const ADD_AHEAD_FACTOR = 10;
+const ADD_AHEAD_FACTOR = 10;
 
 /**
  * How long the producer of a run paced one job per `intervalMs` waits,
