@@ -1,5 +1,4 @@
-import { z } from 'zod';
-import { ConfigError, integer, optional, readSettings, textSetting, url } from '../src/config/settings.js';
+import { ConfigError, integer, readSettings, textSetting, verbatim, url, type SettingsShape } from '../src/config/settings.js';
 import type { Account } from './auth.js';
 
 /** A bearer token shorter than this could be guessed. */
@@ -7,21 +6,19 @@ export const MIN_METRICS_TOKEN_LENGTH = 24;
 const MIN_PASSWORD_LENGTH = 8;
 
 const DASHBOARD_SETTINGS = {
-  PORT: optional(integer(0, 65_535)),
-  DASHBOARD_HOST: optional(z.string()),
-  DASHBOARD_USER: optional(z.string()),
-  DASHBOARD_PASSWORD: optional(z.string()),
-  DASHBOARD_READONLY_USER: optional(z.string()),
-  DASHBOARD_READONLY_PASSWORD: optional(z.string()),
-  METRICS_TOKEN: optional(z.string().min(MIN_METRICS_TOKEN_LENGTH, `must be at least ${MIN_METRICS_TOKEN_LENGTH} characters`)),
-  DASHBOARD_PUBLIC_URL: optional(url(['https:', 'http:'])),
-  DASHBOARD_TRUST_PROXY: optional(
-    textSetting('must be a hop count or addresses and subnets (10.0.0.1, 10.0.0.0/8)', (text) =>
-      /^\d+$/.test(text) ? Number(text) : /^[0-9a-fA-F.:/,\s]+$/.test(text) ? text : undefined,
-    ),
+  PORT: integer(0, 65_535),
+  DASHBOARD_HOST: verbatim(),
+  DASHBOARD_USER: verbatim(),
+  DASHBOARD_PASSWORD: verbatim(),
+  DASHBOARD_READONLY_USER: verbatim(),
+  DASHBOARD_READONLY_PASSWORD: verbatim(),
+  METRICS_TOKEN: verbatim(MIN_METRICS_TOKEN_LENGTH),
+  DASHBOARD_PUBLIC_URL: url(['https:', 'http:']),
+  DASHBOARD_TRUST_PROXY: textSetting('must be a hop count or addresses and subnets (10.0.0.1, 10.0.0.0/8)', (text) =>
+    /^\d+$/.test(text) ? Number(text) : /^[0-9a-fA-F.:/,\s]+$/.test(text) ? text : undefined,
   ),
-  TYS_AUDIT_REFRESH_MS: optional(integer(1_000, 24 * 3_600_000)),
-} satisfies z.ZodRawShape;
+  TYS_AUDIT_REFRESH_MS: integer(1_000, 24 * 3_600_000),
+} satisfies SettingsShape;
 
 export interface DashboardSettings {
   /** PORT. Default 3000. */

@@ -1,28 +1,27 @@
-import { z } from 'zod';
 import { loadMarketConfig } from '../src/config/market.js';
 import { familiesNamed } from '../src/families/index.js';
-import { ConfigError, decimal, integer, optional, readSettings, textSetting, url } from '../src/config/settings.js';
+import { ConfigError, decimal, integer, readSettings, textSetting, url, type SettingsShape } from '../src/config/settings.js';
 import type { WorkerProcessOptions } from './process.js';
 
 const MAX_MS = 2 ** 31 - 1;
 
 const WORKER_SETTINGS = {
-  TYS_FAMILIES: optional(textSetting('must be family names separated by commas', (text) => text.split(',').map((name) => name.trim()))),
-  TYS_CONCURRENCY: optional(integer(1, 1_000)),
-  TYS_LOCK_DURATION_MS: optional(integer(100, MAX_MS)),
-  TYS_STALLED_INTERVAL_MS: optional(integer(100, MAX_MS)),
-  TYS_SHUTDOWN_TIMEOUT_MS: optional(integer(100, MAX_MS)),
-  TYS_DB_POOL_SIZE: optional(integer(1, 1_000)),
-  TYS_THROTTLE: optional(z.enum(['on', 'off'], { error: 'must be on or off' })),
-  TYS_THROTTLE_LOCK_WAITERS: optional(integer(1, 100_000)),
-  TYS_THROTTLE_CONNECTIONS: optional(decimal(0.01, 1)),
-  TYS_THROTTLE_LATENCY_RATIO: optional(decimal(1, 100)),
-  TYS_THROTTLE_LATENCY_FLOOR_MS: optional(integer(0, MAX_MS)),
-  TYS_THROTTLE_BASELINE_MS: optional(integer(1_000, MAX_MS)),
-  TYS_THROTTLE_REPLICA_LAG_MS: optional(integer(0, MAX_MS)),
-  TYS_THROTTLE_PROBE_MS: optional(integer(1, MAX_MS)),
-  TYS_REPLICA_URL: optional(url(['postgres:', 'postgresql:'])),
-} satisfies z.ZodRawShape;
+  TYS_FAMILIES: textSetting('must be family names separated by commas', (text) => text.split(',').map((name) => name.trim())),
+  TYS_CONCURRENCY: integer(1, 1_000),
+  TYS_LOCK_DURATION_MS: integer(100, MAX_MS),
+  TYS_STALLED_INTERVAL_MS: integer(100, MAX_MS),
+  TYS_SHUTDOWN_TIMEOUT_MS: integer(100, MAX_MS),
+  TYS_DB_POOL_SIZE: integer(1, 1_000),
+  TYS_THROTTLE: textSetting('must be on or off', (text) => (text === 'on' || text === 'off' ? text : undefined)),
+  TYS_THROTTLE_LOCK_WAITERS: integer(1, 100_000),
+  TYS_THROTTLE_CONNECTIONS: decimal(0.01, 1),
+  TYS_THROTTLE_LATENCY_RATIO: decimal(1, 100),
+  TYS_THROTTLE_LATENCY_FLOOR_MS: integer(0, MAX_MS),
+  TYS_THROTTLE_BASELINE_MS: integer(1_000, MAX_MS),
+  TYS_THROTTLE_REPLICA_LAG_MS: integer(0, MAX_MS),
+  TYS_THROTTLE_PROBE_MS: integer(1, MAX_MS),
+  TYS_REPLICA_URL: url(['postgres:', 'postgresql:']),
+} satisfies SettingsShape;
 
 /** TYS_FAMILIES: the families to work on, default all; the others as WorkerProcessOptions says. */
 export type WorkerSettings = Omit<WorkerProcessOptions, 'knownFamilies' | 'limiter'>;

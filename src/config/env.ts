@@ -1,7 +1,6 @@
-import { z } from 'zod';
 import type { RedisTarget } from '../redis/connection.js';
 import { DEFAULT_DATABASE_URL } from './database-url.js';
-import { ConfigError, integer, optional, readSettings, textSetting, url } from './settings.js';
+import { ConfigError, integer, readSettings, refine, textSetting, url, type SettingsShape } from './settings.js';
 
 export { ConfigError };
 
@@ -56,19 +55,15 @@ function parseNodes(text: string): { host: string; port: number }[] | undefined 
 const PREFIX_PATTERN = /^[A-Za-z0-9_{}.-]{1,64}$/;
 
 const FLEET_SETTINGS = {
-  DATABASE_URL: optional(url(['postgres:', 'postgresql:'])),
-  REDIS_URL: optional(
-    url(['redis:', 'rediss:']).refine((text) => /^\/?\d*$/.test(new URL(text).pathname), {
-      message: 'must name its database as a number (redis://host:port/3)',
-    }),
-  ),
-  REDIS_CLUSTER_NODES: optional(textSetting('must be host:port seed nodes separated by commas', parseNodes)),
+  DATABASE_URL: url(['postgres:', 'postgresql:']),
+  REDIS_URL: refine(url(['redis:', 'rediss:']), 'must name its database as a number (redis://host:port/3)', (text) => /^\/?\d*$/.test(new URL(text).pathname)),
+  REDIS_CLUSTER_NODES: textSetting('must be host:port seed nodes separated by commas', parseNodes),
   // Never quoted: it is a secret.
-  REDIS_PASSWORD: optional(textSetting('must not be blank', (text) => text || undefined, { quote: false })),
-  REDIS_TLS: optional(textSetting('must be 1 or 0', (text) => (text === '1' ? true : text === '0' ? false : undefined))),
-  TYS_QUEUE_PREFIX: optional(textSetting('must be 1-64 letters, digits, _ . - { } and no colon', (text) => (PREFIX_PATTERN.test(text) ? text : undefined))),
-  TYS_NICE: optional(integer(0, 19)),
-} satisfies z.ZodRawShape;
+  REDIS_PASSWORD: textSetting('must not be blank', (text) => text || undefined, { quote: false }),
+  REDIS_TLS: textSetting('must be 1 or 0', (text) => (text === '1' ? true : text === '0' ? false : undefined)),
+  TYS_QUEUE_PREFIX: textSetting('must be 1-64 letters, digits, _ . - { } and no colon', (text) => (PREFIX_PATTERN.test(text) ? text : undefined)),
+  TYS_NICE: integer(0, 19),
+} satisfies SettingsShape;
 
 /** TYS_SHARDS and TYS_SHARDS_<FAMILY>: the family's name in capitals, dashes as underscores. */
 function readShards(env: NodeJS.ProcessEnv): FleetConfig['shards'] {

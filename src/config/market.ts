@@ -1,6 +1,6 @@
-import { z } from 'zod';
 import type { BudgetLimits } from './rate.js';
-import { duration, integer, optional, rate, readSettings, url } from './settings.js';
+import { parseDuration } from './duration.js';
+import { duration, integer, rate, readSettings, textSetting, verbatim, url, type SettingsShape } from './settings.js';
 
 export interface MarketConfig {
   baseUrl: string;
@@ -22,16 +22,18 @@ export function untilUtcMidnight(now: Date): number {
 }
 
 const MARKET_SETTINGS = {
-  ALPHA_VANTAGE_BASE_URL: optional(url(['https:', 'http:'])),
-  ALPHA_VANTAGE_API_KEY: optional(z.string()),
-  ALPHA_VANTAGE_TIMEOUT_MS: optional(integer(1, 2 ** 31 - 1)),
-  MARKET_DATA_RATE_LIMIT: optional(rate()),
-  MARKET_DATA_DAILY_LIMIT: optional(integer(1, 1e9)),
-  MARKET_DATA_NO_DATA_TTL: optional(duration()),
-  ALERT_PRICE_MAX_AGE: optional(duration()),
+  ALPHA_VANTAGE_BASE_URL: url(['https:', 'http:']),
+  ALPHA_VANTAGE_API_KEY: verbatim(),
+  ALPHA_VANTAGE_TIMEOUT_MS: integer(1, 2 ** 31 - 1),
+  MARKET_DATA_RATE_LIMIT: rate(),
+  MARKET_DATA_DAILY_LIMIT: integer(1, 1e9),
+  MARKET_DATA_NO_DATA_TTL: duration(),
+  ALERT_PRICE_MAX_AGE: duration(),
   // `utc-midnight` (Alpha Vantage's) or a duration, for providers whose spent quota comes back after a fixed time.
-  MARKET_DATA_QUOTA_RESET: optional(z.union([z.literal('utc-midnight'), duration()], { error: 'must be utc-midnight or a duration like 24h' })),
-} satisfies z.ZodRawShape;
+  MARKET_DATA_QUOTA_RESET: textSetting('must be utc-midnight or a duration like 24h', (text) =>
+    text === 'utc-midnight' ? text : (parseDuration(text) ?? undefined),
+  ),
+} satisfies SettingsShape;
 
 /** Market-data settings from the environment, checked when workers start. */
 export function loadMarketConfig(env: NodeJS.ProcessEnv = process.env): MarketConfig {

@@ -1,4 +1,3 @@
-import { z } from 'zod';
 import { parseDuration } from './duration.js';
 import { parseRate } from './rate.js';
 
@@ -12,24 +11,51 @@ export class ConfigError extends InputError {
   override name = 'ConfigError';
 }
 
+/** Thrown by a setting whose text breaks its rule; the message completes "NAME ...". */
+class BrokenRule extends Error {}
+
+/**
+ * Reads a variable's text into its value, or throws when the text breaks the
+ * setting's rule. It is only given text that is set and not blank: a setting
+ * left unset or blank takes its default, which its reader's caller decides.
+ */
+export type Setting<T> = (text: string) => T;
+
 export interface TextSettingOptions {
   /** Whether an error may quote the value. Default true; false for secrets and for URLs, which carry passwords. */
   quote?: boolean;
 }
 
 /**
- * A setting written as text and read into a value by `parse`, which returns
- * undefined for text it does not take; `rule` completes the error "NAME ...".
+ * A setting read from its text, trimmed, by `parse`, which returns undefined
+ * for text it does not take; `rule` completes the error "NAME ...".
  */
-export function textSetting<T>(rule: string, parse: (text: string) => T | undefined, options: TextSettingOptions = {}) {
-  return z.string().transform((text, ctx): T => {
+export function textSetting<T>(rule: string, parse: (text: string) => T | undefined, options: TextSettingOptions = {}): Setting<T> {
+  return (text) => {
     const value = parse(text.trim());
-    if (value === undefined) {
-      ctx.addIssue({ code: 'custom', message: `${rule}${options.quote === false ? '' : `, got "${text.slice(0, 80)}"`}` });
-      return z.NEVER;
-    }
+    if (value === undefined) throw new BrokenRule(`${rule}${options.quote === false ? '' : `, got "${text.slice(0, 80)}"`}`);
     return value;
-  });
+  };
+}
+
+/** `setting`, whose value must also pass `check`; `rule` completes the error when it does not. */
+export function refine<T>(setting: Setting<T>, rule: string, check: (value: T) => boolean): Setting<T> {
+  return (text) => {
+    const value = setting(text);
+    if (!check(value)) throw new BrokenRule(rule);
+    return value;
+  };
+}
+
+/**
+ * Text taken as it is, spaces included, and never quoted in errors: such
+ * settings hold names, passwords and tokens. Default minimum length 1.
+ */
+export function verbatim(minLength = 1): Setting<string> {
+  return (value) => {
+    if (value.length < minLength) throw new BrokenRule(`must be at least ${minLength} characters`);
+    return value;
+  };
 }
 
 export function integer(min: number, max: number) {
@@ -77,19 +103,28 @@ export function url(protocols: readonly string[]) {
   );
 }
 
-/** Unset, empty or blank: the setting's default (`fallback`, or none). */
-export function optional<T extends z.ZodType>(schema: T) {
-  return z.preprocess((value) => (typeof value === 'string' && value.trim() === '' ? undefined : value), schema.optional());
-}
+/** Settings by the name of their variable. */
+export type SettingsShape = Record<string, Setting<unknown>>;
+
+/** What readSettings found: each variable's value, undefined where it is unset or blank. */
+export type SettingsValues<Shape extends SettingsShape> = { [Name in keyof Shape]: ReturnType<Shape[Name]> | undefined };
 
 /**
- * Reads the variables of `shape` from the environment: each through its
- * schema, the first problem a ConfigError naming the variable. Variables
+ * Reads the variables of `shape` from the environment, in the shape's order:
+ * the first that breaks its rule is a ConfigError naming it. Variables
  * outside the shape are ignored.
  */
-export function readSettings<Shape extends z.ZodRawShape>(shape: Shape, env: NodeJS.ProcessEnv): z.output<z.ZodObject<Shape>> {
-  const result = z.object(shape).safeParse(env);
-  if (result.success) return result.data;
-  const issue = result.error.issues[0]!;
-  throw new ConfigError(`${issue.path.join('.')} ${issue.message}`);
+export function readSettings<Shape extends SettingsShape>(shape: Shape, env: NodeJS.ProcessEnv): SettingsValues<Shape> {
+  const values: Record<string, unknown> = {};
+  for (const [name, setting] of Object.entries(shape)) {
+    const raw = env[name];
+    if (raw === undefined || raw.trim() === '') continue;
+    try {
+      values[name] = setting(raw);
+    } catch (error) {
+      if (error instanceof BrokenRule) throw new ConfigError(`${name} ${error.message}`);
+      throw error;
+    }
+  }
+  return values as SettingsValues<Shape>;
 }
