@@ -11,6 +11,7 @@ import type { PrismaClient } from '../src/db/prisma.js';
 import { lotsFamily } from '../src/families/lots.js';
 import { createTestDatabase, type TestDatabase } from './support/databases.js';
 import { REDIS_URL, testFleet } from './support/fleet.js';
+import { until } from './support/processes.js';
 
 /** A database of its own with `investments` MVP investments and no broken one, and a fleet on it; both removed after the test. */
 async function seededFleet(investments: number) {
@@ -220,6 +221,39 @@ describe('runs: the Redis side, the Postgres side, and the step between', () => 
     pagesAt.forEach((at, k) => expect(at, `page ${k + 1}`).toBeGreaterThanOrEqual(before + k * 250));
     expect(await queue.getJobCounts('delayed')).toEqual({ delayed: 300 });
     await queue.obliterate({ force: true });
+  });
+
+  it("a producer's hold on its run: kept while it adds, so the run is never sealed under it; once lapsed, the run is sealed with what it noted and the producer is told", async () => {
+    const { own, ownFleet } = await seededFleet(150);
+    const { runs } = ownFleet.context;
+    // 20/1s adds a page of 20 every 100 ms at most: some 0.7 s of adding, renewed every 50 ms.
+    let adding = true;
+    const looks: number[] = [];
+    const watching = (async () => {
+      while (adding) looks.push((await reconcileRuns(runs)).abandoned);
+    })();
+    const added = await ownFleet.enqueue(lotsFamily, { kind: 'all' }, { rate: { max: 20, windowMs: 1_000 }, pageSize: 20, leaseMs: 200 });
+    adding = false;
+    await watching;
+    expect(looks.length).toBeGreaterThan(3);
+    expect(looks.filter((sealed) => sealed > 0)).toEqual([]);
+    expect(await own.prisma.fleetRun.findUniqueOrThrow({ where: { id: added.runId! } })).toMatchObject({ status: 'RUNNING', total: 150 });
+
+    // A producer that dies: it noted 7 jobs added and 2 followed, then went silent.
+    const runId = newRunId();
+    await runs.create(runId, 'lots', { kind: 'all' }, 'test');
+    // Never held (a producer of a version without holds): left to its producer.
+    expect((await reconcileRuns(runs)).abandoned).toBe(0);
+    expect(await runs.holdProducer('lots', runId, 100)).toBe(true);
+    await runs.noteAdded('lots', 0, runId, 7, 2);
+    let sealed = 0;
+    await until('the hold to lapse and the run to be sealed', async () => (sealed += (await reconcileRuns(runs)).abandoned) > 0, 10_000, 20);
+    expect(sealed).toBe(1);
+    expect(await own.prisma.fleetRun.findUniqueOrThrow({ where: { id: runId } })).toMatchObject({ status: 'RUNNING', total: 9, alreadyQueued: 2 });
+    expect((await runs.counters('lots', runId))!).toMatchObject({ total: 9, enqueued: true });
+    // Back from wherever it was, the producer may not hold it again; nobody seals it twice.
+    expect(await runs.holdProducer('lots', runId, 100)).toBe(false);
+    expect((await reconcileRuns(runs)).abandoned).toBe(0);
   });
 
   it('a run paused while its jobs are being added stays paused once they all are; one cancelled then gets no more', async () => {

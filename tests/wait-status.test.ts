@@ -105,6 +105,28 @@ describe('--wait, status and stopping workers', () => {
     expect((await queue.getJobCounts('delayed')).delayed).toBe(Number(added));
   });
 
+  it('an enqueue killed outright while adding: once its hold lapses the workers seal its run with the jobs it added, and the run ends', async () => {
+    // 10/1s adds a page of 20 every 200 ms at most.
+    const adding = startTys(['enqueue', 'lots', '--all', '--rate', '10/1s', '--page-size', '20'], { ...env, TYS_PRODUCER_LEASE: '1s' });
+    const queue = fleet.context.queue(lotsFamily);
+    await until('a first page to be added', async () => ((await queue.getJobCounts('delayed')).delayed ?? 0) >= 20, 30_000);
+    adding.child.kill('SIGKILL');
+    await adding.exited;
+    const { id: runId } = await db.prisma.fleetRun.findFirstOrThrow({ where: { status: 'ENQUEUEING' } });
+    let sealed = 0;
+    await until('the workers to seal the run', async () => (sealed += (await reconcileRuns(fleet.context.runs)).abandoned) > 0, 15_000);
+    expect(sealed).toBe(1);
+    const jobs = (await queue.getJobCounts('delayed')).delayed!;
+    expect(jobs).toBeLessThan(INVESTMENTS);
+    const run = await db.prisma.fleetRun.findUniqueOrThrow({ where: { id: runId } });
+    expect(run.status).toBe('RUNNING');
+    // Every job it noted; killed between adding a page and noting it, it leaves that page out.
+    expect(run.total).toBeLessThanOrEqual(jobs);
+    expect(run.total).toBeGreaterThanOrEqual(Math.max(20, jobs - 20));
+    fleet.startWorkers([lotsFamily]);
+    expect(await fleet.waitForRun(runId)).toMatchObject({ status: 'COMPLETED', completed: run.total, failed: 0 });
+  });
+
   it('status pointed at a Redis without fleet data says so and changes nothing; a wrongly interrupted run comes back', async () => {
     fleet.startWorkers([lotsFamily]);
     const run = await fleet.waitForRun((await fleet.enqueue(lotsFamily)).runId!);

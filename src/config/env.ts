@@ -1,6 +1,6 @@
 import type { RedisTarget } from '../redis/connection.js';
 import { DEFAULT_DATABASE_URL } from './database-url.js';
-import { ConfigError, integer, readSettings, refine, textSetting, url, type SettingsShape } from './settings.js';
+import { ConfigError, duration, integer, readSettings, refine, textSetting, url, type SettingsShape } from './settings.js';
 
 export { ConfigError };
 
@@ -37,6 +37,13 @@ export interface FleetConfig {
    * (bin/priority.js).
    */
   nice?: number;
+  /**
+   * How long a run is held for the `tys enqueue` adding its jobs without
+   * word from it (TYS_PRODUCER_LEASE, a duration of at least 1s). Default
+   * 60s. Should the command die without sealing its run, the workers seal it
+   * with the jobs it added once the hold lapses.
+   */
+  producerLeaseMs?: number;
 }
 
 /** The Redis a configuration points at. */
@@ -63,6 +70,7 @@ const FLEET_SETTINGS = {
   REDIS_TLS: textSetting('must be 1 or 0', (text) => (text === '1' ? true : text === '0' ? false : undefined)),
   TYS_QUEUE_PREFIX: textSetting('must be 1-64 letters, digits, _ . - { } and no colon', (text) => (PREFIX_PATTERN.test(text) ? text : undefined)),
   TYS_NICE: integer(0, 19),
+  TYS_PRODUCER_LEASE: refine(duration(), 'must be at least 1s', (ms) => ms >= 1_000),
 } satisfies SettingsShape;
 
 /** TYS_SHARDS and TYS_SHARDS_<FAMILY>: the family's name in capitals, dashes as underscores. */
@@ -89,6 +97,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): FleetConfig {
     queuePrefix: settings.TYS_QUEUE_PREFIX ?? 'tys',
     ...(shards ? { shards } : {}),
     ...(settings.TYS_NICE ? { nice: settings.TYS_NICE } : {}),
+    ...(settings.TYS_PRODUCER_LEASE ? { producerLeaseMs: settings.TYS_PRODUCER_LEASE } : {}),
   };
 }
 

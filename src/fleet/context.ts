@@ -139,7 +139,8 @@ export async function openFleet(config: FleetConfig, options: OpenFleetOptions =
   const fleetEnqueue: FleetContext['enqueue'] = async (family, scope = { kind: 'all' }, enqueueOptions) => {
     const { counts, runs } = known();
     if (!enqueueOptions?.dryRun) await counts.pin(family.name);
-    return enqueue({ prisma, redis, queues: familyQueues(family), runs }, family, scope, enqueueOptions);
+    const leased = config.producerLeaseMs ? { leaseMs: config.producerLeaseMs } : {};
+    return enqueue({ prisma, redis, queues: familyQueues(family), runs }, family, scope, { ...leased, ...enqueueOptions });
   };
   return {
     config,

@@ -4,6 +4,7 @@ import type { RedisClient } from '../redis/connection.js';
 import type { PrismaClient } from '../db/prisma.js';
 import { retryTransient } from '../db/transient.js';
 import { jobIdFor, type JobData, type JobFamily } from './family.js';
+import { DEFAULT_PRODUCER_LEASE_MS, holdRunForProducer } from './producer-lease.js';
 import { removeJobs } from './queues.js';
 import { addingWait, scheduledDelay } from './run-pace.js';
 import { newRunId, type RunStore } from './runs.js';
@@ -36,6 +37,14 @@ export interface EnqueueOptions {
    * Default none.
    */
   signal?: AbortSignal;
+  /**
+   * How long, in ms, the run is held for this producer without word from
+   * it; it renews the hold every quarter of that while it adds jobs. Should
+   * it stop without sealing the run (killed, its machine lost), the workers
+   * seal the run with the jobs it added once the hold lapses
+   * (reconcileRuns). Default 60,000.
+   */
+  leaseMs?: number;
 }
 
 export interface EnqueueProgress {
@@ -73,6 +82,14 @@ export interface FamilyQueues {
   shardOf(jobId: string): number;
 }
 
+/** What the producer reads from and writes to. */
+export interface ProducerDeps {
+  prisma: PrismaClient;
+  redis: RedisClient;
+  queues: FamilyQueues;
+  runs: RunStore;
+}
+
 /** A job to add: its id, its row's key, and how long it waits before it may start (a paced run's schedule). */
 interface NewJob {
   id: string;
@@ -95,21 +112,33 @@ interface ShardPage {
  * the source query still selects (it failed, or its row was changed back)
  * gets a fresh job.
  */
-export async function enqueue(
-  deps: { prisma: PrismaClient; redis: RedisClient; queues: FamilyQueues; runs: RunStore },
-  family: JobFamily,
-  scope: Scope,
-  options: EnqueueOptions = {},
-): Promise<EnqueueResult> {
-  const pageSize = options.pageSize ?? 1_000;
-  const shards = deps.queues.queues;
-  const progress: EnqueueProgress = { found: 0, added: 0, alreadyQueued: 0, requeued: 0 };
+export async function enqueue(deps: ProducerDeps, family: JobFamily, scope: Scope, options: EnqueueOptions = {}): Promise<EnqueueResult> {
   const runId = options.dryRun ? null : newRunId();
   // A paced run's jobs are added delayed until their slots, counted from
   // its first page (see scheduledDelay).
   const paceMs = options.rate ? options.rate.windowMs / options.rate.max : null;
-  let pacedFrom: number | null = null;
   if (runId) await retryTransient(() => deps.runs.create(runId, family.name, scope, options.origin ?? null, paceMs));
+  const lease = runId ? await holdRunForProducer(deps.runs, family.name, runId, options.leaseMs ?? DEFAULT_PRODUCER_LEASE_MS) : null;
+  const signal = lease ? AbortSignal.any([lease.signal, ...(options.signal ? [options.signal] : [])]) : options.signal;
+  try {
+    return await addRun(deps, family, scope, options, { runId, paceMs, signal });
+  } finally {
+    lease?.release();
+  }
+}
+
+/** enqueue's pages, once the run (if any) is created and held. */
+async function addRun(
+  deps: ProducerDeps,
+  family: JobFamily,
+  scope: Scope,
+  options: EnqueueOptions,
+  { runId, paceMs, signal }: { runId: string | null; paceMs: number | null; signal: AbortSignal | undefined },
+): Promise<EnqueueResult> {
+  const pageSize = options.pageSize ?? 1_000;
+  const shards = deps.queues.queues;
+  const progress: EnqueueProgress = { found: 0, added: 0, alreadyQueued: 0, requeued: 0 };
+  let pacedFrom: number | null = null;
 
   let after = '';
   let inFlight: Promise<unknown> = Promise.resolve();
@@ -118,12 +147,12 @@ export async function enqueue(
   const followed = shards.map(() => 0);
   try {
     for (;;) {
-      options.signal?.throwIfAborted();
+      signal?.throwIfAborted();
       // A run cancelled while its jobs are being added gets no more: its workers would only refuse them.
       if (runId && progress.found > 0 && (await retryTransient(() => deps.runs.records.cancelled(runId)))) break;
       // A paced run's jobs are added no faster than ADD_AHEAD_FACTOR times its rate.
       const wait = paceMs === null || pacedFrom === null || options.dryRun ? 0 : addingWait(pacedFrom, progress.found, paceMs, Date.now());
-      if (wait > 0) await delay(wait, undefined, { signal: options.signal }).catch(() => options.signal!.throwIfAborted());
+      if (wait > 0) await delay(wait, undefined, { signal }).catch(() => signal!.throwIfAborted());
       // Pages are reads: a dropped connection costs a pause, not the run.
       const keys = await retryTransient(() => family.source(deps.prisma, scope, after, pageSize));
       if (keys.length === 0) break;
@@ -169,7 +198,13 @@ export async function enqueue(
         progress.alreadyQueued += page.alreadyQueued;
         progress.requeued += page.requeued;
         followed[i] = followed[i]! + page.alreadyQueued;
-        adds.push(page.adding.then((n) => (confirmed[i] = confirmed[i]! + n)));
+        // Noted once Redis has them, for the workers to seal the run with should this producer die.
+        adds.push(
+          page.adding.then((n) => {
+            confirmed[i] = confirmed[i]! + n;
+            return deps.runs.noteAdded(family.name, i, runId!, confirmed[i], followed[i]!);
+          }),
+        );
       }
       inFlight = Promise.all(adds);
       const failed = pages.find((settled) => settled.status === 'rejected');

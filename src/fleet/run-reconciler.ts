@@ -13,6 +13,8 @@ export interface ReconcileResult {
   interrupted: number;
   /** Runs wrongly marked INTERRUPTED earlier, put back: their counters are live. */
   recovered: number;
+  /** Runs sealed for a producer that stopped without sealing them (killed, its machine lost): see RunStore.sealAbandoned. */
+  abandoned: number;
   /** The runs still going, and how many of their jobs have an outcome. */
   running: { id: string; done: number }[];
 }
@@ -22,7 +24,8 @@ export type RunsSeen = Map<string, number>;
 
 /**
  * Brings the durable run records in line with what this Redis shows, the
- * one step that writes what reads only show: finishes runs whose last job
+ * one step that writes what reads only show: seals runs whose producer
+ * stopped without a word and its lease lapsed, finishes runs whose last job
  * was counted while Postgres was unreachable, counts the failures a run
  * missed when it has made no progress since `progress` saw it, marks
  * INTERRUPTED the runs this Redis is shown to have lost, and puts back a run
@@ -30,11 +33,13 @@ export type RunsSeen = Map<string, number>;
  */
 export async function reconcileRuns(runs: RunStore, progress: RunsSeen = new Map()): Promise<ReconcileResult> {
   const { records } = runs;
+  let abandoned = 0;
+  for (const run of await records.unsealed()) if ((await runs.sealAbandoned(run.family, run.id)) !== null) abandoned += 1;
   const rows = await records.toReconcile();
   // Each family's keys have a marker of their own: on a cluster, of the master that holds them.
   const markers = new Map<string, RedisMarker>();
   for (const family of new Set(rows.map((row) => row.family))) markers.set(family, await runs.marker(family));
-  const result: ReconcileResult = { finished: 0, recounted: 0, interrupted: 0, recovered: 0, running: [] };
+  const result: ReconcileResult = { finished: 0, recounted: 0, interrupted: 0, recovered: 0, abandoned, running: [] };
   const present = await Promise.all(rows.map((row) => runs.has(row.family, row.id)));
   for (const [i, row] of rows.entries()) {
     if (present[i]) {
@@ -78,7 +83,7 @@ export function startRunReconciler(runs: RunStore, log: Logger, options: RunReco
     try {
       const { running: going, ...counts } = await reconcileRuns(runs, seen);
       seen = new Map(going.map((run) => [run.id, run.done]));
-      if (counts.finished + counts.recounted + counts.interrupted + counts.recovered > 0) log.info(counts, 'run records reconciled');
+      if (Object.values(counts).some((n) => n > 0)) log.info(counts, 'run records reconciled');
       for (const run of going) await options.progress?.record(run.id, run.done);
     } catch (error) {
       log.warn({ err: error }, 'could not reconcile run records; trying again');

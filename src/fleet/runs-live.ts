@@ -196,6 +196,36 @@ return handed`;
 
 const ADD_STAT = `if redis.call('EXISTS', KEYS[1]) == 1 then redis.call('HINCRBY', KEYS[1], ARGV[1], ARGV[2]) end`;
 
+// The producer's lease on a run it is still adding jobs to, in Redis's own
+// clock (the producer and the workers may be on machines whose clocks
+// disagree): producerUntil = now + ARGV[1] ms. Returns 0, and holds nothing,
+// once the run is sealed: its producer must stop adding.
+const HOLD_PRODUCER = `
+if redis.call('EXISTS', KEYS[1]) == 0 or redis.call('HGET', KEYS[1], 'enqueued') == '1' then return 0 end
+local now = redis.call('TIME')
+redis.call('HSET', KEYS[1], 'producerUntil', now[1] * 1000 + math.floor(now[2] / 1000) + tonumber(ARGV[1]))
+return 1`;
+
+// What the producer has added so far: ARGV[1] jobs it added, ARGV[2] jobs of
+// earlier runs it follows. A run Redis lost is not brought back.
+const NOTE_ADDED = `if redis.call('EXISTS', KEYS[1]) == 1 then redis.call('HSET', KEYS[1], 'added', ARGV[1], 'followed', ARGV[2]) end`;
+
+// Seals a run nobody adds to any more with what its producer noted, and
+// returns {added, followed}; nil when the run is sealed already, or (ARGV[1]
+// '1', the hash that holds the lease) its producer's lease has not lapsed,
+// or it never had one (a producer of a version without leases).
+const SEAL_ABANDONED = `
+local run = redis.call('HMGET', KEYS[1], 'family', 'enqueued', 'producerUntil', 'added', 'followed')
+if not run[1] or run[2] == '1' then return nil end
+if ARGV[1] == '1' then
+  if not run[3] then return nil end
+  local now = redis.call('TIME')
+  if now[1] * 1000 + math.floor(now[2] / 1000) <= tonumber(run[3]) then return nil end
+end
+local added, followed = tonumber(run[4] or '0'), tonumber(run[5] or '0')
+redis.call('HSET', KEYS[1], 'total', added + followed, 'enqueued', 1)
+return {added, followed}`;
+
 /**
  * The Redis side of runs: a hash of live counters per run (cheap increments
  * from every worker, each job's outcome counted once), the jobs that later
@@ -264,6 +294,26 @@ export class LiveRuns {
 
   async markEnqueued(runId: string, total: number): Promise<void> {
     await this.redis.hset(this.key(runId), { total, enqueued: 1 });
+  }
+
+  /** See RunStore.holdProducer; only the family's first shard holds the lease. */
+  async holdProducer(runId: string, leaseMs: number): Promise<boolean> {
+    return (await this.redis.eval(HOLD_PRODUCER, 1, this.key(runId), Math.ceil(leaseMs))) === 1;
+  }
+
+  /** See RunStore.noteAdded. */
+  async noteAdded(runId: string, added: number, followed: number): Promise<void> {
+    await this.redis.eval(NOTE_ADDED, 1, this.key(runId), added, followed);
+  }
+
+  /**
+   * Seals the run with the jobs its producer noted, when nobody adds to it
+   * any more: `leased` for the shard that holds the producer's lease, which
+   * must have lapsed. Null when it was not sealed here.
+   */
+  async sealAbandoned(runId: string, leased: boolean): Promise<{ added: number; followed: number } | null> {
+    const sealed = (await this.redis.eval(SEAL_ABANDONED, 1, this.key(runId), leased ? '1' : '0')) as [number, number] | null;
+    return sealed ? { added: sealed[0], followed: sealed[1] } : null;
   }
 
   /** See RunStore.adopt. */

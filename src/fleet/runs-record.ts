@@ -78,6 +78,11 @@ export class RunRecords {
     return open.map((run) => run.id);
   }
 
+  /** Runs not sealed yet: their producer may still be adding jobs, or may have died doing it. */
+  async unsealed(): Promise<Pick<RunRow, 'id' | 'family'>[]> {
+    return this.prisma.fleetRun.findMany({ where: { enqueuedAt: null, finishedAt: null }, select: { id: true, family: true } });
+  }
+
   /** Runs whose record may lag behind Redis: unfinished ones past enqueueing, and those INTERRUPTED within the counters' lifetime. */
   async toReconcile(): Promise<Pick<RunRow, 'id' | 'family' | 'status' | 'redisMarker' | 'redisAddress' | 'startedAt'>[]> {
     return this.prisma.fleetRun.findMany({

@@ -144,6 +144,45 @@ export class RunStore {
   }
 
   /**
+   * Holds the run for its producer for `leaseMs` more, by Redis's clock:
+   * until that lapses, reconcileRuns leaves an unsealed run alone. False
+   * when the run is sealed already (an earlier lease lapsed): the producer
+   * must add nothing more.
+   */
+  holdProducer(family: string, runId: string, leaseMs: number): Promise<boolean> {
+    return this.first(family).holdProducer(runId, leaseMs);
+  }
+
+  /** What the producer has added to the run in one shard (`shard`: its index), for sealAbandoned. */
+  noteAdded(family: string, shard: number, runId: string, added: number, followed: number): Promise<void> {
+    return this.live(this.layout.shards(family)[shard]!).noteAdded(runId, added, followed);
+  }
+
+  /**
+   * Seals a run whose producer's lease has lapsed (its command killed, its
+   * machine lost) with the jobs it noted, as the producer itself does when
+   * it is stopped: the jobs it added still run and count, and the run ends.
+   * Returns the run's total, or null when it was left alone. A producer
+   * killed between adding jobs and noting them leaves those out of the
+   * total: at most a page per shard.
+   */
+  async sealAbandoned(family: string, runId: string): Promise<number | null> {
+    const [leased, ...others] = this.everyShard(family);
+    const first = await leased!.sealAbandoned(runId, true);
+    if (!first) return null;
+    const rest = await Promise.all(others.map((live) => live.sealAbandoned(runId, false)));
+    const shards = [first, ...rest.filter((sealed) => sealed !== null)];
+    const total = shards.reduce((sum, shard) => sum + shard.added + shard.followed, 0);
+    await this.records.markEnqueued(
+      runId,
+      total,
+      shards.reduce((sum, shard) => sum + shard.followed, 0),
+    );
+    await this.finishIfDone(family, runId);
+    return total;
+  }
+
+  /**
    * Records final job outcomes, each once: a job that runs again after a
    * crash (stalled, handed to another worker) finds its outcome already
    * recorded and counts nothing. Called before BullMQ marks the jobs
