@@ -254,6 +254,14 @@ describe('runs: the Redis side, the Postgres side, and the step between', () => 
     // Back from wherever it was, the producer may not hold it again; nobody seals it twice.
     expect(await runs.holdProducer('lots', runId, 100)).toBe(false);
     expect((await reconcileRuns(runs)).abandoned).toBe(0);
+
+    // A producer that sealed its run in Redis and died before its record: the record is written, nothing is sealed again.
+    const recordless = newRunId();
+    await runs.create(recordless, 'lots', { kind: 'all' }, 'test');
+    expect(await runs.holdProducer('lots', recordless, 60_000)).toBe(true);
+    await runs.live(ownFleet.context.layout.shards('lots')[0]!).markEnqueued(recordless, 5);
+    expect((await reconcileRuns(runs)).abandoned).toBe(0);
+    expect(await own.prisma.fleetRun.findUniqueOrThrow({ where: { id: recordless } })).toMatchObject({ status: 'RUNNING', total: 5 });
   });
 
   it('a run paused while its jobs are being added stays paused once they all are; one cancelled then gets no more', async () => {

@@ -34,7 +34,7 @@ export type RunsSeen = Map<string, number>;
 export async function reconcileRuns(runs: RunStore, progress: RunsSeen = new Map()): Promise<ReconcileResult> {
   const { records } = runs;
   let abandoned = 0;
-  for (const run of await records.unsealed()) if ((await runs.sealAbandoned(run.family, run.id)) !== null) abandoned += 1;
+  for (const run of await records.unsealed()) if ((await runs.sealAbandoned(run.family, run.id))?.fresh) abandoned += 1;
   const rows = await records.toReconcile();
   // Each family's keys have a marker of their own: on a cluster, of the master that holds them.
   const markers = new Map<string, RedisMarker>();

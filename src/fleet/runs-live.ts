@@ -211,20 +211,23 @@ return 1`;
 const NOTE_ADDED = `if redis.call('EXISTS', KEYS[1]) == 1 then redis.call('HSET', KEYS[1], 'added', ARGV[1], 'followed', ARGV[2]) end`;
 
 // Seals a run nobody adds to any more with what its producer noted, and
-// returns {added, followed}; nil when the run is sealed already, or (ARGV[1]
-// '1', the hash that holds the lease) its producer's lease has not lapsed,
-// or it never had one (a producer of a version without leases).
+// returns {total, followed, 1}; {total, followed, 0} for a run sealed
+// already; nil for a run Redis lost or, in the hash that holds the lease
+// (ARGV[1] '1'), one whose producer's lease has not lapsed or that never had
+// one (a producer of a version without leases).
 const SEAL_ABANDONED = `
-local run = redis.call('HMGET', KEYS[1], 'family', 'enqueued', 'producerUntil', 'added', 'followed')
-if not run[1] or run[2] == '1' then return nil end
+local run = redis.call('HMGET', KEYS[1], 'family', 'enqueued', 'producerUntil', 'added', 'followed', 'total')
+if not run[1] then return nil end
+local followed = tonumber(run[5] or '0')
+if run[2] == '1' then return {tonumber(run[6] or '0'), followed, 0} end
 if ARGV[1] == '1' then
   if not run[3] then return nil end
   local now = redis.call('TIME')
   if now[1] * 1000 + math.floor(now[2] / 1000) <= tonumber(run[3]) then return nil end
 end
-local added, followed = tonumber(run[4] or '0'), tonumber(run[5] or '0')
-redis.call('HSET', KEYS[1], 'total', added + followed, 'enqueued', 1)
-return {added, followed}`;
+local total = tonumber(run[4] or '0') + followed
+redis.call('HSET', KEYS[1], 'total', total, 'enqueued', 1)
+return {total, followed, 1}`;
 
 /**
  * The Redis side of runs: a hash of live counters per run (cheap increments
@@ -309,11 +312,12 @@ export class LiveRuns {
   /**
    * Seals the run with the jobs its producer noted, when nobody adds to it
    * any more: `leased` for the shard that holds the producer's lease, which
-   * must have lapsed. Null when it was not sealed here.
+   * must have lapsed. What the shard holds, sealed now or before (`fresh`
+   * false); null when it was left as it was.
    */
-  async sealAbandoned(runId: string, leased: boolean): Promise<{ added: number; followed: number } | null> {
-    const sealed = (await this.redis.eval(SEAL_ABANDONED, 1, this.key(runId), leased ? '1' : '0')) as [number, number] | null;
-    return sealed ? { added: sealed[0], followed: sealed[1] } : null;
+  async sealAbandoned(runId: string, leased: boolean): Promise<{ total: number; followed: number; fresh: boolean } | null> {
+    const sealed = (await this.redis.eval(SEAL_ABANDONED, 1, this.key(runId), leased ? '1' : '0')) as [number, number, number] | null;
+    return sealed ? { total: sealed[0], followed: sealed[1], fresh: sealed[2] === 1 } : null;
   }
 
   /** See RunStore.adopt. */

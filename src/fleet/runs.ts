@@ -162,24 +162,25 @@ export class RunStore {
    * Seals a run whose producer's lease has lapsed (its command killed, its
    * machine lost) with the jobs it noted, as the producer itself does when
    * it is stopped: the jobs it added still run and count, and the run ends.
-   * Returns the run's total, or null when it was left alone. A producer
-   * killed between adding jobs and noting them leaves those out of the
-   * total: at most a page per shard.
+   * A run Redis has sealed already gets its record written, should the
+   * record have missed it. Null when the run is left alone; `fresh` when
+   * this call sealed it. A producer killed between adding jobs and noting
+   * them leaves those out of the total: at most a page per shard.
    */
-  async sealAbandoned(family: string, runId: string): Promise<number | null> {
+  async sealAbandoned(family: string, runId: string): Promise<{ total: number; fresh: boolean } | null> {
     const [leased, ...others] = this.everyShard(family);
     const first = await leased!.sealAbandoned(runId, true);
     if (!first) return null;
     const rest = await Promise.all(others.map((live) => live.sealAbandoned(runId, false)));
     const shards = [first, ...rest.filter((sealed) => sealed !== null)];
-    const total = shards.reduce((sum, shard) => sum + shard.added + shard.followed, 0);
+    const total = shards.reduce((sum, shard) => sum + shard.total, 0);
     await this.records.markEnqueued(
       runId,
       total,
       shards.reduce((sum, shard) => sum + shard.followed, 0),
     );
     await this.finishIfDone(family, runId);
-    return total;
+    return { total, fresh: first.fresh };
   }
 
   /**
