@@ -255,6 +255,29 @@ describe('runs: the Redis side, the Postgres side, and the step between', () => 
     expect(await runs.holdProducer('lots', runId, 100)).toBe(false);
     expect((await reconcileRuns(runs)).abandoned).toBe(0);
 
+    // A producer cut off from Redis past its lease finds its run sealed at its next renewal, and stops adding.
+    let sealedUnder: Promise<unknown> = Promise.resolve();
+    const fenced = ownFleet.enqueue(
+      lotsFamily,
+      { kind: 'all' },
+      {
+        rate: { max: 10, windowMs: 1_000 },
+        pageSize: 20,
+        leaseMs: 200,
+        onProgress: (p) => {
+          if (p.found === 20)
+            sealedUnder = (async () => {
+              const { id } = await own.prisma.fleetRun.findFirstOrThrow({ where: { status: 'ENQUEUEING' } });
+              await runs.live(ownFleet.context.layout.shards('lots')[0]!).markEnqueued(id, 20);
+            })();
+        },
+      },
+    );
+    await expect(fenced).rejects.toThrow(
+      /^run \S+ stopped enqueuing after \d+ jobs \(they still run\): the workers sealed it after 0.2 s without word from this command; enqueue again for the rest$/,
+    );
+    await sealedUnder;
+
     // A producer that sealed its run in Redis and died before its record: the record is written, nothing is sealed again.
     const recordless = newRunId();
     await runs.create(recordless, 'lots', { kind: 'all' }, 'test');

@@ -19,7 +19,7 @@ export interface ProducerLease {
  */
 export async function holdRunForProducer(runs: RunStore, family: string, runId: string, leaseMs: number): Promise<ProducerLease> {
   const controller = new AbortController();
-  const sealed = () => controller.abort(new Error(`the workers sealed it after ${Math.round(leaseMs / 1000)} s without word from this command`));
+  const sealed = () => controller.abort(new Error(`the workers sealed it after ${leaseMs / 1000} s without word from this command`));
   if (!(await runs.holdProducer(family, runId, leaseMs))) sealed();
   const timer = setInterval(() => {
     runs.holdProducer(family, runId, leaseMs).then(
