@@ -293,13 +293,23 @@ describe('adopting a production database on the MVP schema', () => {
     await withSession(db, 'portfolio-page', async (app) => {
       await app.query(`BEGIN; SELECT count(*) FROM "Investment"`);
       const migrating = runTys(['migrate', '--to', PHASE5, '--lock-timeout', '10s'], env(db));
-      await untilWaitingFor(db, 'Investment');
       // Waiting for Investment, it already holds the four tables it created (and their indexes), which nobody else can see yet.
-      const [held] = await sql<{ n: number }>(
-        db,
-        `SELECT count(*)::int AS n FROM pg_locks l
-          WHERE l.granted AND l.locktype = 'relation' AND l.mode = 'AccessExclusiveLock'
-            AND l.pid = (SELECT pid FROM pg_locks WHERE relation = '"Investment"'::regclass AND NOT granted LIMIT 1)`,
+      // One snapshot of the locks: the migration asks for Investment 100 ms at a time, and pauses between asks.
+      let held: { n: number } | undefined;
+      await until(
+        'the migration to ask for Investment',
+        async () => {
+          [held] = await sql<{ n: number }>(
+            db,
+            `WITH locks AS MATERIALIZED (SELECT pid, granted, locktype, mode, relation FROM pg_locks)
+             SELECT (SELECT count(*)::int FROM locks l
+                      WHERE l.pid = waiting.pid AND l.granted AND l.locktype = 'relation' AND l.mode = 'AccessExclusiveLock') AS n
+               FROM locks waiting WHERE waiting.relation = '"Investment"'::regclass AND NOT waiting.granted LIMIT 1`,
+          );
+          return held !== undefined;
+        },
+        30_000,
+        10,
       );
       expect(held!.n).toBeGreaterThanOrEqual(4);
       await app.query('COMMIT');
