@@ -80,7 +80,8 @@ export function runsPage(
   const rows = runs
     .map((run) => {
       const done = run.completed + run.skipped + run.failed;
-      const percent = run.total === 0 ? 100 : Math.floor((100 * done) / run.total);
+      // A run still being enqueued has a total that grows: nothing to be 100% of yet.
+      const percent = run.total === 0 ? (run.enqueued ? 100 : 0) : Math.floor((100 * done) / run.total);
       const elapsedS = Math.max(0, ((run.finishedAt?.getTime() ?? now) - run.startedAt.getTime()) / 1000);
       const samples = run.finishedAt ? [] : (options.progress?.get(run.id) ?? []);
       // A running run's rate is its last minute's, so that a stall or a pause shows; an ended run's is its average.
@@ -94,7 +95,7 @@ export function runsPage(
   <td><progress max="100" value="${percent}"></progress> ${percent}%${
     !run.finishedAt && throttled[run.family] ? `<div class="throttle">throttled: ${escape(throttled[run.family]!)}</div>` : ''
   }</td>
-  <td class="num">${run.total}</td><td class="num">${run.completed}</td><td class="num">${run.skipped}</td><td class="num failed">${run.failed}${failedLink}</td>
+  <td class="num">${run.total}${run.enqueued ? '' : '+'}</td><td class="num">${run.completed}</td><td class="num">${run.skipped}</td><td class="num failed">${run.failed}${failedLink}</td>
   <td class="num">${Math.round(elapsedS)} s</td><td class="num rate" title="${moving === null ? 'average since the start' : 'over the last minute'}"><span class="rate-value">${rate < 10 ? rate.toFixed(1) : Math.round(rate)}/s</span>${throughputChart(samples)}</td><td class="num eta">${eta}</td>
   <td>${run.finishedAt ? escape(run.finishedAt.toISOString()) : ''}</td>${canControl ? `<td class="controls">${controls(run)}</td>` : ''}</tr>`;
     })

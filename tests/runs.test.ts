@@ -246,6 +246,8 @@ describe('runs: the Redis side, the Postgres side, and the step between', () => 
     expect((await reconcileRuns(runs)).abandoned).toBe(0);
     expect(await runs.holdProducer('lots', runId, 100)).toBe(true);
     await runs.noteAdded('lots', 0, runId, 7, 2);
+    // Readers see the jobs noted so far, as a total still growing.
+    expect(await runs.counters('lots', runId)).toMatchObject({ total: 9, enqueued: false });
     let sealed = 0;
     await until('the hold to lapse and the run to be sealed', async () => (sealed += (await reconcileRuns(runs)).abandoned) > 0, 10_000, 20);
     expect(sealed).toBe(1);

@@ -7,6 +7,7 @@ const FORGET_BATCH = 1_000;
 const FORGET_DELAY_MS = 200;
 
 export interface RunCounters {
+  /** The run's jobs; until it is enqueued, those its producer has added so far. */
   total: number;
   completed: number;
   skipped: number;
@@ -420,7 +421,8 @@ export class LiveRuns {
     const stats: Record<string, number> = {};
     for (const [field, value] of Object.entries(raw)) if (field.startsWith('stat:')) stats[field.slice(5)] = Number(value);
     return {
-      total: Number(raw.total ?? 0),
+      // Until the run is sealed, the jobs its producer has noted so far: a total still growing.
+      total: raw.enqueued === '1' ? Number(raw.total ?? 0) : Number(raw.added ?? 0) + Number(raw.followed ?? 0),
       completed: Number(raw.completed ?? 0),
       skipped: Number(raw.skipped ?? 0),
       failed: Number(raw.failed ?? 0),
