@@ -6,6 +6,7 @@ import { afterAll, beforeEach, describe, expect, it } from 'vitest';
 import { PROJECT_ROOT } from '../src/db/migrations.js';
 import { openFleet } from '../src/fleet/context.js';
 import { enqueue } from '../src/fleet/producer.js';
+import { newRunId } from '../src/fleet/runs.js';
 import { seedMvp } from '../src/demo/seed.js';
 import { lotsFamily } from '../src/families/lots.js';
 import { createTestDatabase, type TestDatabase } from './support/databases.js';
@@ -162,6 +163,10 @@ describe('--wait, status and stopping workers', () => {
       lotsFamily,
       { kind: 'all' },
     );
+    // And one whose producer died while adding, its lease not yet lapsed when Redis restarted.
+    const unsealed = newRunId();
+    await before.runs.create(unsealed, lotsFamily.name, { kind: 'all' }, 'test');
+    expect(await before.runs.holdProducer(lotsFamily.name, unsealed, 60_000)).toBe(true);
     await before.close();
     await redis.restart();
     // A new process, pointed at another Redis database: no evidence, nothing changes.
@@ -172,14 +177,19 @@ describe('--wait, status and stopping workers', () => {
       await elsewhere.close();
     }
     expect(await db.prisma.fleetRun.findUniqueOrThrow({ where: { id: run.runId! } })).toMatchObject({ status: 'RUNNING' });
+    expect(await db.prisma.fleetRun.findUniqueOrThrow({ where: { id: unsealed } })).toMatchObject({ status: 'ENQUEUEING' });
     // A new process on the run's own Redis: the marker there is not the run's, so the run's data is gone.
     const after = await openFleet(config);
     try {
-      expect(await reconcileRuns(after.runs)).toMatchObject({ interrupted: 1 });
+      expect(await reconcileRuns(after.runs)).toMatchObject({ interrupted: 2, abandoned: 0 });
+      // A producer that seals its run after Redis lost it brings nothing back: the run stays lost.
+      await after.runs.markEnqueued(lotsFamily.name, unsealed, [40], 0);
+      expect(await after.runs.has(lotsFamily.name, unsealed)).toBe(false);
     } finally {
       await after.close();
     }
     expect(await db.prisma.fleetRun.findUniqueOrThrow({ where: { id: run.runId! } })).toMatchObject({ status: 'INTERRUPTED' });
+    expect(await db.prisma.fleetRun.findUniqueOrThrow({ where: { id: unsealed } })).toMatchObject({ status: 'INTERRUPTED' });
   });
 
   it('a worker started the README way (npx tys worker &, then kill $!) stops cleanly, leaving no process behind', async () => {

@@ -197,6 +197,8 @@ return handed`;
 
 const ADD_STAT = `if redis.call('EXISTS', KEYS[1]) == 1 then redis.call('HINCRBY', KEYS[1], ARGV[1], ARGV[2]) end`;
 
+const MARK_ENQUEUED = `if redis.call('EXISTS', KEYS[1]) == 1 then redis.call('HSET', KEYS[1], 'total', ARGV[1], 'enqueued', 1) end`;
+
 // The producer's lease on a run it is still adding jobs to, in Redis's own
 // clock (the producer and the workers may be on machines whose clocks
 // disagree): producerUntil = now + ARGV[1] ms. Returns 0, and holds nothing,
@@ -296,8 +298,9 @@ export class LiveRuns {
     await this.redis.del(this.key(runId), this.pendingKey(runId));
   }
 
+  /** Seals the run with its total; a run Redis lost is not brought back, as a bare hash that reconcileRuns would take for live. */
   async markEnqueued(runId: string, total: number): Promise<void> {
-    await this.redis.hset(this.key(runId), { total, enqueued: 1 });
+    await this.redis.eval(MARK_ENQUEUED, 1, this.key(runId), total);
   }
 
   /** See RunStore.holdProducer; only the family's first shard holds the lease. */

@@ -83,14 +83,15 @@ export class RunRecords {
     return this.prisma.fleetRun.findMany({ where: { enqueuedAt: null, finishedAt: null }, select: { id: true, family: true } });
   }
 
-  /** Runs whose record may lag behind Redis: unfinished ones past enqueueing, and those INTERRUPTED within the counters' lifetime. */
+  /**
+   * Runs whose record may lag behind Redis: unfinished ones, those still
+   * being enqueued included (their producer may have died with their
+   * Redis), and those INTERRUPTED within the counters' lifetime.
+   */
   async toReconcile(): Promise<Pick<RunRow, 'id' | 'family' | 'status' | 'redisMarker' | 'redisAddress' | 'startedAt'>[]> {
     return this.prisma.fleetRun.findMany({
       where: {
-        OR: [
-          { finishedAt: null, status: { not: 'ENQUEUEING' } },
-          { status: 'INTERRUPTED', finishedAt: { gte: new Date(Date.now() - RUN_TTL_SECONDS * 1000) } },
-        ],
+        OR: [{ finishedAt: null }, { status: 'INTERRUPTED', finishedAt: { gte: new Date(Date.now() - RUN_TTL_SECONDS * 1000) } }],
       },
       select: { id: true, family: true, status: true, redisMarker: true, redisAddress: true, startedAt: true },
     });
