@@ -41,6 +41,9 @@ describe('chaos', () => {
     expect(report.retries).toBeGreaterThan(0);
     // The Redis restart was noticed: the runs it cut short are reported interrupted, not waited for.
     expect(report.runs.INTERRUPTED).toBeGreaterThan(0);
+    // A producer killed while adding leaves no run behind: the workers seal it, and it ends.
+    expect(report.producersKilled).toBeGreaterThan(0);
+    expect(report.openRuns).toEqual([]);
     expect(report.uncleanShutdowns).toEqual([]);
     expect(report.crashes).toEqual([]);
     expect(report.ok).toBe(true);

@@ -15,6 +15,7 @@ export function formatReport(report: ChaosReport): string {
     `  faults injected    ${faults}`,
     `  provider faults    ${provider}`,
     `  retries            ${report.retries} (jobs failed for good: ${report.finalFailures}, enqueues retried: ${report.producerRetries})`,
+    `  producers killed   ${report.producersKilled} (runs left open: ${report.openRuns.length ? report.openRuns.join(', ') : 'none'})`,
     `  runs               ${report.runs.COMPLETED} completed, ${report.runs.FAILED} failed, ${report.runs.INTERRUPTED} interrupted`,
     `  duplicates found   ${report.duplicates}`,
     `  rows lost          ${report.lost}`,

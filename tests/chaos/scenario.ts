@@ -9,7 +9,7 @@ import { openFleet } from '../../src/fleet/context.js';
 import type { RunView } from '../../src/fleet/runs.js';
 import { seededRandom } from '../../bench/seeded-random.js';
 import { AlphaVantageStandIn } from '../support/alpha-vantage-server.js';
-import { fleetEnv, killOnExit, runTys, until } from '../support/processes.js';
+import { fleetEnv, killOnExit, runTys, spawnTys, until } from '../support/processes.js';
 import { freePort, PrivateRedis } from '../support/redis-server.js';
 import { adminUrl, serverUrl, withClient } from '../support/server.js';
 import { checkState, type StateCheck } from './check.js';
@@ -61,6 +61,10 @@ export interface ChaosReport extends StateCheck {
   faults: Record<FaultKind, number>;
   providerFaults: Record<string, number>;
   producerRetries: number;
+  /** `tys enqueue` processes killed with SIGKILL while they added a run's jobs, one per phase when it can be caught adding. */
+  producersKilled: number;
+  /** Runs left without an end once the scenario converged: a killed producer's run must end too. */
+  openRuns: string[];
   uncleanShutdowns: string[];
   crashes: string[];
   secretsFound: string[];
@@ -126,6 +130,8 @@ export async function runChaos(options: ChaosOptions = {}): Promise<ChaosReport>
       TYS_STALLED_INTERVAL_MS: '1500',
       TYS_LOG_LEVEL: 'info',
       TYS_DB_POOL_SIZE: '10',
+      // The runs of producers killed outright are sealed by the workers this long after their last word.
+      TYS_PRODUCER_LEASE: '2s',
       DASHBOARD_USER: 'operator',
       DASHBOARD_PASSWORD: secrets.password,
     });
@@ -165,6 +171,28 @@ export async function runChaos(options: ChaosOptions = {}): Promise<ChaosReport>
         say(`enqueue ${family} failed (${result.stderr.trim().split('\n')[0]}); again`);
       }
     };
+    // A producer killed outright while it adds jobs, in small pages so that it is caught adding. Its run
+    // must end on its own: the workers seal it once its lease lapses, and its jobs run. The round then
+    // starts once it has, so that it follows none of those jobs.
+    let producersKilled = 0;
+    const killWhileAdding = async (family: string): Promise<void> => {
+      const producer = spawnTys(['enqueue', family, '--all', '--page-size', '10'], env);
+      let killedRun: string | null = null;
+      while (producer.exitCode === null && producer.signalCode === null && !killedRun) {
+        const run = await prisma.fleetRun.findFirst({ where: { family, status: 'ENQUEUEING' }, orderBy: { startedAt: 'desc' } }).catch(() => null);
+        const noted = run ? ((await runs.counters(family, run.id).catch(() => null))?.total ?? 0) : 0;
+        if (run && noted >= 10 && producer.kill('SIGKILL')) killedRun = run.id;
+        else await new Promise((resolve) => setTimeout(resolve, 10));
+      }
+      const result = await producer.exited;
+      producerOutput.push(result.stdout, result.stderr);
+      if (!killedRun) return;
+      producersKilled += 1;
+      say(`fault: SIGKILL to tys enqueue ${family} while it added jobs (run ${killedRun})`);
+      const ended = async () => Boolean((await prisma.fleetRun.findUnique({ where: { id: killedRun } }).catch(() => null))?.finishedAt);
+      // Left open, it is reported with the runs that never ended.
+      await until(`run ${killedRun} of the killed producer to end`, ended, Math.min(60_000, timeLeft()), 200).catch(() => undefined);
+    };
     const finished: RunView[] = [];
     const waitForEnd = async (runId: string): Promise<RunView> => {
       let view: RunView | null = null;
@@ -192,6 +220,7 @@ export async function runChaos(options: ChaosOptions = {}): Promise<ChaosReport>
         rounds += 1;
         if (rounds > maxRounds) throw new Error(`${phase.families.join(', ')} did not converge in ${maxRounds} rounds`);
         if (rounds <= faultRounds) injector.start();
+        if (rounds === 1) await killWhileAdding(phase.families[0]!);
         const runIds = await Promise.all(phase.families.map(enqueue));
         say(`${phase.families.join(', ')}: round ${rounds}, runs ${runIds.join(' ')}`);
         const restart = phase.redisRestart && rounds === 1 ? restartRedisMidRun(prisma, injector, data.investments, timeLeft()) : null;
@@ -209,6 +238,10 @@ export async function runChaos(options: ChaosOptions = {}): Promise<ChaosReport>
     }
     const convergeSeconds = phases.reduce((sum, p) => sum + p.seconds, 0);
     say(`converged in ${convergeSeconds.toFixed(1)} s`);
+    // Every run ends, the killed producers' too, once their leases lapse and the workers look (every 5 s).
+    const openRuns = async () => (await prisma.fleetRun.findMany({ where: { finishedAt: null }, select: { id: true } })).map((run) => run.id);
+    await until('every run to end', async () => (await openRuns()).length === 0, Math.min(30_000, timeLeft()), 200).catch(() => undefined);
+    const leftOpen = await openRuns();
 
     const dashboardBodies = await dashboard.fetchAll();
     const redisValues = await dumpRedis(watcher.redis, config.queuePrefix);
@@ -237,6 +270,8 @@ export async function runChaos(options: ChaosOptions = {}): Promise<ChaosReport>
       faults: { ...injector.counts },
       providerFaults: { ...market.faults },
       producerRetries,
+      producersKilled,
+      openRuns: leftOpen,
       uncleanShutdowns: [...pool.unclean],
       crashes: [...pool.crashes],
       secretsFound,
@@ -249,6 +284,7 @@ export async function runChaos(options: ChaosOptions = {}): Promise<ChaosReport>
       report.lost === 0 &&
       report.wrong === 0 &&
       secretsFound.length === 0 &&
+      leftOpen.length === 0 &&
       report.uncleanShutdowns.length === 0 &&
       report.crashes.length === 0;
     return report;
