@@ -33,9 +33,10 @@ export type RunsSeen = Map<string, number>;
  */
 export async function reconcileRuns(runs: RunStore, progress: RunsSeen = new Map()): Promise<ReconcileResult> {
   const { records } = runs;
-  let abandoned = 0;
-  for (const run of await records.unsealed()) if ((await runs.sealAbandoned(run.family, run.id))?.fresh) abandoned += 1;
   const rows = await records.toReconcile();
+  // Sealed first: the steps below then finish such a run like any other.
+  let abandoned = 0;
+  for (const row of rows) if (!row.enqueuedAt && !row.finishedAt && (await runs.sealAbandoned(row.family, row.id))?.fresh) abandoned += 1;
   // Each family's keys have a marker of their own: on a cluster, of the master that holds them.
   const markers = new Map<string, RedisMarker>();
   for (const family of new Set(rows.map((row) => row.family))) markers.set(family, await runs.marker(family));

@@ -197,7 +197,9 @@ return handed`;
 
 const ADD_STAT = `if redis.call('EXISTS', KEYS[1]) == 1 then redis.call('HINCRBY', KEYS[1], ARGV[1], ARGV[2]) end`;
 
-const MARK_ENQUEUED = `if redis.call('EXISTS', KEYS[1]) == 1 then redis.call('HSET', KEYS[1], 'total', ARGV[1], 'enqueued', 1) end`;
+// Sets fields (ARGV: field, value, ...) of a run Redis still has: a run it lost is not brought back as a
+// bare hash, which reconcileRuns would take for live counters.
+const HSET_IF_LIVE = `if redis.call('EXISTS', KEYS[1]) == 1 then redis.call('HSET', KEYS[1], unpack(ARGV)) end`;
 
 // The producer's lease on a run it is still adding jobs to, in Redis's own
 // clock (the producer and the workers may be on machines whose clocks
@@ -208,10 +210,6 @@ if redis.call('EXISTS', KEYS[1]) == 0 or redis.call('HGET', KEYS[1], 'enqueued')
 local now = redis.call('TIME')
 redis.call('HSET', KEYS[1], 'producerUntil', now[1] * 1000 + math.floor(now[2] / 1000) + tonumber(ARGV[1]))
 return 1`;
-
-// What the producer has added so far: ARGV[1] jobs it added, ARGV[2] jobs of
-// earlier runs it follows. A run Redis lost is not brought back.
-const NOTE_ADDED = `if redis.call('EXISTS', KEYS[1]) == 1 then redis.call('HSET', KEYS[1], 'added', ARGV[1], 'followed', ARGV[2]) end`;
 
 // Seals a run nobody adds to any more with what its producer noted, and
 // returns {total, followed, 1}; {total, followed, 0} for a run sealed
@@ -300,7 +298,7 @@ export class LiveRuns {
 
   /** Seals the run with its total; a run Redis lost is not brought back, as a bare hash that reconcileRuns would take for live. */
   async markEnqueued(runId: string, total: number): Promise<void> {
-    await this.redis.eval(MARK_ENQUEUED, 1, this.key(runId), total);
+    await this.redis.eval(HSET_IF_LIVE, 1, this.key(runId), 'total', total, 'enqueued', 1);
   }
 
   /** See RunStore.holdProducer; only the family's first shard holds the lease. */
@@ -310,7 +308,7 @@ export class LiveRuns {
 
   /** See RunStore.noteAdded. */
   async noteAdded(runId: string, added: number, followed: number): Promise<void> {
-    await this.redis.eval(NOTE_ADDED, 1, this.key(runId), added, followed);
+    await this.redis.eval(HSET_IF_LIVE, 1, this.key(runId), 'added', added, 'followed', followed);
   }
 
   /**

@@ -78,22 +78,17 @@ export class RunRecords {
     return open.map((run) => run.id);
   }
 
-  /** Runs not sealed yet: their producer may still be adding jobs, or may have died doing it. */
-  async unsealed(): Promise<Pick<RunRow, 'id' | 'family'>[]> {
-    return this.prisma.fleetRun.findMany({ where: { enqueuedAt: null, finishedAt: null }, select: { id: true, family: true } });
-  }
-
   /**
    * Runs whose record may lag behind Redis: unfinished ones, those still
-   * being enqueued included (their producer may have died with their
-   * Redis), and those INTERRUPTED within the counters' lifetime.
+   * being enqueued included (their producer may have died, with or without
+   * their Redis), and those INTERRUPTED within the counters' lifetime.
    */
-  async toReconcile(): Promise<Pick<RunRow, 'id' | 'family' | 'status' | 'redisMarker' | 'redisAddress' | 'startedAt'>[]> {
+  async toReconcile(): Promise<Pick<RunRow, 'id' | 'family' | 'status' | 'redisMarker' | 'redisAddress' | 'startedAt' | 'enqueuedAt' | 'finishedAt'>[]> {
     return this.prisma.fleetRun.findMany({
       where: {
         OR: [{ finishedAt: null }, { status: 'INTERRUPTED', finishedAt: { gte: new Date(Date.now() - RUN_TTL_SECONDS * 1000) } }],
       },
-      select: { id: true, family: true, status: true, redisMarker: true, redisAddress: true, startedAt: true },
+      select: { id: true, family: true, status: true, redisMarker: true, redisAddress: true, startedAt: true, enqueuedAt: true, finishedAt: true },
     });
   }
 

@@ -161,7 +161,8 @@ export class RunStore {
   /**
    * Seals a run whose producer's lease has lapsed (its command killed, its
    * machine lost) with the jobs it noted, as the producer itself does when
-   * it is stopped: the jobs it added still run and count, and the run ends.
+   * it is stopped: the jobs it added still run and count, and the run can
+   * end (reconcileRuns finishes it once they all have an outcome).
    * A run Redis has sealed already gets its record written, should the
    * record have missed it. Null when the run is left alone; `fresh` when
    * this call sealed it. A producer killed between adding jobs and noting
@@ -179,7 +180,6 @@ export class RunStore {
       total,
       shards.reduce((sum, shard) => sum + shard.followed, 0),
     );
-    await this.finishIfDone(family, runId);
     return { total, fresh: first.fresh };
   }
 
