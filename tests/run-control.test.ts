@@ -166,6 +166,10 @@ describe('run control: pause, resume, cancel', () => {
     expect(paced.stderr).toBe('');
     expect(paced.code).toBe(0);
     const pacedRun = /run (run-\S+): lots/.exec(paced.stdout)![1]!;
+    // Its id comes first, as soon as the run exists: a paced run's jobs are added as it goes.
+    expect(paced.stdout.split('\n').find((line) => line.startsWith('run '))).toMatch(
+      new RegExp(`^run ${pacedRun}: lots over .+, paced at 5/1s: adding its jobs as it goes \\(tys status --run ${pacedRun}\\)$`),
+    );
     // Another run of the family is not held by the first one's rate: it ends while the paced run still goes.
     const other = await fleet.waitForRun((await fleet.enqueue(lotsFamily, { kind: 'investments', ids: ids.slice(30) })).runId!, 60_000);
     expect(other).toMatchObject({ status: 'COMPLETED', completed: 30 });

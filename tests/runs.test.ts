@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vites
 import { bullmq } from '../src/deps/bullmq.js';
 import { reconcileRuns } from '../src/fleet/run-reconciler.js';
 import { newRunId } from '../src/fleet/runs.js';
-import { HOLD_IN_WORKER_MS, RunPacer } from '../src/fleet/run-pace.js';
+import { addingWait, HOLD_IN_WORKER_MS, RunPacer } from '../src/fleet/run-pace.js';
 import { seedMvp } from '../src/demo/seed.js';
 import { RunGuard } from '../src/fleet/run-guard.js';
 import { controlRun } from '../src/fleet/run-control.js';
@@ -194,11 +194,22 @@ describe('runs: the Redis side, the Postgres side, and the step between', () => 
     expect(await queue.getJobCounts('delayed', 'waiting')).toEqual({ delayed: 0, waiting: 120 });
   });
 
-  it("a paced run's jobs are added at most ten times as fast as they start; stopped between pages, the run keeps what was added", async () => {
+  it("a paced run's jobs are added at most twice as fast as they start, and at most a minute ahead of them", () => {
+    const first = 1_000_000;
+    // 400/1s, a slot every 2.5 ms: 1,000 jobs are 2.5 s of the run, added in no less than 1.25 s.
+    expect(addingWait(first, 1_000, 2.5, first)).toBe(1_250);
+    expect(addingWait(first, 1_000, 2.5, first + 1_250)).toBe(0);
+    // 100,000 jobs are 250 s of the run: by then the minute's lead holds them back, not the factor.
+    expect(addingWait(first, 100_000, 2.5, first)).toBe(190_000);
+    expect(addingWait(first, 100_000, 2.5, first + 125_000)).toBe(65_000);
+    expect(addingWait(first, 100_000, 2.5, first + 190_000)).toBe(0);
+  });
+
+  it("a paced run's jobs are added on the pace's schedule; stopped between pages, the run keeps what was added", async () => {
     const { ownFleet } = await seededFleet(300);
     const queue = ownFleet.context.queue(lotsFamily);
-    // 20/1s: a slot every 50 ms, so a job added every 5 ms at most, a page of 50 every 250 ms.
-    const rate = { max: 20, windowMs: 1_000 };
+    // 100/1s: a slot every 10 ms, so a job added every 5 ms at most, a page of 50 every 250 ms.
+    const rate = { max: 100, windowMs: 1_000 };
 
     const stop = new AbortController();
     const stopped = ownFleet.enqueue(
@@ -226,13 +237,13 @@ describe('runs: the Redis side, the Postgres side, and the step between', () => 
   it("a producer's hold on its run: kept while it adds, so the run is never sealed under it; once lapsed, the run is sealed with what it noted and the producer is told", async () => {
     const { own, ownFleet } = await seededFleet(150);
     const { runs } = ownFleet.context;
-    // 20/1s adds a page of 20 every 100 ms at most: some 0.7 s of adding, renewed every 50 ms.
+    // 100/1s adds a page of 20 every 100 ms at most: some 0.7 s of adding, renewed every 50 ms.
     let adding = true;
     const looks: number[] = [];
     const watching = (async () => {
       while (adding) looks.push((await reconcileRuns(runs)).abandoned);
     })();
-    const added = await ownFleet.enqueue(lotsFamily, { kind: 'all' }, { rate: { max: 20, windowMs: 1_000 }, pageSize: 20, leaseMs: 200 });
+    const added = await ownFleet.enqueue(lotsFamily, { kind: 'all' }, { rate: { max: 100, windowMs: 1_000 }, pageSize: 20, leaseMs: 200 });
     adding = false;
     await watching;
     expect(looks.length).toBeGreaterThan(3);
@@ -289,31 +300,70 @@ describe('runs: the Redis side, the Postgres side, and the step between', () => 
     expect(await own.prisma.fleetRun.findUniqueOrThrow({ where: { id: recordless } })).toMatchObject({ status: 'RUNNING', total: 5 });
   });
 
-  it('a run paused while its jobs are being added stays paused once they all are; one cancelled then gets no more', async () => {
+  it('a run paused while its jobs are being added gets no more until it is resumed, its schedule moved on by the pause; one cancelled then gets no more', async () => {
     const { own, ownFleet } = await seededFleet(300);
     const { context } = ownFleet;
-    const control = (runId: string, action: 'pause' | 'cancel') =>
+    const control = (runId: string, action: 'pause' | 'resume' | 'cancel') =>
       controlRun({ prisma: context.prisma, runs: context.runs, family: 'lots', queues: context.shardQueues(lotsFamily) }, runId, action);
-    // 10/1s: a page of 50 every 500 ms at most, time enough to act between two pages.
-    const rate = { max: 10, windowMs: 1_000 };
-    const actOnFirstPage = (action: 'pause' | 'cancel') => {
-      let acted: Promise<unknown> = Promise.resolve();
-      const onProgress = (p: { added: number }) => {
-        if (p.added === 50) acted = (async () => control((await own.prisma.fleetRun.findFirstOrThrow({ orderBy: { startedAt: 'desc' } })).id, action))();
-      };
-      return { onProgress, acted: () => acted };
+    const queue = context.queue(lotsFamily);
+    /** When each of the run's delayed jobs is due, in source order (job ids follow the keys). */
+    const dueTimes = async () => (await queue.getJobs(['delayed'])).sort((a, b) => (a.data.key < b.data.key ? -1 : 1)).map((job) => job.timestamp + job.delay);
+    /**
+     * A run of every row paced at 50/1s, in pages of 50: a page every 500 ms
+     * at most, time enough to act on the run once its first page is added.
+     */
+    const enqueueActing = (action: 'pause' | 'cancel', onPaused?: (paused: boolean, run: { id: string; added: number; acted: Promise<unknown> }) => void) => {
+      const run = { id: '', added: 0, acted: Promise.resolve() as Promise<unknown> };
+      const result = ownFleet.enqueue(
+        lotsFamily,
+        { kind: 'all' },
+        {
+          rate: { max: 50, windowMs: 1_000 },
+          pageSize: 50,
+          onRun: (id) => (run.id = id),
+          onProgress: (p) => {
+            run.added = p.added;
+            if (p.added === 50) run.acted = control(run.id, action);
+          },
+          onPaused: onPaused && ((paused) => onPaused(paused, run)),
+        },
+      );
+      return { run, result };
     };
 
-    const pausing = actOnFirstPage('pause');
-    const paused = await ownFleet.enqueue(lotsFamily, { kind: 'all' }, { rate, pageSize: 50, onProgress: pausing.onProgress });
-    expect(await pausing.acted()).toBe('PAUSED');
-    expect(paused.added).toBe(300);
-    expect(await own.prisma.fleetRun.findUniqueOrThrow({ where: { id: paused.runId! } })).toMatchObject({ status: 'PAUSED', total: 300 });
-    expect(await control(paused.runId!, 'cancel')).toBe('CANCELLED');
+    const seen: { paused: boolean; added: number }[] = [];
+    let resumed: Promise<{ at: number; addedBefore: number; dueBefore: number[] }> | null = null;
+    const paused = enqueueActing('pause', (isPaused, run) => {
+      seen.push({ paused: isPaused, added: run.added });
+      // The producer waits; the run is resumed once it has settled PAUSED.
+      if (isPaused)
+        resumed = (async () => {
+          expect(await run.acted).toBe('PAUSED');
+          const dueBefore = await dueTimes();
+          const addedBefore = run.added;
+          expect(dueBefore).toHaveLength(addedBefore);
+          const at = Date.now();
+          expect(await control(run.id, 'resume')).toBe('RUNNING');
+          return { at, addedBefore, dueBefore };
+        })();
+    });
+    expect(await paused.result).toMatchObject({ runId: paused.run.id, added: 300 });
+    expect(seen.map((s) => s.paused)).toEqual([true, false]);
+    const { at, addedBefore, dueBefore } = await resumed!;
+    // Nothing was added while the run was paused...
+    expect(seen[1]!.added).toBe(addedBefore);
+    expect(addedBefore).toBeLessThan(300);
+    // ...and what came after was scheduled from the resume on, not due at once: its first job
+    // is due after the resume, and more than a second (the pause's settling) after the last one before it.
+    const dueAfter = (await dueTimes()).slice(-(300 - addedBefore));
+    expect(dueAfter[0]!).toBeGreaterThanOrEqual(at);
+    expect(dueAfter[0]! - dueBefore[dueBefore.length - 1]!).toBeGreaterThan(1_000);
+    expect(await own.prisma.fleetRun.findUniqueOrThrow({ where: { id: paused.run.id } })).toMatchObject({ status: 'RUNNING', total: 300 });
+    expect(await control(paused.run.id, 'cancel')).toBe('CANCELLED');
 
-    const cancelling = actOnFirstPage('cancel');
-    const cancelled = await ownFleet.enqueue(lotsFamily, { kind: 'all' }, { rate, pageSize: 50, onProgress: cancelling.onProgress });
-    expect(await cancelling.acted()).toBe('CANCELLED');
+    const cancelling = enqueueActing('cancel');
+    const cancelled = await cancelling.result;
+    expect(await cancelling.run.acted).toBe('CANCELLED');
     expect(cancelled.added).toBeLessThan(300);
     expect(await own.prisma.fleetRun.findUniqueOrThrow({ where: { id: cancelled.runId! } })).toMatchObject({ status: 'CANCELLED', total: cancelled.added });
   });

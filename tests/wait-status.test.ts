@@ -91,8 +91,8 @@ describe('--wait, status and stopping workers', () => {
   });
 
   it('Ctrl-C while a paced run is being added stops adding, exit 130: the run keeps the jobs already added, sealed', async () => {
-    // 10/1s adds a page of 50 every 500 ms at most: the last of 300 jobs 2.5 s after the first.
-    const adding = startTys(['enqueue', 'lots', '--all', '--rate', '10/1s', '--page-size', '50'], env);
+    // 50/1s adds a page of 50 every 500 ms at most: the last of 300 jobs 2.5 s after the first.
+    const adding = startTys(['enqueue', 'lots', '--all', '--rate', '50/1s', '--page-size', '50'], env);
     const queue = fleet.context.queue(lotsFamily);
     await until('a first page to be added', async () => ((await queue.getJobCounts('delayed')).delayed ?? 0) >= 50, 30_000);
     adding.child.kill('SIGINT');
@@ -107,8 +107,8 @@ describe('--wait, status and stopping workers', () => {
   });
 
   it('an enqueue killed outright while adding: once its hold lapses the workers seal its run with the jobs it added, and the run ends', async () => {
-    // 10/1s adds a page of 20 every 200 ms at most.
-    const adding = startTys(['enqueue', 'lots', '--all', '--rate', '10/1s', '--page-size', '20'], { ...env, TYS_PRODUCER_LEASE: '1s' });
+    // 50/1s adds a page of 20 every 200 ms at most.
+    const adding = startTys(['enqueue', 'lots', '--all', '--rate', '50/1s', '--page-size', '20'], { ...env, TYS_PRODUCER_LEASE: '1s' });
     const queue = fleet.context.queue(lotsFamily);
     await until('a first page to be added', async () => ((await queue.getJobCounts('delayed')).delayed ?? 0) >= 20, 30_000);
     adding.child.kill('SIGKILL');

@@ -29,9 +29,11 @@ Options:
   --rate N/DURATION     start at most N of this run's jobs per DURATION
                         (like 500/1s or 100/1m), spread evenly across every
                         worker; other runs of the family are not held. The
-                        jobs are then added at most ten times that fast,
-                        which spares the database a burst: the command
-                        lasts about a tenth of the run.
+                        jobs are then added at most twice that fast and
+                        about a minute ahead of their starts, which spares
+                        the database a burst and bounds what Redis holds:
+                        the command lasts as long as the run, less a minute
+                        (half the run for a run under two minutes).
                         Default: as fast as the workers go
   --page-size N         rows read per source page (default 1000)
   -h, --help            this help
@@ -81,6 +83,8 @@ export const enqueueCommand = defineCommand({
         const more = missing.length > 3 ? ` and ${missing.length - 3} more` : '';
         throw new UsageError(`tys enqueue: no ${missing.slice(0, 3).join(', ')}${more}; nothing enqueued`);
       }
+      // A line of its own, past the progress line a terminal shows.
+      const say = (line: string) => io.out(io.isTty ? `\r\x1b[K${line}` : line);
       // Ctrl-C or a SIGTERM while adding: the run keeps the jobs added so far, and says so.
       const interrupt = new AbortController();
       const onSignal = (signal: NodeJS.Signals) => interrupt.abort(new Error(`interrupted by ${signal}`));
@@ -95,6 +99,15 @@ export const enqueueCommand = defineCommand({
           rate,
           signal: interrupt.signal,
           onProgress: io.isTty ? (p) => process.stdout.write(`\rreading rows: ${p.found} found, ${p.added} to add\x1b[K`) : undefined,
+          // A paced run's jobs are added as it goes, for about as long as it runs: its id is wanted before then.
+          onRun:
+            rate && !values['dry-run']
+              ? (runId) =>
+                  say(
+                    `run ${runId}: ${family.name} over ${describeScope(scope)}, paced at ${values.rate}: adding its jobs as it goes (tys status --run ${runId})`,
+                  )
+              : undefined,
+          onPaused: (paused) => say(paused ? 'the run is paused: adding waits until it is resumed' : 'the run is resumed: adding goes on'),
         });
       } catch (error) {
         if (!interrupt.signal.aborted) throw error;

@@ -17,6 +17,13 @@ export interface EnqueueOptions {
   dryRun?: boolean;
   /** Called after each page with the totals so far. */
   onProgress?: (progress: EnqueueProgress) => void;
+  /** Called once the run exists, before its first job is added. */
+  onRun?: (runId: string) => void;
+  /**
+   * Called when the producer finds its run paused by an operator (true),
+   * and when it goes on adding once the run is resumed (false).
+   */
+  onPaused?: (paused: boolean) => void;
   /**
    * Keep the record of a run that found no row to work on. Default true;
    * the schedule runner says false, or every firing that finds nothing
@@ -118,6 +125,7 @@ export async function enqueue(deps: ProducerDeps, family: JobFamily, scope: Scop
   // its first page (see scheduledDelay).
   const paceMs = options.rate ? options.rate.windowMs / options.rate.max : null;
   if (runId) await retryTransient(() => deps.runs.create(runId, family.name, scope, options.origin ?? null, paceMs));
+  if (runId) options.onRun?.(runId);
   const lease = runId ? await holdRunForProducer(deps.runs, family.name, runId, options.leaseMs ?? DEFAULT_PRODUCER_LEASE_MS) : null;
   const signal = lease ? AbortSignal.any([lease.signal, ...(options.signal ? [options.signal] : [])]) : options.signal;
   try {
@@ -148,9 +156,16 @@ async function addRun(
   try {
     for (;;) {
       signal?.throwIfAborted();
-      // A run cancelled while its jobs are being added gets no more: its workers would only refuse them.
-      if (runId && progress.found > 0 && (await retryTransient(() => deps.runs.records.cancelled(runId)))) break;
-      // A paced run's jobs are added no faster than ADD_AHEAD_FACTOR times its rate.
+      if (runId && progress.found > 0) {
+        // A run cancelled while its jobs are being added gets no more: its
+        // workers would only refuse them. A paused one gets none until it is
+        // resumed, and its schedule moves on by the pause: its jobs would
+        // only pile up in Redis, then all be due at once.
+        const held = await waitWhilePaused(deps, runId, options, signal);
+        if (held.cancelled) break;
+        if (pacedFrom !== null) pacedFrom += held.pausedMs;
+      }
+      // A paced run's jobs are added a little ahead of their starts, not all at once (addingWait).
       const wait = paceMs === null || pacedFrom === null || options.dryRun ? 0 : addingWait(pacedFrom, progress.found, paceMs, Date.now());
       if (wait > 0) await delay(wait, undefined, { signal }).catch(() => signal!.throwIfAborted());
       // Pages are reads: a dropped connection costs a pause, not the run.
@@ -233,6 +248,28 @@ async function addRun(
     await retryTransient(() => deps.runs.markEnqueued(family.name, runId, totals, progress.alreadyQueued));
   }
   return { runId, ...progress };
+}
+
+/** How often a producer whose run is paused looks whether it has been resumed. */
+const PAUSED_LOOK_MS = 1_000;
+
+/** Waits while an operator has the run paused; says whether it was cancelled, and how long it waited. */
+async function waitWhilePaused(
+  deps: ProducerDeps,
+  runId: string,
+  options: EnqueueOptions,
+  signal: AbortSignal | undefined,
+): Promise<{ cancelled: boolean; pausedMs: number }> {
+  const from = Date.now();
+  let hold = await retryTransient(() => deps.runs.records.operatorHold(runId));
+  if (hold !== 'paused') return { cancelled: hold === 'cancelled', pausedMs: 0 };
+  options.onPaused?.(true);
+  while (hold === 'paused') {
+    await delay(PAUSED_LOOK_MS, undefined, { signal }).catch(() => signal!.throwIfAborted());
+    hold = await retryTransient(() => deps.runs.records.operatorHold(runId));
+  }
+  if (hold !== 'cancelled') options.onPaused?.(false);
+  return { cancelled: hold === 'cancelled', pausedMs: Date.now() - from };
 }
 
 /**

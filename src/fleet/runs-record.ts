@@ -27,10 +27,11 @@ export class RunRecords {
     if (count === 0) await this.prisma.fleetRun.update({ where: { id: runId }, data: sealed });
   }
 
-  /** Whether an operator has cancelled the run (CANCELLING or CANCELLED). */
-  async cancelled(runId: string): Promise<boolean> {
+  /** What an operator has done to the run, if anything: cancelled it (CANCELLING or CANCELLED) or paused it (PAUSING or PAUSED). */
+  async operatorHold(runId: string): Promise<'cancelled' | 'paused' | null> {
     const row = await this.prisma.fleetRun.findUnique({ where: { id: runId }, select: { status: true } });
-    return row?.status === 'CANCELLING' || row?.status === 'CANCELLED';
+    if (row?.status === 'CANCELLING' || row?.status === 'CANCELLED') return 'cancelled';
+    return row?.status === 'PAUSING' || row?.status === 'PAUSED' ? 'paused' : null;
   }
 
   /** Forgets a run that has no job at all. */
