@@ -68,7 +68,7 @@ export function scheduledDelay(firstPageAt: number, index: number, intervalMs: n
  * two, and the application's p99 read 17.9 ms during it against 7.7 ms
  * during the run after. At ten times the run's rate the adds still took
  * their 5 s windows to 22.7 to 46.1 ms (20,000 jobs at 400/1s, three
- * runs); at twice, 13.6 to 18.9 ms, against 8.6 to 13.1 ms before them.
+ * runs); at twice, 13.6 to 18.9 ms, against 8.6 to 21.7 ms before them.
  */
 const ADD_AHEAD_FACTOR = 2;
 
