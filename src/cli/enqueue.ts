@@ -42,7 +42,9 @@ Ctrl-C (or SIGTERM) while jobs are being added stops adding: the run keeps
 the jobs already added, which still run, and the command exits 130; enqueue
 again for the rest. Should the command die without a word (SIGKILL, its
 machine lost), the workers seal its run the same way once it has not been
-heard from for TYS_PRODUCER_LEASE (default 60s).
+heard from for TYS_PRODUCER_LEASE (default 60s). A paced run's id is printed
+as soon as the run exists; pausing it (tys pause) holds the adding too, until
+it is resumed.
 
 The enqueue runs in a node process of its own with a heap limit of 96 MB
 plus 8 MB per 1,000 rows of --page-size, which keeps its memory flat at any

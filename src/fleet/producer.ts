@@ -20,8 +20,8 @@ export interface EnqueueOptions {
   /** Called once the run exists, before its first job is added. */
   onRun?: (runId: string) => void;
   /**
-   * Called when the producer finds its run paused by an operator (true),
-   * and when it goes on adding once the run is resumed (false).
+   * Called when the producer finds its paced run paused by an operator
+   * (true), and when it goes on adding once the run is resumed (false).
    */
   onPaused?: (paused: boolean) => void;
   /**
@@ -158,10 +158,12 @@ async function addRun(
       signal?.throwIfAborted();
       if (runId && progress.found > 0) {
         // A run cancelled while its jobs are being added gets no more: its
-        // workers would only refuse them. A paused one gets none until it is
-        // resumed, and its schedule moves on by the pause: its jobs would
-        // only pile up in Redis, then all be due at once.
-        const held = await waitWhilePaused(deps, runId, options, signal);
+        // workers would only refuse them. A paced one that is paused gets none
+        // until it is resumed, and its schedule moves on by the pause: its
+        // jobs would only pile up in Redis, then all be due at once. An
+        // unpaced run is added whole, its adds brief (a scheduled enqueue
+        // among them, which must not hold its worker's shutdown).
+        const held = await heldByOperator(deps, runId, paceMs !== null, options, signal);
         if (held.cancelled) break;
         if (pacedFrom !== null) pacedFrom += held.pausedMs;
       }
@@ -253,16 +255,17 @@ async function addRun(
 /** How often a producer whose run is paused looks whether it has been resumed. */
 const PAUSED_LOOK_MS = 1_000;
 
-/** Waits while an operator has the run paused; says whether it was cancelled, and how long it waited. */
-async function waitWhilePaused(
+/** Whether an operator has cancelled the run; when `waitIfPaused`, first waits while it is paused, and says how long. */
+async function heldByOperator(
   deps: ProducerDeps,
   runId: string,
+  waitIfPaused: boolean,
   options: EnqueueOptions,
   signal: AbortSignal | undefined,
 ): Promise<{ cancelled: boolean; pausedMs: number }> {
   const from = Date.now();
   let hold = await retryTransient(() => deps.runs.records.operatorHold(runId));
-  if (hold !== 'paused') return { cancelled: hold === 'cancelled', pausedMs: 0 };
+  if (hold !== 'paused' || !waitIfPaused) return { cancelled: hold === 'cancelled', pausedMs: 0 };
   options.onPaused?.(true);
   while (hold === 'paused') {
     await delay(PAUSED_LOOK_MS, undefined, { signal }).catch(() => signal!.throwIfAborted());
