@@ -354,10 +354,11 @@ describe('runs: the Redis side, the Postgres side, and the step between', () => 
     expect(seen[1]!.added).toBe(addedBefore);
     expect(addedBefore).toBeLessThan(300);
     // ...and what came after was scheduled from the resume on, not due at once: its first job
-    // is due after the resume, and more than a second (the pause's settling) after the last one before it.
+    // is due after the resume, and about a second or more after the last one before it: a paused producer looks again once
+    // a second, so the schedule moves on by that at least (less what adding a page took: a job's due time counts from its add).
     const dueAfter = (await dueTimes()).slice(-(300 - addedBefore));
     expect(dueAfter[0]!).toBeGreaterThanOrEqual(at);
-    expect(dueAfter[0]! - dueBefore[dueBefore.length - 1]!).toBeGreaterThan(1_000);
+    expect(dueAfter[0]! - dueBefore[dueBefore.length - 1]!).toBeGreaterThanOrEqual(800);
     expect(await own.prisma.fleetRun.findUniqueOrThrow({ where: { id: paused.run.id } })).toMatchObject({ status: 'RUNNING', total: 300 });
     expect(await control(paused.run.id, 'cancel')).toBe('CANCELLED');
 
