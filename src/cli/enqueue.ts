@@ -102,13 +102,12 @@ export const enqueueCommand = defineCommand({
           signal: interrupt.signal,
           onProgress: io.isTty ? (p) => process.stdout.write(`\rreading rows: ${p.found} found, ${p.added} to add\x1b[K`) : undefined,
           // A paced run's jobs are added as it goes, for about as long as it runs: its id is wanted before then.
-          onRun:
-            rate && !values['dry-run']
-              ? (runId) =>
-                  say(
-                    `run ${runId}: ${family.name} over ${describeScope(scope)}, paced at ${values.rate}: adding its jobs as it goes (tys status --run ${runId})`,
-                  )
-              : undefined,
+          onRun: rate
+            ? (runId) =>
+                say(
+                  `run ${runId}: ${family.name} over ${describeScope(scope)}, paced at ${values.rate}: adding its jobs as it goes (tys status --run ${runId})`,
+                )
+            : undefined,
           onPaused: (paused) => say(paused ? 'the run is paused: adding waits until it is resumed' : 'the run is resumed: adding goes on'),
         });
       } catch (error) {

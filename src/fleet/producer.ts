@@ -169,7 +169,7 @@ async function addRun(
       }
       // A paced run's jobs are added a little ahead of their starts, not all at once (addingWait).
       const wait = paceMs === null || pacedFrom === null || options.dryRun ? 0 : addingWait(pacedFrom, progress.found, paceMs, Date.now());
-      if (wait > 0) await delay(wait, undefined, { signal }).catch(() => signal!.throwIfAborted());
+      if (wait > 0) await waitUnlessStopped(wait, signal);
       // Pages are reads: a dropped connection costs a pause, not the run.
       const keys = await retryTransient(() => family.source(deps.prisma, scope, after, pageSize));
       if (keys.length === 0) break;
@@ -252,6 +252,11 @@ async function addRun(
   return { runId, ...progress };
 }
 
+/** Waits `ms`; stopped by `signal`, rejects with its reason (what the caller reports). */
+async function waitUnlessStopped(ms: number, signal: AbortSignal | undefined): Promise<void> {
+  await delay(ms, undefined, { signal }).catch(() => signal!.throwIfAborted());
+}
+
 /** How often a producer whose run is paused looks whether it has been resumed. */
 const PAUSED_LOOK_MS = 1_000;
 
@@ -264,12 +269,13 @@ async function heldByOperator(
   signal: AbortSignal | undefined,
 ): Promise<{ cancelled: boolean; pausedMs: number }> {
   const from = Date.now();
-  let hold = await retryTransient(() => deps.runs.records.operatorHold(runId));
+  const look = () => retryTransient(() => deps.runs.records.operatorHold(runId));
+  let hold = await look();
   if (hold !== 'paused' || !waitIfPaused) return { cancelled: hold === 'cancelled', pausedMs: 0 };
   options.onPaused?.(true);
   while (hold === 'paused') {
-    await delay(PAUSED_LOOK_MS, undefined, { signal }).catch(() => signal!.throwIfAborted());
-    hold = await retryTransient(() => deps.runs.records.operatorHold(runId));
+    await waitUnlessStopped(PAUSED_LOOK_MS, signal);
+    hold = await look();
   }
   if (hold !== 'cancelled') options.onPaused?.(false);
   return { cancelled: hold === 'cancelled', pausedMs: Date.now() - from };
