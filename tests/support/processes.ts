@@ -71,18 +71,9 @@ export function spawnTys(args: string[], env: NodeJS.ProcessEnv): ChildProcess &
 /** Polls `check` until it returns true, failing after the deadline with `what`. */
 export async function until(what: string, check: () => boolean | Promise<boolean>, deadlineMs = 60_000, everyMs = 100): Promise<void> {
   const deadline = Date.now() + deadlineMs;
-  const timedOut = () => new Error(`timed out after ${deadlineMs} ms waiting for ${what}`);
   for (;;) {
-    // A check that never answers (a read stuck on a connection that died)
-    // fails here too, naming what was awaited; the last one still gets a second.
-    let timer: NodeJS.Timeout | undefined;
-    const expired = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(timedOut()), Math.max(1_000, deadline - Date.now()))));
-    try {
-      if (await Promise.race([check(), expired])) return;
-    } finally {
-      clearTimeout(timer);
-    }
-    if (Date.now() > deadline) throw timedOut();
+    if (await check()) return;
+    if (Date.now() > deadline) throw new Error(`timed out after ${deadlineMs} ms waiting for ${what}`);
     await new Promise((resolve) => setTimeout(resolve, everyMs));
   }
 }
