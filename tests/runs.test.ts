@@ -57,11 +57,11 @@ describe('runs: the Redis side, the Postgres side, and the step between', () => 
     expect(await reconcileRuns(runs)).toMatchObject({ finished: 0 });
   });
 
-  it('a failure BullMQ made that the fleet never counted (a worker killed right after its stalled check) is counted once the run stops moving', async () => {
+  it('a failure BullMQ made that the fleet never counted (a worker killed right after its stalled check) is counted once the run stands still, whichever process looks', async () => {
     const { runs } = fleet.context;
     const runId = newRunId();
     await runs.create(runId, 'lots', { kind: 'all' });
-    await runs.markEnqueued('lots', runId, [1], 0);
+    await runs.markEnqueued('lots', runId, [2], 0);
     const queue = fleet.context.queue(lotsFamily);
     await queue.add('lots', { runId, key: 'missed' }, { jobId: 'lots-missed', attempts: 1 });
     // BullMQ's own calls, as its stalled check makes them: the job fails without any fleet code running.
@@ -75,14 +75,36 @@ describe('runs: the Redis side, the Postgres side, and the step between', () => 
     expect(job.id).toBe('lots-missed');
     await job.moveToFailed(new Error('job stalled more than allowable limit'), 'tok', false);
     expect(await runs.get(runId)).toMatchObject({ finishedAt: null, failed: 0 });
-    // The first look sees the run; the next, with no progress since, reads the failed set.
-    const first = await reconcileRuns(runs);
+    // Each look is a call of its own, as a process that looks once and is restarted would make it: what the
+    // looks saw is kept in Redis. The first look at a count starts the run's clock; a run that moves restarts it.
+    const look = () => reconcileRuns(runs, { stillMs: 0 });
+    const first = await look();
+    expect(first).toMatchObject({ recounted: 0 });
     expect(first.running).toContainEqual({ id: runId, done: 0 });
-    const second = await reconcileRuns(runs, new Map(first.running.map((run) => [run.id, run.done])));
-    expect(second.recounted).toBeGreaterThanOrEqual(1);
-    expect(await db.prisma.fleetRun.findUniqueOrThrow({ where: { id: runId } })).toMatchObject({ status: 'FAILED', failed: 1 });
-    const third = await reconcileRuns(runs, new Map(second.running.map((run) => [run.id, run.done])));
-    expect(third.running.map((run) => run.id)).not.toContain(runId);
+    await runs.record('lots', [{ runId, jobId: 'lots-other', outcome: 'completed' }]);
+    expect(await look()).toMatchObject({ recounted: 0, running: expect.arrayContaining([{ id: runId, done: 1 }]) });
+    // Standing still since the last look, by any process: the failed set is read.
+    expect((await look()).recounted).toBeGreaterThanOrEqual(1);
+    expect(await db.prisma.fleetRun.findUniqueOrThrow({ where: { id: runId } })).toMatchObject({ status: 'FAILED', completed: 1, failed: 1 });
+    expect((await look()).running.map((run) => run.id)).not.toContain(runId);
+  });
+
+  it('how long a run has stood still is timed by Redis across looks: from the first look at a count, again from nothing once it moves, never for a run Redis lost', async () => {
+    const { runs } = fleet.context;
+    const runId = newRunId();
+    await runs.create(runId, 'lots', { kind: 'all' });
+    await runs.markEnqueued('lots', runId, [1], 0);
+    expect(await runs.standing('lots', runId, 0)).toBeNull();
+    const from = Date.now();
+    await until('the run to have stood still for 300 ms', async () => ((await runs.standing('lots', runId, 0)) ?? 0) >= 300, 5_000, 50);
+    expect(Date.now() - from).toBeGreaterThanOrEqual(250);
+    // A moving run starts again from nothing.
+    expect(await runs.standing('lots', runId, 1)).toBeNull();
+    expect(await runs.standing('lots', runId, 1)).toBeLessThan(300);
+    // A run Redis no longer has is not brought back by a look.
+    const lost = newRunId();
+    expect(await runs.standing('lots', lost, 0)).toBeNull();
+    expect(await runs.has('lots', lost)).toBe(false);
   });
 
   it('an outcome counts once however often it is recorded, and a retried failure that succeeds revises the finished run', async () => {

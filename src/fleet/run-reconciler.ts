@@ -19,19 +19,29 @@ export interface ReconcileResult {
   running: { id: string; done: number }[];
 }
 
-/** Each running run's outcomes counted at the last look, by run id. */
-export type RunsSeen = Map<string, number>;
+const DEFAULT_INTERVAL_MS = 5_000;
+
+export interface ReconcileOptions {
+  /**
+   * How long, in ms, a run must have made no progress, as the looks of any
+   * worker process saw it, before the failures it missed are looked for:
+   * reading the failed set job by job is too costly for every look at a
+   * run that is moving. Default 5,000 (a reconciler's interval).
+   */
+  stillMs?: number;
+}
 
 /**
  * Brings the durable run records in line with what this Redis shows, the
  * one step that writes what reads only show: seals runs whose producer
  * stopped without a word and its lease lapsed, finishes runs whose last job
  * was counted while Postgres was unreachable, counts the failures a run
- * missed when it has made no progress since `progress` saw it, marks
- * INTERRUPTED the runs this Redis is shown to have lost, and puts back a run
- * marked INTERRUPTED while its counters were in fact live.
+ * missed once it has stood still for `stillMs`, marks INTERRUPTED the runs
+ * this Redis is shown to have lost, and puts back a run marked INTERRUPTED
+ * while its counters were in fact live.
  */
-export async function reconcileRuns(runs: RunStore, progress: RunsSeen = new Map()): Promise<ReconcileResult> {
+export async function reconcileRuns(runs: RunStore, options: ReconcileOptions = {}): Promise<ReconcileResult> {
+  const stillMs = options.stillMs ?? DEFAULT_INTERVAL_MS;
   const { records } = runs;
   const rows = await records.toReconcile();
   // Sealed first: the steps below then finish such a run like any other.
@@ -49,8 +59,8 @@ export async function reconcileRuns(runs: RunStore, progress: RunsSeen = new Map
       if (await records.finish(row.id, counters)) result.finished += 1;
       else if (counters) {
         const done = counters.completed + counters.skipped + counters.failed;
-        // Only a run that made no progress since the last look: the failed set is read job by job.
-        const recounted = progress.get(row.id) === done ? await runs.countMissedFailures(row.family, row.id, row.startedAt) : 0;
+        const standing = await runs.standing(row.family, row.id, done);
+        const recounted = standing !== null && standing >= stillMs ? await runs.countMissedFailures(row.family, row.id, row.startedAt) : 0;
         result.recounted += recounted;
         // Counting them finished the run if they were all it lacked (see RunStore.record); otherwise the next look sees it again.
         if (recounted === 0) result.running.push({ id: row.id, done });
@@ -64,7 +74,7 @@ export async function reconcileRuns(runs: RunStore, progress: RunsSeen = new Map
 }
 
 export interface RunReconcilerOptions {
-  /** How often, in ms, the durable run records are brought in line with Redis. Default 5,000. */
+  /** How often, in ms, the durable run records are brought in line with Redis. Default 5,000; also the reconcile's `stillMs`. */
   intervalMs?: number;
   /** Where each running run's progress is sampled at every tick, for its moving rate. Default none. */
   progress?: RunProgress;
@@ -79,16 +89,15 @@ export interface RunReconcilerOptions {
  * progress.
  */
 export function startRunReconciler(runs: RunStore, log: Logger, options: RunReconcilerOptions = {}): { stop(): Promise<void> } {
-  let seen: RunsSeen = new Map();
+  const intervalMs = options.intervalMs ?? DEFAULT_INTERVAL_MS;
   const tick = async () => {
     try {
-      const { running: going, ...counts } = await reconcileRuns(runs, seen);
-      seen = new Map(going.map((run) => [run.id, run.done]));
+      const { running: going, ...counts } = await reconcileRuns(runs, { stillMs: intervalMs });
       if (Object.values(counts).some((n) => n > 0)) log.info(counts, 'run records reconciled');
       for (const run of going) await options.progress?.record(run.id, run.done);
     } catch (error) {
       log.warn({ err: error }, 'could not reconcile run records; trying again');
     }
   };
-  return repeat(tick, options.intervalMs ?? 5_000, { immediately: true });
+  return repeat(tick, intervalMs, { immediately: true });
 }

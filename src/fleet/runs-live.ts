@@ -201,6 +201,21 @@ const ADD_STAT = `if redis.call('EXISTS', KEYS[1]) == 1 then redis.call('HINCRBY
 // bare hash, which reconcileRuns would take for live counters.
 const HSET_IF_LIVE = `if redis.call('EXISTS', KEYS[1]) == 1 then redis.call('HSET', KEYS[1], unpack(ARGV)) end`;
 
+// How long, in ms of Redis's own clock, the run has had ARGV[1] outcomes as
+// the looks of every process saw it: -1 for the first look at that count,
+// which starts the clock, and for a run Redis lost (not brought back as a
+// bare hash).
+const STANDING = `
+if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
+local seen = redis.call('HMGET', KEYS[1], 'lookDone', 'lookSince')
+local now = redis.call('TIME')
+local ms = now[1] * 1000 + math.floor(now[2] / 1000)
+if seen[1] ~= ARGV[1] then
+  redis.call('HSET', KEYS[1], 'lookDone', ARGV[1], 'lookSince', ms)
+  return -1
+end
+return ms - tonumber(seen[2])`;
+
 // The producer's lease on a run it is still adding jobs to, in Redis's own
 // clock (the producer and the workers may be on machines whose clocks
 // disagree): producerUntil = now + ARGV[1] ms. Returns 0, and holds nothing,
@@ -304,6 +319,12 @@ export class LiveRuns {
   /** See RunStore.holdProducer; only the family's first shard holds the lease. */
   async holdProducer(runId: string, leaseMs: number): Promise<boolean> {
     return (await this.redis.eval(HOLD_PRODUCER, 1, this.key(runId), Math.ceil(leaseMs))) === 1;
+  }
+
+  /** See RunStore.standing; only the family's first shard keeps the looks. */
+  async standing(runId: string, done: number): Promise<number | null> {
+    const ms = (await this.redis.eval(STANDING, 1, this.key(runId), done)) as number;
+    return ms < 0 ? null : ms;
   }
 
   /** See RunStore.noteAdded. */

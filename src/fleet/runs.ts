@@ -201,6 +201,18 @@ export class RunStore {
   }
 
   /**
+   * How long, in ms, the run has stood at `done` outcomes as the looks of
+   * every worker process saw it (reconcileRuns looks on every tick); null
+   * for the first look at that count. Kept in Redis, not in the looking
+   * process: a fleet whose processes are restarted more often than they
+   * look twice (a crash loop, a deploy that rolls by) still sees a run that
+   * stopped moving.
+   */
+  standing(family: string, runId: string, done: number): Promise<number | null> {
+    return this.first(family).standing(runId, done);
+  }
+
+  /**
    * Counts the failures of the run's jobs that BullMQ recorded and the fleet
    * did not. A job failed for stalling too often is failed by BullMQ's
    * stalled check, and only reported, by an event, to the worker that ran

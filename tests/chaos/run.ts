@@ -77,7 +77,25 @@ async function main(): Promise<number> {
   }
   // Made before anything starts: the first worker log is written when a worker ends, minutes in.
   if (options.logDir) mkdirSync(options.logDir, { recursive: true });
-  const report = await runChaos({ ...options, log: (line) => console.log(line) });
+  // A first Ctrl-C stops the scenario and lets it remove what it made (its database above all); a second one leaves at once.
+  const stop = new AbortController();
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+    process.on(signal, () => {
+      if (stop.signal.aborted) {
+        killSpawnedWorkers();
+        process.exit(130);
+      }
+      console.error(`chaos: ${signal}: stopping and removing the scenario's database, Redis and workers (again to leave at once)`);
+      stop.abort();
+    });
+  }
+  let report;
+  try {
+    report = await runChaos({ ...options, signal: stop.signal, log: (line) => console.log(line) });
+  } catch (error) {
+    if (!stop.signal.aborted) throw error;
+    return 130;
+  }
   console.log(formatReport(report));
   if (options.json) writeFileSync(options.json, `${JSON.stringify(report, null, 2)}\n`);
   return report.ok ? 0 : 1;
@@ -85,10 +103,4 @@ async function main(): Promise<number> {
 
 // Whatever happens, no worker process outlives the scenario.
 process.on('exit', killSpawnedWorkers);
-for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-  process.once(signal, () => {
-    killSpawnedWorkers();
-    process.exit(130);
-  });
-}
 process.exitCode = await main();

@@ -5,7 +5,8 @@ import type { FleetConfig } from '../../src/config/env.js';
 import { deployMigrations, PROJECT_ROOT } from '../../src/db/migrations.js';
 import { createPrisma, type PrismaClient } from '../../src/db/prisma.js';
 import type { RedisClient } from '../../src/redis/connection.js';
-import { openFleet } from '../../src/fleet/context.js';
+import { openFleet, type FleetContext } from '../../src/fleet/context.js';
+import { findFamily } from '../../src/families/index.js';
 import type { RunView } from '../../src/fleet/runs.js';
 import { seededRandom } from '../../bench/seeded-random.js';
 import { AlphaVantageStandIn } from '../support/alpha-vantage-server.js';
@@ -42,6 +43,11 @@ export interface ChaosOptions {
    * what it was waiting for, and still cleans up. Default 20 minutes.
    */
   timeoutMs?: number;
+  /**
+   * Stops the scenario as its deadline would: every wait ends at its next
+   * look, and the database, Redis, workers and stand-ins are still removed.
+   */
+  signal?: AbortSignal;
 }
 
 export interface PhaseFigures {
@@ -92,7 +98,7 @@ export async function runChaos(options: ChaosOptions = {}): Promise<ChaosReport>
   const log = options.log ?? (() => undefined);
   const started = Date.now();
   const deadline = started + (options.timeoutMs ?? 20 * 60_000);
-  const timeLeft = () => Math.max(0, deadline - Date.now());
+  const timeLeft = () => (options.signal?.aborted ? 0 : Math.max(0, deadline - Date.now()));
   const say = (line: string) => log(`[${((Date.now() - started) / 1000).toFixed(1)}s] ${line}`);
   const secrets = { apiKey: `av-${randomBytes(12).toString('hex')}`, password: `dash-${randomBytes(12).toString('hex')}` };
   const database = `tys_chaos_${randomBytes(5).toString('hex')}`;
@@ -118,6 +124,7 @@ export async function runChaos(options: ChaosOptions = {}): Promise<ChaosReport>
       `seeded ${data.investments} investments over ${data.tickers} tickers: ${data.violations} constraint violations, ${data.alerts} alerts, ${data.actions} splits`,
     );
     market.faultRate = options.providerFaultRate ?? 0.15;
+    options.signal?.throwIfAborted();
 
     const config: FleetConfig = { databaseUrl, redisUrl: redis.url, queuePrefix: `chaos-${randomBytes(3).toString('hex')}` };
     const dashboardPort = await freePort();
@@ -205,7 +212,20 @@ export async function runChaos(options: ChaosOptions = {}): Promise<ChaosReport>
         },
         timeLeft(),
         200,
-      );
+      ).catch(async (error: Error) => {
+        // Where a run that never ends stands: its counters, and its family's jobs by state.
+        const told = pool
+          .output()
+          .split('\n')
+          .filter((line) => line.includes(runId))
+          // Worker by worker as kept; in time order across them.
+          .sort((a, b) => Number(/"time":(\d+)/.exec(a)?.[1] ?? 0) - Number(/"time":(\d+)/.exec(b)?.[1] ?? 0))
+          .slice(-8)
+          .map((line) => line.slice(0, 400));
+        throw new Error(`${error.message}; ${await whereRunStands(watcher, view)}; the workers' last lines on it:\n${told.join('\n') || '(none)'}`, {
+          cause: error,
+        });
+      });
       finished.push(view!);
       return view!;
     };
@@ -217,6 +237,7 @@ export async function runChaos(options: ChaosOptions = {}): Promise<ChaosReport>
       const phaseStarted = Date.now();
       let rounds = 0;
       for (;;) {
+        options.signal?.throwIfAborted();
         rounds += 1;
         if (rounds > maxRounds) throw new Error(`${phase.families.join(', ')} did not converge in ${maxRounds} rounds`);
         if (rounds <= faultRounds) injector.start();
@@ -224,6 +245,8 @@ export async function runChaos(options: ChaosOptions = {}): Promise<ChaosReport>
         const runIds = await Promise.all(phase.families.map(enqueue));
         say(`${phase.families.join(', ')}: round ${rounds}, runs ${runIds.join(' ')}`);
         const restart = phase.redisRestart && rounds === 1 ? restartRedisMidRun(prisma, injector, data.investments, timeLeft()) : null;
+        // Awaited once the runs have ended; should the runs' wait fail first, its failure must not go unhandled meanwhile.
+        restart?.catch(() => undefined);
         const views = await Promise.all(runIds.map(waitForEnd));
         await restart;
         await injector.stop();
@@ -291,6 +314,21 @@ export async function runChaos(options: ChaosOptions = {}): Promise<ChaosReport>
   } finally {
     for (const cleanup of cleanups.reverse()) await cleanup().catch((error) => log(`cleanup: ${(error as Error).message}`));
   }
+}
+
+/** A run's counters and its family's jobs by state, in a line, for a run that does not end. */
+async function whereRunStands(fleet: FleetContext, view: RunView | null): Promise<string> {
+  if (!view) return 'the run was never read';
+  const family = findFamily(view.family);
+  const counts = family
+    ? await Promise.all(
+        fleet.shardQueues(family).map((queue) => queue.getJobCounts('wait', 'active', 'delayed', 'prioritized', 'waiting-children', 'failed', 'completed')),
+      )
+        .then((shards) => JSON.stringify(shards))
+        .catch((error: Error) => `unread (${error.message})`)
+    : 'unknown family';
+  const { status, total, completed, skipped, failed, live } = view;
+  return `run ${JSON.stringify({ status, total, completed, skipped, failed, live })}, ${view.family} jobs by shard ${counts}`;
 }
 
 /** Restarts Redis once about a third of the lots exist: every queued job and run counter is lost mid-run. */
