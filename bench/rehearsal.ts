@@ -148,6 +148,65 @@ export interface RehearsalReport {
   verify: { lots: { ok: boolean; checked: number; problems: number; sample: string[] }; constraintsLeft: number };
   /** Investments the application changed while the fleet ran. */
   appInvestments: number;
+  /** Each migration, fleet and validation step against the target (see targetVerdict). */
+  target: TargetVerdict;
+}
+
+/**
+ * The Migration Strategy's alert threshold for a live migration, the
+ * rehearsal's target: the application's queries no more than 20% slower
+ * than before it.
+ */
+export const TARGET_P99_RATIO = 1.2;
+
+export interface TargetVerdict {
+  /** The application's p99 over its baseline p99 that a step may reach. */
+  p99Ratio: number;
+  /** Steps within it, with no application error. */
+  met: string[];
+  /**
+   * The others. `pastBaselineWindows`: whether the step's p99 was above
+   * that of every window of the baseline as long as the step, which a
+   * stall of the machine alone does not explain; null for a step too long
+   * to cut the baseline into two such windows.
+   */
+  missed: { step: string; p99VsBaseline: number; errors: number; pastBaselineWindows: boolean | null }[];
+}
+
+/** Sorts the steps (not the baseline, nor the application alone after the migration) by the target. */
+export function targetVerdict(steps: readonly StepReport[], p99Ratio = TARGET_P99_RATIO): TargetVerdict {
+  const verdict: TargetVerdict = { p99Ratio, met: [], missed: [] };
+  for (const step of steps) {
+    if (step.app.p99VsBaseline <= p99Ratio && step.app.errors === 0) verdict.met.push(step.step);
+    else {
+      const windows = step.baselineWindows;
+      verdict.missed.push({
+        step: step.step,
+        p99VsBaseline: step.app.p99VsBaseline,
+        errors: step.app.errors,
+        pastBaselineWindows: windows ? step.app.p99Ms > windows.maxP99Ms : null,
+      });
+    }
+  }
+  return verdict;
+}
+
+/** The verdict in a line. */
+export function verdictLine(verdict: TargetVerdict): string {
+  const total = verdict.met.length + verdict.missed.length;
+  const head = `target (application p99 at most ${verdict.p99Ratio} times its baseline, no application error): met in ${verdict.met.length} of ${total} steps`;
+  if (verdict.missed.length === 0) return head;
+  const missed = verdict.missed.map(
+    (m) =>
+      `${m.step} x${m.p99VsBaseline}${m.errors > 0 ? `, ${m.errors} application error${m.errors === 1 ? '' : 's'}` : ''}${
+        m.pastBaselineWindows === null
+          ? ''
+          : m.pastBaselineWindows
+            ? ', past every baseline window of its length'
+            : ', within the baseline windows of its length'
+      }`,
+  );
+  return `${head}; missed in ${missed.join('; ')}`;
 }
 
 /** What a window without the fleet saw of it: nothing to watch. */
@@ -568,6 +627,7 @@ export async function rehearse(options: RehearsalOptions): Promise<RehearsalRepo
         constraintsLeft,
       },
       appInvestments: appInvestments.length,
+      target: targetVerdict(steps),
     };
   } finally {
     for (const cleanup of cleanups) await cleanup().catch((error: Error) => say(`cleanup: ${error.message}`));

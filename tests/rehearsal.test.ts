@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { rehearse } from '../bench/rehearsal.js';
+import { rehearse, targetVerdict, verdictLine, type StepReport } from '../bench/rehearsal.js';
 import { listMigrationFiles } from '../src/db/migrations.js';
 import { REDIS_URL } from './support/fleet.js';
 import { adminUrl } from './support/server.js';
@@ -74,5 +74,52 @@ describe('an online rehearsal, small', () => {
     expect(result.verify.lots, result.verify.lots.sample.join('\n')).toMatchObject({ ok: true, problems: 0 });
     expect(result.verify.lots.checked).toBeGreaterThanOrEqual(3_000 + result.appInvestments);
     expect(result.verify.constraintsLeft).toBe(0);
+    // Every step is judged against the target, once; the baseline and the application alone after are not steps.
+    expect([...result.target.met, ...result.target.missed.map((m) => m.step)].sort()).toEqual(result.steps.map((s) => s.step).sort());
+  });
+
+  it('judges each step by the target: its p99 at most 1.2 times the baseline and no application error', () => {
+    const step = (name: string, p99Ms: number, errors = 0, maxWindowMs?: number): StepReport => ({
+      step: name,
+      seconds: 1,
+      app: {
+        requests: 200,
+        p50Ms: 2,
+        p99Ms,
+        p99VsBaseline: p99Ms / 10,
+        errors,
+        errorRate: errors / 200,
+        sampleErrors: [],
+        p99ByKindMs: {},
+        loopDelayP99Ms: 1,
+        loopDelayMaxMs: 2,
+      },
+      fleet: null,
+      lockWaitersMax: 0,
+      appWaitsOnFleet: 0,
+      throttled: false,
+      ...(maxWindowMs === undefined ? {} : { baselineWindows: { windows: 30, medianP99Ms: 10, maxP99Ms: maxWindowMs, p99VsMedian: p99Ms / 10 } }),
+    });
+    const verdict = targetVerdict([
+      step('at the line', 12),
+      step('with an error', 5, 1),
+      step('a stall', 13, 0, 14),
+      step('the fleet', 25, 0, 14),
+      step('long', 30),
+    ]);
+    expect(verdict.met).toEqual(['at the line']);
+    expect(verdict.missed).toEqual([
+      { step: 'with an error', p99VsBaseline: 0.5, errors: 1, pastBaselineWindows: null },
+      { step: 'a stall', p99VsBaseline: 1.3, errors: 0, pastBaselineWindows: false },
+      { step: 'the fleet', p99VsBaseline: 2.5, errors: 0, pastBaselineWindows: true },
+      { step: 'long', p99VsBaseline: 3, errors: 0, pastBaselineWindows: null },
+    ]);
+    expect(verdictLine(verdict)).toBe(
+      'target (application p99 at most 1.2 times its baseline, no application error): met in 1 of 5 steps; missed in with an error x0.5, 1 application error; ' +
+        'a stall x1.3, within the baseline windows of its length; the fleet x2.5, past every baseline window of its length; long x3',
+    );
+    expect(verdictLine(targetVerdict([step('quiet', 11)]))).toBe(
+      'target (application p99 at most 1.2 times its baseline, no application error): met in 1 of 1 steps',
+    );
   });
 });
