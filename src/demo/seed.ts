@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import type { Prisma, PrismaClient } from '../db/prisma.js';
+import { utcNowSql } from '../db/utc.js';
 
 async function hasQuantityConstraint(tx: Prisma.TransactionClient): Promise<boolean> {
   const rows = await tx.$queryRaw<{ n: bigint }[]>`
@@ -36,9 +37,9 @@ export async function seedMvp(prisma: PrismaClient, options: SeedOptions): Promi
     users,
   );
   await prisma.$executeRawUnsafe(
-    `INSERT INTO "Portfolio" (id, name, "userId", "updatedAt")
+    `INSERT INTO "Portfolio" (id, name, "userId", "createdAt", "updatedAt")
      SELECT 'p${tag}' || lpad(g::text, 8, '0'), 'Portfolio ' || g,
-            'u${tag}' || lpad((((g - 1) / $2) + 1)::text, 8, '0'), now()
+            'u${tag}' || lpad((((g - 1) / $2) + 1)::text, 8, '0'), ${utcNowSql.sql}, ${utcNowSql.sql}
        FROM generate_series(1, $1) g`,
     portfolios,
     portfoliosPerUser,
@@ -62,7 +63,7 @@ export async function seedMvp(prisma: PrismaClient, options: SeedOptions): Promi
             round((5 + (g * 1299709 % 60000) / 100.0)::numeric, 8),
             'p${tag}' || lpad((1 + (g - 1) % $2)::text, 8, '0'),
             timestamp '2024-01-01' + (g % 600) * interval '1 day' + (g % 86400) * interval '1 second',
-            now()
+            ${utcNowSql.sql}
        FROM generate_series(1, $1::bigint) g`,
         options.investments,
         portfolios,

@@ -2,6 +2,7 @@ import type { Queue } from 'bullmq';
 import { bullmq } from '../deps/bullmq.js';
 import type { RedisClient } from '../redis/connection.js';
 import { Prisma } from '../db/prisma.js';
+import { utcNowSql } from '../db/utc.js';
 import { auditRecord } from '../fleet/audit.js';
 import { DEFAULT_FAMILY_OPTIONS, eachItem, type HandlerContext, type ItemResult, type JobFamily } from '../fleet/family.js';
 import { NOTIFICATIONS_QUEUE } from '../fleet/queues.js';
@@ -81,7 +82,7 @@ async function currentPrice(ctx: HandlerContext, market: MarketGateway, ticker: 
   const [stored] = await ctx.prisma.$queryRaw<{ price: string }[]>`
     SELECT "currentPrice"::text AS price FROM "Investment"
      WHERE upper(trim(ticker)) = ${ticker} AND "currentPrice" IS NOT NULL
-       AND "priceUpdatedAt" >= now() - make_interval(secs => ${market.config.priceMaxAgeMs / 1000})
+       AND "priceUpdatedAt" >= ${utcNowSql} - make_interval(secs => ${market.config.priceMaxAgeMs / 1000})
      ORDER BY "priceUpdatedAt" DESC LIMIT 1`;
   if (stored) return new Prisma.Decimal(stored.price);
   if (await market.knownWithoutData('quote', ticker)) return null;
@@ -95,7 +96,7 @@ async function currentPrice(ctx: HandlerContext, market: MarketGateway, ticker: 
        WHERE upper(trim(i.ticker)) = ${ticker} ORDER BY i.id FOR NO KEY UPDATE OF i`;
     if (rows.length === 0) return;
     await tx.$executeRaw`
-      UPDATE "Investment" SET "currentPrice" = ${price}::numeric, "priceUpdatedAt" = now(), "updatedAt" = now()
+      UPDATE "Investment" SET "currentPrice" = ${price}::numeric, "priceUpdatedAt" = ${utcNowSql}, "updatedAt" = ${utcNowSql}
        WHERE id = ANY(${rows.map((r) => r.id)}::text[])`;
     await tx.auditLog.createMany({
       data: rows.map((row) =>
@@ -169,7 +170,7 @@ export const alertsFamily: JobFamily = {
       if (!verdict.trigger) continue;
       const flipped = await ctx.prisma.$transaction(async (tx) => {
         const [row] = await tx.$queryRaw<{ id: string }[]>`
-          UPDATE "PriceAlert" SET triggered = true, "triggeredAt" = now()
+          UPDATE "PriceAlert" SET triggered = true, "triggeredAt" = ${utcNowSql}
            WHERE id = ${alert.id} AND triggered = false RETURNING id`;
         if (!row) return false;
         const priceText = price.toFixed();
@@ -226,7 +227,7 @@ export const alertsFamily: JobFamily = {
       ), prices AS (
         SELECT DISTINCT ON (upper(trim(ticker))) upper(trim(ticker)) AS ticker, "currentPrice"::text AS price
           FROM "Investment", seen
-         WHERE "currentPrice" IS NOT NULL AND "priceUpdatedAt" >= now() - make_interval(secs => ${maxAgeSeconds})
+         WHERE "currentPrice" IS NOT NULL AND "priceUpdatedAt" >= ${utcNowSql} - make_interval(secs => ${maxAgeSeconds})
            AND "priceUpdatedAt" <= seen.at
          ORDER BY upper(trim(ticker)), "priceUpdatedAt" DESC
       )

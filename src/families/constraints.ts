@@ -1,4 +1,5 @@
 import { Prisma, type PrismaClient } from '../db/prisma.js';
+import { utcNowSql } from '../db/utc.js';
 import { auditRecord } from '../fleet/audit.js';
 import { PermanentJobError } from '../fleet/errors.js';
 import { DEFAULT_FAMILY_OPTIONS, eachItem, type ItemResult, type JobFamily, type WorkItem } from '../fleet/family.js';
@@ -163,7 +164,7 @@ async function fixRow(prisma: PrismaClient, item: WorkItem): Promise<ItemResult>
     }
     const { broken, changes } = plan;
     const [after] = await tx.$queryRaw<Row[]>`
-      UPDATE ${table} x SET ${Prisma.join([...changes].map(([c, value]) => Prisma.sql`${column(c)} = ${value}::numeric`))}, "updatedAt" = now()
+      UPDATE ${table} x SET ${Prisma.join([...changes].map(([c, value]) => Prisma.sql`${column(c)} = ${value}::numeric`))}, "updatedAt" = ${utcNowSql}
        WHERE x.id = ${id}
        RETURNING ${Prisma.join([...changes.keys()].map((c) => Prisma.sql`x.${column(c)}::text AS ${column(c)}`))}`;
     await tx.auditLog.create({

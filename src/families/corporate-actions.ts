@@ -1,4 +1,5 @@
 import { Prisma, type PrismaClient } from '../db/prisma.js';
+import { utcNowSql, utcTodaySql } from '../db/utc.js';
 import { auditRecord } from '../fleet/audit.js';
 import { PermanentJobError } from '../fleet/errors.js';
 import { DEFAULT_FAMILY_OPTIONS, eachItem, type ItemResult, type JobFamily, type WorkItem } from '../fleet/family.js';
@@ -98,7 +99,7 @@ async function applySplit(ctx: AuditContext, investmentId: string): Promise<void
     };
     const [written] = await ctx.tx.$queryRaw<Record<string, string>[]>`
       UPDATE "TaxLot" SET quantity = ${after.quantity}::numeric, "remainingQuantity" = ${after.remainingQuantity}::numeric,
-             "costBasisPerUnit" = ${after.costBasisPerUnit}::numeric, "updatedAt" = now()
+             "costBasisPerUnit" = ${after.costBasisPerUnit}::numeric, "updatedAt" = ${utcNowSql}
        WHERE id = ${lot.id}
        RETURNING quantity::text, "remainingQuantity"::text AS "remainingQuantity", "costBasisPerUnit"::text AS "costBasisPerUnit"`;
     const { id, ...before } = lot;
@@ -115,7 +116,7 @@ async function applySplit(ctx: AuditContext, investmentId: string): Promise<void
       "totalQuantity" = CASE WHEN ${investment!.lotCount > 0n}
                              THEN (SELECT sum("remainingQuantity") FROM "TaxLot" WHERE "investmentId" = ${investmentId})
                              ELSE ${splitQuantity(investment!.totalQuantity, ratio)}::numeric END,
-      "averageCostBasis" = ${splitPrice(investment!.averageCostBasis, ratio)}::numeric, "updatedAt" = now()
+      "averageCostBasis" = ${splitPrice(investment!.averageCostBasis, ratio)}::numeric, "updatedAt" = ${utcNowSql}
      WHERE id = ${investmentId}
      RETURNING "totalQuantity"::text AS "totalQuantity", "averageCostBasis"::text AS "averageCostBasis"`;
   await audit(ctx, 'Investment', investmentId, { totalQuantity: investment!.totalQuantity, averageCostBasis: investment!.averageCostBasis }, written!);
@@ -126,7 +127,7 @@ async function applyTickerChange(ctx: AuditContext, investmentId: string, oldTic
   if (!TICKER_PATTERN.test(newTicker)) {
     throw new PermanentJobError(`ticker change ${ctx.action.id} has no valid newTicker (${JSON.stringify(ctx.action.newTicker)})`);
   }
-  await ctx.tx.$executeRaw`UPDATE "Investment" SET ticker = ${newTicker}, "updatedAt" = now() WHERE id = ${investmentId}`;
+  await ctx.tx.$executeRaw`UPDATE "Investment" SET ticker = ${newTicker}, "updatedAt" = ${utcNowSql} WHERE id = ${investmentId}`;
   await audit(ctx, 'Investment', investmentId, { ticker: oldTicker }, { ticker: newTicker });
   // The owner's alerts on the old symbol follow it.
   const moved = await ctx.tx.$queryRaw<{ id: string; ticker: string }[]>`
@@ -146,7 +147,7 @@ async function applyDueActions(prisma: PrismaClient, item: WorkItem): Promise<It
     const [next] = await prisma.$queryRaw<Action[]>`
       SELECT id, "actionType", "effectiveDate"::text AS "effectiveDate", "splitRatio", "newTicker"
         FROM "CorporateAction"
-       WHERE "investmentId" = ${item.key} AND processed = false AND "effectiveDate" <= current_date
+       WHERE "investmentId" = ${item.key} AND processed = false AND "effectiveDate" <= ${utcTodaySql}
        ORDER BY "effectiveDate", "createdAt", id LIMIT 1`;
     if (!next) break;
     if (!SUPPORTED.includes(next.actionType)) {
@@ -156,7 +157,7 @@ async function applyDueActions(prisma: PrismaClient, item: WorkItem): Promise<It
     const done = await prisma.$transaction(async (tx) => {
       // Claims the action: a second run of the same job finds it processed and does nothing.
       const [claimed] = await tx.$queryRaw<{ processedAt: string }[]>`
-        UPDATE "CorporateAction" SET processed = true, "processedAt" = now()
+        UPDATE "CorporateAction" SET processed = true, "processedAt" = ${utcNowSql}
          WHERE id = ${next.id} AND processed = false RETURNING "processedAt"::text AS "processedAt"`;
       if (!claimed) return false;
       const [owner] = await tx.$queryRaw<{ userId: string; ticker: string }[]>`
@@ -191,7 +192,7 @@ export const corporateActionsFamily: JobFamily = {
     const rows = await prisma.$queryRaw<{ id: string }[]>`
       SELECT DISTINCT i.id FROM "CorporateAction" a
         JOIN "Investment" i ON i.id = a."investmentId" JOIN "Portfolio" p ON p.id = i."portfolioId"
-       WHERE a.processed = false AND a."effectiveDate" <= current_date
+       WHERE a.processed = false AND a."effectiveDate" <= ${utcTodaySql}
          AND a."actionType" IN ('STOCK_SPLIT', 'REVERSE_SPLIT', 'TICKER_CHANGE')
          AND ${investmentScopeSql(scope)} AND i.id > ${after}
        ORDER BY i.id LIMIT ${limit}`;
@@ -213,7 +214,7 @@ export const corporateActionsFamily: JobFamily = {
   async audit(prisma) {
     const rows = await prisma.$queryRaw<{ check: string; count: bigint; sample: string[] }[]>`
       WITH due AS (
-        SELECT * FROM "CorporateAction" WHERE processed = false AND "effectiveDate" <= current_date
+        SELECT * FROM "CorporateAction" WHERE processed = false AND "effectiveDate" <= ${utcTodaySql}
       )
       SELECT 'unsupported ' || "actionType" || ' (left for a person)' AS check, count(*) AS count,
              (array_agg(id ORDER BY "effectiveDate", id))[1:10] AS sample
@@ -240,7 +241,7 @@ export const corporateActionsFamily: JobFamily = {
         SELECT *, "actionType" IN ('STOCK_SPLIT', 'REVERSE_SPLIT', 'TICKER_CHANGE')
                   AND NOT ("actionType" IN ('STOCK_SPLIT', 'REVERSE_SPLIT')
                        AND ("splitRatio" IS NULL OR "splitRatio" !~ '^\s*[0-9]{1,9}:[0-9]{1,9}\s*$' OR "splitRatio" ~ '(^|:)\s*0+\s*(:|$)')) AS appliable
-          FROM "CorporateAction" WHERE processed = false AND "effectiveDate" <= current_date
+          FROM "CorporateAction" WHERE processed = false AND "effectiveDate" <= ${utcTodaySql}
       )
       SELECT d.id, d."investmentId", d."actionType"::text AS "actionType", d."effectiveDate"::text AS "effectiveDate"
         FROM due d

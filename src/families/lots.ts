@@ -1,5 +1,6 @@
 import { Prisma } from '../db/prisma.js';
 import { newRowIdSql } from '../db/row-id.js';
+import { utcNowSql } from '../db/utc.js';
 import { sqlTransaction } from '../db/sql.js';
 import { auditMetadataSql, FLEET_ACTOR } from '../fleet/audit.js';
 import { PermanentJobError } from '../fleet/errors.js';
@@ -99,17 +100,17 @@ export const lotsFamily: JobFamily = {
            GROUP BY i.id
         ), lots AS (
           INSERT INTO "TaxLot" (id, "investmentId", "purchaseDate", quantity, "costBasisPerUnit", fees,
-                                "remainingQuantity", status, "updatedAt")
+                                "remainingQuantity", status, "createdAt", "updatedAt")
           SELECT ${newRowIdSql}, i.id, i."createdAt"::date, c.residual,
                  CASE WHEN c.lots = 0 THEN i."averageCostBasis" ELSE round(c."residualCost" / c.residual, 8) END, 0,
-                 c.residual, 'OPEN', now()
+                 c.residual, 'OPEN', ${utcNowSql}, ${utcNowSql}
             FROM "Investment" i JOIN cover c ON c.id = i.id
            WHERE NOT (${violationsOf('Investment', Prisma.raw('i'))})
              AND c.residual > 0 AND (c.lots = 0 OR c."residualCost" >= 0)
           RETURNING id, "investmentId", "purchaseDate", quantity, "costBasisPerUnit", "remainingQuantity"
         ), audit AS (
-          INSERT INTO "AuditLog" (id, "userId", action, entity, "entityId", "userAgent", metadata)
-          SELECT ${newRowIdSql}, p."userId", 'CREATE_TAX_LOT', 'TaxLot', lots.id, ${FLEET_ACTOR},
+          INSERT INTO "AuditLog" (id, "userId", action, entity, "entityId", "userAgent", "createdAt", metadata)
+          SELECT ${newRowIdSql}, p."userId", 'CREATE_TAX_LOT', 'TaxLot', lots.id, ${FLEET_ACTOR}, ${utcNowSql},
                  ${auditMetadataSql(
                    Prisma.sql`input.run_id`,
                    Prisma.sql`input.job_id`,

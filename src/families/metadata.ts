@@ -1,3 +1,4 @@
+import { utcNowSql } from '../db/utc.js';
 import { auditRecord } from '../fleet/audit.js';
 import { DEFAULT_FAMILY_OPTIONS, eachItem, type ItemResult, type JobFamily } from '../fleet/family.js';
 import { investmentScopeSql } from '../fleet/scope.js';
@@ -69,7 +70,7 @@ export const metadataFamily: JobFamily = {
         UPDATE "Investment" SET
           sector = COALESCE(sector, ${values.sector}), industry = COALESCE(industry, ${values.industry}),
           country = COALESCE(country, ${values.country}), "marketCap" = COALESCE("marketCap", ${values.marketCap}::numeric),
-          "updatedAt" = now()
+          "updatedAt" = ${utcNowSql}
          WHERE id = ANY(${changes.map((c) => c.row.id)}::text[])
          RETURNING id, sector, industry, country, "marketCap"::text AS "marketCap"`;
       const after = new Map(updated.map((row) => [row.id, row]));

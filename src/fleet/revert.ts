@@ -1,4 +1,5 @@
 import { Prisma, type PrismaClient } from '../db/prisma.js';
+import { utcNowSql } from '../db/utc.js';
 import { auditRecord } from './audit.js';
 import type { JobFamily, RevertibleColumnType, RevertibleTable } from './family.js';
 import { newRunId } from './runs.js';
@@ -170,7 +171,7 @@ async function revertEntry(
   if (done > 0) return 'already';
   const restore = () => tx.$queryRaw<{ id: string }[]>`
     UPDATE ${table} SET ${Prisma.join(columns.map((c) => Prisma.sql`${ident(c)} = ${before![c] ?? null}::${cast(spec.columns[c]!)}`))}
-     ${spec.hasUpdatedAt ? Prisma.sql`, "updatedAt" = now()` : Prisma.empty}
+     ${spec.hasUpdatedAt ? Prisma.sql`, "updatedAt" = ${utcNowSql}` : Prisma.empty}
      WHERE id = ${entry.entityId} AND ${matches(columns, after, spec.columns)}
      RETURNING id`;
   let changed: { id: string }[] = [];
