@@ -6,8 +6,11 @@ import { families } from '../src/families/index.js';
 import { lotsFamily } from '../src/families/lots.js';
 import type { WorkItem } from '../src/fleet/family.js';
 import { revertRun } from '../src/fleet/revert.js';
+import { alertsFamily } from '../src/families/alerts.js';
+import { AlphaVantageStandIn } from './support/alpha-vantage-server.js';
 import { createTestDatabase, type TestDatabase } from './support/databases.js';
-import { handlerContext } from './support/fleet.js';
+import { flushPrefix, handlerContext, REDIS_URL, testPrefix } from './support/fleet.js';
+import { Redis } from 'ioredis';
 import { withClient } from './support/server.js';
 
 /**
@@ -40,6 +43,51 @@ describe(`the fleet on a server whose time zone is not UTC (${ZONE})`, () => {
   });
   afterAll(async () => {
     await db?.drop();
+  });
+
+  it('judges a stored price by its age in UTC: one a minute old is used as it is, one two hours old is quoted again and stored with the time of now', async () => {
+    const server = await new AlphaVantageStandIn().start();
+    const saved = { ...process.env };
+    Object.assign(process.env, { ALPHA_VANTAGE_BASE_URL: server.url, ALPHA_VANTAGE_API_KEY: server.validKey, MARKET_DATA_RATE_LIMIT: '100/1s' });
+    const redis = new Redis(REDIS_URL);
+    const prefix = testPrefix();
+    try {
+      const ctx = handlerContext(db.prisma, redis, prefix);
+      const userId = (await db.prisma.user.create({ data: { email: 'zone@example.com' } })).id;
+      const portfolioId = (await db.prisma.portfolio.create({ data: { name: 'Z', userId } })).id;
+      for (const [ticker, ageMs] of [
+        ['FRESH', 60_000],
+        ['OLD', 2 * 3_600_000],
+      ] as const) {
+        await db.prisma.investment.create({
+          data: {
+            portfolioId,
+            ticker,
+            name: ticker,
+            assetType: 'STOCK',
+            totalQuantity: '1',
+            averageCostBasis: '1',
+            currentPrice: '10',
+            priceUpdatedAt: new Date(Date.now() - ageMs),
+          },
+        });
+        await db.prisma.priceAlert.create({ data: { userId, ticker, alertType: 'PRICE_ABOVE', targetPrice: '5' } });
+      }
+      server.prices.set('OLD', '12.0000');
+      for (const ticker of ['FRESH', 'OLD']) expect(await alertsFamily.handle(ctx, [item('alerts', ticker)])).toMatchObject([{ status: 'changed' }]);
+      expect(server.callsFor('GLOBAL_QUOTE', 'FRESH')).toHaveLength(0);
+      expect(server.callsFor('GLOBAL_QUOTE', 'OLD')).toHaveLength(1);
+      const refreshed = await db.prisma.investment.findFirstOrThrow({ where: { ticker: 'OLD' } });
+      expect(refreshed.currentPrice!.toFixed(2)).toBe('12.00');
+      expectNow(refreshed.priceUpdatedAt, 'a refreshed price');
+      expectNow(refreshed.updatedAt, "a refreshed investment's updatedAt");
+      expectNow((await db.prisma.priceAlert.findFirstOrThrow({ where: { ticker: 'OLD' } })).triggeredAt, 'a triggered alert');
+    } finally {
+      process.env = saved;
+      redis.disconnect();
+      await flushPrefix(prefix, '[:.]*');
+      await server.stop();
+    }
   });
 
   it('writes the times of the rows it makes and changes in UTC: seeded portfolios, lots, their audit entries, fixed rows, and a revert', async () => {
