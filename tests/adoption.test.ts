@@ -1,7 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import { afterEach, describe, expect, it } from 'vitest';
-import { listMigrationFiles, readMigrationSql, revertMigrations } from '../src/db/migrations.js';
+import { connectDatabase, listMigrationFiles, readMigrationSql, revertMigrations } from '../src/db/migrations.js';
+import { MIN_SERVER_VERSION_NUM, serverVersionProblem } from '../src/db/server-version.js';
 import { lockPlan, newObjectsFirst } from '../src/db/lock-plan.js';
 import { createTestDatabase, type TestDatabase } from './support/databases.js';
 import { REDIS_URL, testPrefix } from './support/fleet.js';
@@ -197,6 +198,19 @@ describe('adopting a production database on the MVP schema', () => {
     expect(failed.code).toBe(1);
     expect(failed.stderr).toMatch(/20251012000000_mvp_baseline failed and was rolled back: type "AssetType" already exists/);
     expect(await sql(db, `SELECT to_regclass('public._prisma_migrations') AS t`)).toEqual([{ t: null }]);
+  });
+
+  it('names a server older than Postgres 13 before it changes anything, and takes this one', async () => {
+    expect(serverVersionProblem(120015, '12.15')).toBe('this server runs Postgres 12.15; the fleet needs Postgres 13 or later');
+    expect(serverVersionProblem(90624, '9.6.24 (Debian 9.6.24-1)')).toBe(
+      'this server runs Postgres 9.6.24 (Debian 9.6.24-1); the fleet needs Postgres 13 or later',
+    );
+    expect(serverVersionProblem(130000, '13.0')).toBeNull();
+    const here = await withClient(async (c) => (await c.query<{ num: number }>(`SELECT current_setting('server_version_num')::int AS num`)).rows[0]!.num);
+    expect(here).toBeGreaterThanOrEqual(MIN_SERVER_VERSION_NUM);
+    const db = track(await createTestDatabase({ empty: true }));
+    const client = await connectDatabase(db.url);
+    await client.end();
   });
 
   it('migrate down lists what it drops and changes nothing without --yes; sales are archived, never dropped', async () => {

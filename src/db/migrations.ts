@@ -5,6 +5,7 @@ import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { redactUrl } from '../config/env.js';
 import { MigrationError } from './migration-error.js';
+import { serverVersionProblem } from './server-version.js';
 import { archiveSales, salesHeld, SALES_MIGRATION } from './sales-archive.js';
 import { createIndexStatement, describeDifference, diffSchemas, snapshotOfSql, snapshotSchema, type SchemaDifference } from './schema-diff.js';
 import { withLockRetries, type LockLimits } from './lock-retry.js';
@@ -79,16 +80,26 @@ export async function connectDatabase(databaseUrl: string, options: ConnectOptio
   const client = new pg.Client({ connectionString: databaseUrl, application_name: 'tys migrate' });
   try {
     await client.connect();
-    return client;
   } catch (error) {
     await client.end().catch(() => undefined);
     if ((error as { code?: string }).code !== '3D000') throw error;
     if (!options.createDatabase) {
       throw new MigrationError(`database "${name}" does not exist on ${url.hostname}:${url.port || 5432} (use --create-database to create it)`);
     }
+    await createDatabase(databaseUrl, name);
+    return connectDatabase(databaseUrl);
   }
-  await createDatabase(databaseUrl, name);
-  return connectDatabase(databaseUrl);
+  try {
+    const { rows } = await client.query<{ num: number; version: string }>(
+      `SELECT current_setting('server_version_num')::int AS num, current_setting('server_version') AS version`,
+    );
+    const problem = serverVersionProblem(rows[0]!.num, rows[0]!.version);
+    if (problem) throw new MigrationError(problem);
+    return client;
+  } catch (error) {
+    await client.end().catch(() => undefined);
+    throw error;
+  }
 }
 
 async function createDatabase(databaseUrl: string, name: string): Promise<void> {
