@@ -6,6 +6,7 @@ import { families } from '../src/families/index.js';
 import { lotsFamily } from '../src/families/lots.js';
 import type { WorkItem } from '../src/fleet/family.js';
 import { revertRun } from '../src/fleet/revert.js';
+import { RunRecords } from '../src/fleet/runs-record.js';
 import { alertsFamily } from '../src/families/alerts.js';
 import { AlphaVantageStandIn } from './support/alpha-vantage-server.js';
 import { createTestDatabase, type TestDatabase } from './support/databases.js';
@@ -121,6 +122,19 @@ describe(`the fleet on a server whose time zone is not UTC (${ZONE})`, () => {
     const reverted = await revertRun(db.prisma, RUN, families);
     expect(reverted.reverted).toBeGreaterThan(0);
     expectNow((await db.prisma.investment.findUniqueOrThrow({ where: { id: fixedId } })).updatedAt, 'a reverted investment');
+  });
+
+  it("writes a run's record with the times of this process's clock in UTC", async () => {
+    const records = new RunRecords(db.prisma);
+    const id = 'run-20260101T000000Z-00tz01';
+    await records.create({ id, family: 'lots', scope: { kind: 'all' }, origin: 'test', redisMarker: 'm', redisAddress: 'a' });
+    await records.markEnqueued(id, 0, 0);
+    expect(await records.finish(id, { total: 0, completed: 0, skipped: 0, failed: 0, enqueued: true, stats: {} })).toBe(true);
+    const run = await db.prisma.fleetRun.findUniqueOrThrow({ where: { id } });
+    expect(run).toMatchObject({ status: 'COMPLETED', scope: { kind: 'all' }, stats: {} });
+    expectNow(run.startedAt, "a run's start");
+    expectNow(run.enqueuedAt, "a run's seal");
+    expectNow(run.finishedAt, "a run's end");
   });
 
   it("applies an action due today in UTC, not one due tomorrow, whatever the server's date; and times it in UTC", async () => {

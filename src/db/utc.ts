@@ -15,3 +15,12 @@ export const utcNowSql = Prisma.sql`(now() AT TIME ZONE 'UTC')`;
 
 /** Today's date in UTC, as the application's date columns hold dates. */
 export const utcTodaySql = Prisma.sql`(now() AT TIME ZONE 'UTC')::date`;
+
+/**
+ * A moment of this process's clock as a timestamp(3) column holds it. A
+ * JavaScript Date handed to pg as it is goes as this process's local time
+ * with its offset, which a column without a time zone drops.
+ */
+export function utcTimestampSql(moment: Date): Prisma.Sql {
+  return Prisma.sql`(${moment.toISOString()}::timestamptz AT TIME ZONE 'UTC')`;
+}

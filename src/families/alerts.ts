@@ -2,6 +2,7 @@ import type { Queue } from 'bullmq';
 import { bullmq } from '../deps/bullmq.js';
 import type { RedisClient } from '../redis/connection.js';
 import { Prisma } from '../db/prisma.js';
+import { sqlRows } from '../db/sql.js';
 import { utcNowSql } from '../db/utc.js';
 import { auditRecord } from '../fleet/audit.js';
 import { DEFAULT_FAMILY_OPTIONS, eachItem, type HandlerContext, type ItemResult, type JobFamily } from '../fleet/family.js';
@@ -132,10 +133,13 @@ export const alertsFamily: JobFamily = {
 
   async source(prisma, scope, after, limit) {
     const owner = scope.kind === 'user' ? Prisma.sql`a."userId" = ${scope.id}` : Prisma.sql`TRUE`;
-    const rows = await prisma.$queryRaw<{ ticker: string }[]>`
+    const rows = await sqlRows<{ ticker: string }>(
+      prisma,
+      Prisma.sql`
       SELECT DISTINCT upper(trim(a.ticker)) AS ticker FROM "PriceAlert" a
        WHERE a.triggered = false AND ${owner} AND upper(trim(a.ticker)) > ${after}
-       ORDER BY 1 LIMIT ${limit}`;
+       ORDER BY 1 LIMIT ${limit}`,
+    );
     return rows.map((row) => row.ticker).filter((ticker) => TICKER_PATTERN.test(ticker));
   },
 

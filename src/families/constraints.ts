@@ -1,4 +1,5 @@
 import { Prisma, type PrismaClient } from '../db/prisma.js';
+import { sqlRows } from '../db/sql.js';
 import { utcNowSql } from '../db/utc.js';
 import { auditRecord } from '../fleet/audit.js';
 import { PermanentJobError } from '../fleet/errors.js';
@@ -255,7 +256,9 @@ export const constraintsFamily: JobFamily = {
   scopes: ['all', 'investments', 'portfolio', 'user'],
 
   async source(prisma, scope, after, limit) {
-    const rows = await prisma.$queryRaw<{ key: string }[]>`
+    const rows = await sqlRows<{ key: string }>(
+      prisma,
+      Prisma.sql`
       SELECT key FROM (
         SELECT 'Investment.' || i.id AS key
           FROM "Investment" i JOIN "Portfolio" p ON p.id = i."portfolioId"
@@ -265,7 +268,8 @@ export const constraintsFamily: JobFamily = {
           FROM "TaxLot" x JOIN "Investment" i ON i.id = x."investmentId" JOIN "Portfolio" p ON p.id = i."portfolioId"
          WHERE (${violationsOf('TaxLot', X)}) AND ${investmentScopeSql(scope)}
       ) k
-      WHERE key > ${after} ORDER BY key LIMIT ${limit}`;
+      WHERE key > ${after} ORDER BY key LIMIT ${limit}`,
+    );
     return rows.map((row) => row.key);
   },
 

@@ -1,4 +1,5 @@
 import { Prisma, type PrismaClient } from '../db/prisma.js';
+import { sqlRows } from '../db/sql.js';
 import { utcNowSql, utcTodaySql } from '../db/utc.js';
 import { auditRecord } from '../fleet/audit.js';
 import { PermanentJobError } from '../fleet/errors.js';
@@ -189,13 +190,16 @@ export const corporateActionsFamily: JobFamily = {
   scopes: ['all', 'investments', 'portfolio', 'user'],
 
   async source(prisma, scope, after, limit) {
-    const rows = await prisma.$queryRaw<{ id: string }[]>`
+    const rows = await sqlRows<{ id: string }>(
+      prisma,
+      Prisma.sql`
       SELECT DISTINCT i.id FROM "CorporateAction" a
         JOIN "Investment" i ON i.id = a."investmentId" JOIN "Portfolio" p ON p.id = i."portfolioId"
        WHERE a.processed = false AND a."effectiveDate" <= ${utcTodaySql}
          AND a."actionType" IN ('STOCK_SPLIT', 'REVERSE_SPLIT', 'TICKER_CHANGE')
          AND ${investmentScopeSql(scope)} AND i.id > ${after}
-       ORDER BY i.id LIMIT ${limit}`;
+       ORDER BY i.id LIMIT ${limit}`,
+    );
     return rows.map((row) => row.id);
   },
 

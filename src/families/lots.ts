@@ -1,7 +1,7 @@
 import { Prisma } from '../db/prisma.js';
 import { newRowIdSql } from '../db/row-id.js';
 import { utcNowSql } from '../db/utc.js';
-import { sqlTransaction } from '../db/sql.js';
+import { sqlRows, sqlTransaction } from '../db/sql.js';
 import { auditMetadataSql, FLEET_ACTOR } from '../fleet/audit.js';
 import { PermanentJobError } from '../fleet/errors.js';
 import { DEFAULT_FAMILY_OPTIONS, type ItemResult, type JobFamily } from '../fleet/family.js';
@@ -54,14 +54,17 @@ export const lotsFamily: JobFamily = {
   scopes: ['all', 'investments', 'portfolio', 'user'],
 
   async source(prisma, scope, after, limit) {
-    const rows = await prisma.$queryRaw<{ id: string }[]>`
+    const rows = await sqlRows<{ id: string }>(
+      prisma,
+      Prisma.sql`
       SELECT i.id FROM "Investment" i JOIN "Portfolio" p ON p.id = i."portfolioId"
         -- One index lookup per investment: written as NOT EXISTS ... OR a
         -- sum, the planner hashed a scan of every lot into each page.
         LEFT JOIN LATERAL (SELECT sum(t."remainingQuantity") AS held FROM "TaxLot" t WHERE t."investmentId" = i.id) l ON true
        WHERE i.id > ${after} AND ${investmentScopeSql(scope)}
          AND (l.held IS NULL OR i."totalQuantity" > l.held)
-       ORDER BY i.id LIMIT ${limit}`;
+       ORDER BY i.id LIMIT ${limit}`,
+    );
     return rows.map((row) => row.id);
   },
 

@@ -1,3 +1,5 @@
+import { Prisma } from '../db/prisma.js';
+import { sqlRows } from '../db/sql.js';
 import { utcNowSql } from '../db/utc.js';
 import { auditRecord } from '../fleet/audit.js';
 import { DEFAULT_FAMILY_OPTIONS, eachItem, type ItemResult, type JobFamily } from '../fleet/family.js';
@@ -31,12 +33,15 @@ export const metadataFamily: JobFamily = {
   scopes: ['all', 'investments', 'portfolio', 'user'],
 
   async source(prisma, scope, after, limit) {
-    const rows = await prisma.$queryRaw<{ ticker: string }[]>`
+    const rows = await sqlRows<{ ticker: string }>(
+      prisma,
+      Prisma.sql`
       SELECT DISTINCT upper(trim(i.ticker)) AS ticker
         FROM "Investment" i JOIN "Portfolio" p ON p.id = i."portfolioId"
        WHERE i."assetType" IN ('STOCK', 'ETF') AND i.sector IS NULL AND ${investmentScopeSql(scope)}
          AND upper(trim(i.ticker)) > ${after}
-       ORDER BY 1 LIMIT ${limit}`;
+       ORDER BY 1 LIMIT ${limit}`,
+    );
     return rows.map((row) => row.ticker).filter((ticker) => TICKER_PATTERN.test(ticker));
   },
 

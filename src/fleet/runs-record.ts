@@ -1,8 +1,11 @@
-import type { PrismaClient } from '../db/prisma.js';
+import { Prisma, type PrismaClient } from '../db/prisma.js';
+import { sqlRows } from '../db/sql.js';
+import { utcTimestampSql } from '../db/utc.js';
 import { allCounted, RUN_TTL_SECONDS, type RunCounters } from './runs-live.js';
 import type { Scope } from './scope.js';
 
 export type RunRow = Awaited<ReturnType<PrismaClient['fleetRun']['findUniqueOrThrow']>>;
+type FleetRunStatus = RunRow['status'];
 
 /**
  * The Postgres side of runs: the durable FleetRun record, written when the
@@ -12,8 +15,19 @@ export type RunRow = Awaited<ReturnType<PrismaClient['fleetRun']['findUniqueOrTh
 export class RunRecords {
   constructor(private readonly prisma: PrismaClient) {}
 
+  // What a producer does to its run's record (create, markEnqueued,
+  // operatorHold, discardEmpty, and finish for a run with nothing left to
+  // do) goes straight to the pool, as its source pages do (see sqlRows): a
+  // `tys enqueue` never starts Prisma's engine.
+
   async create(row: { id: string; family: string; scope: Scope; origin: string | null; redisMarker: string; redisAddress: string }): Promise<void> {
-    await this.prisma.fleetRun.create({ data: row });
+    await sqlRows(
+      this.prisma,
+      Prisma.sql`
+        INSERT INTO "FleetRun" (id, family, scope, origin, "redisMarker", "redisAddress", "startedAt")
+        VALUES (${row.id}, ${row.family}, ${JSON.stringify(row.scope)}::jsonb, ${row.origin}, ${row.redisMarker}, ${row.redisAddress},
+                ${utcTimestampSql(new Date())})`,
+    );
   }
 
   /**
@@ -22,21 +36,26 @@ export class RunRecords {
    * added keeps that state.
    */
   async markEnqueued(runId: string, total: number, alreadyQueued: number): Promise<void> {
-    const sealed = { total, alreadyQueued, enqueuedAt: new Date() };
-    const { count } = await this.prisma.fleetRun.updateMany({ where: { id: runId, status: 'ENQUEUEING' }, data: { ...sealed, status: 'RUNNING' } });
-    if (count === 0) await this.prisma.fleetRun.update({ where: { id: runId }, data: sealed });
+    const sealed = await sqlRows(
+      this.prisma,
+      Prisma.sql`
+        UPDATE "FleetRun" SET total = ${total}, "alreadyQueued" = ${alreadyQueued}, "enqueuedAt" = ${utcTimestampSql(new Date())},
+               status = CASE WHEN status = 'ENQUEUEING' THEN 'RUNNING'::"FleetRunStatus" ELSE status END
+         WHERE id = ${runId} RETURNING id`,
+    );
+    if (sealed.length === 0) throw new Error(`run ${runId} has no record in FleetRun to seal`);
   }
 
   /** What an operator has done to the run, if anything: cancelled it (CANCELLING or CANCELLED) or paused it (PAUSING or PAUSED). */
   async operatorHold(runId: string): Promise<'cancelled' | 'paused' | null> {
-    const row = await this.prisma.fleetRun.findUnique({ where: { id: runId }, select: { status: true } });
+    const [row] = await sqlRows<{ status: FleetRunStatus }>(this.prisma, Prisma.sql`SELECT status FROM "FleetRun" WHERE id = ${runId}`);
     if (row?.status === 'CANCELLING' || row?.status === 'CANCELLED') return 'cancelled';
     return row?.status === 'PAUSING' || row?.status === 'PAUSED' ? 'paused' : null;
   }
 
   /** Forgets a run that has no job at all. */
   async discardEmpty(runId: string): Promise<void> {
-    await this.prisma.fleetRun.deleteMany({ where: { id: runId, total: 0 } });
+    await sqlRows(this.prisma, Prisma.sql`DELETE FROM "FleetRun" WHERE id = ${runId} AND total = 0`);
   }
 
   /**
@@ -46,17 +65,15 @@ export class RunRecords {
    */
   async finish(runId: string, counters: RunCounters | null, options: { revise?: boolean } = {}): Promise<boolean> {
     if (!counters || !allCounted(counters)) return false;
-    await this.prisma.fleetRun.updateMany({
-      where: options.revise ? { id: runId, OR: [{ finishedAt: null }, { status: 'FAILED' }] } : { id: runId, finishedAt: null },
-      data: {
-        status: counters.failed > 0 ? 'FAILED' : 'COMPLETED',
-        completed: counters.completed,
-        skipped: counters.skipped,
-        failed: counters.failed,
-        stats: counters.stats,
-        finishedAt: new Date(),
-      },
-    });
+    // On the pool too: a producer that finds every job of its run counted at once (none to add) finishes it.
+    const status: FleetRunStatus = counters.failed > 0 ? 'FAILED' : 'COMPLETED';
+    await sqlRows(
+      this.prisma,
+      Prisma.sql`
+        UPDATE "FleetRun" SET status = ${status}::"FleetRunStatus", completed = ${counters.completed}, skipped = ${counters.skipped},
+               failed = ${counters.failed}, stats = ${JSON.stringify(counters.stats)}::jsonb, "finishedAt" = ${utcTimestampSql(new Date())}
+         WHERE id = ${runId} AND ("finishedAt" IS NULL ${options.revise ? Prisma.sql`OR status = 'FAILED'` : Prisma.empty})`,
+    );
     return true;
   }
 

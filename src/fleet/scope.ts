@@ -1,4 +1,5 @@
 import { Prisma, type PrismaClient } from '../db/prisma.js';
+import { sqlRows } from '../db/sql.js';
 
 /** Which rows an enqueue covers. */
 export type Scope = { kind: 'all' } | { kind: 'investments'; ids: string[] } | { kind: 'portfolio'; id: string } | { kind: 'user'; id: string };
@@ -42,16 +43,20 @@ export function investmentScopeSql(scope: Scope): Prisma.Sql {
 
 /** The rows a scope names that do not exist, as "investment ID" and the like: an enqueue over them would silently do nothing. */
 export async function missingScopeRows(prisma: PrismaClient, scope: Scope): Promise<string[]> {
+  // On the pool, as the producer's other reads (see sqlRows).
+  const exists = async (table: 'Portfolio' | 'User', id: string) =>
+    (await sqlRows(prisma, Prisma.sql`SELECT 1 FROM ${Prisma.raw(`"${table}"`)} WHERE id = ${id}`)).length > 0;
   switch (scope.kind) {
     case 'all':
       return [];
     case 'investments': {
-      const found = new Set((await prisma.investment.findMany({ where: { id: { in: scope.ids } }, select: { id: true } })).map((row) => row.id));
+      const rows = await sqlRows<{ id: string }>(prisma, Prisma.sql`SELECT id FROM "Investment" WHERE id = ANY(${scope.ids}::text[])`);
+      const found = new Set(rows.map((row) => row.id));
       return scope.ids.filter((id) => !found.has(id)).map((id) => `investment ${id}`);
     }
     case 'portfolio':
-      return (await prisma.portfolio.count({ where: { id: scope.id } })) > 0 ? [] : [`portfolio ${scope.id}`];
+      return (await exists('Portfolio', scope.id)) ? [] : [`portfolio ${scope.id}`];
     case 'user':
-      return (await prisma.user.count({ where: { id: scope.id } })) > 0 ? [] : [`user ${scope.id}`];
+      return (await exists('User', scope.id)) ? [] : [`user ${scope.id}`];
   }
 }
