@@ -41,6 +41,12 @@ describe('settings read from the environment', () => {
   it("gives the fleet's and the market's defaults for what is unset, and their one-line errors for what is wrong", () => {
     expect(loadConfig({})).toMatchObject({ redisUrl: 'redis://127.0.0.1:6379', queuePrefix: 'tys' });
     expect(() => loadConfig({ REDIS_URL: 'redis://:pw@host:6379/cache' })).toThrow(/^REDIS_URL must name its database as a number \(redis:\/\/host:port\/3\)$/);
+    // Prisma's schema parameter names where the application's tables are; the fleet's SQL would change public's instead.
+    expect(() => loadConfig({ DATABASE_URL: 'postgresql://app:secret@db:5432/tys?schema=app&sslmode=require' })).toThrow(
+      /^DATABASE_URL must not name a schema other than public \(\?schema=\): the fleet works on the public schema's tables$/,
+    );
+    for (const ok of ['postgresql://db/tys?schema=public', 'postgresql://db/tys?sslmode=require', 'postgres://db/tys'])
+      expect(loadConfig({ DATABASE_URL: ok }).databaseUrl).toBe(ok);
     const market = loadMarketConfig({ MARKET_DATA_QUOTA_RESET: '6h', ALPHA_VANTAGE_API_KEY: ' key ' });
     expect(market.quotaResetInMs(new Date())).toBe(6 * 3_600_000);
     expect(market.apiKey).toBe(' key ');

@@ -62,7 +62,14 @@ function parseNodes(text: string): { host: string; port: number }[] | undefined 
 const PREFIX_PATTERN = /^[A-Za-z0-9_{}.-]{1,64}$/;
 
 const FLEET_SETTINGS = {
-  DATABASE_URL: url(['postgres:', 'postgresql:']),
+  // Prisma reads ?schema=NAME as the schema of the application's tables; pg,
+  // under the fleet's SQL, ignores it and works on public. Refused rather
+  // than let the fleet migrate and change the tables of another schema.
+  DATABASE_URL: refine(
+    url(['postgres:', 'postgresql:']),
+    "must not name a schema other than public (?schema=): the fleet works on the public schema's tables",
+    (text) => (new URL(text).searchParams.get('schema') ?? 'public') === 'public',
+  ),
   REDIS_URL: refine(url(['redis:', 'rediss:']), 'must name its database as a number (redis://host:port/3)', (text) => /^\/?\d*$/.test(new URL(text).pathname)),
   REDIS_CLUSTER_NODES: textSetting('must be host:port seed nodes separated by commas', parseNodes),
   // Never quoted: it is a secret.
