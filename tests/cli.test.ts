@@ -1,6 +1,7 @@
-import { readFileSync } from 'node:fs';
-import { getPriority } from 'node:os';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { getPriority, tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import { seedMvp } from '../src/demo/seed.js';
 import { families } from '../src/families/index.js';
 import { lotsFamily } from '../src/families/lots.js';
@@ -53,6 +54,34 @@ describe('tys CLI', () => {
     expect(result.stderr).toMatch(message);
     expect(result.stdout).toMatch(/^(target: [^\n]*\n)?$/);
     expect(await state()).toEqual(before);
+  });
+
+  it("tys enqueue never starts Prisma's query engine (a third of its CPU), where a command that reads runs through Prisma does", async () => {
+    const log = path.join(mkdtempSync(path.join(tmpdir(), 'tys-modules-')), 'engine.log');
+    onTestFinished(() => rmSync(path.dirname(log), { recursive: true, force: true }));
+    // A module hook in every node process of the command (the launcher and its relaunch): it notes each load of the engine's compiler.
+    const hooks = `import{appendFileSync}from'node:fs';export async function load(url,context,next){if(url.includes('query_compiler'))appendFileSync(${JSON.stringify(log)},url+'\\n');return next(url,context);}`;
+    const register = `import{register}from'node:module';register(${JSON.stringify(`data:text/javascript,${encodeURIComponent(hooks)}`)});`;
+    // Queues of its own: the run's job must not be among this file's.
+    const prefix = testPrefix();
+    onTestFinished(async () => {
+      await flushPrefix(prefix, '[:.]*');
+    });
+    const watched = { ...env, TYS_QUEUE_PREFIX: prefix, NODE_OPTIONS: `--import=data:text/javascript,${encodeURIComponent(register)}` };
+    const engineLoads = () => (existsSync(log) ? readFileSync(log, 'utf8').split('\n').filter(Boolean).length : 0);
+    // One run that checks its scope, adds a job and looks for an operator's hold; one with nothing to do, finished at once.
+    const { id } = await db.prisma.investment.findFirstOrThrow({ where: { totalQuantity: { gt: 0 } } });
+    for (const args of [
+      ['enqueue', 'lots', '--investment', id],
+      ['enqueue', 'corporate-actions', '--all'],
+    ]) {
+      const enqueued = await runTys(args, watched);
+      expect(enqueued.stderr).toBe('');
+      expect(enqueued.stdout).toMatch(/added [01] jobs/);
+    }
+    expect(engineLoads()).toBe(0);
+    expect((await runTys(['status'], watched)).code).toBe(0);
+    expect(engineLoads()).toBeGreaterThan(0);
   });
 
   it('rejects a bad environment before doing anything, exit 2', async () => {
