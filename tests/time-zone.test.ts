@@ -1,5 +1,7 @@
+import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { seedMvp } from '../src/demo/seed.js';
+import { alertsFamily } from '../src/families/alerts.js';
 import { constraintsFamily } from '../src/families/constraints.js';
 import { corporateActionsFamily } from '../src/families/corporate-actions.js';
 import { families } from '../src/families/index.js';
@@ -7,11 +9,9 @@ import { lotsFamily } from '../src/families/lots.js';
 import type { WorkItem } from '../src/fleet/family.js';
 import { revertRun } from '../src/fleet/revert.js';
 import { RunRecords } from '../src/fleet/runs-record.js';
-import { alertsFamily } from '../src/families/alerts.js';
 import { AlphaVantageStandIn } from './support/alpha-vantage-server.js';
 import { createTestDatabase, type TestDatabase } from './support/databases.js';
 import { flushPrefix, handlerContext, REDIS_URL, testPrefix } from './support/fleet.js';
-import { Redis } from 'ioredis';
 import { withClient } from './support/server.js';
 
 /**
