@@ -150,6 +150,29 @@ describe('runs: the Redis side, the Postgres side, and the step between', () => 
     }
   });
 
+  it('a job its run ended without (added, then its producer killed before noting it) is taken over by a run that follows it, and that run ends', async () => {
+    const { own, ownFleet } = await seededFleet(2);
+    const { runs } = ownFleet.context;
+    const [id] = (await own.prisma.investment.findMany({ select: { id: true }, orderBy: { id: 'asc' } })).map((row) => row.id);
+    const jobId = `lots-${id}`;
+    const [ended, follower] = [newRunId(), newRunId()];
+    await runs.create(ended, 'lots', { kind: 'all' });
+    await ownFleet.context.queue(lotsFamily).add('lots', { runId: ended, key: id! }, { jobId });
+    // Sealed with what its producer noted, which left the job out: the run is over, the job still queued.
+    await runs.markEnqueued('lots', ended, [0], 0);
+    expect(await own.prisma.fleetRun.findUniqueOrThrow({ where: { id: ended } })).toMatchObject({ status: 'COMPLETED' });
+    await runs.create(follower, 'lots', { kind: 'all' });
+    expect(await runs.adopt(follower, 'lots', [jobId])).toEqual({ followed: 1, gone: [] });
+    await runs.markEnqueued('lots', follower, [1], 1);
+    const workers = ownFleet.startWorkers([lotsFamily]);
+    onTestFinished(() => workers.close());
+    // Before, the job was refused (its run had ended) and the follower waited for it forever.
+    expect(await ownFleet.waitForRun(follower, 20_000)).toMatchObject({ status: 'COMPLETED', completed: 1, failed: 0 });
+    expect(await own.prisma.taxLot.count({ where: { investmentId: id } })).toBe(1);
+    const entry = await own.prisma.auditLog.findFirstOrThrow({ where: { action: 'CREATE_TAX_LOT' } });
+    expect(entry.metadata).toMatchObject({ runId: follower });
+  });
+
   /** `count` jobs of a new run paced at 400/1s, their slots reserved at once, as a worker's many jobs do. */
   async function reserveAtOnce(count: number) {
     const runId = newRunId();

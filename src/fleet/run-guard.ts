@@ -26,7 +26,14 @@ interface Known {
  * drop it (its run is being cancelled: it ends without running or counting),
  * or refuse it with a reason.
  */
-export type RunVerdict = { kind: 'run'; paceMs: number | null } | { kind: 'park' } | { kind: 'drop'; reason: string } | { kind: 'refuse'; reason: string };
+export type RunVerdict =
+  | { kind: 'run'; paceMs: number | null }
+  | { kind: 'park' }
+  | { kind: 'drop'; reason: string }
+  | { kind: 'refuse'; reason: string }
+  // Its run has ended without it (a producer killed after adding it and before noting it in the run's total):
+  // a run that follows the job takes it over, otherwise it is refused.
+  | { kind: 'ended'; reason: string };
 
 const PARK: RunVerdict = { kind: 'park' };
 
@@ -56,14 +63,15 @@ export class RunGuard {
 
   async verdict(runId: string, family: string, jobId: string): Promise<RunVerdict> {
     const run = await this.lookup(runId);
-    const refuse = (why: string): RunVerdict => ({ kind: 'refuse', reason: `run ${runId} ${why}: nothing was changed` });
+    const refusal = (why: string) => `run ${runId} ${why}: nothing was changed`;
+    const refuse = (why: string): RunVerdict => ({ kind: 'refuse', reason: refusal(why) });
     if (run.family === null) return refuse('does not exist: the job was not added by the fleet');
     if (run.family !== family) return refuse(`is a ${run.family} run, not ${family}`);
     if (run.status === 'PAUSING' || run.status === 'PAUSED') return PARK;
     if (run.status === 'CANCELLING' || run.status === 'CANCELLED') return { kind: 'drop', reason: `run ${runId} was cancelled` };
     // A job whose outcome its run already holds may run once more (a crash
     // between counting it and finishing it): its handler finds nothing to do.
-    if (run.ended && !(await this.runs.hasOutcome(family, runId, jobId))) return refuse(`has ended (${run.status})`);
+    if (run.ended && !(await this.runs.hasOutcome(family, runId, jobId))) return { kind: 'ended', reason: refusal(`has ended (${run.status})`) };
     return { kind: 'run', paceMs: run.paceMs };
   }
 

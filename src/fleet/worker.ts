@@ -184,8 +184,8 @@ type Admission = { data: JobData; paceMs: number | null } | { outcome: JobOutcom
 async function admit({ deps, guard }: Shared, family: JobFamily, job: Job<JobData, JobOutcome>, token: string | undefined): Promise<Admission> {
   let data = parseJobData(family, job.data);
   let verdict = await guard.verdict(data.runId, family.name, job.id!);
-  if (verdict.kind === 'drop') {
-    // Its run is being cancelled; a run that follows the job takes it over (see RunStore.handOver).
+  if (verdict.kind === 'drop' || verdict.kind === 'ended') {
+    // Its run is being cancelled, or has ended without it; a run that follows the job takes it over (see RunStore.handOver).
     const heir = (await deps.runs.handOver(family.name, data.runId, [job.id!])).get(job.id!);
     if (heir) {
       data = { ...data, runId: heir };
@@ -194,7 +194,7 @@ async function admit({ deps, guard }: Shared, family: JobFamily, job: Job<JobDat
       verdict = await guard.verdict(heir, family.name, job.id!);
     }
   }
-  const refusal = verdict.kind === 'refuse' ? verdict.reason : misnamed(family, data.key, job.id!);
+  const refusal = verdict.kind === 'refuse' || verdict.kind === 'ended' ? verdict.reason : misnamed(family, data.key, job.id!);
   if (refusal) throw new ForeignRunError(`job ${job.id} refused: ${refusal}`);
   if (verdict.kind === 'drop') return { outcome: { status: 'skipped', reason: verdict.reason } };
   if (verdict.kind === 'park') {
