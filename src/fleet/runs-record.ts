@@ -18,7 +18,9 @@ export class RunRecords {
   // What a producer does to its run's record (create, markEnqueued,
   // operatorHold, discardEmpty, and finish for a run with nothing left to
   // do) goes straight to the pool, as its source pages do (see sqlRows): a
-  // `tys enqueue` never starts Prisma's engine.
+  // `tys enqueue` never starts Prisma's engine. Their times are this
+  // process's clock, as Prisma's were, not the server's: a run's startedAt
+  // is compared with its jobs' BullMQ timestamps (countMissedFailures).
 
   async create(row: { id: string; family: string; scope: Scope; origin: string | null; redisMarker: string; redisAddress: string }): Promise<void> {
     await sqlRows(
