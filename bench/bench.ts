@@ -20,12 +20,12 @@ import { Redis } from 'ioredis';
 import pg from 'pg';
 import { heapLimitFlags } from '../bin/heap-limit.js';
 import { parseRate } from '../src/config/rate.js';
-import { deployMigrations, PROJECT_ROOT } from '../src/db/migrations.js';
+import { PROJECT_ROOT } from '../src/db/migrations.js';
 import { createPrisma, type PrismaClient } from '../src/db/prisma.js';
-import { seedMvp } from '../src/demo/seed.js';
 import { lotsFamily } from '../src/families/lots.js';
 import { openFleet } from '../src/fleet/context.js';
 import { LocalRedisCluster } from '../tests/support/redis-cluster.js';
+import { scratchTarget } from './scratch.js';
 import { integerOption, refuse, scriptOptions } from './script-options.js';
 
 const usage = `Usage: npm run bench -- [options]
@@ -69,27 +69,15 @@ try {
   refuse('bench', `--paced: ${(error as Error).message}`);
 }
 
-const server = new URL(process.env.BENCH_DATABASE_URL ?? process.env.DATABASE_URL ?? 'postgresql://postgres@127.0.0.1:5432/postgres');
-const DB = 'tys_bench';
-const dbUrl = new URL(server.toString());
-dbUrl.pathname = `/${DB}`;
-const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
-const PREFIX = 'tys-bench';
-const env = { ...process.env, DATABASE_URL: dbUrl.toString(), REDIS_URL, TYS_QUEUE_PREFIX: PREFIX, TYS_LOG_LEVEL: 'warn' };
+const scratch = scratchTarget('tys_bench', 'tys-bench');
+const { server, dbUrl, redisUrl: REDIS_URL, prefix: PREFIX, env } = scratch;
 
 const redis = new Redis(REDIS_URL);
 const rate = (count: number, seconds: number) => Math.round(count / seconds);
 const now = () => Number(process.hrtime.bigint()) / 1e9;
 const log = (line: string) => process.stderr.write(`${line}\n`);
 
-async function clearRedis(): Promise<void> {
-  let cursor = '0';
-  do {
-    const [next, keys] = await redis.scan(cursor, 'MATCH', `${PREFIX}*`, 'COUNT', 5000);
-    cursor = next;
-    if (keys.length) await redis.del(...keys);
-  } while (cursor !== '0');
-}
+const clearRedis = () => scratch.clearRedis(redis);
 
 async function redisUsedMemory(): Promise<number> {
   const info = await redis.info('memory');
@@ -180,14 +168,7 @@ async function serverCpu(): Promise<{ redis: number; postgres: number | null }> 
 const perItem = (seconds: number, items: number) => Math.round((seconds * 1e6) / items);
 
 async function setup(): Promise<void> {
-  const admin = new pg.Client({ connectionString: server.toString() });
-  await admin.connect();
-  await admin.query(`DROP DATABASE IF EXISTS "${DB}" WITH (FORCE)`);
-  await admin.end();
-  await deployMigrations(dbUrl.toString(), { createDatabase: true });
-  const prisma = createPrisma(dbUrl.toString());
-  await seedMvp(prisma, { investments: N });
-  await prisma.$disconnect();
+  await scratch.seed(N);
   await sql('VACUUM ANALYZE');
   await clearRedis();
 }
@@ -195,10 +176,7 @@ async function setup(): Promise<void> {
 /** The server is shared: the scratch database and every key under the prefix go once measured. */
 async function teardown(): Promise<void> {
   await clearRedis();
-  const admin = new pg.Client({ connectionString: server.toString() });
-  await admin.connect();
-  await admin.query(`DROP DATABASE IF EXISTS "${DB}" WITH (FORCE)`);
-  await admin.end();
+  await scratch.dropDatabase();
 }
 
 /** 1. The document's scripts/migrate-to-tax-lots.ts, on a sample: findMany, then one create per row. */
@@ -513,7 +491,7 @@ async function producerAlone() {
   return { rate: rate(producer.added, producer.seconds), seconds: producer.seconds, maxRssMb: producer.maxRssMb };
 }
 
-log(`seeding ${N} investments into ${DB}...`);
+log(`seeding ${N} investments into ${dbUrl.pathname.slice(1)}...`);
 await setup();
 log('1/6 document approach...');
 const documentRate = await documentApproach();

@@ -17,7 +17,8 @@ const escape = (text: string) => text.replace(/[&<>"']/g, (c) => ({ '&': '&amp;'
 function scopeText(scope: RunView['scope']): string {
   switch (scope.kind) {
     case 'all':
-      return 'all';
+    case 'changed':
+      return scope.kind;
     case 'investments':
       return `${scope.ids.length} investment(s)`;
     default:

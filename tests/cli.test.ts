@@ -27,8 +27,9 @@ describe('tys CLI', () => {
 
   it.each([
     [['enqueue', 'nope', '--all'], /unknown family "nope" \(expected one of: lots/],
-    [['enqueue', 'lots'], /give exactly one of --all, --investment ID, --portfolio ID, --user ID/],
+    [['enqueue', 'lots'], /give exactly one of --all, --changed, --investment ID, --portfolio ID, --user ID/],
     [['enqueue', 'lots', '--all', '--user', 'u1'], /give exactly one of/],
+    [['enqueue', 'constraints', '--changed'], /family constraints does not take --changed \(it takes: all, investments, portfolio, user\)/],
     [['enqueue', 'lots', '--investment', 'x\'; DROP TABLE "Investment"; --'], /--investment "x'; DROP TABLE .*" is not a valid id/],
     [['enqueue', 'lots', '--all', '--frobnicate'], /unknown option '--frobnicate'/],
     [['enqueue', 'lots', '--all', '--page-size', '0'], /--page-size must be an integer from 1 to 100000/],

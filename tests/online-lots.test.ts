@@ -107,7 +107,7 @@ describe('lots while the application keeps buying', () => {
     expect(run).toMatchObject({ status: 'FAILED', failed: 1 });
     const [job] = await fleet.context.queue(lotsFamily).getFailed();
     expect(job!.failedReason).toBe(
-      `investment ${id}: its lots leave 5 of its quantity uncovered at a negative cost (they cost more than the whole position): check its lots (tys verify lots); nothing was changed`,
+      `investment ${id}: its lots hold 5 costing 5000, more than the position's whole cost 1000 (10 x 100): the 5 shares they lack would cost -800 each; nothing was changed (tys audit lots lists it)`,
     );
     expect(await lotsOf(id)).toEqual([['5', '5', '1000']]);
   });

@@ -37,11 +37,9 @@ describe('racing duplicates', () => {
       expect(batches.flat().some((o) => o instanceof Error)).toBe(false);
       const outcomes = batches.flat() as JobOutcome[];
       expect(outcomes.filter((o) => o.status === 'changed')).toHaveLength(investments.length);
-      expect(
-        outcomes
-          .filter((o) => o.status === 'skipped')
-          .every((o) => o.status === 'skipped' && o.reason === 'investment already has tax lots covering its quantity'),
-      ).toBe(true);
+      expect(outcomes.filter((o) => o.status === 'skipped').every((o) => o.status === 'skipped' && o.reason === 'lots already in step with the position')).toBe(
+        true,
+      );
     } finally {
       await Promise.all(clients.map((c) => c.$disconnect()));
       redis.disconnect();

@@ -36,7 +36,10 @@ export const auditCommand = defineCommand({
       else {
         const width = Math.max(...findings.map((f) => f.check.length));
         for (const f of findings) {
-          io.out(`${f.check.padEnd(width)}  ${String(f.count).padStart(8)}${f.sample.length ? `  e.g. ${f.sample.join(', ')}` : ''}`);
+          // Ids go on the line as examples; a described row (a disposal to record) is a list, one a line.
+          const listed = f.sample.some((s) => s.includes(' '));
+          io.out(`${f.check.padEnd(width)}  ${String(f.count).padStart(8)}${f.sample.length && !listed ? `  e.g. ${f.sample.join(', ')}` : ''}`);
+          if (listed) for (const s of f.sample) io.out(`    ${s}`);
         }
         io.out(total === 0 ? `audit ${family.name}: nothing to fix` : `audit ${family.name}: ${total} to fix`);
       }

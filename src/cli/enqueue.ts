@@ -7,7 +7,7 @@ import { defineCommand, integerFlag, rateFlag, UsageError } from './command.js';
 import { parseScope, requireFamily } from './families.js';
 import { waitForRun, type WaitResult } from './progress.js';
 
-const help = `Usage: tys enqueue <family> (--all | --investment ID... | --portfolio ID | --user ID) [options]
+const help = `Usage: tys enqueue <family> (--all | --changed | --investment ID... | --portfolio ID | --user ID) [options]
 
 Adds one job per row that still needs the family's work, as one run.
 Enqueuing again adds nothing for rows whose job is still queued.
@@ -15,7 +15,12 @@ Enqueuing again adds nothing for rows whose job is still queued.
 Families: ${familyNames().join(', ')}
 
 Options:
-  --all                 every row of the database
+  --all                 every row of the database that needs the work
+  --changed             the rows the application changed since the fleet
+                        last brought them in step (lots: positions the MVP
+                        code bought, sold or corrected), read from the
+                        family's change log: nothing read when nothing
+                        changed. Recurring catch-ups use this
   --investment ID       one investment; repeat the flag for more
   --portfolio ID        the investments of one portfolio
   --user ID             the investments of one user
@@ -56,6 +61,7 @@ export const enqueueCommand = defineCommand({
   help,
   options: {
     all: { type: 'boolean' },
+    changed: { type: 'boolean' },
     investment: { type: 'string', multiple: true },
     portfolio: { type: 'string' },
     user: { type: 'string' },

@@ -35,14 +35,21 @@ function requireId(flag: string, value: string): string {
   return value;
 }
 
-/** Exactly one of --all, --investment ID..., --portfolio ID, --user ID. */
-export function parseScope(family: JobFamily, values: { all?: boolean; investment?: string[]; portfolio?: string; user?: string }): Scope {
-  const given = [values.all && 'all', values.investment?.length && 'investment', values.portfolio && 'portfolio', values.user && 'user'].filter(Boolean);
+/** Exactly one of --all, --changed, --investment ID..., --portfolio ID, --user ID. */
+export function parseScope(family: JobFamily, values: { all?: boolean; changed?: boolean; investment?: string[]; portfolio?: string; user?: string }): Scope {
+  const given = [
+    values.all && 'all',
+    values.changed && 'changed',
+    values.investment?.length && 'investment',
+    values.portfolio && 'portfolio',
+    values.user && 'user',
+  ].filter(Boolean);
   if (given.length !== 1) {
-    throw new UsageError('tys enqueue: give exactly one of --all, --investment ID, --portfolio ID, --user ID');
+    throw new UsageError('tys enqueue: give exactly one of --all, --changed, --investment ID, --portfolio ID, --user ID');
   }
   let scope: Scope;
   if (values.all) scope = { kind: 'all' };
+  else if (values.changed) scope = { kind: 'changed' };
   else if (values.investment?.length) scope = { kind: 'investments', ids: values.investment.map((id) => requireId('investment', id)) };
   else if (values.portfolio) scope = { kind: 'portfolio', id: requireId('portfolio', values.portfolio) };
   else scope = { kind: 'user', id: requireId('user', values.user!) };

@@ -1,6 +1,7 @@
 import type { Queue } from 'bullmq';
 import { bullmq } from '../deps/bullmq.js';
 import type { RedisClient } from '../redis/connection.js';
+import { Exact } from '../db/exact.js';
 import { Prisma } from '../db/prisma.js';
 import { sqlRows } from '../db/sql.js';
 import { utcNowSql } from '../db/utc.js';
@@ -11,9 +12,6 @@ import { loadMarketConfig } from '../config/market.js';
 import { MarketGateway, PROVIDER_QUEUE_LIMITER } from '../market/gateway.js';
 import { TICKER_PATTERN } from '../market/provider.js';
 import type { PriceAlertType } from '../generated/prisma/enums.js';
-
-/** Enough digits that products of Decimal(20,8) values and percentages are exact. */
-const Exact = Prisma.Decimal.clone({ precision: 80 });
 
 export interface AlertRule {
   alertType: PriceAlertType;

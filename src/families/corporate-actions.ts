@@ -1,3 +1,4 @@
+import { Exact } from '../db/exact.js';
 import { Prisma, type PrismaClient } from '../db/prisma.js';
 import { sqlRows } from '../db/sql.js';
 import { utcNowSql, utcTodaySql } from '../db/utc.js';
@@ -7,9 +8,6 @@ import { DEFAULT_FAMILY_OPTIONS, eachItem, type ItemResult, type JobFamily, type
 import { investmentScopeSql, isRowId } from '../fleet/scope.js';
 import { normalizeTicker, TICKER_PATTERN } from '../market/provider.js';
 import type { CorporateActionType } from '../generated/prisma/enums.js';
-
-/** Enough digits that no product or quotient of Decimal(20,8) values is rounded before the final 8 places. */
-const Exact = Prisma.Decimal.clone({ precision: 80, rounding: Prisma.Decimal.ROUND_HALF_UP });
 
 /**
  * Every stored result is rounded half up to 8 decimal places. A lot's total

@@ -132,7 +132,8 @@ export interface AuditFinding {
   sample: string[];
 }
 
-export type RevertibleColumnType = 'numeric' | 'text' | 'boolean' | 'timestamp(3)';
+/** The SQL type a column's audit text is cast back to: a Postgres type, or an enum of the schema (quoted). */
+export type RevertibleColumnType = 'numeric' | 'text' | 'boolean' | 'timestamp(3)' | '"TaxLotStatus"';
 
 export interface RevertibleTable {
   /** Columns the family writes, with the SQL type their audit text is cast back to. */

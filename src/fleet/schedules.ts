@@ -36,10 +36,12 @@ function everyMs(every: string): number {
 function parseScope(where: string, raw: unknown): Scope {
   if (raw === undefined) return { kind: 'all' };
   const scope = raw as Partial<Record<string, unknown>>;
-  if (scope?.kind === 'all') return { kind: 'all' };
+  if (scope?.kind === 'all' || scope?.kind === 'changed') return { kind: scope.kind };
   if ((scope?.kind === 'portfolio' || scope?.kind === 'user') && isRowId(scope.id)) return { kind: scope.kind, id: scope.id };
   if (scope?.kind === 'investments' && Array.isArray(scope.ids) && scope.ids.every(isRowId)) return { kind: 'investments', ids: scope.ids };
-  throw new ScheduleError(`${where}: scope must be {"kind":"all"}, {"kind":"portfolio"|"user","id":ID} or {"kind":"investments","ids":[...]}`);
+  throw new ScheduleError(
+    `${where}: scope must be {"kind":"all"}, {"kind":"changed"}, {"kind":"portfolio"|"user","id":ID} or {"kind":"investments","ids":[...]}`,
+  );
 }
 
 /** Reads and checks the schedule file: every entry names a known family and exactly one of pattern or every. */

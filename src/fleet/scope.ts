@@ -1,8 +1,13 @@
 import { Prisma, type PrismaClient } from '../db/prisma.js';
 import { sqlRows } from '../db/sql.js';
 
-/** Which rows an enqueue covers. */
-export type Scope = { kind: 'all' } | { kind: 'investments'; ids: string[] } | { kind: 'portfolio'; id: string } | { kind: 'user'; id: string };
+/**
+ * Which rows an enqueue covers. `changed`: the rows the application changed
+ * since the fleet last brought them in step, as the family's change log
+ * holds them (only families that keep one take it).
+ */
+export type Scope =
+  { kind: 'all' } | { kind: 'changed' } | { kind: 'investments'; ids: string[] } | { kind: 'portfolio'; id: string } | { kind: 'user'; id: string };
 
 /** Ids of the application are cuids; anything else is refused before it reaches SQL or Redis. */
 const ID_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
@@ -15,6 +20,8 @@ export function describeScope(scope: Scope): string {
   switch (scope.kind) {
     case 'all':
       return 'all rows';
+    case 'changed':
+      return 'rows the application changed';
     case 'investments':
       return `${scope.ids.length} investment(s)`;
     case 'portfolio':
@@ -32,6 +39,8 @@ export function investmentScopeSql(scope: Scope): Prisma.Sql {
   switch (scope.kind) {
     case 'all':
       return Prisma.sql`TRUE`;
+    case 'changed':
+      return Prisma.sql`i.id IN (SELECT c."investmentId" FROM "FleetLotChange" c)`;
     case 'investments':
       return Prisma.sql`i.id = ANY(${scope.ids}::text[])`;
     case 'portfolio':
@@ -48,6 +57,7 @@ export async function missingScopeRows(prisma: PrismaClient, scope: Scope): Prom
     (await sqlRows(prisma, Prisma.sql`SELECT 1 FROM ${Prisma.raw(`"${table}"`)} WHERE id = ${id}`)).length > 0;
   switch (scope.kind) {
     case 'all':
+    case 'changed':
       return [];
     case 'investments': {
       const rows = await sqlRows<{ id: string }>(prisma, Prisma.sql`SELECT id FROM "Investment" WHERE id = ANY(${scope.ids}::text[])`);
