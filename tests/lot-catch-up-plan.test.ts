@@ -39,7 +39,14 @@ function logOf(writes: readonly Write[]): { changes: LoggedChange[]; position: P
     } else a = new Exact(w.average);
     if (q.eq(quantity) && a.eq(average)) return;
     const changedOn = `2026-12-${String(1 + (day % 28)).padStart(2, '0')}`;
-    changes.push({ oldQuantity: quantity.toFixed(), newQuantity: q.toFixed(), oldAverage: average.toFixed(), newAverage: a.toFixed(), changedOn });
+    changes.push({
+      oldQuantity: quantity.toFixed(),
+      newQuantity: q.toFixed(),
+      oldAverage: average.toFixed(),
+      newAverage: a.toFixed(),
+      changedOn,
+      transactionId: String(1000 + day),
+    });
     [quantity, average] = [q, a];
   });
   return { changes, position: { totalQuantity: quantity.toFixed(), averageCostBasis: average.toFixed(), createdOn: '2024-01-02', updatedOn: '2026-12-31' } };
@@ -95,6 +102,28 @@ describe('the catch-up plan', () => {
       ],
       updated: [{ id: 'first', remainingQuantity: '0', status: 'CLOSED', costBasisPerUnit: '100' }],
       disposals: [{ on: '2026-12-02', quantity: '10', lots: [{ lot: 'first', quantity: '10' }] }],
+    });
+  });
+
+  it('takes the writes of one transaction as one change: the quantity, then the average, is one purchase at its price', () => {
+    const { changes, position } = logOf([{ kind: 'buy', quantity: '10', price: '200' }]);
+    const [buy] = changes;
+    const split: LoggedChange[] = [
+      { ...buy!, newAverage: buy!.oldAverage! },
+      { ...buy!, oldQuantity: buy!.newQuantity },
+    ];
+    expect(planCatchUp(position, [firstLot], split)).toMatchObject({
+      kind: 'apply',
+      via: 'log',
+      corrections: 0,
+      created: [{ quantity: '10', costBasisPerUnit: '200' }],
+    });
+    // The same two statements in two transactions: a purchase at the old average, then a correction both lots follow.
+    const apart = [split[0]!, { ...split[1]!, transactionId: 'another' }];
+    expect(planCatchUp(position, [firstLot], apart)).toMatchObject({
+      corrections: 1,
+      created: [{ quantity: '10', costBasisPerUnit: '150' }],
+      updated: [{ id: 'first', costBasisPerUnit: '150' }],
     });
   });
 

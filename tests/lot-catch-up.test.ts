@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Prisma } from '../src/db/prisma.js';
@@ -75,9 +76,9 @@ describe('lots follow the MVP application until cut-over', () => {
   });
 
   it('brings every kind of MVP write back in step, reading only the change log, and a revert puts the lots back row for row', async () => {
-    for (const id of ['buyer', 'seller', 'corrected', 'mixed', 'sellthenbuy', 'gone']) await position(id, '10', '100');
+    for (const id of ['buyer', 'seller', 'corrected', 'mixed', 'sellthenbuy', 'twostep', 'gone']) await position(id, '10', '100');
     const first = await run({ kind: 'all' });
-    expect(first.run).toMatchObject({ status: 'COMPLETED', completed: 6 });
+    expect(first.run).toMatchObject({ status: 'COMPLETED', completed: 7 });
     expect(await lotsOf('buyer')).toEqual([[CREATED, '10', '10', '100', 'OPEN']]);
     // The first lots took in every write logged so far.
     expect(await db.prisma.fleetLotChange.count()).toBe(0);
@@ -99,6 +100,11 @@ describe('lots follow the MVP application until cut-over', () => {
     await buy('sellthenbuy', '10', '200'); // 20 at 150
     await sell('sellthenbuy', '10'); // the first lot, at 100
     await buy('sellthenbuy', '10', '150'); // average stays 150: the residual of the lots' cost would price it at 100
+    // One purchase written as two statements of one transaction: the quantity, then the average.
+    await app.query('BEGIN');
+    await app.query(`UPDATE "Investment" SET "totalQuantity" = 20, "updatedAt" = now() WHERE id = 'twostep'`);
+    await app.query(`UPDATE "Investment" SET "averageCostBasis" = 150, "updatedAt" = now() WHERE id = 'twostep'`);
+    await app.query('COMMIT');
     await position('newcomer', '3', '42.5');
     await buy('gone', '1', '100'); // logged, then the position is deleted: nothing to apply it to
     await app.query(`DELETE FROM "Investment" WHERE id = 'gone'`);
@@ -106,15 +112,15 @@ describe('lots follow the MVP application until cut-over', () => {
     const before = await allLots(db);
     const audit = await lotsFamily.audit!(db.prisma);
     const found = Object.fromEntries(audit.map((f) => [f.check, f.sample]));
-    expect(found['purchases to add as lots']!.sort()).toEqual(['buyer', 'seller', 'sellthenbuy']);
+    expect(found['purchases to add as lots']!.sort()).toEqual(['buyer', 'seller', 'sellthenbuy', 'twostep']);
     expect(found['sales to take from the oldest lots']!.sort()).toEqual(['seller', 'sellthenbuy']);
     expect(found['average-cost corrections lots follow']).toEqual(['corrected']);
     expect(found['average-cost corrections lots keep (check them)']).toEqual(['mixed']);
     expect(found['positions without tax lots']).toEqual(['newcomer']);
 
     const catchUp = await run({ kind: 'changed' });
-    expect(catchUp.found).toBe(7); // buyer, seller, corrected, mixed, sellthenbuy, newcomer, gone
-    expect(catchUp.run).toMatchObject({ status: 'COMPLETED', completed: 5, skipped: 2 });
+    expect(catchUp.found).toBe(8); // buyer, seller, corrected, mixed, sellthenbuy, twostep, newcomer, gone
+    expect(catchUp.run).toMatchObject({ status: 'COMPLETED', completed: 6, skipped: 2 });
 
     expect(await lotsOf('buyer')).toEqual([
       [CREATED, '10', '10', '100', 'OPEN'],
@@ -133,6 +139,10 @@ describe('lots follow the MVP application until cut-over', () => {
       [CREATED, '10', '0', '100', 'CLOSED'],
       [today(), '10', '10', '200', 'OPEN'],
       [today(), '10', '10', '150', 'OPEN'],
+    ]);
+    expect(await lotsOf('twostep')).toEqual([
+      [CREATED, '10', '10', '100', 'OPEN'],
+      [today(), '10', '10', '200', 'OPEN'],
     ]);
     expect(await lotsOf('newcomer')).toEqual([[CREATED, '3', '3', '42.5', 'OPEN']]);
     expect(await db.prisma.taxLot.count({ where: { investmentId: 'gone' } })).toBe(0);
@@ -225,5 +235,34 @@ describe('lots follow the MVP application until cut-over', () => {
     // Every write made a lot or a disposal: far more than the three first lots.
     expect(await db.prisma.taxLot.count({ where: { investmentId: { in: ids } } })).toBeGreaterThan(100);
     expect(await db.prisma.fleetLotChange.count()).toBe(0);
+  });
+
+  it("logs the writes of an application role that holds no grant on the fleet's table", async () => {
+    await position('granted', '10', '100');
+    const role = `tys_app_${randomBytes(4).toString('hex')}`;
+    await app.query(`CREATE ROLE ${role} LOGIN`);
+    try {
+      await app.query(`GRANT USAGE ON SCHEMA public TO ${role}`);
+      await app.query(`GRANT SELECT, UPDATE ON "Investment" TO ${role}`);
+      const url = new URL(db.url);
+      url.username = role;
+      const asApplication = new pg.Client({ connectionString: url.toString() });
+      await asApplication.connect();
+      try {
+        await expect(asApplication.query(`SELECT count(*) FROM "FleetLotChange"`)).rejects.toThrow(/permission denied/);
+        await asApplication.query(`UPDATE "Investment" SET "totalQuantity" = 11 WHERE id = 'granted'`);
+      } finally {
+        await asApplication.end();
+      }
+      const logged = await db.prisma.fleetLotChange.findMany({ where: { investmentId: 'granted' }, orderBy: { id: 'asc' } });
+      expect(logged.map((change) => [change.oldQuantity?.toFixed() ?? null, change.newQuantity.toFixed()])).toEqual([
+        [null, '10'],
+        ['10', '11'],
+      ]);
+    } finally {
+      await app.query(`REVOKE ALL ON "Investment" FROM ${role}`);
+      await app.query(`REVOKE ALL ON SCHEMA public FROM ${role}`);
+      await app.query(`DROP ROLE ${role}`);
+    }
   });
 });

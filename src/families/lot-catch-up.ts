@@ -35,6 +35,8 @@ export interface LoggedChange {
   newAverage: string;
   /** The UTC date of the writing transaction, YYYY-MM-DD. */
   changedOn: string;
+  /** The writing transaction: consecutive writes of one transaction are one change. */
+  transactionId: string;
 }
 
 export interface Position {
@@ -296,8 +298,25 @@ function net(position: Position, held: readonly HeldLot[]): CatchUpPlan {
   return work.plan('net');
 }
 
-/** The plan that brings `held` in step with `position`, reading `changes` (the position's logged writes, oldest first) where they explain the difference. */
-export function planCatchUp(position: Position, held: readonly HeldLot[], changes: readonly LoggedChange[]): CatchUpPlan {
+/**
+ * The writes one transaction made in a row as one change: an application
+ * that sets the quantity and then the average in two statements made one
+ * purchase, not a purchase at the old average and a correction.
+ */
+function byTransaction(changes: readonly LoggedChange[]): LoggedChange[] {
+  const merged: LoggedChange[] = [];
+  for (const change of changes) {
+    const last = merged[merged.length - 1];
+    if (last && last.transactionId === change.transactionId)
+      merged[merged.length - 1] = { ...change, oldQuantity: last.oldQuantity, oldAverage: last.oldAverage };
+    else merged.push(change);
+  }
+  return merged;
+}
+
+/** The plan that brings `held` in step with `position`, reading `logged` (the position's logged writes, oldest first) where they explain the difference. */
+export function planCatchUp(position: Position, held: readonly HeldLot[], logged: readonly LoggedChange[]): CatchUpPlan {
+  const changes = byTransaction(logged);
   const total = held.reduce((sum, lot) => sum.plus(lot.remainingQuantity), new Exact(0));
   const fromLog = held.some((lot) => lot.fleetMade) && logExplains(changes, total, position) ? replay(held, changes) : null;
   return fromLog ?? net(position, held);

@@ -119,7 +119,8 @@ async function readCatchUpState(q: SqlTransaction, ids: readonly string[]): Prom
      ORDER BY t."investmentId", t."purchaseDate", t."createdAt", t.id`);
   const changes = await q.query<ChangeRow>(Prisma.sql`
     SELECT id::text AS id, "investmentId", "oldQuantity"::text AS "oldQuantity", "newQuantity"::text AS "newQuantity",
-           "oldAverage"::text AS "oldAverage", "newAverage"::text AS "newAverage", to_char("changedAt", 'YYYY-MM-DD') AS "changedOn"
+           "oldAverage"::text AS "oldAverage", "newAverage"::text AS "newAverage", to_char("changedAt", 'YYYY-MM-DD') AS "changedOn",
+           "transactionId"::text AS "transactionId"
       FROM "FleetLotChange" c WHERE "investmentId" = ANY(${ids}::text[]) ORDER BY "investmentId", c.id`);
   return { lots, changes };
 }

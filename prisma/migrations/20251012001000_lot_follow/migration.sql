@@ -8,7 +8,9 @@
 -- reads an empty table instead of every position.
 --
 -- The log is written in the application's own transaction, so a change is
--- seen by the fleet exactly when it commits, whatever the clocks say.
+-- seen by the fleet exactly when it commits, whatever the clocks say; the
+-- transaction's id lets the fleet take the writes of one transaction (the
+-- quantity, then the average, in two statements) as the one change they are.
 -- Writes that touch neither column (a price refresh) do not fire the
 -- trigger at all (UPDATE OF). The function runs as its owner (SECURITY
 -- DEFINER), so the application's role needs no grant on the fleet's table.
@@ -20,6 +22,7 @@ CREATE TABLE "FleetLotChange" (
     "oldAverage" DECIMAL(20,8),
     "newAverage" DECIMAL(20,8) NOT NULL,
     "changedAt" TIMESTAMP(3) NOT NULL,
+    "transactionId" BIGINT NOT NULL,
 
     CONSTRAINT "FleetLotChange_pkey" PRIMARY KEY ("id")
 );
@@ -29,11 +32,11 @@ CREATE INDEX "FleetLotChange_investmentId_id_idx" ON "FleetLotChange"("investmen
 CREATE FUNCTION "fleet_log_lot_change"() RETURNS trigger
   LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, public AS $$
 BEGIN
-  INSERT INTO "FleetLotChange" ("investmentId", "oldQuantity", "newQuantity", "oldAverage", "newAverage", "changedAt")
+  INSERT INTO "FleetLotChange" ("investmentId", "oldQuantity", "newQuantity", "oldAverage", "newAverage", "changedAt", "transactionId")
   VALUES (NEW.id,
           CASE WHEN TG_OP = 'UPDATE' THEN OLD."totalQuantity" END, NEW."totalQuantity",
           CASE WHEN TG_OP = 'UPDATE' THEN OLD."averageCostBasis" END, NEW."averageCostBasis",
-          now() AT TIME ZONE 'UTC');
+          now() AT TIME ZONE 'UTC', txid_current());
   RETURN NULL;
 END
 $$;
