@@ -92,11 +92,21 @@ interface ChangeRow extends LoggedChange {
   investmentId: string;
 }
 
-/** The lots and logged writes of some positions, read together. */
+/** The lots and logged writes of some positions, read together, by position. */
 interface CatchUpState {
-  lots: HeldLotRow[];
-  changes: ChangeRow[];
+  lots: Map<string, HeldLotRow[]>;
+  changes: Map<string, ChangeRow[]>;
 }
+
+function byInvestment<T extends { investmentId: string }>(rows: readonly T[]): Map<string, T[]> {
+  const grouped = new Map<string, T[]>();
+  for (const row of rows) grouped.set(row.investmentId, [...(grouped.get(row.investmentId) ?? []), row]);
+  return grouped;
+}
+
+/** A position's columns as the catch-up reads them (text, exact), under the alias i. */
+const positionSql = Prisma.sql`i.id, i."totalQuantity"::text AS "totalQuantity", i."averageCostBasis"::text AS "averageCostBasis",
+  i."currentPrice"::text AS "currentPrice", to_char(i."createdAt", 'YYYY-MM-DD') AS "createdOn", to_char(i."updatedAt", 'YYYY-MM-DD') AS "updatedOn"`;
 
 async function readCatchUpState(q: SqlTransaction, ids: readonly string[]): Promise<CatchUpState> {
   // A lot is the fleet's when it has a CREATE_TAX_LOT entry; untouched when
@@ -122,13 +132,13 @@ async function readCatchUpState(q: SqlTransaction, ids: readonly string[]): Prom
            "oldAverage"::text AS "oldAverage", "newAverage"::text AS "newAverage", to_char("changedAt", 'YYYY-MM-DD') AS "changedOn",
            "transactionId"::text AS "transactionId"
       FROM "FleetLotChange" c WHERE "investmentId" = ANY(${ids}::text[]) ORDER BY "investmentId", c.id`);
-  return { lots, changes };
+  return { lots: byInvestment(lots), changes: byInvestment(changes) };
 }
 
 /** The plan of one position, from the state read for its batch. */
 function planFor(position: Position & { id: string }, state: CatchUpState): { plan: CatchUpPlan; held: HeldLotRow[]; logged: ChangeRow[] } {
-  const held = state.lots.filter((lot) => lot.investmentId === position.id);
-  const logged = state.changes.filter((change) => change.investmentId === position.id);
+  const held = state.lots.get(position.id) ?? [];
+  const logged = state.changes.get(position.id) ?? [];
   return { plan: planCatchUp(position, held, logged), held, logged };
 }
 
@@ -174,10 +184,7 @@ async function catchUp(tx: SqlTransaction, positions: readonly LockedPosition[],
       const was = held.find((h) => h.id === lot.id)!;
       updated.push({
         ...lot,
-        action:
-          was.remainingQuantity === lot.remainingQuantity || new Prisma.Decimal(was.remainingQuantity).eq(lot.remainingQuantity)
-            ? 'CORRECT_TAX_LOT_COST'
-            : 'DISPOSE_TAX_LOT',
+        action: new Prisma.Decimal(was.remainingQuantity).eq(lot.remainingQuantity) ? 'CORRECT_TAX_LOT_COST' : 'DISPOSE_TAX_LOT',
         before: { remainingQuantity: was.remainingQuantity, status: was.status, costBasisPerUnit: was.costBasisPerUnit },
         investment_id: position.id,
         sold: sold.get(lot.id) ?? null,
@@ -320,10 +327,8 @@ async function auditLots(prisma: PrismaClient): Promise<AuditFinding[]> {
     if (ids.length === 0) break;
     after = ids[ids.length - 1]!;
     const positions = await pool.query<LockedPosition>(Prisma.sql`
-      SELECT id, "totalQuantity"::text AS "totalQuantity", "averageCostBasis"::text AS "averageCostBasis", "currentPrice"::text AS "currentPrice",
-             to_char("createdAt", 'YYYY-MM-DD') AS "createdOn", to_char("updatedAt", 'YYYY-MM-DD') AS "updatedOn"
-        FROM "Investment" i WHERE id = ANY(${ids}::text[])
-         AND EXISTS (SELECT 1 FROM "TaxLot" t WHERE t."investmentId" = i.id)`);
+      SELECT ${positionSql} FROM "Investment" i
+       WHERE i.id = ANY(${ids}::text[]) AND EXISTS (SELECT 1 FROM "TaxLot" t WHERE t."investmentId" = i.id)`);
     const state = await readCatchUpState(
       pool,
       positions.map((p) => p.id),
@@ -476,10 +481,7 @@ export const lotsFamily: JobFamily = {
       // must be statements of their own, after the lock: only a new
       // statement's snapshot (READ COMMITTED) sees what the other committed.
       const locked = await tx.query<LockedPosition>(Prisma.sql`
-        SELECT id, "totalQuantity"::text AS "totalQuantity", "averageCostBasis"::text AS "averageCostBasis",
-               "currentPrice"::text AS "currentPrice",
-               to_char("createdAt", 'YYYY-MM-DD') AS "createdOn", to_char("updatedAt", 'YYYY-MM-DD') AS "updatedOn"
-          FROM "Investment" WHERE id = ANY(${ids}::text[]) ORDER BY id FOR NO KEY UPDATE`);
+        SELECT ${positionSql} FROM "Investment" i WHERE i.id = ANY(${ids}::text[]) ORDER BY i.id FOR NO KEY UPDATE`);
       const firstLots = await makeFirstLots(tx, items);
       const investments = new Map(locked.map((row) => [row.id, row]));
       const broken = new Map(locked.map((row) => [row.id, brokenPolicies('Investment', row)]));
