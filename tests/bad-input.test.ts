@@ -118,4 +118,41 @@ describe('job payloads written straight into Redis', () => {
     expect(await fleet.context.runs.counters(lotsFamily.name, liveRun)).toMatchObject({ completed: 0, skipped: 0, failed: 0 });
     await workers.close();
   });
+
+  it('a run trusts only the jobs its producer added: hand-written jobs naming it change nothing and never count for it', async () => {
+    const rows = (await db.prisma.investment.findMany({ orderBy: { id: 'asc' }, skip: 2, take: 5 })).map((row) => row.id);
+    const [mine1, mine2, outside, forged, copied] = rows as [string, string, string, string, string];
+    const run = await fleet.enqueue(lotsFamily, { kind: 'investments', ids: [mine1, mine2] });
+    const runId = run.runId!;
+    const queue = fleet.context.queue(lotsFamily);
+    const sealOfMine = ((await queue.getJob(jobIdFor(lotsFamily, mine1)))!.data as { seal: string }).seal;
+    const claims: [string, unknown, RegExp][] = [
+      [jobIdFor(lotsFamily, outside), { runId, key: outside }, /did not add this job: its seal is not run \S+'s/],
+      [jobIdFor(lotsFamily, forged), { runId, key: forged, seal: 'A'.repeat(22) }, /did not add this job: its seal is not run \S+'s/],
+      [jobIdFor(lotsFamily, copied), { runId, key: copied, seal: sealOfMine }, /did not add this job: its seal is not run \S+'s/],
+      ['lots-byother', { runId, key: 'byother', by: 'run-20990101T000000Z-ffffff' }, /its claimed adder run-20990101T000000Z-ffffff is no lots run/],
+      // Data of another family's shape, naming the run: refused as data, and not a failure of the run.
+      ['lots-badkey', { runId, key: 'Investment.x' }, /key "Investment.x" is not a valid key/],
+    ];
+    for (const [jobId, data] of claims) await queue.add(lotsFamily.name, data as never, { jobId, attempts: 5 });
+    const otherFamily = fleet.context.queue(families.find((f) => f.name === 'constraints')!);
+    await otherFamily.add('constraints', { runId, key: `Investment.${outside}` }, { jobId: `constraints-Investment.${outside}`, attempts: 5 });
+    const workers = fleet.startWorkers([lotsFamily, families.find((f) => f.name === 'constraints')!]);
+    try {
+      expect(await fleet.waitForRun(runId)).toMatchObject({ status: 'COMPLETED', total: 2, completed: 2, failed: 0, skipped: 0 });
+      await until('the claims to be refused', async () => (await Promise.all(claims.map(([jobId]) => queue.getJob(jobId)))).every((job) => job?.finishedOn));
+      for (const [jobId, , reason] of claims) {
+        const job = (await queue.getJob(jobId))!;
+        expect(job.failedReason, jobId).toMatch(reason);
+        expect(job.attemptsMade, jobId).toBe(1);
+      }
+      await until("the other family's claim to be refused", async () => Boolean((await otherFamily.getJob(`constraints-Investment.${outside}`))?.finishedOn));
+      expect((await otherFamily.getJob(`constraints-Investment.${outside}`))!.failedReason).toMatch(/is a lots run, not constraints/);
+      const lots = await db.prisma.taxLot.findMany({ where: { investmentId: { in: rows } }, select: { investmentId: true } });
+      expect(lots.map((lot) => lot.investmentId).sort()).toEqual([mine1, mine2].sort());
+      expect(await fleet.context.runs.counters(lotsFamily.name, runId)).toMatchObject({ total: 2, completed: 2, skipped: 0, failed: 0 });
+    } finally {
+      await workers.close();
+    }
+  });
 });

@@ -38,7 +38,7 @@ describe('runs: the Redis side, the Postgres side, and the step between', () => 
   it('reading a run whose last outcome only Redis has seen writes nothing; reconcileRuns writes it down once', async () => {
     const { runs } = fleet.context;
     const runId = newRunId();
-    await runs.create(runId, 'lots', { kind: 'all' }, 'test');
+    await runs.create(runId, 'lots', { kind: 'all' }, { origin: 'test' });
     await runs.markEnqueued('lots', runId, [2], 0);
     // Counted in Redis only, as when Postgres was unreachable at the last outcome.
     await runs.live(fleet.context.layout.shards('lots')[0]!).record([
@@ -297,7 +297,7 @@ describe('runs: the Redis side, the Postgres side, and the step between', () => 
 
     // A producer that dies: it noted 7 jobs added and 2 followed, then went silent.
     const runId = newRunId();
-    await runs.create(runId, 'lots', { kind: 'all' }, 'test');
+    await runs.create(runId, 'lots', { kind: 'all' }, { origin: 'test' });
     // Never held (a producer of a version without holds): left to its producer.
     expect((await reconcileRuns(runs)).abandoned).toBe(0);
     expect(await runs.holdProducer('lots', runId, 100)).toBe(true);
@@ -338,7 +338,7 @@ describe('runs: the Redis side, the Postgres side, and the step between', () => 
 
     // A producer that sealed its run in Redis and died before its record: the record is written, nothing is sealed again.
     const recordless = newRunId();
-    await runs.create(recordless, 'lots', { kind: 'all' }, 'test');
+    await runs.create(recordless, 'lots', { kind: 'all' }, { origin: 'test' });
     expect(await runs.holdProducer('lots', recordless, 60_000)).toBe(true);
     await runs.live(ownFleet.context.layout.shards('lots')[0]!).markEnqueued(recordless, 5);
     expect((await reconcileRuns(runs)).abandoned).toBe(0);
@@ -417,7 +417,7 @@ describe('runs: the Redis side, the Postgres side, and the step between', () => 
   it('the run guard asks Postgres once for the many jobs of a run that ask at the same moment, and caches the answer', async () => {
     const { runs } = fleet.context;
     const runId = newRunId();
-    await runs.create(runId, 'lots', { kind: 'all' }, 'test');
+    await runs.create(runId, 'lots', { kind: 'all' }, { origin: 'test' });
     let asked = 0;
     // The real client, counted: every question still goes to Postgres.
     const counted = {
@@ -429,14 +429,14 @@ describe('runs: the Redis side, the Postgres side, and the step between', () => 
       },
     } as unknown as PrismaClient;
     const guard = new RunGuard(counted, runs, { openTtlMs: 60_000 });
-    const verdicts = await Promise.all(Array.from({ length: 300 }, (_, i) => guard.verdict(runId, 'lots', `lots-${i}`)));
+    const verdicts = await Promise.all(Array.from({ length: 300 }, (_, i) => guard.verdict({ runId, key: `${i}` }, 'lots', `lots-${i}`)));
     expect(verdicts.every((verdict) => verdict.kind === 'run')).toBe(true);
     expect(asked).toBe(1);
-    await guard.verdict(runId, 'lots', 'lots-later');
+    await guard.verdict({ runId, key: 'later' }, 'lots', 'lots-later');
     expect(asked).toBe(1);
     // A run that does not exist is refused, and asked about once as well.
     const nowhere = newRunId(new Date(0));
-    const missing = await Promise.all([1, 2, 3].map((i) => guard.verdict(nowhere, 'lots', `lots-${i}`)));
+    const missing = await Promise.all([1, 2, 3].map((i) => guard.verdict({ runId: nowhere, key: `${i}` }, 'lots', `lots-${i}`)));
     expect(missing.map((verdict) => verdict.kind)).toEqual(['refuse', 'refuse', 'refuse']);
     expect(asked).toBe(2);
   });

@@ -165,7 +165,7 @@ describe('--wait, status and stopping workers', () => {
     );
     // And one whose producer died while adding, its lease not yet lapsed when Redis restarted.
     const unsealed = newRunId();
-    await before.runs.create(unsealed, lotsFamily.name, { kind: 'all' }, 'test');
+    await before.runs.create(unsealed, lotsFamily.name, { kind: 'all' }, { origin: 'test' });
     expect(await before.runs.holdProducer(lotsFamily.name, unsealed, 60_000)).toBe(true);
     await before.close();
     await redis.restart();

@@ -13,11 +13,17 @@ export class PermanentJobError extends bullmq.UnrecoverableError {
   }
 }
 
-/** Job data that does not have the family's shape. */
-export class InvalidJobDataError extends PermanentJobError {}
+/**
+ * A job whose claim to its run cannot be believed: it fails at once and
+ * counts for no run, whatever run its data names.
+ */
+export class UntrustedJobError extends PermanentJobError {}
 
-/** A job that names a run it does not belong to: refused, and counted for no run. */
-export class ForeignRunError extends PermanentJobError {}
+/** Job data that does not have the family's shape. */
+export class InvalidJobDataError extends UntrustedJobError {}
+
+/** A job that names a run it does not belong to. */
+export class ForeignRunError extends UntrustedJobError {}
 
 /**
  * The work must wait: a shared budget is spent or the provider asked to slow

@@ -9,6 +9,10 @@ export interface JobData {
   runId: string;
   /** The row (or ticker) the job works on; the family's source query produced it. */
   key: string;
+  /** Proof that the producer of run `by` (or `runId`) added the job (see job-seal.ts). */
+  seal?: string;
+  /** The run whose producer added the job, once it was handed over to another run that follows it. */
+  by?: string;
 }
 
 export type JobOutcome = { status: 'changed'; detail?: string } | { status: 'skipped'; reason: string };

@@ -7,6 +7,7 @@ import { jobIdFor, type JobData, type JobFamily } from './family.js';
 import { DEFAULT_PRODUCER_LEASE_MS, holdRunForProducer } from './producer-lease.js';
 import { removeJobs } from './queues.js';
 import { addingWait, scheduledDelay } from './run-pace.js';
+import { newJobKey, sealOf } from './job-seal.js';
 import { newRunId, type RunStore } from './runs.js';
 import type { Scope } from './scope.js';
 
@@ -124,12 +125,13 @@ export async function enqueue(deps: ProducerDeps, family: JobFamily, scope: Scop
   // A paced run's jobs are added delayed until their slots, counted from
   // its first page (see scheduledDelay).
   const paceMs = options.rate ? options.rate.windowMs / options.rate.max : null;
-  if (runId) await retryTransient(() => deps.runs.create(runId, family.name, scope, options.origin ?? null, paceMs));
+  const jobKey = runId ? newJobKey() : null;
+  if (runId) await retryTransient(() => deps.runs.create(runId, family.name, scope, { origin: options.origin ?? null, paceMs, jobKey: jobKey! }));
   if (runId) options.onRun?.(runId);
   const lease = runId ? await holdRunForProducer(deps.runs, family.name, runId, options.leaseMs ?? DEFAULT_PRODUCER_LEASE_MS) : null;
   const signal = lease ? AbortSignal.any([lease.signal, ...(options.signal ? [options.signal] : [])]) : options.signal;
   try {
-    return await addRun(deps, family, scope, options, { runId, paceMs, signal });
+    return await addRun(deps, family, scope, options, { runId, jobKey, paceMs, signal });
   } finally {
     lease?.release();
   }
@@ -141,7 +143,7 @@ async function addRun(
   family: JobFamily,
   scope: Scope,
   options: EnqueueOptions,
-  { runId, paceMs, signal }: { runId: string | null; paceMs: number | null; signal: AbortSignal | undefined },
+  { runId, jobKey, paceMs, signal }: { runId: string | null; jobKey: string | null; paceMs: number | null; signal: AbortSignal | undefined },
 ): Promise<EnqueueResult> {
   const pageSize = options.pageSize ?? 1_000;
   const shards = deps.queues.queues;
@@ -205,7 +207,9 @@ async function addRun(
       // Every shard's page is accounted for, even when another shard's fails:
       // the jobs it added belong to the run that is sealed with them.
       const pages = await Promise.allSettled(
-        groups.map((group, i) => (group.length === 0 ? Promise.resolve(null) : enqueueInShard({ ...deps, queue: shards[i]! }, family, runId!, group))),
+        groups.map((group, i) =>
+          group.length === 0 ? Promise.resolve(null) : enqueueInShard({ ...deps, queue: shards[i]! }, family, { id: runId!, jobKey: jobKey! }, group),
+        ),
       );
       const adds: Promise<unknown>[] = [];
       for (const [i, settled] of pages.entries()) {
@@ -289,9 +293,10 @@ async function heldByOperator(
 async function enqueueInShard(
   deps: { redis: RedisClient; queue: Queue<JobData>; runs: RunStore },
   family: JobFamily,
-  runId: string,
+  run: { id: string; jobKey: string },
   jobs: NewJob[],
 ): Promise<ShardPage> {
+  const runId = run.id;
   const ids = jobs.map((job) => job.id);
   const byId = new Map(jobs.map((job) => [job.id, job]));
   let states = await jobStates(deps.redis, deps.queue.qualifiedName, ids);
@@ -329,7 +334,11 @@ async function enqueueInShard(
   page.added = toAdd.length;
   page.adding = deps.queue
     .addBulk(
-      toAdd.map(({ key, id, delayMs }) => ({ name: family.name, data: { runId, key }, opts: { jobId: id, ...(delayMs > 0 ? { delay: delayMs } : {}) } })),
+      toAdd.map(({ key, id, delayMs }) => ({
+        name: family.name,
+        data: { runId, key, seal: sealOf(run.jobKey, id) },
+        opts: { jobId: id, ...(delayMs > 0 ? { delay: delayMs } : {}) },
+      })),
     )
     .then(() => toAdd.length);
   // Awaited with the other shards' adds; until then a failure must not count as unhandled.

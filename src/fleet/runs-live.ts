@@ -185,7 +185,9 @@ for i = 4, #ARGV do
     if heir then
       -- The heir stays among the job's followers: a worker that took the job
       -- under the old run just before this still counts it for the heir
-      -- (once: counting is once per run and job).
+      -- (once: counting is once per run and job). Who added the job stays
+      -- known: its seal is that run's.
+      if job.by == nil then job.by = job.runId end
       job.runId = heir
       redis.call('HSET', ARGV[1] .. id, 'data', cjson.encode(job))
       handed[#handed + 1] = id
@@ -433,6 +435,11 @@ export class LiveRuns {
   }
 
   /** Whether the run has counted an outcome for this job. */
+  /** Whether the run follows the job (it adopted it from the run that added it). */
+  async follows(runId: string, jobId: string): Promise<boolean> {
+    return ((await this.redis.hget(this.adoptersKey, jobId)) ?? '').split(' ').includes(runId);
+  }
+
   async hasOutcome(runId: string, jobId: string): Promise<boolean> {
     return (await this.redis.hexists(this.pendingKey(runId), jobId)) === 1;
   }

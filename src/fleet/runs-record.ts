@@ -22,12 +22,20 @@ export class RunRecords {
   // process's clock, as Prisma's were, not the server's: a run's startedAt
   // is compared with its jobs' BullMQ timestamps (countMissedFailures).
 
-  async create(row: { id: string; family: string; scope: Scope; origin: string | null; redisMarker: string; redisAddress: string }): Promise<void> {
+  async create(row: {
+    id: string;
+    family: string;
+    scope: Scope;
+    origin: string | null;
+    jobKey?: string | null;
+    redisMarker: string;
+    redisAddress: string;
+  }): Promise<void> {
     await sqlRows(
       this.prisma,
       Prisma.sql`
-        INSERT INTO "FleetRun" (id, family, scope, origin, "redisMarker", "redisAddress", "startedAt")
-        VALUES (${row.id}, ${row.family}, ${JSON.stringify(row.scope)}::jsonb, ${row.origin}, ${row.redisMarker}, ${row.redisAddress},
+        INSERT INTO "FleetRun" (id, family, scope, origin, "jobKey", "redisMarker", "redisAddress", "startedAt")
+        VALUES (${row.id}, ${row.family}, ${JSON.stringify(row.scope)}::jsonb, ${row.origin}, ${row.jobKey ?? null}, ${row.redisMarker}, ${row.redisAddress},
                 ${utcTimestampSql(new Date())})`,
     );
   }

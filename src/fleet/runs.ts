@@ -91,12 +91,19 @@ export class RunStore {
   /**
    * `origin` says who started the run: "cli user@host", "schedule NAME",
    * "dashboard". `paceMs`: the least time between two of its jobs' starts
-   * (an operator's rate), none by default.
+   * (an operator's rate), none by default. `jobKey`: what its producer
+   * seals its jobs with (see job-seal.ts); a run without one is judged as
+   * runs made before jobs were sealed.
    */
-  async create(runId: string, family: string, scope: Scope, origin: string | null = null, paceMs: number | null = null): Promise<void> {
+  async create(
+    runId: string,
+    family: string,
+    scope: Scope,
+    { origin = null, paceMs = null, jobKey = null }: { origin?: string | null; paceMs?: number | null; jobKey?: string | null } = {},
+  ): Promise<void> {
     const live = this.first(family);
     const marker = await live.marker();
-    await this.records.create({ id: runId, family, scope, origin, redisMarker: marker.id, redisAddress: live.address });
+    await this.records.create({ id: runId, family, scope, origin, jobKey, redisMarker: marker.id, redisAddress: live.address });
     await Promise.all(this.everyShard(family).map((shard) => shard.open(runId, family, paceMs)));
   }
 
@@ -243,6 +250,10 @@ export class RunStore {
 
   paceOf(family: string, runId: string): Promise<number | null> {
     return this.first(family).paceOf(runId);
+  }
+
+  follows(family: string, runId: string, jobId: string): Promise<boolean> {
+    return this.live(this.layout.shardOf(family, jobId)).follows(runId, jobId);
   }
 
   hasOutcome(family: string, runId: string, jobId: string): Promise<boolean> {

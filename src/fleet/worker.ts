@@ -5,7 +5,7 @@ import { loadMarketConfig, type MarketConfig } from '../config/market.js';
 import type { PrismaClient } from '../db/prisma.js';
 import type { RedisClient } from '../redis/connection.js';
 import type { KeyLayout } from '../redis/key-layout.js';
-import { ForeignRunError, InvalidJobDataError, RateLimitedError } from './errors.js';
+import { ForeignRunError, InvalidJobDataError, RateLimitedError, UntrustedJobError } from './errors.js';
 import { Batcher } from './batcher.js';
 import { FleetMetrics } from './metrics.js';
 import type { DbHealth } from './db-health.js';
@@ -41,7 +41,7 @@ export function parseJobData(family: JobFamily, raw: unknown): JobData {
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
     throw new InvalidJobDataError(`invalid job data for ${family.name}: expected an object with runId and key`);
   }
-  const { runId, key, [UNREADABLE_DATA]: unreadable } = raw as Record<string, unknown>;
+  const { runId, key, seal, by, [UNREADABLE_DATA]: unreadable } = raw as Record<string, unknown>;
   if (unreadable !== undefined) throw new InvalidJobDataError(`invalid job data for ${family.name}: not JSON (${preview(unreadable)})`);
   if (typeof runId !== 'string' || !RUN_ID_PATTERN.test(runId)) {
     throw new InvalidJobDataError(`invalid job data for ${family.name}: runId ${preview(runId)} is not a run id`);
@@ -49,7 +49,11 @@ export function parseJobData(family: JobFamily, raw: unknown): JobData {
   if (typeof key !== 'string' || !family.isValidKey(key)) {
     throw new InvalidJobDataError(`invalid job data for ${family.name}: key ${preview(key)} is not a valid key`);
   }
-  return { runId, key };
+  if (seal !== undefined && typeof seal !== 'string') throw new InvalidJobDataError(`invalid job data for ${family.name}: seal ${preview(seal)} is not a seal`);
+  if (by !== undefined && (typeof by !== 'string' || !RUN_ID_PATTERN.test(by))) {
+    throw new InvalidJobDataError(`invalid job data for ${family.name}: by ${preview(by)} is not a run id`);
+  }
+  return { runId, key, ...(seal !== undefined ? { seal } : {}), ...(by !== undefined ? { by } : {}) };
 }
 
 function preview(value: unknown): string {
@@ -183,15 +187,15 @@ type Admission = { data: JobData; paceMs: number | null } | { outcome: JobOutcom
  */
 async function admit({ deps, guard }: Shared, family: JobFamily, job: Job<JobData, JobOutcome>, token: string | undefined): Promise<Admission> {
   let data = parseJobData(family, job.data);
-  let verdict = await guard.verdict(data.runId, family.name, job.id!);
+  let verdict = await guard.verdict(data, family.name, job.id!);
   if (verdict.kind === 'drop' || verdict.kind === 'ended') {
     // Its run is being cancelled, or has ended without it; a run that follows the job takes it over (see RunStore.handOver).
     const heir = (await deps.runs.handOver(family.name, data.runId, [job.id!])).get(job.id!);
     if (heir) {
-      data = { ...data, runId: heir };
-      // Redis holds the new owner already; the failure and completion handlers read this copy.
-      job.data = { ...job.data, runId: heir };
-      verdict = await guard.verdict(heir, family.name, job.id!);
+      // Redis holds the new owner already (and who added the job); the failure and completion handlers read this copy.
+      data = { ...data, runId: heir, by: data.by ?? data.runId };
+      job.data = data;
+      verdict = await guard.verdict(data, family.name, job.id!);
     }
   }
   const refusal = verdict.kind === 'refuse' || verdict.kind === 'ended' ? verdict.reason : misnamed(family, data.key, job.id!);
@@ -247,7 +251,7 @@ function jobProcessor(
         log.info({ jobId: job.id, delayMs: error.delayMs, reason: error.message }, 'rate limited');
         throw bullmq.Worker.RateLimitError();
       }
-      const runId = error instanceof ForeignRunError ? null : runIdOf(job);
+      const runId = error instanceof UntrustedJobError ? null : runIdOf(job);
       if (runId && isFinalAttempt(job, error) && !counted.has(error as object)) {
         await deps.runs.record(family.name, [{ runId, jobId: job.id!, outcome: 'failed' }]);
       }
@@ -265,7 +269,7 @@ function countOutcomes({ deps, metrics, settling }: Shared, family: JobFamily, w
   });
   worker.on('failed', (job, error) => {
     if (!job) return;
-    const runId = error instanceof ForeignRunError ? null : runIdOf(job);
+    const runId = error instanceof UntrustedJobError ? null : runIdOf(job);
     const final = Boolean(job.finishedOn);
     log.warn({ runId, jobId: job.id, attemptsMade: job.attemptsMade, final, reason: error.message }, 'job failed');
     metrics.countOutcome(family.name, final ? 'failed' : 'retried');
