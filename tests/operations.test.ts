@@ -116,6 +116,57 @@ describe('schedules', () => {
     expect(result.stderr).toMatch(/unknown family "mystery"/);
   });
 
+  it('applies a schedule file whole or not at all, naming every bad entry, exit 2', async () => {
+    const queue = new Queue(SCHEDULES_QUEUE, { connection: fleet.context.redis, prefix: fleet.prefix });
+    try {
+      await applySchedules(queue, fleet.context.redis, loadSchedules(write('kept.json', [{ name: 'kept', family: 'lots', every: '1h' }]), families));
+      const file = write('half.json', [
+        { name: 'valid-new', family: 'lots', every: '5m' },
+        { name: 'bad-cron', family: 'lots', pattern: '99 99 * * *' },
+        { name: 'zero', family: 'lots', every: '0s' },
+      ]);
+      expect(() => loadSchedules(file, families)).toThrow(
+        /nothing applied: schedule 2 \(bad-cron\): "pattern" "99 99 \* \* \*" is not a valid cron pattern \(.+\); schedule 3 \(zero\): "every" must look like 30s, 5m or 1h \(at least 1s\), got "0s"$/,
+      );
+      const result = await runTys(['schedule', 'apply', '--file', file], { ...process.env, TYS_QUEUE_PREFIX: fleet.prefix });
+      expect(result.code).toBe(2);
+      expect(result.stderr.trim().split('\n')).toHaveLength(1);
+      expect(result.stderr).toMatch(/bad-cron.*zero/);
+      // Nothing installed, nothing removed.
+      expect((await queue.getJobSchedulers(0, -1)).map((s) => s.key)).toEqual(['kept']);
+      const gone = await runTys(['schedule', 'remove', 'nosuch'], { ...process.env, TYS_QUEUE_PREFIX: fleet.prefix });
+      expect(gone.code).toBe(2);
+      expect(gone.stderr).toMatch(/no scheduler named "nosuch"/);
+    } finally {
+      await removeSchedule(queue, fleet.context.redis, 'kept');
+      await queue.close();
+    }
+  });
+
+  it('a firing queued before its scheduler was removed does nothing', async () => {
+    const queue = new Queue(SCHEDULES_QUEUE, { connection: fleet.context.redis, prefix: fleet.prefix });
+    try {
+      await applySchedules(queue, fleet.context.redis, loadSchedules(write('soon.json', [{ name: 'removed-soon', family: 'lots', every: '1h' }]), families));
+      const [firing] = await queue.getJobs(['waiting', 'delayed', 'prioritized']);
+      expect(firing?.repeatJobKey).toBe('removed-soon');
+      // BullMQ leaves a firing already queued when its scheduler goes.
+      await removeSchedule(queue, fleet.context.redis, 'removed-soon');
+      const queued = firing!;
+      expect(await queue.getJob(queued.id!)).toBeDefined();
+      const runsBefore = await db.prisma.fleetRun.count();
+      const runner = fleet.context.startSchedules(families, pino({ level: 'silent' }));
+      try {
+        await until('the firing to complete', async () => (await queue.getJob(queued.id!))?.finishedOn !== undefined, 30_000);
+        expect((await queue.getJob(queued.id!))!.returnvalue).toMatchObject({ runId: null, removed: true });
+      } finally {
+        await runner.close();
+      }
+      expect(await db.prisma.fleetRun.count()).toBe(runsBefore);
+    } finally {
+      await queue.close();
+    }
+  });
+
   it('refuses bogus scopes at apply, and again when a scheduler written straight into Redis fires', async () => {
     for (const scope of [{ kind: 'bogus' }, { kind: 'investments', ids: 'abc' }, { kind: 'user' }]) {
       const file = write('scope.json', [{ name: 'odd', family: 'lots', every: '5m', scope }]);

@@ -66,10 +66,7 @@ export const scheduleCommand = defineCommand({
       }
       if (action === 'remove') {
         const removed = await removeSchedule(queue, redis, name!);
-        if (!removed) {
-          io.err(`error: no scheduler named "${name}"`);
-          return 1;
-        }
+        if (!removed) throw new UsageError(`tys schedule remove: no scheduler named "${name}" (tys schedule list shows them)`);
         io.out(`removed ${name}`);
         return 0;
       }

@@ -1,7 +1,9 @@
 import { readFileSync } from 'node:fs';
 import type { Job, Queue, Worker } from 'bullmq';
+import { bullmq } from '../deps/bullmq.js';
 import type { RedisClient } from '../redis/connection.js';
 import type { Logger } from 'pino';
+import { CronExpressionParser } from 'cron-parser';
 import { parseDuration } from '../config/duration.js';
 import { PermanentJobError } from './errors.js';
 import type { JobFamily } from './family.js';
@@ -29,8 +31,18 @@ const NAME_PATTERN = /^[a-z0-9][a-z0-9-]{0,62}$/;
 
 function everyMs(every: string): number {
   const ms = parseDuration(every);
-  if (ms === null || every.endsWith('ms')) throw new ScheduleError(`"every" must look like 30s, 5m or 1h, got "${every}"`);
+  if (ms === null || every.endsWith('ms') || ms < 1_000) throw new ScheduleError(`"every" must look like 30s, 5m or 1h (at least 1s), got "${every}"`);
   return ms;
+}
+
+/** Checks a cron pattern as BullMQ will read it (five fields, each in range), so that a bad one is refused before anything is installed. */
+function checkPattern(pattern: string): void {
+  if (pattern.trim().split(/\s+/).length !== 5) throw new ScheduleError(`"pattern" must be a 5-field cron pattern, got "${pattern}"`);
+  try {
+    CronExpressionParser.parse(pattern);
+  } catch (error) {
+    throw new ScheduleError(`"pattern" ${JSON.stringify(pattern)} is not a valid cron pattern (${(error as Error).message})`);
+  }
 }
 
 function parseScope(where: string, raw: unknown): Scope {
@@ -44,7 +56,12 @@ function parseScope(where: string, raw: unknown): Scope {
   );
 }
 
-/** Reads and checks the schedule file: every entry names a known family and exactly one of pattern or every. */
+/**
+ * Reads and checks the whole schedule file before anything is installed:
+ * every entry names a known family, a scope it takes, and exactly one of a
+ * valid cron pattern or an interval. A file with bad entries is refused
+ * whole, with every bad entry named.
+ */
 export function loadSchedules(file: string, families: readonly JobFamily[]): Schedule[] {
   let parsed: unknown;
   try {
@@ -55,31 +72,42 @@ export function loadSchedules(file: string, families: readonly JobFamily[]): Sch
   const list = (parsed as { schedules?: unknown })?.schedules;
   if (!Array.isArray(list)) throw new ScheduleError(`${file}: expected {"schedules": [...]}`);
   const names = new Set<string>();
-  return list.map((raw, i) => {
-    const entry = raw as Record<string, unknown>;
-    const where = `${file}: schedule ${i + 1}`;
-    if (typeof entry.name !== 'string' || !NAME_PATTERN.test(entry.name)) {
-      throw new ScheduleError(`${where}: "name" must be lowercase letters, digits and dashes`);
+  const problems: string[] = [];
+  const schedules = list.flatMap((raw, i) => {
+    try {
+      return [checkEntry(raw as Record<string, unknown>, `schedule ${i + 1}`, names, families)];
+    } catch (error) {
+      if (!(error instanceof ScheduleError)) throw error;
+      problems.push(error.message);
+      return [];
     }
-    if (names.has(entry.name)) throw new ScheduleError(`${where}: name "${entry.name}" is used twice`);
-    names.add(entry.name);
-    const family = families.find((f) => f.name === entry.family);
-    if (!family) {
-      throw new ScheduleError(
-        `${where} (${entry.name}): unknown family "${String(entry.family)}" (expected one of: ${families.map((f) => f.name).join(', ')})`,
-      );
-    }
-    const hasPattern = typeof entry.pattern === 'string';
-    const hasEvery = typeof entry.every === 'string';
-    if (hasPattern === hasEvery) throw new ScheduleError(`${where} (${entry.name}): give exactly one of "pattern" (cron) or "every"`);
-    if (hasEvery) everyMs(entry.every as string);
-    if (hasPattern && (entry.pattern as string).trim().split(/\s+/).length !== 5) {
-      throw new ScheduleError(`${where} (${entry.name}): "pattern" must be a 5-field cron pattern, got "${String(entry.pattern)}"`);
-    }
-    const scope = parseScope(where, entry.scope);
-    if (!family.scopes.includes(scope.kind)) throw new ScheduleError(`${where} (${entry.name}): family ${family.name} does not take scope ${scope.kind}`);
-    return { name: entry.name, family: family.name, scope, ...(hasPattern ? { pattern: entry.pattern as string } : { every: entry.every as string }) };
   });
+  if (problems.length > 0) throw new ScheduleError(`${file}: nothing applied: ${problems.join('; ')}`);
+  return schedules;
+}
+
+function checkEntry(entry: Record<string, unknown>, where: string, names: Set<string>, families: readonly JobFamily[]): Schedule {
+  if (typeof entry.name !== 'string' || !NAME_PATTERN.test(entry.name)) {
+    throw new ScheduleError(`${where}: "name" must be lowercase letters, digits and dashes`);
+  }
+  if (names.has(entry.name)) throw new ScheduleError(`${where}: name "${entry.name}" is used twice`);
+  names.add(entry.name);
+  const family = families.find((f) => f.name === entry.family);
+  if (!family) {
+    throw new ScheduleError(`${where} (${entry.name}): unknown family "${String(entry.family)}" (expected one of: ${families.map((f) => f.name).join(', ')})`);
+  }
+  const hasPattern = typeof entry.pattern === 'string';
+  const hasEvery = typeof entry.every === 'string';
+  if (hasPattern === hasEvery) throw new ScheduleError(`${where} (${entry.name}): give exactly one of "pattern" (cron) or "every"`);
+  try {
+    if (hasEvery) everyMs(entry.every as string);
+    else checkPattern(entry.pattern as string);
+  } catch (error) {
+    throw new ScheduleError(`${where} (${entry.name}): ${(error as Error).message}`);
+  }
+  const scope = parseScope(where, entry.scope);
+  if (!family.scopes.includes(scope.kind)) throw new ScheduleError(`${where} (${entry.name}): family ${family.name} does not take scope ${scope.kind}`);
+  return { name: entry.name, family: family.name, scope, ...(hasPattern ? { pattern: entry.pattern as string } : { every: entry.every as string }) };
 }
 
 interface ScheduledEnqueue {
@@ -140,6 +168,8 @@ export interface ScheduleFiring {
   found: number;
   added: number;
   alreadyQueued: number;
+  /** The firing was queued before its scheduler was removed, and did nothing. */
+  removed?: boolean;
 }
 
 function lastFiringsKey(prefix: string): string {
@@ -186,9 +216,16 @@ export function startScheduleRunner(
   },
   families: readonly JobFamily[],
 ): Worker {
+  const schedulers = new bullmq.Queue(SCHEDULES_QUEUE, { connection: deps.producer, prefix: deps.prefix });
   const worker = new FleetWorker(
     SCHEDULES_QUEUE,
     async (job: Job<ScheduledEnqueue>) => {
+      // A firing queued before its scheduler was removed: the operator removed the schedule, so it does nothing.
+      if (job.repeatJobKey && !(await schedulers.getJobScheduler(job.repeatJobKey))) {
+        deps.log.info({ schedule: job.repeatJobKey }, 'scheduled enqueue of a removed scheduler: not run');
+        const skipped: ScheduleFiring = { at: new Date().toISOString(), runId: null, found: 0, added: 0, alreadyQueued: 0, removed: true };
+        return skipped;
+      }
       // Scheduler data lives in Redis, where anyone with access can write it:
       // checked again here, with the same rules as the file.
       const family = families.find((f) => f.name === job.data?.family);
@@ -218,5 +255,6 @@ export function startScheduleRunner(
     },
     { connection: deps.connection, prefix: deps.prefix, concurrency: 1 },
   );
+  worker.on('closed', () => void schedulers.close());
   return worker;
 }
