@@ -1,7 +1,9 @@
 import { randomBytes } from 'node:crypto';
+import { Redis } from 'ioredis';
 import { afterEach, describe, expect, it } from 'vitest';
 import { bookkeepingConnection, workerConnection, type RedisClient } from '../src/redis/connection.js';
 import { flushPrefix, REDIS_URL } from './support/redis-keys.js';
+import { runTys } from './support/processes.js';
 import { countWrites } from './support/socket-writes.js';
 
 async function ready(redis: RedisClient): Promise<void> {
@@ -58,5 +60,30 @@ describe('Redis connections', () => {
     expect(results.map((r) => r.status)).toEqual(['fulfilled', 'rejected', 'fulfilled']);
     expect((results[1] as PromiseRejectedResult).reason.message).toMatch(/not an integer/);
     expect((results[2] as PromiseFulfilledResult<number>).value).toBe(2);
+  });
+
+  it('a database the server does not have is refused before anything is read or written, by every command and process, exit 2', async () => {
+    // REDIS_URL's host, a database past the server's count (16 by default; asked, so a server set otherwise is covered).
+    const url = new URL(REDIS_URL);
+    const probe = new Redis(REDIS_URL);
+    const count = Number(((await probe.config('GET', 'databases')) as string[])[1]);
+    probe.disconnect();
+    url.pathname = `/${count + 83}`;
+    const env = { ...process.env, REDIS_URL: url.toString(), TYS_QUEUE_PREFIX: prefix, TYS_LOG_LEVEL: 'warn' };
+    for (const args of [['status'], ['schedule', 'apply'], ['verify', 'lots'], ['worker', '--families', 'lots']]) {
+      const result = await runTys(args, env);
+      expect(result.code, args.join(' ')).toBe(2);
+      expect(result.stderr.trim(), args.join(' ')).toBe(
+        `error: REDIS_URL: redis db ${count + 83} does not exist on ${url.hostname}:${url.port || 6379} (it has ${count})`,
+      );
+    }
+    // Nothing went to db 0 instead (schedule apply used to install its schedulers there).
+    const db0 = new Redis(REDIS_URL);
+    expect(await db0.keys(`${prefix}*`)).toEqual([]);
+    db0.disconnect();
+    // A cluster has only db 0.
+    const cluster = await runTys(['status'], { ...env, REDIS_URL: 'redis://127.0.0.1:6379/3', REDIS_CLUSTER_NODES: '127.0.0.1:7000' });
+    expect(cluster.code).toBe(2);
+    expect(cluster.stderr.trim()).toBe('error: REDIS_URL names a database, but REDIS_CLUSTER_NODES is set and a Redis Cluster has only db 0');
   });
 });

@@ -3,7 +3,7 @@ import { verifySchema } from '../fleet/verify-schema.js';
 import { families } from '../families/index.js';
 import type { VerifyReport } from '../fleet/family.js';
 import { redisTarget } from '../config/env.js';
-import { connectProducer, producerConnection } from '../redis/connection.js';
+import { checkDatabase, connectProducer, producerConnection } from '../redis/connection.js';
 import { keyLayout } from '../redis/key-layout.js';
 import { defineCommand, UsageError, type CommandIo } from './command.js';
 import { requireFamily, wrapped } from './families.js';
@@ -50,6 +50,15 @@ export const verifyCommand = defineCommand({
       io.err(`warning: ${error.message}; rows Redis would excuse (tickers without provider data) count as wrong`);
       return null;
     });
+    // A database the server does not have is a wrong setting, not an unreachable Redis.
+    if (redis) {
+      try {
+        await checkDatabase(redis, target);
+      } catch (error) {
+        redis.disconnect();
+        throw error;
+      }
+    }
     const context = redis ? { redis, prefix: keyLayout(config).shared } : undefined;
     try {
       const reports: (VerifyReport & { check: string })[] = [];

@@ -94,6 +94,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): FleetConfig {
   const settings = readSettings(FLEET_SETTINGS, env);
   const shards = readShards(env);
   const nodes = settings.REDIS_CLUSTER_NODES;
+  const db = settings.REDIS_URL ? new URL(settings.REDIS_URL).pathname.slice(1) : '';
+  if (nodes && db !== '' && Number(db) !== 0) {
+    throw new ConfigError('REDIS_URL names a database, but REDIS_CLUSTER_NODES is set and a Redis Cluster has only db 0');
+  }
   if (!nodes && (settings.REDIS_PASSWORD || settings.REDIS_TLS)) {
     throw new ConfigError('REDIS_PASSWORD and REDIS_TLS apply to REDIS_CLUSTER_NODES; for one Redis, put them in REDIS_URL (rediss://:password@host)');
   }

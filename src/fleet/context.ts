@@ -3,7 +3,15 @@ import { ioredis } from '../deps/ioredis.js';
 import pino, { type Logger } from 'pino';
 import { redisTarget, type FleetConfig } from '../config/env.js';
 import { createPrisma, type PrismaClient } from '../db/prisma.js';
-import { bookkeepingConnection, connectProducer, producerConnection, untilReady, workerConnection, type RedisClient } from '../redis/connection.js';
+import {
+  bookkeepingConnection,
+  checkDatabase,
+  connectProducer,
+  producerConnection,
+  untilReady,
+  workerConnection,
+  type RedisClient,
+} from '../redis/connection.js';
 import { keyLayout, type KeyLayout } from '../redis/key-layout.js';
 import { resolveShardCounts, type ShardCounts } from '../redis/shard-counts.js';
 import type { JobData, JobFamily } from './family.js';
@@ -95,7 +103,9 @@ async function openRedis(config: FleetConfig, role: FleetRole): Promise<RedisCli
   if (role === 'worker') return bookkeepingConnection(target);
   const connection =
     role === 'server' ? producerConnection(target, { retryStrategy: (attempt) => Math.min(attempt * 200, 2_000) }) : producerConnection(target);
-  return connectProducer(connection, target);
+  await connectProducer(connection, target);
+  await checkDatabase(connection, target);
+  return connection;
 }
 
 export async function openFleet(config: FleetConfig, options: OpenFleetOptions = {}): Promise<FleetContext> {
@@ -180,6 +190,7 @@ export async function openFleet(config: FleetConfig, options: OpenFleetOptions =
     },
     async ready(onWait = () => undefined) {
       await untilReady(redis, onWait);
+      await checkDatabase(redis, redisTarget(config));
       await resolve();
     },
     async close() {

@@ -1,5 +1,6 @@
 import type { Writable } from 'node:stream';
 import type { Cluster, ClusterOptions, Redis, RedisOptions } from 'ioredis';
+import { ConfigError } from '../config/settings.js';
 import { ioredis } from '../deps/ioredis.js';
 
 /** A connection to the fleet's Redis: one server, or a Redis Cluster. */
@@ -130,6 +131,33 @@ export function redisAddress(target: RedisTarget): string {
   if (target.cluster) return `cluster ${target.cluster.nodes.map(({ host, port }) => `${host}:${port}`).join(',')}`;
   const url = new URL(target.url);
   return `${url.hostname}:${url.port || 6379}`;
+}
+
+/** The database number a single Redis's URL names (redis://host:port/3); 0 when it names none. */
+export function redisDatabase(target: RedisTarget): number {
+  return Number(new URL(target.url).pathname.slice(1) || 0);
+}
+
+/**
+ * Makes sure the connection works on the database its URL names. ioredis
+ * answers a SELECT the server refuses (a number past its `databases`) with
+ * an error event and goes on in db 0, where another fleet's keys may be:
+ * the database is selected again here, and a refusal is a setting's error.
+ */
+export async function checkDatabase(redis: RedisClient, target: RedisTarget): Promise<void> {
+  const db = target.cluster ? 0 : redisDatabase(target);
+  if (db === 0 || !(redis instanceof ioredis.Redis)) return;
+  try {
+    await redis.select(db);
+  } catch (error) {
+    if (!/DB index is out of range/i.test((error as Error).message)) throw error;
+    // CONFIG may be refused (managed services): the count is a courtesy.
+    const count = await redis.config('GET', 'databases').then(
+      (reply) => (reply as string[])[1],
+      () => undefined,
+    );
+    throw new ConfigError(`REDIS_URL: redis db ${db} does not exist on ${redisAddress(target)}${count ? ` (it has ${count})` : ''}`);
+  }
 }
 
 /** Connects a lazy producer connection, naming Redis in the error when it is unreachable. */
