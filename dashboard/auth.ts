@@ -18,8 +18,10 @@ export interface AuthOptions {
   freeFailures?: number;
   /** The longest wait, in ms, however many failures. Default 15 minutes. */
   maxDelayMs?: number;
-  /** (address, user) pairs remembered at most; the least recently seen are forgotten first. Default 10,000. */
+  /** (address, user) pairs, and addresses, remembered at most; the least recently failed are forgotten first. Default 10,000. */
   maxTracked?: number;
+  /** Failed attempts per client address, whatever the user names, before each further one must wait. Default 50. */
+  freePerAddress?: number;
   /** Failed logins are logged here, with address and user name, never the password. */
   log?: Logger;
 }
@@ -42,44 +44,78 @@ function parseBasic(header: string | undefined): { user: string; password: strin
   return colon < 0 ? null : { user: decoded.slice(0, colon), password: decoded.slice(colon + 1) };
 }
 
-/**
- * Failed attempts per (client address, user name), with a delay that
- * doubles after each failure past the free ones. Keyed by both, so that one
- * client guessing cannot lock out another, and one user's guesses do not
- * lock out the other users behind the same address. Memory is bounded:
- * past `maxTracked` pairs, the least recently seen is forgotten.
- */
-export class FailedLogins {
-  private readonly pairs = new Map<string, { failures: number; blockedUntil: number }>();
+/** Failures of one key with a delay that doubles after each past the free ones; at most `maxTracked` keys, the least recently failed forgotten first. */
+class Backoff {
+  private readonly entries = new Map<string, { failures: number; lastAt: number; blockedUntil: number }>();
 
   constructor(
-    private readonly freeFailures = 5,
-    private readonly maxDelayMs = 15 * 60_000,
-    private readonly maxTracked = 10_000,
+    private readonly freeFailures: number,
+    private readonly maxDelayMs: number,
+    private readonly maxTracked: number,
   ) {}
 
   get size(): number {
-    return this.pairs.size;
+    return this.entries.size;
+  }
+
+  waitMs(key: string, now: number): number {
+    const entry = this.entries.get(key);
+    return entry ? Math.max(0, entry.blockedUntil - now) : 0;
+  }
+
+  fail(key: string, now: number): void {
+    const entry = this.entries.get(key);
+    // A key quiet for the longest delay starts over: failures long past are no evidence of a guess under way.
+    const failures = (entry && now - entry.lastAt < this.maxDelayMs ? entry.failures : 0) + 1;
+    const over = failures - this.freeFailures;
+    const blockedUntil = over > 0 ? now + Math.min(this.maxDelayMs, 1_000 * 2 ** Math.min(over - 1, 30)) : 0;
+    this.entries.delete(key); // re-inserted last: a Map keeps insertion order, the oldest goes first
+    this.entries.set(key, { failures, lastAt: now, blockedUntil });
+    if (this.entries.size > this.maxTracked) this.entries.delete(this.entries.keys().next().value!);
+  }
+
+  forget(key: string): void {
+    this.entries.delete(key);
+  }
+}
+
+/**
+ * Failed attempts per (client address, user name), with a delay that
+ * doubles after each failure past the free ones. Keyed by both, so that one
+ * client guessing cannot lock out another, and one user's few failures do
+ * not lock out the other users behind the same address. Failures are also
+ * counted per address alone, with more free ones (`freePerAddress`): a
+ * client that tries many user names (throwaway ones, to push the pair it
+ * attacks out of the bounded memory) is delayed as a whole. Memory is
+ * bounded: past `maxTracked` pairs (or addresses), the least recently failed
+ * is forgotten. A success clears its pair, never its address: knowing one
+ * account must not reset the guessing of another.
+ */
+export class FailedLogins {
+  private readonly pairs: Backoff;
+  private readonly addresses: Backoff;
+
+  constructor(freeFailures = 5, maxDelayMs = 15 * 60_000, maxTracked = 10_000, freePerAddress = 50) {
+    this.pairs = new Backoff(freeFailures, maxDelayMs, maxTracked);
+    this.addresses = new Backoff(freePerAddress, maxDelayMs, maxTracked);
+  }
+
+  get size(): number {
+    return this.pairs.size + this.addresses.size;
   }
 
   /** Milliseconds this pair must still wait before its next attempt; 0 when it may try now. */
   waitMs(address: string, user: string, now = Date.now()): number {
-    const entry = this.pairs.get(`${address}\u0000${user}`);
-    return entry ? Math.max(0, entry.blockedUntil - now) : 0;
+    return Math.max(this.pairs.waitMs(`${address}\u0000${user}`, now), this.addresses.waitMs(address, now));
   }
 
   fail(address: string, user: string, now = Date.now()): void {
-    const key = `${address}\u0000${user}`;
-    const failures = (this.pairs.get(key)?.failures ?? 0) + 1;
-    const over = failures - this.freeFailures;
-    const blockedUntil = over > 0 ? now + Math.min(this.maxDelayMs, 1_000 * 2 ** (over - 1)) : 0;
-    this.pairs.delete(key); // re-inserted last: a Map keeps insertion order, the oldest goes first
-    this.pairs.set(key, { failures, blockedUntil });
-    if (this.pairs.size > this.maxTracked) this.pairs.delete(this.pairs.keys().next().value!);
+    this.pairs.fail(`${address}\u0000${user}`, now);
+    this.addresses.fail(address, now);
   }
 
   succeed(address: string, user: string): void {
-    this.pairs.delete(`${address}\u0000${user}`);
+    this.pairs.forget(`${address}\u0000${user}`);
   }
 }
 
@@ -93,7 +129,7 @@ const BEARER = '(metrics bearer token)';
  * the proxies named by express's `trust proxy` setting pass on. Sets req.role.
  */
 export function basicAuth(options: AuthOptions) {
-  const failures = new FailedLogins(options.freeFailures, options.maxDelayMs, options.maxTracked);
+  const failures = new FailedLogins(options.freeFailures, options.maxDelayMs, options.maxTracked, options.freePerAddress);
 
   return function authenticate(req: Request, res: Response, next: NextFunction): void {
     const address = req.ip ?? req.socket.remoteAddress ?? 'unknown';

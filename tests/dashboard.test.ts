@@ -365,10 +365,25 @@ describe('dashboard in a real browser', () => {
   it('keeps the failure store bounded, whatever the number of addresses', () => {
     const store = new FailedLogins(5, 60_000, 10_000);
     for (let i = 0; i < 100_000; i += 1) store.fail(`10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}`, 'operator');
-    expect(store.size).toBe(10_000);
+    expect(store.size).toBe(20_000); // pairs and addresses
     const before = process.memoryUsage().heapUsed;
     for (let i = 0; i < 100_000; i += 1) store.fail(`172.16.${(i >> 8) & 255}.${i & 255}-${i}`, 'operator');
-    expect(store.size).toBe(10_000);
+    expect(store.size).toBe(20_000);
     expect(process.memoryUsage().heapUsed - before).toBeLessThan(50 * 1024 * 1024);
+  });
+
+  it('cannot be flushed: throwaway user names from the attacking address do not free the pair it attacks', () => {
+    const store = new FailedLogins(5, 15 * 60_000, 10_000);
+    const now = Date.now();
+    for (let i = 0; i < 6; i += 1) store.fail('203.0.113.7', 'operator', now);
+    expect(store.waitMs('203.0.113.7', 'operator', now)).toBeGreaterThan(0);
+    // Enough failures under other names to push the attacked pair out of the pairs remembered.
+    for (let i = 0; i < 10_001; i += 1) store.fail('203.0.113.7', `throwaway-${i}`, now);
+    expect(store.waitMs('203.0.113.7', 'operator', now)).toBe(15 * 60_000);
+    // Another address, and another user there before the address guessed much, are not held by it.
+    expect(store.waitMs('198.51.100.20', 'operator', now)).toBe(0);
+    const shared = new FailedLogins(5, 15 * 60_000, 10_000);
+    for (let i = 0; i < 6; i += 1) shared.fail('203.0.113.7', 'operator', now);
+    expect(shared.waitMs('203.0.113.7', 'viewer', now)).toBe(0);
   });
 });
