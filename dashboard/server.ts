@@ -6,6 +6,7 @@ import type { Queue } from 'bullmq';
 import express, { type NextFunction, type Request, type Response } from 'express';
 import type { Logger } from 'pino';
 import type { FleetConfig } from '../src/config/env.js';
+import { requireDatabase } from '../src/db/sql.js';
 import { openFleet } from '../src/fleet/context.js';
 import type { JobFamily } from '../src/fleet/family.js';
 import { FleetMetrics } from '../src/fleet/metrics.js';
@@ -99,6 +100,12 @@ export async function createDashboard(options: DashboardOptions): Promise<Dashbo
   // Requests fail fast while Redis is away (no offline queue), but a
   // long-running dashboard keeps reconnecting until it is back.
   const fleet = await openFleet(config, { role: 'server', poolSize: 5 });
+  try {
+    await requireDatabase(fleet.prisma, config.databaseUrl);
+  } catch (error) {
+    await fleet.close();
+    throw error;
+  }
   const { redis, prisma, runs, layout } = fleet;
   redis.on('error', (error: Error) => log.warn({ err: error.message }, 'redis connection error'));
   const queues = new Map<string, Queue>();
@@ -139,6 +146,8 @@ export async function createDashboard(options: DashboardOptions): Promise<Dashbo
   app.set('trust proxy', options.trustProxy ?? false);
   if (options.insecure) app.use(loopbackHostOnly(log));
   app.use(securityHeaders(options.publicUrl?.protocol === 'https:'));
+  // Before authentication: its refusals (401, 429) are no more for a cache to keep than the pages are.
+  app.use(noStore);
 
   // Unauthenticated on purpose (load balancers, orchestrators); says what is down, nothing more.
   app.get('/healthz', async (_req, res) => {
@@ -157,7 +166,7 @@ export async function createDashboard(options: DashboardOptions): Promise<Dashbo
 
   if (options.insecure) app.use((req, _res, next) => ((req.role = 'admin'), next()));
   else app.use(basicAuth({ accounts: options.accounts, metricsToken: options.metricsToken, log }));
-  app.use(noStore, sameOriginWrites({ publicUrl: options.publicUrl, log }));
+  app.use(sameOriginWrites({ publicUrl: options.publicUrl, log }));
 
   app.get('/metrics', async (_req, res, next) => {
     try {
@@ -217,7 +226,13 @@ export async function createDashboard(options: DashboardOptions): Promise<Dashbo
   app.use(BOARD_PATH, readOnlyGuard, (req, res, next) => (req.role === 'admin' ? adminBoard : readOnlyBoard)(req, res, next));
 
   // Errors are logged here and answered without detail: no stack trace leaves the server.
-  app.use((error: Error, req: Request, res: Response, _next: NextFunction) => {
+  app.use((error: Error & { status?: number }, req: Request, res: Response, _next: NextFunction) => {
+    // The client's own fault (a URL that does not decode, a body that does not parse): one line, no stack.
+    if (error.status !== undefined && error.status >= 400 && error.status < 500) {
+      log.warn({ path: req.path.slice(0, 200), status: error.status, reason: error.message.slice(0, 200) }, 'bad request');
+      if (!res.headersSent) res.status(error.status).json({ error: 'bad request' });
+      return;
+    }
     log.error({ err: error, path: req.path }, 'dashboard request failed');
     if (!res.headersSent) res.status(500).json({ error: 'internal error' });
   });

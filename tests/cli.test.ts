@@ -34,7 +34,15 @@ describe('tys CLI', () => {
     [['enqueue', 'lots', '--all', '--frobnicate'], /unknown option '--frobnicate'/],
     [['enqueue', 'lots', '--all', '--page-size', '0'], /--page-size must be an integer from 1 to 100000/],
     [['worker', '--concurrency', 'many'], /--concurrency must be an integer/],
-    [['worker', '--rate', 'fast'], /--rate must look like 500\/1s or 100\/1m, got "fast"/],
+    [['worker', '--rate', 'fast'], /--rate must look like 500\/1s or 100\/1m \(.*\), got "fast"/],
+    // A window a timer can keep, a count that is a number: otherwise a run could wait past the year 10^13.
+    [['enqueue', 'lots', '--all', '--rate', '5/0s'], /--rate must look like .* got "5\/0s"/],
+    [['enqueue', 'lots', '--all', '--rate', '1/0ms'], /--rate must look like .* got "1\/0ms"/],
+    [['enqueue', 'lots', '--all', '--rate', '99999999999999999999/1s'], /--rate must look like .* got "99999999999999999999\/1s"/],
+    [['enqueue', 'lots', '--all', '--rate', '1/99999999999h'], /--rate must look like .* got "1\/99999999999h"/],
+    [['worker', '--families', ''], /unknown family "" \(expected one of: lots/],
+    [['migrate', 'down', '--to', "'; drop"], /--to "'; drop" names no migration/],
+    [['schedule', 'remove', 'nosuch'], /no scheduler named "nosuch"/],
     [['pause', '--run', 'x'], /"x" is not a run id/],
     [['resume'], /--run ID is required/],
     [['status', '--run', '42'], /"42" is not a run id/],
@@ -107,7 +115,31 @@ describe('tys CLI', () => {
     // Market settings are read once, when a worker starts: a malformed one stops the start, not every job.
     const market = await runTys(['worker', '--families', 'metadata'], { ...env, MARKET_DATA_RATE_LIMIT: 'fast' });
     expect(market.code).toBe(2);
-    expect(market.stderr.trim()).toBe('error: MARKET_DATA_RATE_LIMIT must look like 5/60s, 75/1m or 1000/1h, got "fast"');
+    expect(market.stderr.trim()).toBe(
+      'error: MARKET_DATA_RATE_LIMIT must look like 5/60s, 75/1m or 1000/1h (1 to 1,000,000,000 per 1ms to 24 days), got "fast"',
+    );
+    for (const [name, value, message] of [
+      ['MARKET_DATA_RATE_LIMIT', '5/0s', /MARKET_DATA_RATE_LIMIT must look like/],
+      ['TYS_LOG_LEVEL', 'verbose', /TYS_LOG_LEVEL must be one of trace, debug, info, warn, error, fatal, silent, got "verbose"/],
+    ] as const) {
+      const refused = await runTys(['worker', '--families', 'metadata'], { ...env, [name]: value });
+      expect(refused.code, name).toBe(2);
+      expect(refused.stderr.trim().split('\n'), name).toHaveLength(1);
+      expect(refused.stderr, name).toMatch(message);
+    }
+    // A database that is not there is said once, and the process ends, rather than warning at every job.
+    const gone = new URL(env.DATABASE_URL!);
+    gone.pathname = '/tys_no_such_database';
+    for (const args of [
+      ['worker', '--families', 'lots'],
+      ['dashboard', '--insecure', '--port', '0'],
+    ]) {
+      const missing = await runTys(args, { ...env, DATABASE_URL: gone.toString() });
+      expect(missing.code, args[0]).toBe(1);
+      expect(missing.stderr.trim(), args[0]).toBe(
+        `error: database "tys_no_such_database" does not exist on ${gone.hostname}:${gone.port || 5432}: is DATABASE_URL right?`,
+      );
+    }
     const secret = await runTys(['status'], { ...env, DATABASE_URL: 'mysql://admin:hunter2@db/x' });
     expect(secret.code).toBe(2);
     expect(secret.stderr).not.toContain('hunter2');

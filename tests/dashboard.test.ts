@@ -101,6 +101,20 @@ describe('dashboard in a real browser', () => {
     const wrong = await fetch(`${dashboard.url}/board`, { headers: { authorization: basic({ ...ADMIN, password: 'guess' }) } });
     expect(wrong.status).toBe(401);
     expect(await wrong.text()).toBe('{"error":"authentication required"}');
+    // No cache between the browser and the dashboard keeps a refusal, nor a page behind the login.
+    expect(wrong.headers.get('cache-control')).toBe('no-store');
+    const viewerWrite = await fetch(`${dashboard.url}/board/api/queues/lots/pause`, {
+      method: 'PUT',
+      headers: { authorization: basic(VIEWER), origin: dashboard.url },
+    });
+    expect(viewerWrite.status).toBe(403);
+    expect(viewerWrite.headers.get('cache-control')).toBe('no-store');
+  });
+
+  it('answers a URL that does not decode with 400 and one line, no stack trace', async () => {
+    const malformed = await fetch(`${dashboard.url}/runs/%ZZ/pause`, { method: 'POST', headers: { authorization: basic(ADMIN), origin: dashboard.url } });
+    expect(malformed.status).toBe(400);
+    expect(await malformed.text()).toBe('{"error":"bad request"}');
   });
 
   it('shows each family queue with its counts, and a failed job with its reason', async () => {

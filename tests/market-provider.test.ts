@@ -51,6 +51,22 @@ describe('Alpha Vantage provider: every answer classified', () => {
     expect(JSON.stringify(daily)).not.toContain(server.validKey);
   });
 
+  it('never repeats the key URL-encoded either, as a provider quoting its request would', async () => {
+    const saved = server.validKey;
+    server.validKey = 'a+key/with=signs0123';
+    try {
+      const keyed = new AlphaVantage({ baseUrl: server.url, apiKey: server.validKey, timeoutMs: 300 });
+      const premium = PROVIDER_TEXTS.find((text) => text.meaning === 'premium')!;
+      const quoted = `${premium.example} (request: function=OVERVIEW&apikey=${encodeURIComponent(server.validKey)})`;
+      server.behaviours.set('ENC', { kind: 'text', text: { ...premium, example: quoted }, times: 1 });
+      const answer = JSON.stringify(await keyed.overview('ENC'));
+      expect(answer).toContain('apikey=[redacted]');
+      expect(answer).not.toContain(encodeURIComponent(server.validKey));
+    } finally {
+      server.validKey = saved;
+    }
+  });
+
   it('holds an unknown Note or Information text as a rate limit, flagged unknown', async () => {
     server.behaviours.set('ODD', {
       kind: 'text',

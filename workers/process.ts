@@ -3,7 +3,7 @@ import { redisTarget, type FleetConfig } from '../src/config/env.js';
 import type { MarketConfig } from '../src/config/market.js';
 import { createLogger } from '../src/log.js';
 import { applyNiceness } from '../src/process-priority.js';
-import { openConnections } from '../src/db/sql.js';
+import { openConnections, requireDatabase } from '../src/db/sql.js';
 import { redisAddress } from '../src/redis/connection.js';
 import { openFleet } from '../src/fleet/context.js';
 import type { JobFamily } from '../src/fleet/family.js';
@@ -89,6 +89,7 @@ export async function runWorkerProcess(config: FleetConfig, options: WorkerProce
   // One family's run at a time is the usual course (the documented order);
   // runs side by side open more as they need them.
   const atOnce = Math.max(...options.families.map((family) => Math.ceil((options.concurrency ?? family.options.concurrency) / family.options.batch.maxSize)));
+  await requireDatabase(fleet.prisma, config.databaseUrl);
   // A database that does not answer yet is the jobs' concern: they retry. A stop meanwhile does not wait for it.
   await Promise.race([
     openConnections(fleet.prisma, Math.min(poolSize, atOnce)).catch((error: Error) =>

@@ -109,7 +109,7 @@ export function rateFlag(command: string, raw: string | undefined): { max: numbe
   try {
     return parseRate(raw);
   } catch {
-    throw new UsageError(`tys ${command}: --rate must look like 500/1s or 100/1m, got "${raw}"`);
+    throw new UsageError(`tys ${command}: --rate must look like 500/1s or 100/1m (1 to 1,000,000,000 per 1ms to 24 days), got "${raw}"`);
   }
 }
 

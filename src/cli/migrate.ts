@@ -143,6 +143,9 @@ export const migrateCommand = defineCommand({
     }
     if (action === 'down') {
       if (!values.to) throw new UsageError('tys migrate down: --to NAME is required (a migration name, or "empty")');
+      if (values.to !== 'empty' && !listMigrationFiles().some((file) => file.name === values.to)) {
+        throw new UsageError(`tys migrate down: --to "${values.to.slice(0, 80)}" names no migration (tys migrate status lists them)`);
+      }
       const plan = await planRevert(config.databaseUrl, values.to);
       if (plan.migrations.length === 0) {
         io.out('nothing to revert');

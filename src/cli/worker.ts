@@ -76,7 +76,7 @@ export const workerCommand = defineCommand({
     const settings = workerSettings();
     await runWorkerProcess(config, {
       ...settings,
-      families: values.families ? parseFamilyList('worker', values.families) : settings.families,
+      families: values.families !== undefined ? parseFamilyList('worker', values.families) : settings.families,
       knownFamilies: allFamilies,
       concurrency: concurrency ?? settings.concurrency,
       limiter,

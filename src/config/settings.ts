@@ -79,7 +79,7 @@ export function duration() {
 
 /** Calls per window, written like 5/60s. */
 export function rate() {
-  return textSetting('must look like 5/60s, 75/1m or 1000/1h', (text) => {
+  return textSetting('must look like 5/60s, 75/1m or 1000/1h (1 to 1,000,000,000 per 1ms to 24 days)', (text) => {
     try {
       return parseRate(text);
     } catch {

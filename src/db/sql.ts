@@ -1,5 +1,5 @@
 import type pg from 'pg';
-import type { Prisma, PrismaClient } from '../generated/prisma/client.js';
+import { Prisma, type PrismaClient } from '../generated/prisma/client.js';
 
 /** Runs statements inside one transaction; rows come back as pg returns them (numeric as exact strings). */
 export interface SqlTransaction {
@@ -97,5 +97,22 @@ export async function sqlTransaction<T>(prisma: PrismaClient, work: (tx: SqlTran
     return result;
   } finally {
     client.release(broken);
+  }
+}
+
+/**
+ * Fails with one line when the database of `databaseUrl` does not exist on
+ * its server: a process that works on a database must not run on as if it
+ * were down for a moment, warning for every job, when its DATABASE_URL names
+ * one that is not there. Any other failure (the server not answering yet)
+ * is left to the work's own retries.
+ */
+export async function requireDatabase(prisma: PrismaClient, databaseUrl: string): Promise<void> {
+  try {
+    await sqlRows(prisma, Prisma.sql`SELECT 1`);
+  } catch (error) {
+    if ((error as { code?: string }).code !== '3D000') return;
+    const url = new URL(databaseUrl);
+    throw new Error(`database "${decodeURIComponent(url.pathname.slice(1))}" does not exist on ${url.hostname}:${url.port || 5432}: is DATABASE_URL right?`);
   }
 }

@@ -120,8 +120,10 @@ export class AlphaVantage implements MarketDataProvider {
     }
   }
 
-  /** Provider messages sometimes quote the request; the key must never travel on into logs or job records. */
+  /** Provider messages sometimes quote the request, the key as given or URL-encoded; it must never travel on into logs or job records. */
   private scrub(message: string): string {
-    return this.apiKey ? message.split(this.apiKey).join('[redacted]') : message;
+    if (!this.apiKey) return message;
+    const forms = new Set([this.apiKey, encodeURIComponent(this.apiKey), new URLSearchParams({ k: this.apiKey }).toString().slice(2)]);
+    return [...forms].reduce((text, form) => text.split(form).join('[redacted]'), message);
   }
 }
