@@ -113,6 +113,8 @@ export async function requireDatabase(prisma: PrismaClient, databaseUrl: string)
   } catch (error) {
     if ((error as { code?: string }).code !== '3D000') return;
     const url = new URL(databaseUrl);
-    throw new Error(`database "${decodeURIComponent(url.pathname.slice(1))}" does not exist on ${url.hostname}:${url.port || 5432}: is DATABASE_URL right?`);
+    throw new Error(`database "${decodeURIComponent(url.pathname.slice(1))}" does not exist on ${url.hostname}:${url.port || 5432}: is DATABASE_URL right?`, {
+      cause: error,
+    });
   }
 }
