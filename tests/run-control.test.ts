@@ -184,7 +184,7 @@ describe('run control: pause, resume, cancel', () => {
     // Evenly spread: any 6 starts span most of a second (write times are Postgres's, slots Redis's).
     for (let i = 0; i + 5 < made.length; i += 1) expect(made[i + 5]! - made[i]!, `lots ${i}..${i + 5}`).toBeGreaterThanOrEqual(750);
     expect((await runTys(['enqueue', 'lots', '--all', '--rate', 'fast'], env)).stderr.trim()).toBe(
-      'error: tys enqueue: --rate must look like 500/1s or 100/1m, got "fast"',
+      'error: tys enqueue: --rate must look like 500/1s or 100/1m (1 to 1,000,000,000 per 1ms to 24 days), got "fast"',
     );
   });
 });
