@@ -111,6 +111,25 @@ describe('dashboard in a real browser', () => {
     expect(viewerWrite.headers.get('cache-control')).toBe('no-store');
   });
 
+  it('keeps every view of a queue answering while it holds a job whose fields BullMQ cannot read', async () => {
+    const metadata = fleet.context.queue(metadataFamily);
+    await metadata.add('metadata', { runId: 'run-20260101T000000Z-abcdef', key: 'ABC' }, { jobId: 'unreadable-opts' });
+    await fleet.context.redis.hset(`${fleet.prefix}:metadata:unreadable-opts`, 'opts', '{not json', 'progress', '{nor this');
+    try {
+      for (const status of ['latest', 'waiting', 'active', 'failed']) {
+        const view = await fetch(`${dashboard.url}/board/api/queues?activeQueue=metadata&status=${status}&page=1&jobsPerPage=10`, {
+          headers: { authorization: basic(ADMIN) },
+        });
+        expect(view.status, status).toBe(200);
+      }
+      const job = await fetch(`${dashboard.url}/board/api/queues/metadata/unreadable-opts`, { headers: { authorization: basic(ADMIN) } });
+      expect(job.status).toBe(200);
+      expect(await job.text()).toContain('its options are not JSON');
+    } finally {
+      await metadata.remove('unreadable-opts');
+    }
+  });
+
   it('answers a URL that does not decode with 400 and one line, no stack trace', async () => {
     const malformed = await fetch(`${dashboard.url}/runs/%ZZ/pause`, { method: 'POST', headers: { authorization: basic(ADMIN), origin: dashboard.url } });
     expect(malformed.status).toBe(400);

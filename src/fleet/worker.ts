@@ -11,7 +11,7 @@ import { FleetMetrics } from './metrics.js';
 import type { DbHealth } from './db-health.js';
 import { HOLD_IN_WORKER_MS, RunPacer } from './run-pace.js';
 import { RunGuard } from './run-guard.js';
-import { FleetWorker, UNREADABLE_DATA } from './tolerant-job.js';
+import { FleetWorker, mendUnreadableJobs, UNREADABLE_DATA } from './tolerant-job.js';
 import { jobIdFor, type HandlerContext, type JobData, type JobFamily, type JobOutcome, type WorkItem } from './family.js';
 import { RUN_ID_PATTERN, type JobOutcomeRecord, type RunStore } from './runs.js';
 
@@ -42,7 +42,8 @@ export function parseJobData(family: JobFamily, raw: unknown): JobData {
     throw new InvalidJobDataError(`invalid job data for ${family.name}: expected an object with runId and key`);
   }
   const { runId, key, seal, by, [UNREADABLE_DATA]: unreadable } = raw as Record<string, unknown>;
-  if (unreadable !== undefined) throw new InvalidJobDataError(`invalid job data for ${family.name}: not JSON (${preview(unreadable)})`);
+  if (unreadable !== undefined)
+    throw new InvalidJobDataError(`invalid job data for ${family.name}: ${typeof unreadable === 'string' ? unreadable.slice(0, 200) : preview(unreadable)}`);
   if (typeof runId !== 'string' || !RUN_ID_PATTERN.test(runId)) {
     throw new InvalidJobDataError(`invalid job data for ${family.name}: runId ${preview(runId)} is not a run id`);
   }
@@ -117,6 +118,13 @@ export function startWorkers(deps: WorkerDeps, families: JobFamily[], options: F
         },
       );
       countOutcomes(shared, family, worker, log);
+      worker.on('error', (error) => {
+        if (!(error instanceof SyntaxError)) return;
+        mendUnreadableJobs(deps.connection, `${shard.prefix}:${shard.queueName}`).then(
+          (mended) => mended.length > 0 && log.warn({ jobIds: mended }, 'fetched jobs BullMQ cannot read: they fail once they stall'),
+          () => undefined,
+        );
+      });
       if (options.health) holds.push(holdWhileUnhealthy(worker, family.name, options.health, log));
       return worker;
     });
