@@ -43,6 +43,8 @@ describe('tys CLI', () => {
     [['worker', '--families', ''], /unknown family "" \(expected one of: lots/],
     [['migrate', 'down', '--to', "'; drop"], /--to "'; drop" names no migration/],
     [['schedule', 'remove', 'nosuch'], /no scheduler named "nosuch"/],
+    // Control characters from an argument reach the terminal escaped, never raw (no cursor moves, no cleared screen).
+    [['pause', '--run', '\x1b[2Jboom\x07'], /^error: tys pause: "\\x1b\[2Jboom\\x07" is not a run id/],
     [['pause', '--run', 'x'], /"x" is not a run id/],
     [['resume'], /--run ID is required/],
     [['status', '--run', '42'], /"42" is not a run id/],

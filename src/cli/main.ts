@@ -37,9 +37,26 @@ async function usage(): Promise<string> {
   ].join('\n');
 }
 
+/** The line-clearing prefix of a progress line the CLI itself writes to a terminal. */
+const CLEAR_LINE = '\r\x1b[K';
+
+/**
+ * A line as it may reach a terminal: run and job ids, reasons and keys can
+ * come from Redis or from an argument, where anyone can put control
+ * characters that move the cursor, clear the screen or retitle the window.
+ * Each is shown escaped (\x1b); tabs, newlines and the CLI's own
+ * line-clearing prefix are kept.
+ */
+export function printable(line: string): string {
+  const own = line.startsWith(CLEAR_LINE) ? CLEAR_LINE : '';
+  // eslint-disable-next-line no-control-regex
+  const rest = line.slice(own.length).replace(/[\x00-\x08\x0b-\x1f\x7f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
+  return own + rest;
+}
+
 export const defaultIo: CommandIo = {
-  out: (line) => process.stdout.write(`${line}\n`),
-  err: (line) => process.stderr.write(`${line}\n`),
+  out: (line) => process.stdout.write(`${printable(line)}\n`),
+  err: (line) => process.stderr.write(`${printable(line)}\n`),
   isTty: Boolean(process.stdout.isTTY),
 };
 
