@@ -46,6 +46,9 @@ describe('chaos', () => {
     expect(report.openRuns).toEqual([]);
     expect(report.uncleanShutdowns).toEqual([]);
     expect(report.crashes).toEqual([]);
+    // Jobs written by hand, naming a run of each phase: refused every one.
+    expect(report.hostileJobsBelieved).toEqual([]);
+    expect(report.hostileJobsRefused).toBeGreaterThan(0);
     expect(report.ok).toBe(true);
   });
 

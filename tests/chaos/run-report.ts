@@ -23,7 +23,8 @@ export function formatReport(report: ChaosReport): string {
     `  secrets found      ${report.secretsFound.length}`,
     `  unclean shutdowns  ${report.uncleanShutdowns.length}`,
     `  worker crashes     ${report.crashes.length}`,
+    `  hand-written jobs  ${report.hostileJobsRefused} refused, ${report.hostileJobsBelieved.length} believed`,
     `  time to converge   ${report.convergeSeconds.toFixed(1)} s (${report.phases.map((p) => `${p.families.join('+')}: ${p.rounds} rounds, ${p.seconds.toFixed(1)} s`).join('; ')})`,
-    ...[...report.findings, ...report.secretsFound, ...report.uncleanShutdowns, ...report.crashes].map((line) => `  ! ${line}`),
+    ...[...report.findings, ...report.secretsFound, ...report.uncleanShutdowns, ...report.crashes, ...report.hostileJobsBelieved].map((line) => `  ! ${line}`),
   ].join('\n');
 }

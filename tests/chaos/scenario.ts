@@ -7,6 +7,7 @@ import { createPrisma, type PrismaClient } from '../../src/db/prisma.js';
 import type { RedisClient } from '../../src/redis/connection.js';
 import { openFleet, type FleetContext } from '../../src/fleet/context.js';
 import { findFamily } from '../../src/families/index.js';
+import { jobIdFor } from '../../src/fleet/family.js';
 import type { RunView } from '../../src/fleet/runs.js';
 import { seededRandom } from '../../bench/seeded-random.js';
 import { AlphaVantageStandIn } from '../support/alpha-vantage-server.js';
@@ -74,6 +75,10 @@ export interface ChaosReport extends StateCheck {
   uncleanShutdowns: string[];
   crashes: string[];
   secretsFound: string[];
+  /** Jobs written by hand into a run's queue, naming it with a forged seal, that ended any other way than refused (must be none). */
+  hostileJobsBelieved: string[];
+  /** Those found refused (a Redis that lost its data takes the others with it). */
+  hostileJobsRefused: number;
   phases: PhaseFigures[];
   convergeSeconds: number;
 }
@@ -167,6 +172,15 @@ export async function runChaos(options: ChaosOptions = {}): Promise<ChaosReport>
 
     let producerRetries = 0;
     const producerOutput: string[] = [];
+    // A job anyone could write into Redis, naming a live run with a seal of its own making: it must be refused.
+    const hostile: { family: string; jobId: string; runId: string }[] = [];
+    const queueOf = (family: string, jobId: string) => watcher.shardQueues(findFamily(family)!)[watcher.layout.shardOf(family, jobId).index]!;
+    const addHostileJob = async (name: string, runId: string) => {
+      const family = findFamily(name)!;
+      const jobId = jobIdFor(family, family.exampleKey);
+      await queueOf(name, jobId).add(name, { runId, key: family.exampleKey, seal: 'A'.repeat(22) }, { jobId, attempts: 5 });
+      hostile.push({ family: name, jobId, runId });
+    };
     const enqueue = async (family: string): Promise<string> => {
       for (const giveUp = Date.now() + Math.min(120_000, timeLeft()); ;) {
         const result = await runTys(['enqueue', family, '--all'], env);
@@ -244,6 +258,7 @@ export async function runChaos(options: ChaosOptions = {}): Promise<ChaosReport>
         if (rounds === 1) await killWhileAdding(phase.families[0]!);
         const runIds = await Promise.all(phase.families.map(enqueue));
         say(`${phase.families.join(', ')}: round ${rounds}, runs ${runIds.join(' ')}`);
+        if (rounds === 1) for (const [i, family] of phase.families.entries()) await addHostileJob(family, runIds[i]!);
         const restart = phase.redisRestart && rounds === 1 ? restartRedisMidRun(prisma, injector, data.investments, timeLeft()) : null;
         // Awaited once the runs have ended; should the runs' wait fail first, its failure must not go unhandled meanwhile.
         restart?.catch(() => undefined);
@@ -266,6 +281,17 @@ export async function runChaos(options: ChaosOptions = {}): Promise<ChaosReport>
     await until('every run to end', async () => (await openRuns()).length === 0, Math.min(30_000, timeLeft()), 200).catch(() => undefined);
     const leftOpen = await openRuns();
 
+    // Refused, or gone with a Redis that lost its data; never run.
+    const hostileJobsBelieved: string[] = [];
+    let hostileJobsRefused = 0;
+    for (const { family, jobId, runId } of hostile) {
+      const job = await queueOf(family, jobId)
+        .getJob(jobId)
+        .catch(() => undefined);
+      if (!job?.finishedOn) continue;
+      if (/did not add this job/.test(job.failedReason ?? '')) hostileJobsRefused += 1;
+      else hostileJobsBelieved.push(`${family} ${jobId} naming ${runId}: ${job.failedReason ?? 'completed'}`);
+    }
     const dashboardBodies = await dashboard.fetchAll();
     const redisValues = await dumpRedis(watcher.redis, config.queuePrefix);
     await pool.stopAll(60_000);
@@ -298,6 +324,8 @@ export async function runChaos(options: ChaosOptions = {}): Promise<ChaosReport>
       uncleanShutdowns: [...pool.unclean],
       crashes: [...pool.crashes],
       secretsFound,
+      hostileJobsBelieved,
+      hostileJobsRefused,
       phases,
       convergeSeconds,
       ...state,
@@ -307,6 +335,7 @@ export async function runChaos(options: ChaosOptions = {}): Promise<ChaosReport>
       report.lost === 0 &&
       report.wrong === 0 &&
       secretsFound.length === 0 &&
+      hostileJobsBelieved.length === 0 &&
       leftOpen.length === 0 &&
       report.uncleanShutdowns.length === 0 &&
       report.crashes.length === 0;
