@@ -94,8 +94,9 @@ export class RunGuard {
     const adder = job.by ?? job.runId;
     const added = adder === job.runId ? run : await this.lookup(adder);
     if (added.family !== family) return `did not add this job: its claimed adder ${adder} is no ${family} run`;
-    if (added.jobKey === null) return job.seal === undefined ? null : `did not add this job: run ${adder} seals none`;
-    if (!sealMatches(added.jobKey, jobId, job.seal)) return `did not add this job: its seal is not run ${adder}'s`;
+    // A run made before seals has none to match, and its jobs carry none.
+    const sealed = added.jobKey === null ? job.seal === undefined : sealMatches(added.jobKey, jobId, job.seal);
+    if (!sealed) return `did not add this job: its seal is not run ${adder}'s`;
     if (adder !== job.runId && !(await this.runs.follows(family, job.runId, jobId))) return `does not follow this job of run ${adder}`;
     return null;
   }
