@@ -32,6 +32,19 @@ function lotProblem(row: VerifyRow): string {
   return `lot costBasisPerUnit ${text(row.driftedCost!)} but averageCostBasis is ${text(row.averageCostBasis)}`;
 }
 
+/** What an investment's lots hold, as `l.held` (NULL without lots), by one index lookup per investment (alias i). */
+const heldSql = Prisma.sql`LEFT JOIN LATERAL (SELECT sum(t."remainingQuantity") AS held FROM "TaxLot" t WHERE t."investmentId" = i.id) l ON true`;
+
+/** The investment (alias i) has logged writes not yet applied to its lots. */
+const loggedSql = Prisma.sql`EXISTS (SELECT 1 FROM "FleetLotChange" c WHERE c."investmentId" = i.id)`;
+
+/** Lots out of step with the position, and no logged write to say why (under heldSql). */
+const unloggedDriftSql = Prisma.sql`l.held <> i."totalQuantity" AND NOT ${loggedSql}`;
+
+/** A keyset page of the investments the log names, in id order after `after`. */
+const loggedPageSql = (after: string, limit: number) =>
+  Prisma.sql`SELECT DISTINCT "investmentId" AS id FROM "FleetLotChange" WHERE "investmentId" > ${after} ORDER BY 1 LIMIT ${limit}`;
+
 /** An investment as locked by a job: its position, and the columns its constraints judge. */
 type LockedPosition = Row & Position & { id: string };
 
@@ -318,12 +331,7 @@ async function auditLots(prisma: PrismaClient): Promise<AuditFinding[]> {
     tally.set(check, entry);
   };
   for (let after = ''; ;) {
-    const ids = (
-      await sqlRows<{ id: string }>(
-        prisma,
-        Prisma.sql`SELECT DISTINCT "investmentId" AS id FROM "FleetLotChange" WHERE "investmentId" > ${after} ORDER BY 1 LIMIT ${AUDIT_PAGE}`,
-      )
-    ).map((row) => row.id);
+    const ids = (await sqlRows<{ id: string }>(prisma, loggedPageSql(after, AUDIT_PAGE))).map((row) => row.id);
     if (ids.length === 0) break;
     after = ids[ids.length - 1]!;
     const positions = await pool.query<LockedPosition>(Prisma.sql`
@@ -350,10 +358,9 @@ async function auditLots(prisma: PrismaClient): Promise<AuditFinding[]> {
     prisma,
     Prisma.sql`
     SELECT count(*) FILTER (WHERE l.held IS NULL)::text AS "noLots",
-           count(*) FILTER (WHERE l.held <> i."totalQuantity"
-                              AND NOT EXISTS (SELECT 1 FROM "FleetLotChange" c WHERE c."investmentId" = i.id))::text AS unlogged
+           count(*) FILTER (WHERE ${unloggedDriftSql})::text AS unlogged
       FROM "Investment" i
-      LEFT JOIN LATERAL (SELECT sum(t."remainingQuantity") AS held FROM "TaxLot" t WHERE t."investmentId" = i.id) l ON true`,
+      ${heldSql}`,
   );
   const sampleOf = async (where: Prisma.Sql) =>
     (
@@ -361,7 +368,7 @@ async function auditLots(prisma: PrismaClient): Promise<AuditFinding[]> {
         prisma,
         Prisma.sql`
         SELECT i.id FROM "Investment" i
-          LEFT JOIN LATERAL (SELECT sum(t."remainingQuantity") AS held FROM "TaxLot" t WHERE t."investmentId" = i.id) l ON true
+          ${heldSql}
          WHERE ${where} ORDER BY i.id LIMIT ${AUDIT_SAMPLE}`,
       )
     ).map((row) => row.id);
@@ -377,10 +384,7 @@ async function auditLots(prisma: PrismaClient): Promise<AuditFinding[]> {
     {
       check: CHECKS.unlogged,
       count: Number(scan!.unlogged),
-      sample:
-        Number(scan!.unlogged) > 0
-          ? await sampleOf(Prisma.sql`l.held <> i."totalQuantity" AND NOT EXISTS (SELECT 1 FROM "FleetLotChange" c WHERE c."investmentId" = i.id)`)
-          : [],
+      sample: Number(scan!.unlogged) > 0 ? await sampleOf(unloggedDriftSql) : [],
     },
     { check: CHECKS.unrecorded, count: disposals.length, sample: disposals },
   ];
@@ -455,15 +459,15 @@ export const lotsFamily: JobFamily = {
       prisma,
       scope.kind === 'changed'
         ? // Driven by the log, so that a catch-up where nothing changed reads nothing.
-          Prisma.sql`SELECT DISTINCT "investmentId" AS id FROM "FleetLotChange" WHERE "investmentId" > ${after} ORDER BY 1 LIMIT ${limit}`
+          loggedPageSql(after, limit)
         : Prisma.sql`
       SELECT i.id FROM "Investment" i JOIN "Portfolio" p ON p.id = i."portfolioId"
         -- One index lookup per investment: written as NOT EXISTS ... OR a
         -- sum, the planner hashed a scan of every lot into each page.
-        LEFT JOIN LATERAL (SELECT sum(t."remainingQuantity") AS held FROM "TaxLot" t WHERE t."investmentId" = i.id) l ON true
+        ${heldSql}
        WHERE i.id > ${after} AND ${investmentScopeSql(scope)}
          AND (l.held IS NULL OR i."totalQuantity" <> l.held
-              OR EXISTS (SELECT 1 FROM "FleetLotChange" c WHERE c."investmentId" = i.id))
+              OR ${loggedSql})
        ORDER BY i.id LIMIT ${limit}`,
     );
     return rows.map((row) => row.id);
