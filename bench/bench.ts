@@ -20,7 +20,7 @@ import { Redis } from 'ioredis';
 import pg from 'pg';
 import { heapLimitFlags } from '../bin/heap-limit.js';
 import { parseRate } from '../src/config/rate.js';
-import { PROJECT_ROOT } from '../src/db/migrations.js';
+import { PROJECT_ROOT } from '../src/project-root.js';
 import { createPrisma, type PrismaClient } from '../src/db/prisma.js';
 import { lotsFamily } from '../src/families/lots.js';
 import { openFleet } from '../src/fleet/context.js';

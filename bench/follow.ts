@@ -18,7 +18,7 @@ import { Redis } from 'ioredis';
 import pg from 'pg';
 import { parseDuration } from '../src/config/duration.js';
 import { parseRate } from '../src/config/rate.js';
-import { PROJECT_ROOT } from '../src/db/migrations.js';
+import { PROJECT_ROOT } from '../src/project-root.js';
 import { createPrisma } from '../src/db/prisma.js';
 import { lotsFamily } from '../src/families/lots.js';
 import { openFleet } from '../src/fleet/context.js';

@@ -1,7 +1,11 @@
+import { durationText } from '../src/config/duration.js';
 import type { RunAction } from '../src/fleet/run-control.js';
 import { movingRate, type ProgressSample } from '../src/fleet/run-progress.js';
 import type { RunView } from '../src/fleet/runs.js';
 import { firingText, type ScheduleFiring } from '../src/fleet/schedules.js';
+
+/** How often the page's script fetches the runs again, in seconds. */
+const LIVE_EVERY_S = 5;
 
 /** A scheduler as the runs page lists it. */
 export interface ScheduleRow {
@@ -13,6 +17,9 @@ export interface ScheduleRow {
 }
 
 const escape = (text: string) => text.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
+
+/** A count with thousands separators: 100,000 reads at a glance, 100000 does not. */
+const count = (n: number) => n.toLocaleString('en-US');
 
 function scopeText(scope: RunView['scope']): string {
   switch (scope.kind) {
@@ -30,7 +37,7 @@ function scopeText(scope: RunView['scope']): string {
  * Jobs per second between consecutive samples, as a small inline chart: no
  * script, no build step, nothing fetched.
  */
-export function throughputChart(samples: ProgressSample[], width = 160, height = 32): string {
+export function throughputChart(samples: ProgressSample[], width = 100, height = 24): string {
   const points = samples.slice(1).map((sample, i) => ({
     at: sample.at,
     rate: Math.max(0, sample.done - samples[i]!.done) / Math.max(0.001, (sample.at - samples[i]!.at) / 1000),
@@ -58,77 +65,137 @@ function controls(run: RunView): string {
     .join('');
 }
 
+/** A moment as "3 min ago" (or "in 3 min"), with the exact UTC time on hover. */
+function momentText(at: Date, now: number): string {
+  const exact = at
+    .toISOString()
+    .replace('T', ' ')
+    .replace(/\.\d+Z$/, ' UTC');
+  const span = durationText(Math.abs(now - at.getTime()), 1);
+  return `<time datetime="${at.toISOString()}" title="${exact}">${at.getTime() > now ? `in ${span}` : `${span} ago`}</time>`;
+}
+
+export interface RunsPageOptions {
+  /** Where bull-board is mounted. */
+  boardPath: string;
+  /** Shows pause, resume and cancel (the server refuses them to the read-only account anyway). */
+  canControl: boolean;
+  /** Why a family's workers hold back, by family. */
+  throttled?: Record<string, string>;
+  /** Progress samples of the runs still going, by run id. */
+  progress?: Map<string, ProgressSample[]>;
+  schedules?: ScheduleRow[];
+  /** The time the page is drawn at. Default now. */
+  now?: number;
+}
+
+function runRow(run: RunView, options: RunsPageOptions, now: number): string {
+  const queueLink = (status?: string) => `${escape(options.boardPath)}/queue/${encodeURIComponent(run.family)}${status ? `?status=${status}` : ''}`;
+  const done = run.completed + run.skipped + run.failed;
+  const elapsedMs = Math.max(0, (run.finishedAt?.getTime() ?? now) - run.startedAt.getTime());
+  const samples = run.finishedAt ? [] : (options.progress?.get(run.id) ?? []);
+  // A running run's rate is its last minute's, so that a stall or a pause shows; an ended run's is its average.
+  const moving = run.finishedAt ? null : movingRate(samples, { at: now, done });
+  const rate = moving ?? (elapsedMs > 0 ? (1_000 * done) / elapsedMs : 0);
+  const throttle = !run.finishedAt && options.throttled?.[run.family];
+  let progress: string;
+  if (run.enqueued && run.total === 0) progress = '<span class="muted">nothing to do</span>';
+  else {
+    // A run still being enqueued has a total that grows: nothing to be 100% of yet.
+    const percent = run.total === 0 ? 0 : Math.floor((100 * done) / run.total);
+    progress = `<progress max="100" value="${percent}"></progress> ${percent}% <span class="muted">${count(done)}/${count(run.total)}${run.enqueued ? '' : '+'}</span>`;
+  }
+  if (throttle) progress += `<div class="throttle">throttled: ${escape(throttle)}</div>`;
+  let time = '';
+  if (run.finishedAt) time = `took ${durationText(elapsedMs)}`;
+  else if (run.enqueued && rate > 0) {
+    const seconds = Math.ceil((run.total - done) / rate);
+    time = `<span class="eta" data-seconds="${seconds}" title="time left at the current rate">${durationText(seconds * 1_000)} left</span>`;
+  }
+  const details = [
+    ['scope', escape(scopeText(run.scope))],
+    ['origin', escape(run.origin ?? '')],
+    ['total', `${count(run.total)}${run.enqueued ? '' : '+'}`],
+    ['completed', count(run.completed)],
+    ['skipped', count(run.skipped)],
+    ['started', momentText(run.startedAt, now)],
+    ['finished', run.finishedAt ? momentText(run.finishedAt, now) : ''],
+    ['duration', durationText(elapsedMs)],
+  ]
+    .map(([name, value]) => `<dt>${name}</dt><dd class="${name}">${value}</dd>`)
+    .join('');
+  const failedLink = run.failed > 0 ? ` <a href="${queueLink('failed')}">reasons</a>` : '';
+  return `<tr class="run" id="${escape(run.id)}" data-run="${escape(run.id)}">
+  <td class="run-id"><code title="${escape(run.id)}">${escape(run.id.slice(-6))}</code><button type="button" class="copy" data-copy="${escape(run.id)}" title="copy the run id">copy</button></td>
+  <td><a href="${queueLink()}">${escape(run.family)}</a></td><td class="status status-${escape(run.status.toLowerCase())}">${escape(run.status)}</td>
+  <td class="progress">${progress}</td>
+  <td class="num rate wide" title="${moving === null ? 'average since the start' : 'over the last minute'}"><span class="rate-value">${rate < 10 ? rate.toFixed(1) : Math.round(rate)}/s</span>${throughputChart(samples)}</td>
+  <td class="num time">${time}</td>
+  <td class="num failed-count${run.failed > 0 ? ' failed' : ''}" data-label="failed">${count(run.failed)}${failedLink}</td>
+  <td class="started wide">${momentText(run.startedAt, now)}</td>
+  <td class="wide"><details><summary>more</summary><dl>${details}</dl></details></td>${options.canControl ? `<td class="controls">${controls(run)}</td>` : ''}</tr>`;
+}
+
+/**
+ * What the runs page shows and `/runs/live` serves alone, for the page's
+ * script to bring up to date in place.
+ */
+export function runsContent(runs: RunView[], options: RunsPageOptions): string {
+  const now = options.now ?? Date.now();
+  const columns = 9 + (options.canControl ? 1 : 0);
+  const rows = runs.map((run) => runRow(run, options, now)).join('\n');
+  return `<table id="runs"><thead><tr><th>run</th><th>family</th><th>status</th><th>progress</th><th class="num wide">rate</th><th class="num">ETA / took</th><th class="num">failed</th><th class="wide">started</th><th class="wide"></th>${
+    options.canControl ? '<th></th>' : ''
+  }</tr></thead>
+<tbody>
+${rows || `<tr id="no-runs"><td colspan="${columns}">no runs yet</td></tr>`}
+</tbody></table>
+${schedulesTable(options.schedules ?? [], now)}`;
+}
+
 /**
  * The runs as a whole: what an operator wants to see of a migration, beside
- * the per-job view of bull-board. `canControl` shows pause, resume and
- * cancel (the server refuses them to the read-only account anyway).
+ * the per-job view of bull-board. Its script brings it up to date every few
+ * seconds without reloading it (a scroll position and a selection stay).
  */
-export function runsPage(
-  runs: RunView[],
-  options: {
-    boardPath: string;
-    canControl: boolean;
-    throttled?: Record<string, string>;
-    /** Progress samples of the runs still going, by run id. */
-    progress?: Map<string, ProgressSample[]>;
-    schedules?: ScheduleRow[];
-  },
-): string {
-  const { boardPath, canControl } = options;
-  const throttled = options.throttled ?? {};
-  const now = Date.now();
-  const queueLink = (family: string, status?: string) => `${escape(boardPath)}/queue/${encodeURIComponent(family)}${status ? `?status=${status}` : ''}`;
-  const rows = runs
-    .map((run) => {
-      const done = run.completed + run.skipped + run.failed;
-      // A run still being enqueued has a total that grows: nothing to be 100% of yet.
-      const percent = run.total === 0 ? (run.enqueued ? 100 : 0) : Math.floor((100 * done) / run.total);
-      const elapsedS = Math.max(0, ((run.finishedAt?.getTime() ?? now) - run.startedAt.getTime()) / 1000);
-      const samples = run.finishedAt ? [] : (options.progress?.get(run.id) ?? []);
-      // A running run's rate is its last minute's, so that a stall or a pause shows; an ended run's is its average.
-      const moving = run.finishedAt ? null : movingRate(samples, { at: now, done });
-      const rate = moving ?? (elapsedS > 0 ? done / elapsedS : 0);
-      const eta = !run.finishedAt && run.enqueued && rate > 0 ? `${Math.ceil((run.total - done) / rate)} s` : '';
-      const failedLink = run.failed > 0 ? ` <a href="${queueLink(run.family, 'failed')}">reasons</a>` : '';
-      return `<tr class="run" data-run="${escape(run.id)}">
-  <td><code>${escape(run.id)}</code></td><td><a href="${queueLink(run.family)}">${escape(run.family)}</a></td><td>${escape(scopeText(run.scope))}</td><td class="origin">${escape(run.origin ?? '')}</td>
-  <td>${escape(run.startedAt.toISOString())}</td><td class="status status-${escape(run.status.toLowerCase())}">${escape(run.status)}</td>
-  <td><progress max="100" value="${percent}"></progress> ${percent}%${
-    !run.finishedAt && throttled[run.family] ? `<div class="throttle">throttled: ${escape(throttled[run.family]!)}</div>` : ''
-  }</td>
-  <td class="num">${run.total}${run.enqueued ? '' : '+'}</td><td class="num">${run.completed}</td><td class="num">${run.skipped}</td><td class="num failed">${run.failed}${failedLink}</td>
-  <td class="num">${Math.round(elapsedS)} s</td><td class="num rate" title="${moving === null ? 'average since the start' : 'over the last minute'}"><span class="rate-value">${rate < 10 ? rate.toFixed(1) : Math.round(rate)}/s</span>${throughputChart(samples)}</td><td class="num eta">${eta}</td>
-  <td>${run.finishedAt ? escape(run.finishedAt.toISOString()) : ''}</td>${canControl ? `<td class="controls">${controls(run)}</td>` : ''}</tr>`;
-    })
-    .join('\n');
+export function runsPage(runs: RunView[], options: RunsPageOptions): string {
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>tys runs</title>
-<meta http-equiv="refresh" content="5">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<noscript><meta http-equiv="refresh" content="${LIVE_EVERY_S}"></noscript>
+<script src="runs/live.js" defer></script>
 <style>
-body { font-family: system-ui, sans-serif; margin: 2rem; color: #222; }
-table { border-collapse: collapse; width: 100%; } th, td { padding: .4rem .6rem; border-bottom: 1px solid #ddd; text-align: left; }
-td.num { text-align: right; } svg.chart { display: block; margin-left: auto; } td.controls form { display: inline; margin-right: .3rem; } .throttle { color: #a60; font-size: .85em; } .failed { color: #b00; } .status-completed { color: #070; } .status-failed, .status-interrupted { color: #b00; }
+body { font-family: system-ui, sans-serif; margin: 1rem 1.25rem; color: #222; }
+table { border-collapse: collapse; width: 100%; font-size: .92rem; } th, td { padding: .3rem .45rem; border-bottom: 1px solid #ddd; text-align: left; vertical-align: top; white-space: nowrap; }
+.num { text-align: right; } progress { width: 5rem; vertical-align: middle; } svg.chart { display: block; margin-left: auto; }
+button.copy { font-size: .75em; margin-left: .3rem; } td.controls { white-space: normal; } td.controls form { display: inline-block; margin: 0 .25rem .15rem 0; }
+details dl { display: grid; grid-template-columns: auto auto; gap: .1rem .6rem; margin: .3rem 0 0; } details dd { margin: 0; }
+.throttle { color: #a60; font-size: .85em; white-space: normal; } .muted, #updated { color: #666; }
+.failed { color: #b00; font-weight: 600; } .status-completed { color: #070; } .status-failed, .status-interrupted { color: #b00; }
+/* A phone: each row a card of the cells that matter. */
+@media (max-width: 800px) { body { margin: .5rem; } .wide, button.copy, thead { display: none; } table, tbody { display: block; }
+  tr { display: flex; flex-wrap: wrap; gap: .2rem .7rem; padding: .45rem 0; border-bottom: 1px solid #ddd; } td { display: block; border: none; padding: 0; white-space: normal; }
+  td[data-label]::before { content: attr(data-label) " "; color: #666; } }
 </style></head>
-<body><h1>Runs</h1><p><a href="${escape(boardPath)}">Queues and jobs</a> · refreshes every 5 s · <a href="api/runs">JSON</a></p>
-<table><thead><tr><th>run</th><th>family</th><th>scope</th><th>origin</th><th>started</th><th>status</th><th>progress</th>
-<th>total</th><th>completed</th><th>skipped</th><th>failed</th><th>duration</th><th>rate</th><th>ETA</th><th>finished</th>${canControl ? '<th></th>' : ''}</tr></thead>
-<tbody>
-${rows || '<tr><td colspan="15">no runs yet</td></tr>'}
-</tbody></table>
-${schedulesTable(options.schedules ?? [])}</body></html>`;
+<body><h1>Runs</h1><p><a href="${escape(options.boardPath)}">Queues and jobs</a> · <a href="api/runs">JSON</a> · <span id="updated">updated every ${LIVE_EVERY_S} s</span></p>
+<main id="live" data-every-ms="${LIVE_EVERY_S * 1_000}">
+${runsContent(runs, options)}
+</main></body></html>`;
 }
 
 /** The installed schedulers and what each last firing did: a firing that found nothing keeps no run. */
-function schedulesTable(schedules: ScheduleRow[]): string {
+function schedulesTable(schedules: ScheduleRow[], now: number): string {
   if (schedules.length === 0) return '';
   const rows = schedules
     .map(
-      (s) => `<tr class="schedule" data-schedule="${escape(s.name)}"><td>${escape(s.name)}</td><td>${escape(s.family)}</td><td>${escape(s.when)}</td>
-  <td>${s.next ? escape(s.next.toISOString()) : ''}</td><td class="last-firing">${escape(firingText(s.lastFiring))}</td></tr>`,
+      (
+        s,
+      ) => `<tr class="schedule" id="schedule-${escape(s.name)}" data-schedule="${escape(s.name)}"><td>${escape(s.name)}</td><td>${escape(s.family)}</td><td>${escape(s.when)}</td>
+  <td>${s.next ? momentText(s.next, now) : ''}</td><td class="last-firing">${escape(firingText(s.lastFiring))}</td></tr>`,
     )
     .join('\n');
   return `<h2>Schedules</h2>
-<table><thead><tr><th>scheduler</th><th>family</th><th>when</th><th>next</th><th>last firing</th></tr></thead>
+<table id="schedules"><thead><tr><th>scheduler</th><th>family</th><th>when</th><th>next</th><th>last firing</th></tr></thead>
 <tbody>
 ${rows}
 </tbody></table>`;

@@ -2,6 +2,7 @@ import type { FleetConfig } from '../src/config/env.js';
 import { ConfigError } from '../src/config/settings.js';
 import type { JobFamily } from '../src/fleet/family.js';
 import { createLogger } from '../src/log.js';
+import { untilStopRequested } from '../src/process-stop.js';
 import { createDashboard, listen } from './server.js';
 import type { DashboardSettings } from './settings.js';
 
@@ -12,12 +13,13 @@ export interface ServeOptions {
   announce(line: string): void;
 }
 
-/** Serves the dashboard until SIGTERM or SIGINT, then closes it. */
+/** Serves the dashboard until SIGTERM, SIGINT or the end of its parent process, then closes it. */
 export async function serveDashboard(config: FleetConfig, families: readonly JobFamily[], settings: DashboardSettings, options: ServeOptions): Promise<void> {
   const { accounts } = settings;
   if (!options.insecure && accounts.length === 0) {
     throw new ConfigError('set DASHBOARD_USER and DASHBOARD_PASSWORD (or, from the CLI, pass --insecure to serve 127.0.0.1 only, without authentication)');
   }
+  const stopping = untilStopRequested();
   const host = options.insecure ? '127.0.0.1' : settings.host;
   const log = createLogger('tys-dashboard');
   const dashboard = await createDashboard({ ...settings, config, families, accounts: options.insecure ? [] : accounts, insecure: options.insecure, log });
@@ -28,10 +30,11 @@ export async function serveDashboard(config: FleetConfig, families: readonly Job
     `dashboard on http://${host}:${port}/ ${options.insecure ? '(INSECURE: no authentication, local only)' : `(${accounts.length} account(s))`}`,
   );
   log.info({ host, port, insecure: Boolean(options.insecure) }, 'dashboard listening');
-  await new Promise<void>((resolve) => {
-    process.once('SIGTERM', resolve);
-    process.once('SIGINT', resolve);
-  });
-  await new Promise<void>((resolve) => server.close(() => resolve()));
+  const reason = await stopping;
+  log.info({ signal: reason }, 'dashboard stopping');
+  // Open keep-alive connections (a browser's) would hold close() for minutes.
+  const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+  server.closeAllConnections();
+  await closed;
   await dashboard.close();
 }

@@ -1,3 +1,5 @@
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
 import type { Server } from 'node:http';
 import { createBullBoard } from '@bull-board/api';
 import { BullMQAdapter } from '@bull-board/api/bullMQAdapter';
@@ -7,11 +9,12 @@ import express, { type NextFunction, type Request, type Response } from 'express
 import type { Logger } from 'pino';
 import type { FleetConfig } from '../src/config/env.js';
 import { requireDatabase } from '../src/db/sql.js';
+import { PROJECT_ROOT } from '../src/project-root.js';
 import { openFleet } from '../src/fleet/context.js';
 import type { JobFamily } from '../src/fleet/family.js';
 import { FleetMetrics } from '../src/fleet/metrics.js';
 import { controlRun, RunControlError, type RunAction } from '../src/fleet/run-control.js';
-import { RUN_ID_PATTERN } from '../src/fleet/runs.js';
+import { RUN_ID_PATTERN, type RunView } from '../src/fleet/runs.js';
 import type { JobData } from '../src/fleet/family.js';
 import { AUXILIARY_QUEUES, SCHEDULES_QUEUE } from '../src/fleet/queues.js';
 import { RunProgress } from '../src/fleet/run-progress.js';
@@ -22,7 +25,7 @@ import { basicAuth, readOnlyGuard, type Account } from './auth.js';
 import { AuditWatch } from './audit-watch.js';
 import { createMetricsRegistry } from './metrics.js';
 import { loopbackHostOnly, sameOriginWrites } from './origin.js';
-import { runsPage, type ScheduleRow } from './runs-page.js';
+import { runsContent, runsPage, type RunsPageOptions, type ScheduleRow } from './runs-page.js';
 import { MIN_METRICS_TOKEN_LENGTH } from './settings.js';
 
 export interface DashboardOptions {
@@ -54,6 +57,8 @@ export interface Dashboard {
 }
 
 const BOARD_PATH = '/board';
+/** The runs page's one script, read once: the page's own, served from here (the policy allows no inline script). */
+const RUNS_LIVE_SCRIPT = readFileSync(path.join(PROJECT_ROOT, 'dashboard', 'public', 'runs-live.js'), 'utf8');
 const RUN_ACTIONS: RunAction[] = ['pause', 'resume', 'cancel', 'retry'];
 
 function securityHeaders(https: boolean) {
@@ -183,25 +188,30 @@ export async function createDashboard(options: DashboardOptions): Promise<Dashbo
       next(error);
     }
   });
+  const runsView = async (req: Request): Promise<[RunView[], RunsPageOptions]> => {
+    const throttled = await throttleReasons(redis, layout.shared, [...familyQueues.keys()]);
+    const list = await runs.list({ limit: 50 });
+    const running = list.filter((run) => !run.finishedAt);
+    const progress = new Map(await Promise.all(running.map(async (run) => [run.id, await runProgress.read(run.id)] as const)));
+    const schedules = await scheduleRows(queues.get(SCHEDULES_QUEUE)!);
+    return [list, { boardPath: BOARD_PATH, canControl: req.role === 'admin', throttled, progress, schedules }];
+  };
   app.get('/runs', async (req, res, next) => {
     try {
-      const throttled = await throttleReasons(redis, layout.shared, [...familyQueues.keys()]);
-      const list = await runs.list({ limit: 50 });
-      const running = list.filter((run) => !run.finishedAt);
-      const progress = new Map(await Promise.all(running.map(async (run) => [run.id, await runProgress.read(run.id)] as const)));
-      res.type('html').send(
-        runsPage(list, {
-          boardPath: BOARD_PATH,
-          canControl: req.role === 'admin',
-          throttled,
-          progress,
-          schedules: await scheduleRows(queues.get(SCHEDULES_QUEUE)!),
-        }),
-      );
+      res.type('html').send(runsPage(...(await runsView(req))));
     } catch (error) {
       next(error);
     }
   });
+  // What the page's script fetches to bring the page up to date in place.
+  app.get('/runs/live', async (req, res, next) => {
+    try {
+      res.type('html').send(runsContent(...(await runsView(req))));
+    } catch (error) {
+      next(error);
+    }
+  });
+  app.get('/runs/live.js', (_req, res) => res.type('text/javascript').send(RUNS_LIVE_SCRIPT));
   // The runs page's buttons: plain form posts, answered with the page again.
   app.post('/runs/:runId/:action', readOnlyGuard, async (req, res, next) => {
     const { runId, action } = req.params as { runId: string; action: string };

@@ -273,6 +273,21 @@ describe('tys CLI', () => {
     expect(again.code).toBe(2);
     expect(again.stderr.trim()).toBe(`error: tys retry: run ${runId} is COMPLETED: only a FAILED run has failed jobs to retry`);
 
+    // The family table lines up whatever the names; a finished run says how long it took, not an ETA.
+    const table = await runTys(['status'], env);
+    expect(table.code).toBe(0);
+    const lines = table.stdout.split('\n');
+    const header = lines.find((line) => line.startsWith('family'))!;
+    const rightEdges = (line: string) => [...line.matchAll(/\S+/g)].map((m) => m.index + m[0].length);
+    for (const family of families) {
+      const row = lines.find((line) => line.startsWith(`${family.name} `));
+      expect(row, family.name).toBeDefined();
+      expect(rightEdges(row!).slice(1), family.name).toEqual(rightEdges(header).slice(1));
+    }
+    const finished = lines.find((line) => line.startsWith(runId))!;
+    expect(finished).toMatch(/ COMPLETED +started .*, took \d+ (s|min)/);
+    expect(finished).not.toMatch(/ETA/);
+
     const fixed = await runTys(['verify', 'lots'], env);
     expect(fixed.stdout).toMatch(/verify lots: OK, 500 rows checked/);
     expect(fixed.code).toBe(0);

@@ -2,7 +2,7 @@ import { getPriority } from 'node:os';
 import { spawn } from 'node:child_process';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { PROJECT_ROOT } from '../src/db/migrations.js';
+import { PROJECT_ROOT } from '../src/project-root.js';
 import { seedMvp } from '../src/demo/seed.js';
 import { createTestDatabase, type TestDatabase } from './support/databases.js';
 import { testFleet } from './support/fleet.js';

@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { familiesMarkdown } from '../src/cli/families-command.js';
-import { PROJECT_ROOT } from '../src/db/migrations.js';
+import { PROJECT_ROOT } from '../src/project-root.js';
 import { seedMvp } from '../src/demo/seed.js';
 import { auditRecord } from '../src/fleet/audit.js';
 import { DEFAULT_FAMILY_OPTIONS, eachItem, type JobFamily } from '../src/fleet/family.js';

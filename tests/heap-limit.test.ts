@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { enqueueHeapLimitMb, heapLimitFlags } from '../bin/heap-limit.js';
-import { PROJECT_ROOT } from '../src/db/migrations.js';
+import { PROJECT_ROOT } from '../src/project-root.js';
 import { seedMvp } from '../src/demo/seed.js';
 import { createTestDatabase, type TestDatabase } from './support/databases.js';
 import { testFleet } from './support/fleet.js';

@@ -1,7 +1,7 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { PROJECT_ROOT } from '../src/db/migrations.js';
+import { PROJECT_ROOT } from '../src/project-root.js';
 
 /**
  * The layers, lowest first: a module may import its own layer or a lower
@@ -9,8 +9,8 @@ import { PROJECT_ROOT } from '../src/db/migrations.js';
  * to the entry points that hand them in).
  */
 const LAYERS: [number, RegExp][] = [
-  [0, /^src\/(config|deps|redis|generated)\/|^src\/log\.ts$/],
-  [1, /^src\/db\/|^src\/process-(exit|priority)\.ts$/],
+  [0, /^src\/(config|deps|redis|generated)\/|^src\/(log|project-root)\.ts$/],
+  [1, /^src\/db\/|^src\/process-(exit|priority|stop)\.ts$/],
   [2, /^src\/(fleet|demo)\//],
   [3, /^src\/market\//],
   [4, /^src\/families\//],

@@ -3,7 +3,8 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { listMigrationFiles, MIGRATIONS_DIR, PROJECT_ROOT } from '../src/db/migrations.js';
+import { listMigrationFiles, MIGRATIONS_DIR } from '../src/db/migrations.js';
+import { PROJECT_ROOT } from '../src/project-root.js';
 
 const SQUAWK = path.join(PROJECT_ROOT, 'node_modules', '.bin', 'squawk');
 

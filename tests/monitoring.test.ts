@@ -4,7 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, describe, expect, it } from 'vitest';
-import { PROJECT_ROOT } from '../src/db/migrations.js';
+import { PROJECT_ROOT } from '../src/project-root.js';
 import { seedMvp } from '../src/demo/seed.js';
 import { newRunId } from '../src/fleet/runs.js';
 import { createTestDatabase, type TestDatabase } from './support/databases.js';

@@ -3,7 +3,8 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { deployMigrations, listMigrationFiles, migrationStatus, PROJECT_ROOT, revertMigrations } from '../src/db/migrations.js';
+import { deployMigrations, listMigrationFiles, migrationStatus, revertMigrations } from '../src/db/migrations.js';
+import { PROJECT_ROOT } from '../src/project-root.js';
 import { createPrisma, Prisma } from '../src/db/prisma.js';
 import { createTestDatabase, type TestDatabase } from './support/databases.js';
 

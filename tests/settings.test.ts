@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { durationText } from '../src/config/duration.js';
 import { loadConfig } from '../src/config/env.js';
 import { loadMarketConfig } from '../src/config/market.js';
 import { ConfigError, integer, readSettings, refine, textSetting, url, verbatim } from '../src/config/settings.js';
@@ -53,5 +54,21 @@ describe('settings read from the environment', () => {
     expect(() => loadMarketConfig({ MARKET_DATA_QUOTA_RESET: 'soon' })).toThrow(
       /^MARKET_DATA_QUOTA_RESET must be utc-midnight or a duration like 24h, got "soon"$/,
     );
+  });
+});
+
+describe('durationText', () => {
+  it.each([
+    [0, 1, '0 s'],
+    [999, 2, '0 s'],
+    [45_000, 2, '45 s'],
+    [192_000, 2, '3 min 12 s'],
+    [192_000, 1, '3 min'],
+    [7_200_000, 2, '2 h'],
+    [7_500_000, 2, '2 h 5 min'],
+    [90_061_000, 2, '1 d 1 h'],
+    [-5_000, 2, '0 s'],
+  ])('says %i ms in %i unit(s) as "%s"', (ms, parts, text) => {
+    expect(durationText(ms, parts)).toBe(text);
   });
 });

@@ -3,7 +3,7 @@ import { spawn } from 'node:child_process';
 import { Worker } from 'bullmq';
 import { Redis } from 'ioredis';
 import { afterAll, beforeEach, describe, expect, it } from 'vitest';
-import { PROJECT_ROOT } from '../src/db/migrations.js';
+import { PROJECT_ROOT } from '../src/project-root.js';
 import { openFleet } from '../src/fleet/context.js';
 import { enqueue } from '../src/fleet/producer.js';
 import { newRunId } from '../src/fleet/runs.js';
@@ -192,22 +192,26 @@ describe('--wait, status and stopping workers', () => {
     expect(await db.prisma.fleetRun.findUniqueOrThrow({ where: { id: unsealed } })).toMatchObject({ status: 'INTERRUPTED' });
   });
 
-  it('a worker started the README way (npx tys worker &, then kill $!) stops cleanly, leaving no process behind', async () => {
+  /**
+   * `npx tys ARGS &` from a shell, as the README starts the long-running
+   * commands; resolves once the process logs `ready`, with npx's pid and the
+   * pid of the node process that logged it.
+   */
+  async function startedTheReadmeWay(args: string, ready: string, extraEnv: NodeJS.ProcessEnv = {}) {
     const shell = killOnExit(
-      spawn('bash', ['-c', 'npx tys worker --families lots & echo "npx=$!"; wait'], {
-        env: fleetEnv(fleet.config, { TYS_LOG_LEVEL: 'info' }),
+      spawn('bash', ['-c', `npx tys ${args} & echo "npx=$!"; wait`], {
+        env: fleetEnv(fleet.config, { TYS_LOG_LEVEL: 'info', ...extraEnv }),
         cwd: PROJECT_ROOT,
       }),
     );
     let output = '';
     shell.stdout.on('data', (chunk) => (output += chunk));
     shell.stderr.on('data', (chunk) => (output += chunk));
-    await until('the worker to start', () => output.includes('"msg":"workers started"'), 60_000);
+    await until(`tys ${args} to start`, () => output.includes(`"msg":"${ready}"`), 60_000);
     const npx = Number(/npx=(\d+)/.exec(output)![1]);
-    const worker = Number(/"pid":(\d+).*"msg":"workers started"/.exec(output)![1]);
-    expect(worker).not.toBe(npx);
-    process.kill(npx, 'SIGTERM');
-    const alive = (pid: number) => {
+    const pid = Number(new RegExp(`"pid":(\\d+).*"msg":"${ready}"`).exec(output)![1]);
+    expect(pid).not.toBe(npx);
+    const alive = () => {
       try {
         process.kill(pid, 0);
         return true;
@@ -215,8 +219,27 @@ describe('--wait, status and stopping workers', () => {
         return false;
       }
     };
-    await until('the worker process to exit', () => !alive(worker), 30_000);
-    expect(output).toMatch(/"signal":"parent process exited".*"msg":"shutting down: finishing active jobs"/);
-    expect(output).toMatch(/"msg":"workers stopped"/);
+    return { npx, alive, output: () => output };
+  }
+
+  it('a worker started the README way (npx tys worker &, then kill $!) stops cleanly, leaving no process behind', async () => {
+    const worker = await startedTheReadmeWay('worker --families lots', 'workers started');
+    process.kill(worker.npx, 'SIGTERM');
+    await until('the worker process to exit', () => !worker.alive(), 30_000);
+    expect(worker.output()).toMatch(/"signal":"parent process exited".*"msg":"shutting down: finishing active jobs"/);
+    expect(worker.output()).toMatch(/"msg":"workers stopped"/);
+  });
+
+  it('a dashboard started the README way (npx tys dashboard &, then kill $!) stops with its parent instead of listening on, orphaned', async () => {
+    const dashboard = await startedTheReadmeWay('dashboard --host 127.0.0.1 --port 0', 'dashboard listening', {
+      DASHBOARD_USER: 'operator',
+      DASHBOARD_PASSWORD: 'correct horse battery',
+    });
+    const port = Number(/"port":(\d+).*"msg":"dashboard listening"/.exec(dashboard.output())![1]);
+    expect((await fetch(`http://127.0.0.1:${port}/healthz`)).status).toBe(200);
+    process.kill(dashboard.npx, 'SIGTERM');
+    await until('the dashboard process to exit', () => !dashboard.alive(), 30_000);
+    expect(dashboard.output()).toMatch(/"signal":"parent process exited".*"msg":"dashboard stopping"/);
+    await expect(fetch(`http://127.0.0.1:${port}/healthz`)).rejects.toThrow();
   });
 });

@@ -3,6 +3,7 @@ import { redisTarget, type FleetConfig } from '../src/config/env.js';
 import type { MarketConfig } from '../src/config/market.js';
 import { createLogger } from '../src/log.js';
 import { applyNiceness } from '../src/process-priority.js';
+import { untilStopRequested } from '../src/process-stop.js';
 import { openConnections, requireDatabase } from '../src/db/sql.js';
 import { redisAddress } from '../src/redis/connection.js';
 import { openFleet } from '../src/fleet/context.js';
@@ -50,19 +51,7 @@ export interface WorkerProcessOptions {
 export async function runWorkerProcess(config: FleetConfig, options: WorkerProcessOptions): Promise<void> {
   const log = createLogger('tys-worker');
   applyNiceness(config);
-  // Listening from the first moment: a signal that arrives while the process
-  // is still starting must also end in a clean shutdown, not a kill.
-  const stopRequested = new Promise<void>((resolve) => {
-    const stop = (signal: string) => {
-      log.info({ signal }, 'shutting down: finishing active jobs');
-      process.off('SIGTERM', stop);
-      process.off('SIGINT', stop);
-      resolve();
-    };
-    process.on('SIGTERM', stop);
-    process.on('SIGINT', stop);
-    watchParent(() => stop('parent process exited'));
-  });
+  const stopRequested = untilStopRequested().then((signal) => log.info({ signal }, 'shutting down: finishing active jobs'));
   const poolSize = options.poolSize ?? 20;
   const fleet = await openFleet(config, { role: 'worker', poolSize });
   const ready = fleet.ready(() => log.warn({ redis: redisAddress(redisTarget(config)) }, 'waiting for Redis'));
@@ -150,22 +139,4 @@ export async function runWorkerProcess(config: FleetConfig, options: WorkerProce
   clearTimeout(deadline);
   log.info('workers stopped');
   if (refused) throw refused;
-}
-
-/**
- * Calls `onOrphaned` once the process that started this one is gone. A
- * worker started through a wrapper (`npx tys worker &`, then `kill $!`)
- * gets no signal when the wrapper is killed: it is handed to init and would
- * go on taking jobs unseen. A worker started by init itself (a container's
- * first process) has nothing to watch.
- */
-function watchParent(onOrphaned: () => void, everyMs = 1_000): void {
-  const parent = process.ppid;
-  if (parent <= 1) return;
-  const timer = setInterval(() => {
-    if (process.ppid === parent) return;
-    clearInterval(timer);
-    onOrphaned();
-  }, everyMs);
-  timer.unref();
 }

@@ -1,3 +1,4 @@
+import { durationText } from '../config/duration.js';
 import type { RunCounters, RunStore } from '../fleet/runs.js';
 import type { CommandIo } from './command.js';
 
@@ -109,15 +110,19 @@ function pause(ms: number, signal: AbortSignal | undefined): Promise<void> {
   });
 }
 
-/** One line of progress; `ratePerSecond` null while there is no rate to tell yet. */
-export function progressLine(counters: RunCounters, ratePerSecond: number | null): string {
+/**
+ * One line of progress; `ratePerSecond` null while there is no rate to tell
+ * yet. A finished run gives `tookMs`, its duration, said instead of an ETA.
+ */
+export function progressLine(counters: RunCounters, ratePerSecond: number | null, tookMs?: number): string {
   const done = counters.completed + counters.skipped + counters.failed;
   const total = Math.max(counters.total, done);
   const fraction = total === 0 ? 1 : done / total;
   const width = 30;
   const filled = Math.round(fraction * width);
   const rate = ratePerSecond === null ? null : Math.round(ratePerSecond);
-  const eta = rate && counters.enqueued ? `, ETA ${Math.ceil((total - done) / rate)}s` : '';
+  let eta = rate && counters.enqueued ? `, ETA ${Math.ceil((total - done) / rate)}s` : '';
+  if (tookMs !== undefined) eta = `, took ${durationText(tookMs)}`;
   return (
     `[${'#'.repeat(filled)}${'-'.repeat(width - filled)}] ${(fraction * 100).toFixed(1)}% ` +
     `${done}/${total}${counters.enqueued ? '' : '+'} (completed ${counters.completed}, skipped ${counters.skipped}, failed ${counters.failed}) ` +

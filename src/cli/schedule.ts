@@ -1,6 +1,6 @@
 import path from 'node:path';
 import { bullmq } from '../deps/bullmq.js';
-import { PROJECT_ROOT } from '../db/migrations.js';
+import { PROJECT_ROOT } from '../project-root.js';
 import { families } from '../families/index.js';
 import { SCHEDULES_QUEUE } from '../fleet/queues.js';
 import { applySchedules, lastFirings, loadSchedules, removeSchedule, ScheduleError, firingText, type Schedule } from '../fleet/schedules.js';

@@ -31,15 +31,35 @@ async function failuresOf(fleet: FleetContext, run: RunView, limit = 20) {
     .map((job) => ({ jobId: job.id, key: job.data.key, attempts: job.attemptsMade, reason: job.failedReason }));
 }
 
-function runLine(run: RunView): string {
-  const state = run.finishedAt ? run.status : run.live ? run.status : `${run.status} (no live counters)`;
+/** Column widths for the runs listed: the widest family name of the fleet, the widest status shown. */
+function runColumns(runs: RunView[]) {
+  return {
+    family: Math.max(...families.map((f) => f.name.length), ...runs.map((run) => run.family.length)),
+    state: Math.max(0, ...runs.map((run) => stateText(run).length)),
+  };
+}
+
+function stateText(run: RunView): string {
+  return run.finishedAt || run.live ? run.status : `${run.status} (no live counters)`;
+}
+
+function runLine(run: RunView, columns = runColumns([run])): string {
   const elapsedMs = (run.finishedAt ?? new Date()).getTime() - run.startedAt.getTime();
   const done = run.completed + run.skipped + run.failed;
   const figures = Object.entries(run.stats).map(([name, n]) => `${name} ${n}`);
+  const progress = progressLine(run, elapsedMs > 0 ? (done * 1_000) / elapsedMs : null, run.finishedAt ? elapsedMs : undefined);
   return (
-    `${run.id}  ${run.family.padEnd(12)} ${state.padEnd(11)} started ${run.startedAt.toISOString()}  ` +
-    `${progressLine(run, elapsedMs > 0 ? (done * 1_000) / elapsedMs : null)}${figures.length ? `  [${figures.join(', ')}]` : ''}`
+    `${run.id}  ${run.family.padEnd(columns.family)}  ${stateText(run).padEnd(columns.state)}  started ${run.startedAt.toISOString()}  ` +
+    `${progress}${figures.length ? `  [${figures.join(', ')}]` : ''}`
   );
+}
+
+/** Jobs by state per family, each column as wide as its widest entry. */
+function countsTable(counts: Record<string, Record<string, number>>): string[] {
+  const rows = [['family', ...STATES], ...Object.entries(counts).map(([name, c]) => [name, ...STATES.map((state) => String(c[state] ?? 0))])];
+  const widths = rows[0]!.map((_, column) => Math.max(...rows.map((row) => row[column]!.length)));
+  // Names to the left, counts to the right, two spaces between columns.
+  return rows.map((row) => row.map((cell, column) => (column === 0 ? cell.padEnd(widths[0]!) : cell.padStart(widths[column]! + 2))).join(''));
 }
 
 /** What `tys status` prints, for the arguments it was given. */
@@ -86,11 +106,11 @@ export async function showStatus({ values, positionals, config, target, json }: 
       json({ families: counts, runs, fleetDataInRedis: fleetData, quotaSpentSeconds, throttled });
       return 0;
     }
-    io.out(`${'family'.padEnd(14)}${STATES.map((s) => s.padStart(11)).join('')}`);
-    for (const [name, c] of Object.entries(counts)) io.out(`${name.padEnd(14)}${STATES.map((s) => String(c[s] ?? 0).padStart(11)).join('')}`);
+    for (const line of countsTable(counts)) io.out(line);
     io.out('');
     io.out(runs.length ? 'latest runs:' : 'no runs yet');
-    for (const run of runs) io.out(runLine(run));
+    const columns = runColumns(runs);
+    for (const run of runs) io.out(runLine(run, columns));
     return 0;
   } finally {
     await fleet.close();

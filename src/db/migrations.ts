@@ -1,9 +1,9 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { redactUrl } from '../config/env.js';
+import { PROJECT_ROOT } from '../project-root.js';
 import { MigrationError } from './migration-error.js';
 import { serverVersionProblem } from './server-version.js';
 import { archiveSales, salesHeld, SALES_MIGRATION } from './sales-archive.js';
@@ -11,13 +11,6 @@ import { createIndexStatement, describeDifference, diffSchemas, snapshotOfSql, s
 import { withLockRetries, type LockLimits } from './lock-retry.js';
 import { lockPlan, newObjectsFirst } from './lock-plan.js';
 
-/** The project's root: the nearest folder above this module with a package.json (the same from src/ or from the compiled dist/src/). */
-export const PROJECT_ROOT = (() => {
-  for (let dir = path.dirname(fileURLToPath(import.meta.url)); ; dir = path.dirname(dir)) {
-    if (existsSync(path.join(dir, 'package.json'))) return dir;
-    if (path.dirname(dir) === dir) throw new Error("no package.json above the fleet's modules");
-  }
-})();
 export const MIGRATIONS_DIR = path.join(PROJECT_ROOT, 'prisma', 'migrations');
 
 export { MigrationError };

@@ -1,7 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
-import { PROJECT_ROOT } from '../../src/db/migrations.js';
+import { PROJECT_ROOT } from '../../src/project-root.js';
 import type { FleetConfig } from '../../src/config/env.js';
 
 const TYS = path.join(PROJECT_ROOT, 'bin', 'tys.js');
