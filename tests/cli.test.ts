@@ -284,6 +284,15 @@ describe('tys CLI', () => {
       expect(row, family.name).toBeDefined();
       expect(rightEdges(row!).slice(1), family.name).toEqual(rightEdges(header).slice(1));
     }
+    // The workers this file started listen on the lots queue.
+    expect(
+      Number(
+        lines
+          .find((line) => line.startsWith('lots '))!
+          .split(/\s+/)
+          .at(-1),
+      ),
+    ).toBeGreaterThanOrEqual(1);
     const finished = lines.find((line) => line.startsWith(runId))!;
     expect(finished).toMatch(/ COMPLETED +started .*, took \d+ (s|min)/);
     expect(finished).not.toMatch(/ETA/);

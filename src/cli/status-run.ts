@@ -11,12 +11,19 @@ import { progressLine } from './progress.js';
 
 const STATES = ['waiting', 'active', 'delayed', 'completed', 'failed'] as const;
 
-/** Jobs by state for each family, added up over its shards. */
+/**
+ * Jobs by state for each family, added up over its shards, and the worker
+ * processes listening on it (null where Redis refuses CLIENT LIST, as some
+ * managed services do).
+ */
 async function familyCounts(fleet: FleetContext) {
-  const counts: Record<string, Record<string, number>> = {};
+  const counts: Record<string, Record<string, number | null>> = {};
   for (const family of families) {
-    const shards = await Promise.all(fleet.shardQueues(family).map((queue) => queue.getJobCounts(...STATES)));
-    counts[family.name] = Object.fromEntries(STATES.map((state) => [state, shards.reduce((sum, c) => sum + (c[state] ?? 0), 0)]));
+    const queues = fleet.shardQueues(family);
+    const shards = await Promise.all(queues.map((queue) => queue.getJobCounts(...STATES)));
+    // A worker process listens on every shard of its families: the first shard counts the processes.
+    const workers = await queues[0]!.getWorkersCount().catch(() => null);
+    counts[family.name] = { ...Object.fromEntries(STATES.map((state) => [state, shards.reduce((sum, c) => sum + (c[state] ?? 0), 0)])), workers };
   }
   return counts;
 }
@@ -54,9 +61,10 @@ function runLine(run: RunView, columns = runColumns([run])): string {
   );
 }
 
-/** Jobs by state per family, each column as wide as its widest entry. */
-function countsTable(counts: Record<string, Record<string, number>>): string[] {
-  const rows = [['family', ...STATES], ...Object.entries(counts).map(([name, c]) => [name, ...STATES.map((state) => String(c[state] ?? 0))])];
+/** Jobs by state and workers per family, each column as wide as its widest entry. */
+function countsTable(counts: Record<string, Record<string, number | null>>): string[] {
+  const columns = [...STATES, 'workers'];
+  const rows = [['family', ...columns], ...Object.entries(counts).map(([name, c]) => [name, ...columns.map((column) => String(c[column] ?? '?'))])];
   const widths = rows[0]!.map((_, column) => Math.max(...rows.map((row) => row[column]!.length)));
   // Names to the left, counts to the right, two spaces between columns.
   return rows.map((row) => row.map((cell, column) => (column === 0 ? cell.padEnd(widths[0]!) : cell.padStart(widths[column]! + 2))).join(''));

@@ -4,7 +4,8 @@ import { statusOptions } from './status-options.js';
 const help = `Usage: tys status [--run ID] [--json]
 
 Without --run: job counts per family (waiting, active, delayed, completed,
-failed) and the latest runs. With --run: that run's progress and the reasons
+failed), the worker processes listening on each (? where Redis does not
+say), and the latest runs. With --run: that run's progress and the reasons
 of its failed jobs.
 
 Options:
