@@ -239,7 +239,10 @@ describe('tys CLI', () => {
 
     fleet.startWorkers([lotsFamily]);
     const result = await runTys(['enqueue', 'lots', '--all', '--wait'], env);
-    expect(result.stdout).toMatch(/^run run-\d{8}T\d{6}Z-[0-9a-f]{6}: lots over all rows: added 500 jobs/m);
+    // The run's id comes first (after the target line), before any job is added, then what was added.
+    const [first, second] = result.stdout.split('\n').filter((line) => line.startsWith('run '));
+    expect(first).toMatch(/^run run-\d{8}T\d{6}Z-[0-9a-f]{6}: lots over all rows: adding its jobs \(tys status --run run-\S+\)$/);
+    expect(second).toMatch(/^run run-\d{8}T\d{6}Z-[0-9a-f]{6}: lots over all rows: added 500 jobs/);
     expect(result.stdout).toMatch(/\[#+\] 100\.0% 500\/500 \(completed 495, skipped 0, failed 5\)/);
     expect(result.stdout).toMatch(/finished: 495 completed, 0 skipped, 5 failed/);
     expect(result.code).toBe(1);

@@ -60,7 +60,7 @@ describe('--wait, status and stopping workers', () => {
     expect((await fleet.context.queue(lotsFamily).getJobCounts('active')).active).toBe(50);
 
     const waiting = startTys(['enqueue', 'lots', '--all', '--wait'], env);
-    await until('the run to be enqueued', () => /^run run-\S+: /m.test(waiting.stdout()), 30_000);
+    await until('the run to be enqueued', () => /^run run-\S+: .*: added \d+ jobs/m.test(waiting.stdout()), 30_000);
     expect(waiting.stdout()).toMatch(/added 0 jobs \(300 already queued by an earlier run, followed by this run/);
     spawnWorker(fleetEnv(fleet.config, { TYS_LOCK_DURATION_MS: '3000', TYS_STALLED_INTERVAL_MS: '1000' }), ['--families', 'lots']);
     expect(await waiting.exited).toBe(0);
@@ -81,7 +81,7 @@ describe('--wait, status and stopping workers', () => {
 
   it('Ctrl-C stops waiting, exit 130, and leaves the run and its jobs as they were', async () => {
     const waiting = startTys(['enqueue', 'lots', '--all', '--wait'], env);
-    await until('the run to be enqueued', () => /^run run-\S+: /m.test(waiting.stdout()), 30_000);
+    await until('the run to be enqueued', () => /^run run-\S+: .*: added \d+ jobs/m.test(waiting.stdout()), 30_000);
     const runId = /^run (run-\S+):/m.exec(waiting.stdout())![1]!;
     waiting.child.kill('SIGINT');
     expect(await waiting.exited).toBe(130);

@@ -107,13 +107,12 @@ export const enqueueCommand = defineCommand({
           rate,
           signal: interrupt.signal,
           onProgress: io.isTty ? (p) => process.stdout.write(`\rreading rows: ${p.found} found, ${p.added} to add\x1b[K`) : undefined,
-          // A paced run's jobs are added as it goes, for about as long as it runs: its id is wanted before then.
-          onRun: rate
-            ? (runId) =>
-                say(
-                  `run ${runId}: ${family.name} over ${describeScope(scope)}, paced at ${values.rate}: adding its jobs as it goes (tys status --run ${runId})`,
-                )
-            : undefined,
+          // The id first, before any job is added: adding a million takes a minute, a paced run's as long as
+          // it runs, and the operator may want to pause or cancel the run meanwhile.
+          onRun: (runId) =>
+            say(
+              `run ${runId}: ${family.name} over ${describeScope(scope)}${rate ? `, paced at ${values.rate}: adding its jobs as it goes` : ': adding its jobs'} (tys status --run ${runId})`,
+            ),
           onPaused: (paused) => say(paused ? 'the run is paused: adding waits until it is resumed' : 'the run is resumed: adding goes on'),
         });
       } catch (error) {
