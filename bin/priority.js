@@ -1,18 +1,31 @@
 // Plain JavaScript on purpose: the launcher lowers its priority before it
-// loads anything, since a short command's start is most of its CPU.
+// loads anything, since a short command's start is most of its CPU. The
+// fleet's processes use the same functions (src/process-priority.ts): the
+// build compiles this file to dist/bin/ beside them.
 import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { getPriority, setPriority } from 'node:os';
 
+/** The lowest priority TYS_NICE can give; 0 leaves the priority as it is. */
+export const NICE_MAX = 19;
+
 /**
- * TYS_NICE as the launcher reads it: a whole number from 1 to 19, or null. A
- * malformed value is left to the configuration, which refuses it with exit
- * status 2.
+ * TYS_NICE's text as a niceness: a whole number from 0 to NICE_MAX, or
+ * undefined (the configuration refuses it then, with exit status 2). The
+ * launcher and the configuration both read it here.
+ * @param {string} text
+ * @returns {number | undefined}
+ */
+export function parseNice(text) {
+  return /^\d+$/.test(text) && Number(text) <= NICE_MAX ? Number(text) : undefined;
+}
+
+/**
+ * TYS_NICE as the launcher acts on it: a niceness of at least 1, or null.
  * @param {string | undefined} value
  * @returns {number | null}
  */
 export function niceFromEnv(value) {
-  const nice = Number(value);
-  return Number.isInteger(nice) && nice > 0 && nice <= 19 ? nice : null;
+  return (value === undefined ? undefined : parseNice(value.trim())) || null;
 }
 
 /**

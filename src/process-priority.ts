@@ -1,5 +1,4 @@
-import { readdirSync } from 'node:fs';
-import { getPriority, setPriority } from 'node:os';
+import { niceThreads } from '../bin/priority.js';
 import type { FleetConfig } from './config/env.js';
 
 /**
@@ -16,22 +15,5 @@ import type { FleetConfig } from './config/env.js';
  * process started under `nice` keeps what it was given when TYS_NICE is unset.
  */
 export function applyNiceness(config: Pick<FleetConfig, 'nice'>): void {
-  const nice = config.nice;
-  if (!nice) return;
-  for (const thread of threadIds()) {
-    try {
-      if (nice > getPriority(thread)) setPriority(thread, nice);
-    } catch {
-      // The thread ended between the listing and here.
-    }
-  }
-}
-
-/** This process's threads; where the system does not list them, 0: the process itself. */
-function threadIds(): number[] {
-  try {
-    return readdirSync('/proc/self/task').map(Number);
-  } catch {
-    return [0];
-  }
+  if (config.nice) niceThreads(config.nice);
 }

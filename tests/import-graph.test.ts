@@ -1,4 +1,4 @@
-import { readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { PROJECT_ROOT } from '../src/project-root.js';
@@ -9,8 +9,9 @@ import { PROJECT_ROOT } from '../src/project-root.js';
  * to the entry points that hand them in).
  */
 const LAYERS: [number, RegExp][] = [
-  [0, /^src\/(config|deps|redis|generated)\/|^src\/(log|project-root)\.ts$/],
-  [1, /^src\/db\/|^src\/process-(exit|priority|stop)\.ts$/],
+  // The launcher's priority module, shared with the processes (bin/ is plain JavaScript).
+  [0, /^src\/(config|deps|generated)\/|^src\/(log|project-root)\.ts$|^bin\/priority\.js$/],
+  [1, /^src\/(db|redis)\/|^src\/process-(exit|priority|stop)\.ts$/],
   [2, /^src\/(fleet|demo)\//],
   [3, /^src\/market\//],
   [4, /^src\/families\//],
@@ -37,7 +38,12 @@ function sources(): string[] {
 function importsOf(file: string): string[] {
   const text = readFileSync(path.join(PROJECT_ROOT, file), 'utf8');
   const specifiers = [...text.matchAll(/(?:from\s+|import\s*\(\s*|^import\s+)['"](\.[^'"]+)['"]/gm)].map((m) => m[1]!);
-  return specifiers.map((spec) => path.posix.normalize(path.posix.join(path.posix.dirname(file), spec)).replace(/\.js$/, '.ts'));
+  return specifiers.map((spec) => {
+    const target = path.posix.normalize(path.posix.join(path.posix.dirname(file), spec));
+    // A TypeScript module is imported by its .js name; a JavaScript one (bin/) is what it says.
+    const typescript = target.replace(/\.js$/, '.ts');
+    return existsSync(path.join(PROJECT_ROOT, typescript)) ? typescript : target;
+  });
 }
 
 describe('the import graph', () => {
@@ -69,5 +75,8 @@ describe('the import graph', () => {
     expect(graph.size).toBeGreaterThan(70);
     expect(graph.get('src/cli/main.ts')).toContain('src/cli/status.ts');
     expect(graph.get('src/families/lots.ts')).toContain('src/fleet/family.ts');
+    // A type-only import binds the layers as much as any other.
+    expect(readFileSync(path.join(PROJECT_ROOT, 'src/redis/connection.ts'), 'utf8')).toMatch(/^import type .* from '\.\.\/config\/env\.js';$/m);
+    expect(graph.get('src/redis/connection.ts')).toContain('src/config/env.ts');
   });
 });

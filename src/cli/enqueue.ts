@@ -2,6 +2,7 @@ import os from 'node:os';
 import { parseDuration } from '../config/duration.js';
 import { familyNames } from '../families/index.js';
 import { openFleet } from '../fleet/context.js';
+import { DEFAULT_PAGE_SIZE } from '../fleet/producer.js';
 import { describeScope, missingScopeRows } from '../fleet/scope.js';
 import { defineCommand, integerFlag, rateFlag, UsageError } from './command.js';
 import { parseScope, requireFamily } from './families.js';
@@ -40,7 +41,7 @@ Options:
                         the command lasts as long as the run, less a minute
                         (half the run for a run under two minutes).
                         Default: as fast as the workers go
-  --page-size N         rows read per source page (default 1000)
+  --page-size N         rows read per source page (default ${DEFAULT_PAGE_SIZE})
   -h, --help            this help
 
 Ctrl-C (or SIGTERM) while jobs are being added stops adding: the run keeps
@@ -75,7 +76,7 @@ export const enqueueCommand = defineCommand({
     if (positionals.length > 1) throw new UsageError(`tys enqueue: unexpected argument "${positionals[1]}"`);
     const family = requireFamily('enqueue', positionals[0]);
     const scope = parseScope(family, values);
-    const pageSize = integerFlag('enqueue', 'page-size', values['page-size'], 1, 100_000) ?? 1_000;
+    const pageSize = integerFlag('enqueue', 'page-size', values['page-size'], 1, 100_000) ?? DEFAULT_PAGE_SIZE;
     if (values['dry-run'] && values.wait) throw new UsageError('tys enqueue: --dry-run and --wait exclude each other');
     const timeoutMs = values.timeout === undefined ? undefined : parseDuration(values.timeout);
     if (timeoutMs === null || (timeoutMs !== undefined && !values.wait)) {

@@ -1,10 +1,20 @@
-import type { RedisTarget } from '../redis/connection.js';
+import { NICE_MAX, parseNice } from '../../bin/priority.js';
 import { DEFAULT_DATABASE_URL } from './database-url.js';
 import { ConfigError, duration, integer, readSettings, refine, textSetting, url, type SettingsShape } from './settings.js';
 
 export { ConfigError };
 
 /** Everything the fleet reads from the environment, validated once at start. */
+/**
+ * Where the fleet's Redis is. `cluster` set: a Redis Cluster reached through
+ * its seed nodes (the password and TLS apply to every node); `url` is then
+ * unused.
+ */
+export interface RedisTarget {
+  url: string;
+  cluster?: { nodes: { host: string; port: number }[]; password?: string; tls?: boolean } | null;
+}
+
 export interface FleetConfig {
   /** Postgres connection string. Default: the local server, database `tys`. */
   databaseUrl: string;
@@ -76,7 +86,7 @@ const FLEET_SETTINGS = {
   REDIS_PASSWORD: textSetting('must not be blank', (text) => text || undefined, { quote: false }),
   REDIS_TLS: textSetting('must be 1 or 0', (text) => (text === '1' ? true : text === '0' ? false : undefined)),
   TYS_QUEUE_PREFIX: textSetting('must be 1-64 letters, digits, _ . - { } and no colon', (text) => (PREFIX_PATTERN.test(text) ? text : undefined)),
-  TYS_NICE: integer(0, 19),
+  TYS_NICE: textSetting(`must be an integer from 0 to ${NICE_MAX}`, parseNice),
   TYS_PRODUCER_LEASE: refine(duration(), 'must be at least 1s', (ms) => ms >= 1_000),
 } satisfies SettingsShape;
 

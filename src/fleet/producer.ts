@@ -11,8 +11,11 @@ import { newJobKey, sealOf } from './job-seal.js';
 import { newRunId, type RunStore } from './runs.js';
 import type { Scope } from './scope.js';
 
+/** Rows read per page of a family's source query, when the caller does not say. */
+export const DEFAULT_PAGE_SIZE = 1_000;
+
 export interface EnqueueOptions {
-  /** Keys read from the source query per page. Default 1,000. */
+  /** Keys read from the source query per page. Default DEFAULT_PAGE_SIZE. */
   pageSize?: number;
   /** Count what would be enqueued, add nothing. Default false. */
   dryRun?: boolean;
@@ -145,7 +148,7 @@ async function addRun(
   options: EnqueueOptions,
   { runId, jobKey, paceMs, signal }: { runId: string | null; jobKey: string | null; paceMs: number | null; signal: AbortSignal | undefined },
 ): Promise<EnqueueResult> {
-  const pageSize = options.pageSize ?? 1_000;
+  const pageSize = options.pageSize ?? DEFAULT_PAGE_SIZE;
   const shards = deps.queues.queues;
   const progress: EnqueueProgress = { found: 0, added: 0, alreadyQueued: 0, requeued: 0 };
   let pacedFrom: number | null = null;

@@ -1,20 +1,11 @@
 import type { Writable } from 'node:stream';
 import type { Cluster, ClusterOptions, Redis, RedisOptions } from 'ioredis';
+import type { RedisTarget } from '../config/env.js';
 import { ConfigError } from '../config/settings.js';
 import { ioredis } from '../deps/ioredis.js';
 
 /** A connection to the fleet's Redis: one server, or a Redis Cluster. */
 export type RedisClient = Redis | Cluster;
-
-/**
- * Where the fleet's Redis is. `cluster` set: a Redis Cluster reached through
- * its seed nodes (the password and TLS apply to every node); `url` is then
- * unused.
- */
-export interface RedisTarget {
-  url: string;
-  cluster?: { nodes: { host: string; port: number }[]; password?: string; tls?: boolean } | null;
-}
 
 /**
  * Holds a socket's writes until the current turn of the event loop ends,
