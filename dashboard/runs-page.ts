@@ -1,5 +1,5 @@
 import { durationText } from '../src/config/duration.js';
-import type { RunAction } from '../src/fleet/run-control.js';
+import { actionsFor } from '../src/fleet/run-control.js';
 import { movingRate, type ProgressSample } from '../src/fleet/run-progress.js';
 import type { RunView } from '../src/fleet/runs.js';
 import { firingText, type ScheduleFiring } from '../src/fleet/schedules.js';
@@ -50,17 +50,8 @@ export function throughputChart(samples: ProgressSample[], width = 100, height =
   return `<svg class="chart" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" role="img" aria-label="jobs per second, peak ${Math.round(top)}/s"><title>jobs per second over time, peak ${Math.round(top)}/s</title><polyline fill="none" stroke="#36c" stroke-width="1.5" points="${path}"/></svg>`;
 }
 
-/** The actions a run in this state takes. */
-function actionsFor(run: RunView): RunAction[] {
-  if (run.status === 'FAILED') return ['retry'];
-  if (run.finishedAt) return [];
-  if (run.status === 'PAUSED' || run.status === 'PAUSING') return ['resume', 'cancel'];
-  if (run.status === 'CANCELLING') return ['cancel'];
-  return ['pause', 'cancel'];
-}
-
 function controls(run: RunView): string {
-  return actionsFor(run)
+  return actionsFor(run.status)
     .map((action) => `<form method="post" action="runs/${escape(run.id)}/${action}"><button class="${action}" type="submit">${action}</button></form>`)
     .join('');
 }

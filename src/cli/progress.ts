@@ -1,4 +1,5 @@
 import { durationText } from '../config/duration.js';
+import { isDone } from '../fleet/run-lifecycle.js';
 import type { RunCounters, RunStore } from '../fleet/runs.js';
 import type { CommandIo } from './command.js';
 
@@ -70,7 +71,7 @@ export async function waitForRun(runs: RunStore, family: string, runId: string, 
       const done = counters.completed + counters.skipped + counters.failed;
       if (!last || done !== last.completed + last.skipped + last.failed) lastProgressAt = now;
       last = counters;
-      const finished = counters.enqueued && done >= counters.total;
+      const finished = isDone(counters);
       const line = progressLine(counters, rate.add(now, done));
       if (io.isTty) {
         process.stdout.write(`\r${line}\x1b[K`);

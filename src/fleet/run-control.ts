@@ -3,6 +3,7 @@ import type { PrismaClient } from '../db/prisma.js';
 import type { FleetRunStatus } from '../generated/prisma/enums.js';
 import type { JobData } from './family.js';
 import { removeJobs } from './queues.js';
+import { canMove, moveRun, PAUSED_STATUSES, STARTABLE_STATUSES } from './run-lifecycle.js';
 import type { RunStore } from './runs.js';
 
 /** A pause, resume or cancel that does not apply to the run as it is: one line for the operator. */
@@ -38,11 +39,19 @@ export interface RunControlOptions {
   onProgress?: (line: string) => void;
 }
 
+/** The actions an operator may take on a run in `status`, as the lifecycle's moves allow them. */
+export function actionsFor(status: FleetRunStatus): RunAction[] {
+  const actions: RunAction[] = [];
+  if (canMove(status, 'PAUSING')) actions.push('pause');
+  if (PAUSED_STATUSES.includes(status)) actions.push('resume');
+  // A cancel that is still settling is finished by cancelling again.
+  if (canMove(status, 'CANCELLING') || status === 'CANCELLING') actions.push('cancel');
+  if (status === 'FAILED') actions.push('retry');
+  return actions;
+}
+
 /** How long every worker may still go on starting jobs of a run after it changed state (RunGuard's cache). */
 const GUARD_DELAY_MS = 1_200;
-
-const STARTABLE: FleetRunStatus[] = ['ENQUEUEING', 'RUNNING'];
-const PAUSED_STATES: FleetRunStatus[] = ['PAUSING', 'PAUSED'];
 
 /**
  * Pauses, resumes or cancels a run, and resolves to its new status.
@@ -67,12 +76,12 @@ export async function controlRun(deps: RunControlDeps, runId: string, action: Ru
   switch (action) {
     case 'pause': {
       if (status === 'PAUSED') return status;
-      if (status !== 'PAUSING') await move(deps, runId, STARTABLE, 'PAUSING', action);
+      if (status !== 'PAUSING') await move(deps, runId, STARTABLE_STATUSES, 'PAUSING', action);
       return settle(deps, runId, 'PAUSING', 'PAUSED', options);
     }
     case 'resume': {
-      if (STARTABLE.includes(status)) return status;
-      await move(deps, runId, PAUSED_STATES, 'RUNNING', action);
+      if (STARTABLE_STATUSES.includes(status)) return status;
+      await move(deps, runId, PAUSED_STATUSES, 'RUNNING', action);
       const parked = await jobsOfRun(deps, runId, ['delayed']);
       for (const { queue, id } of parked) await (await queue.getJob(id))?.promote().catch(() => undefined);
       options.onProgress?.(`run ${runId}: ${parked.length} parked job(s) back in the queue`);
@@ -83,13 +92,13 @@ export async function controlRun(deps: RunControlDeps, runId: string, action: Ru
       if (status !== 'FAILED') throw new RunControlError(`run ${runId} is ${status}: only a FAILED run has failed jobs to retry`);
       const failed = await jobsOfRun(deps, runId, ['failed']);
       if (failed.length === 0) throw new RunControlError(`run ${runId} has no failed job left in the queue (enqueue again instead)`);
-      await move(deps, runId, ['FAILED'], 'RUNNING', action, { reopen: true });
+      await move(deps, runId, ['FAILED'], 'RUNNING', action);
       for (const { queue, id } of failed) await (await queue.getJob(id))?.retry('failed');
       options.onProgress?.(`run ${runId}: ${failed.length} failed job(s) queued again`);
       return 'RUNNING';
     }
     case 'cancel': {
-      if (status !== 'CANCELLING') await move(deps, runId, [...STARTABLE, ...PAUSED_STATES], 'CANCELLING', action);
+      if (status !== 'CANCELLING') await move(deps, runId, [...STARTABLE_STATUSES, ...PAUSED_STATUSES], 'CANCELLING', action);
       // Jobs a worker picks up meanwhile are refused, as the run's state says.
       const { removed, heirs } = await dispose(deps, runId, await jobsOfRun(deps, runId, ['waiting', 'delayed', 'prioritized', 'waiting-children']));
       options.onProgress?.(`run ${runId}: ${removed} job(s) that had not started removed`);
@@ -100,23 +109,10 @@ export async function controlRun(deps: RunControlDeps, runId: string, action: Ru
   }
 }
 
-/** Moves the run from one of `from` to `to`; `reopen` for a run that had ended (a retry). */
-async function move(
-  deps: RunControlDeps,
-  runId: string,
-  from: FleetRunStatus[],
-  to: FleetRunStatus,
-  action: RunAction,
-  options: { reopen?: boolean } = {},
-): Promise<void> {
-  const moved = await deps.prisma.fleetRun.updateMany({
-    where: { id: runId, status: { in: from }, ...(options.reopen ? {} : { finishedAt: null }) },
-    data: { status: to, ...(options.reopen ? { finishedAt: null } : {}) },
-  });
-  if (moved.count === 0) {
-    const now = await deps.prisma.fleetRun.findUniqueOrThrow({ where: { id: runId }, select: { status: true } });
-    throw new RunControlError(`run ${runId} is ${now.status}: cannot ${action} it`);
-  }
+/** Moves the run from one of `from` to `to`, or says, for the operator, where it is instead. */
+async function move(deps: RunControlDeps, runId: string, from: readonly FleetRunStatus[], to: FleetRunStatus, action: RunAction): Promise<void> {
+  const { moved, status } = await moveRun(deps.prisma, runId, from, to);
+  if (!moved) throw new RunControlError(`run ${runId} is ${status}: cannot ${action} it`);
 }
 
 /** Waits for the run's active jobs to end, then moves it from `from` to `to`; a cancelled run gets its final counts. */
@@ -132,18 +128,14 @@ async function settle(deps: RunControlDeps, runId: string, from: FleetRunStatus,
     }
     await new Promise((resolve) => setTimeout(resolve, 200));
   }
-  let ended = {};
+  let counts;
   if (to === 'CANCELLED') {
     // What is left of the run in Redis: jobs that ended, and any that workers dropped meanwhile.
     await dispose(deps, runId, await jobsOfRun(deps, runId, ['completed', 'failed', 'waiting', 'delayed', 'prioritized']));
-    const counters = await deps.runs.counters(deps.family, runId);
-    ended = {
-      finishedAt: new Date(),
-      ...(counters && { completed: counters.completed, skipped: counters.skipped, failed: counters.failed, stats: counters.stats }),
-    };
+    counts = (await deps.runs.counters(deps.family, runId)) ?? undefined;
   }
-  await deps.prisma.fleetRun.updateMany({ where: { id: runId, status: from }, data: { status: to, ...ended } });
-  return (await deps.prisma.fleetRun.findUniqueOrThrow({ where: { id: runId } })).status;
+  // The run may have ended meanwhile (its last jobs done): then it stays as it ended.
+  return (await moveRun(deps.prisma, runId, [from], to, counts)).status ?? to;
 }
 
 /**

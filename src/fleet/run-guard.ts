@@ -2,6 +2,7 @@ import type { PrismaClient } from '../db/prisma.js';
 import type { FleetRunStatus } from '../generated/prisma/enums.js';
 import type { JobData } from './family.js';
 import { sealMatches } from './job-seal.js';
+import { CANCELLED_STATUSES, PAUSED_STATUSES } from './run-lifecycle.js';
 import type { RunStore } from './runs.js';
 
 export interface RunGuardOptions {
@@ -76,8 +77,8 @@ export class RunGuard {
     if (run.family !== family) return refuse(`is a ${run.family} run, not ${family}`);
     const unproven = await this.unproven(job, run, family, jobId);
     if (unproven) return refuse(unproven);
-    if (run.status === 'PAUSING' || run.status === 'PAUSED') return PARK;
-    if (run.status === 'CANCELLING' || run.status === 'CANCELLED') return { kind: 'drop', reason: `run ${runId} was cancelled` };
+    if (run.status && PAUSED_STATUSES.includes(run.status)) return PARK;
+    if (run.status && CANCELLED_STATUSES.includes(run.status)) return { kind: 'drop', reason: `run ${runId} was cancelled` };
     // A job whose outcome its run already holds may run once more (a crash
     // between counting it and finishing it): its handler finds nothing to do.
     if (run.ended && !(await this.runs.hasOutcome(family, runId, jobId))) return { kind: 'ended', reason: refusal(`has ended (${run.status})`) };

@@ -35,11 +35,6 @@ export interface RecordedOutcomes {
   done: string[];
 }
 
-/** Whether every job of the run has an outcome. */
-export function allCounted(counters: RunCounters): boolean {
-  return counters.enqueued && counters.completed + counters.skipped + counters.failed >= counters.total;
-}
-
 // Counts each (jobId, outcome) pair of ARGV (from ARGV[2]) once, and only
 // if the run's hash still exists (a flushed Redis must not resurrect a run).
 // A job that later runs adopted (an enqueue that found it still queued) is

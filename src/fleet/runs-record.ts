@@ -1,7 +1,8 @@
 import { Prisma, type PrismaClient } from '../db/prisma.js';
 import { sqlRows } from '../db/sql.js';
 import { utcTimestampSql } from '../db/utc.js';
-import { allCounted, RUN_TTL_SECONDS, type RunCounters } from './runs-live.js';
+import { CANCELLED_STATUSES, endStatus, isDone, moveRun, OPEN_STATUSES, PAUSED_STATUSES } from './run-lifecycle.js';
+import { RUN_TTL_SECONDS, type RunCounters } from './runs-live.js';
 import type { Scope } from './scope.js';
 
 export type RunRow = Awaited<ReturnType<PrismaClient['fleetRun']['findUniqueOrThrow']>>;
@@ -49,18 +50,18 @@ export class RunRecords {
     const sealed = await sqlRows(
       this.prisma,
       Prisma.sql`
-        UPDATE "FleetRun" SET total = ${total}, "alreadyQueued" = ${alreadyQueued}, "enqueuedAt" = ${utcTimestampSql(new Date())},
-               status = CASE WHEN status = 'ENQUEUEING' THEN 'RUNNING'::"FleetRunStatus" ELSE status END
+        UPDATE "FleetRun" SET total = ${total}, "alreadyQueued" = ${alreadyQueued}, "enqueuedAt" = ${utcTimestampSql(new Date())}
          WHERE id = ${runId} RETURNING id`,
     );
     if (sealed.length === 0) throw new Error(`run ${runId} has no record in FleetRun to seal`);
+    await moveRun(this.prisma, runId, ['ENQUEUEING'], 'RUNNING');
   }
 
   /** What an operator has done to the run, if anything: cancelled it (CANCELLING or CANCELLED) or paused it (PAUSING or PAUSED). */
   async operatorHold(runId: string): Promise<'cancelled' | 'paused' | null> {
     const [row] = await sqlRows<{ status: FleetRunStatus }>(this.prisma, Prisma.sql`SELECT status FROM "FleetRun" WHERE id = ${runId}`);
-    if (row?.status === 'CANCELLING' || row?.status === 'CANCELLED') return 'cancelled';
-    return row?.status === 'PAUSING' || row?.status === 'PAUSED' ? 'paused' : null;
+    if (row && CANCELLED_STATUSES.includes(row.status)) return 'cancelled';
+    return row && PAUSED_STATUSES.includes(row.status) ? 'paused' : null;
   }
 
   /** Forgets a run that has no job at all. */
@@ -74,33 +75,24 @@ export class RunRecords {
    * FAILED: a failed job retried since has succeeded.
    */
   async finish(runId: string, counters: RunCounters | null, options: { revise?: boolean } = {}): Promise<boolean> {
-    if (!counters || !allCounted(counters)) return false;
-    // On the pool too: a producer that finds every job of its run counted at once (none to add) finishes it.
-    const status: FleetRunStatus = counters.failed > 0 ? 'FAILED' : 'COMPLETED';
-    await sqlRows(
-      this.prisma,
-      Prisma.sql`
-        UPDATE "FleetRun" SET status = ${status}::"FleetRunStatus", completed = ${counters.completed}, skipped = ${counters.skipped},
-               failed = ${counters.failed}, stats = ${JSON.stringify(counters.stats)}::jsonb, "finishedAt" = ${utcTimestampSql(new Date())}
-         WHERE id = ${runId} AND ("finishedAt" IS NULL ${options.revise ? Prisma.sql`OR status = 'FAILED'` : Prisma.empty})`,
-    );
+    if (!counters || !isDone(counters)) return false;
+    await moveRun(this.prisma, runId, options.revise ? [...OPEN_STATUSES, 'FAILED'] : OPEN_STATUSES, endStatus(counters), counters);
     return true;
   }
 
   async markInterrupted(runId: string): Promise<void> {
-    await this.prisma.fleetRun.updateMany({ where: { id: runId, finishedAt: null }, data: { status: 'INTERRUPTED', finishedAt: new Date() } });
+    await moveRun(this.prisma, runId, OPEN_STATUSES, 'INTERRUPTED');
   }
 
   /** Puts back a run marked INTERRUPTED whose counters were in fact live; false when it was not INTERRUPTED. */
   async restoreInterrupted(runId: string): Promise<boolean> {
-    const { count } = await this.prisma.fleetRun.updateMany({ where: { id: runId, status: 'INTERRUPTED' }, data: { status: 'RUNNING', finishedAt: null } });
-    return count > 0;
+    return (await moveRun(this.prisma, runId, ['INTERRUPTED'], 'RUNNING')).moved;
   }
 
   /** The runs of a family still open (they may follow jobs), but `except`. */
   async openRunIds(family: string, except: string): Promise<string[]> {
     const open = await this.prisma.fleetRun.findMany({
-      where: { family, finishedAt: null, status: { in: ['ENQUEUEING', 'RUNNING', 'PAUSING', 'PAUSED'] }, id: { not: except } },
+      where: { family, status: { in: OPEN_STATUSES.filter((status) => !CANCELLED_STATUSES.includes(status)) }, id: { not: except } },
       select: { id: true },
     });
     return open.map((run) => run.id);

@@ -4,7 +4,8 @@ import type { KeyLayout, QueueShard } from '../redis/key-layout.js';
 import type { RedisClient } from '../redis/connection.js';
 import type { FleetRunStatus } from '../generated/prisma/enums.js';
 import { markerKey, provesLoss, type RedisMarker } from './redis-marker.js';
-import { allCounted, LiveRuns, type JobOutcomeRecord, type RunCounters } from './runs-live.js';
+import { endStatus, isDone } from './run-lifecycle.js';
+import { LiveRuns, type JobOutcomeRecord, type RunCounters } from './runs-live.js';
 import { RunRecords, type RunRow } from './runs-record.js';
 import type { Scope } from './scope.js';
 
@@ -346,8 +347,8 @@ export class RunStore {
    */
   private async view(row: RunRow): Promise<RunView> {
     const live = !row.finishedAt || row.status === 'INTERRUPTED' ? await this.counters(row.family, row.id) : null;
-    const done = live !== null && allCounted(live);
-    const status = done ? (live.failed > 0 ? 'FAILED' : 'COMPLETED') : live && row.status === 'INTERRUPTED' ? 'RUNNING' : row.status;
+    const done = live !== null && isDone(live);
+    const status = done ? endStatus(live) : live && row.status === 'INTERRUPTED' ? 'RUNNING' : row.status;
     return {
       id: row.id,
       family: row.family,
