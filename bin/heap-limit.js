@@ -1,14 +1,18 @@
 // Plain JavaScript on purpose: the launcher decides before it loads tsx,
 // which alone would add some 30 MB to a process that only waits.
 
-/** Default source page of `tys enqueue`; the command's own flag parsing says the same. */
-const DEFAULT_PAGE_SIZE = 1_000;
+/**
+ * Rows per source page of `tys enqueue` when --page-size is not given: the
+ * launcher sizes the heap by it before anything loads, and the producer
+ * reads its default from here (the build compiles this file beside it).
+ */
+export const DEFAULT_PAGE_SIZE = 1_000;
 
 /**
  * Heap cap, in MB, of `tys enqueue` reading pages of `pageSize` rows. The
- * producer streams, so what it holds at once is about one page (measured:
- * some 5 KB per row of the page in flight) over a fixed 96 MB that covers
- * the loaded modules with room to spare.
+ * producer streams, so what it holds at once is about one page (a few KB
+ * per row in flight) over a fixed 96 MB that covers the loaded modules with
+ * room to spare.
  * @param {number} pageSize
  * @returns {number}
  */
@@ -19,9 +23,9 @@ export function enqueueHeapLimitMb(pageSize) {
 /**
  * The node flags `tys` must run again with, or null to go on as it is.
  *
- * Left alone, V8 lets the enqueue's heap fill with some 150 MB of garbage
- * before it collects: peak RSS 280 MB where 180 MB is enough, at the same
- * speed. Node cannot lower its heap limit once running, hence a new
+ * Left alone, V8 lets the enqueue's heap fill with garbage before it
+ * collects, half again the memory it needs at the same speed (figures:
+ * docs/journal). Node cannot lower its heap limit once running, hence a new
  * process. A limit the user set (node flags or NODE_OPTIONS) is kept.
  * @param {string[]} argv the command line after `tys`
  * @param {string[]} execArgv

@@ -55,10 +55,9 @@ export function niceThreads(nice) {
  * CPU between sessions, equally, and only then between the processes of one
  * session by their niceness. A niced command started from a shell, a cron job
  * or the rehearsal still takes its session's full share from Postgres, which
- * runs in a session of its own. Measured on two cores, with two busy loops at
- * nice 19: a pgbench read's p99 went from 0.6 ms to 1.6 ms with the loops in
- * the shell's session, to 3.7 ms in a session of their own, and stayed at
- * 0.5 ms in a session whose autogroup was niced too. So a process that leads
+ * runs in a session of its own: beside niced busy loops, a Postgres read
+ * kept its latency only when the loops' autogroup was niced too (figures:
+ * docs/journal). So a process that leads
  * its session (its autogroup holds nothing but it and its children) gives
  * the autogroup its niceness, never lowering what it has; any other asks to
  * be relaunched in a session of its own.

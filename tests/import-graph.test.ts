@@ -9,8 +9,8 @@ import { PROJECT_ROOT } from '../src/project-root.js';
  * to the entry points that hand them in).
  */
 const LAYERS: [number, RegExp][] = [
-  // The launcher's priority module, shared with the processes (bin/ is plain JavaScript).
-  [0, /^src\/(config|deps|generated)\/|^src\/(log|project-root)\.ts$|^bin\/priority\.js$/],
+  // The launcher's modules shared with the processes (bin/ is plain JavaScript).
+  [0, /^src\/(config|deps|generated)\/|^src\/(log|project-root)\.ts$|^bin\/(priority|heap-limit)\.js$/],
   [1, /^src\/(db|redis)\/|^src\/process-(exit|priority|stop)\.ts$/],
   [2, /^src\/(fleet|demo)\//],
   [3, /^src\/market\//],

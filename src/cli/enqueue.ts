@@ -1,8 +1,8 @@
 import os from 'node:os';
+import { DEFAULT_PAGE_SIZE } from '../../bin/heap-limit.js';
 import { parseDuration } from '../config/duration.js';
 import { familyNames } from '../families/index.js';
 import { openFleet } from '../fleet/context.js';
-import { DEFAULT_PAGE_SIZE } from '../fleet/producer.js';
 import { describeScope, missingScopeRows } from '../fleet/scope.js';
 import { defineCommand, integerFlag, rateFlag, UsageError } from './command.js';
 import { parseScope, requireFamily } from './families.js';

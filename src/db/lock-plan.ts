@@ -120,9 +120,9 @@ const BORROWS = /\b(?:LIKE|INHERITS|PARTITION\s+OF|AS\s+SELECT|AS\s+TABLE|AS\s+V
  * objects new to the migration (types, tables and their indexes, nobody
  * else can see them before the commit, so they need no lock on an existing
  * table), then the rest, after the up-front locks of `late` are taken. In
- * the document's phase 5, creating four tables, three types and seven
- * indexes took 53 to 85 ms under traffic while ACCESS EXCLUSIVE on
- * Investment was held, and the application's requests queued behind it.
+ * the document's phase 5, the application's requests queued behind
+ * ACCESS EXCLUSIVE on Investment while four tables, three types and seven
+ * indexes nobody could see yet were created under it.
  *
  * A statement moves ahead only when it names nothing (table, column, type,
  * sequence: any word that is no SQL keyword) that a statement it passes

@@ -27,12 +27,11 @@ export function createPrisma(databaseUrl: string, options: PrismaOptions = {}): 
     connectionString: databaseUrl,
     max,
     // A connection, once open, stays open until the client disconnects.
-    // Opening one costs Postgres a process (12 ms on the rehearsal's
-    // machine). pg closes a connection idle for 10 s by default, and its pool
-    // reuses the last one released: under steady load the spare ones went
-    // idle, were closed, and were opened again at the next burst, while
-    // requests waited. The rehearsal's application saw a p99 of 266 to 461 ms
-    // every 10 s or so from that alone, and none with its connections kept.
+    // Opening one costs Postgres a new process. pg closes a connection idle
+    // for 10 s by default, and its pool reuses the last one released: under
+    // steady load the spare ones go idle, are closed, and are opened again at
+    // the next burst while requests wait, a stall every 10 s or so that the
+    // rehearsal's application saw and that kept connections do not have.
     min: max,
     // An idle pool never keeps a process from exiting.
     allowExitOnIdle: true,

@@ -58,8 +58,8 @@ export async function sqlRows<Row>(prisma: PrismaClient, statement: Prisma.Sql):
 /**
  * One transaction straight on the pg pool under `prisma`, for set-based
  * statements on a hot path: Prisma's per-query work (parameter and row
- * conversion, its transaction manager) was about 15 of the lots worker's 70
- * µs of CPU per job. The statements are still built
+ * conversion, its transaction manager) was a fifth of the lots worker's CPU
+ * per job. The statements are still built
  * with Prisma.sql, so values are always parameters, never spliced text.
  *
  * A connection whose BEGIN, COMMIT or ROLLBACK fails is destroyed rather than

@@ -2,6 +2,7 @@ import { setTimeout as delay } from 'node:timers/promises';
 import type { Queue } from 'bullmq';
 import type { RedisClient } from '../redis/connection.js';
 import type { PrismaClient } from '../db/prisma.js';
+import { DEFAULT_PAGE_SIZE } from '../../bin/heap-limit.js';
 import { retryTransient } from '../db/transient.js';
 import { jobIdFor, type JobData, type JobFamily } from './family.js';
 import { DEFAULT_PRODUCER_LEASE_MS, holdRunForProducer } from './producer-lease.js';
@@ -10,9 +11,6 @@ import { addingWait, scheduledDelay } from './run-pace.js';
 import { newJobKey, sealOf } from './job-seal.js';
 import { newRunId, type RunStore } from './runs.js';
 import type { Scope } from './scope.js';
-
-/** Rows read per page of a family's source query, when the caller does not say. */
-export const DEFAULT_PAGE_SIZE = 1_000;
 
 export interface EnqueueOptions {
   /** Keys read from the source query per page. Default DEFAULT_PAGE_SIZE. */

@@ -16,15 +16,13 @@ return math.max(0, math.ceil(slot / tonumber(ARGV[2])) * tonumber(ARGV[2]) - now
 
 /**
  * Paced jobs start in groups this many ms apart rather than one by one. A
- * job started alone is a batch of one for its handler: at 400 jobs a second,
- * one every 2.5 ms, the lots family spent 3.5 times the Postgres CPU per job
- * of batches of hundreds (a transaction, four statements and a commit per
- * handful of rows). Per job at 400/1s, worker + Redis + Postgres CPU:
- * groups 50 ms apart (20 jobs) 471 to 536 + 236 to 257 + 234 to 250 µs,
- * 100 ms apart (40 jobs) 335 to 367 + 190 to 208 + 170 to 181 µs, 200 ms
- * apart 336 to 351 + 192 to 202 + 147 to 151 µs.
- * The rate is kept on average; a start is never earlier than its own slot
- * and at most this much later.
+ * job started alone is a batch of one for its handler (a transaction, four
+ * statements and a commit per handful of rows): one by one, the lots family
+ * spent several times the Postgres CPU per job of batches of hundreds.
+ * Groups 100 ms apart cost about what groups 200 ms apart do, and clearly
+ * less than 50 ms apart (figures: docs/journal). The rate is kept on
+ * average; a start is never earlier than its own slot and at most this much
+ * later.
  */
 const START_GROUP_MS = 100;
 
@@ -63,12 +61,10 @@ export function scheduledDelay(firstPageAt: number, index: number, intervalMs: n
 /**
  * A paced run's jobs are added at most this many times as fast as they
  * start. Adding jobs is Redis and Postgres work at the application's own
- * priority, which no niceness of the producer lowers: as fast as it could,
- * the enqueue of 200,000 lots jobs took 13.7 s, about half a core of the
- * two, and the application's p99 read 17.9 ms during it against 7.7 ms
- * during the run after. At ten times the run's rate the adds still took
- * their 5 s windows to 22.7 to 46.1 ms (20,000 jobs at 400/1s, three
- * runs); at twice, 13.6 to 18.9 ms, against 8.6 to 21.7 ms before them.
+ * priority, which no niceness of the producer lowers: added as fast as it
+ * could, the enqueue was the part of a paced run the application felt
+ * most, and at ten times the run's rate it still stood out where twice did
+ * not (figures: docs/journal).
  */
 const ADD_AHEAD_FACTOR = 2;
 

@@ -20,21 +20,20 @@ const ANALYZE_LOCK = 7_342_001;
  * rows in minutes, faster than autovacuum's analyze follows (and not at all
  * where autovacuum is off). With statistics that far behind, the
  * application's "open lots of a portfolio" read was planned as a
- * sequential scan of 146,000 lots, 518 ms a request.
+ * sequential scan of every lot, hundreds of ms a request.
  *
  * Two things keep that cheap, since an ANALYZE is a burst of the server's
- * CPU at the application's own priority (150 to 200 ms for 200,000 lots):
+ * CPU at the application's own priority, growing with the table (figures:
+ * docs/journal):
  * - the planner scales a table's row estimate by its current size on disk,
  *   so what goes stale as a table grows is only its columns' distributions,
  *   which a lot per investment does not change: once the table has doubled
- *   is often enough. Growing TaxLot to 200,000 rows, 2,000 at a time, took
- *   6 ANALYZEs and 108 ms of them, where one at every fifth took 14 and
- *   1,045 ms;
+ *   is often enough, a few ANALYZEs where every fifth changed took a dozen;
  * - only the columns its indexes hold are analyzed: they decide between an
- *   index and a scan, and the rest cost as much again (80 to 120 ms for the
- *   200,000 lots instead of 150 to 200). Such an ANALYZE still counts the
- *   rows, and leaves the table's change count to autovacuum, whose own full
- *   analyze comes when it would have without the fleet.
+ *   index and a scan, and the rest cost as much again. Such an ANALYZE
+ *   still counts the rows, and leaves the table's change count to
+ *   autovacuum, whose own full analyze comes when it would have without
+ *   the fleet.
  *
  * The ANALYZE takes a share-update-exclusive lock, which blocks no read or
  * write, in one worker process at a time.

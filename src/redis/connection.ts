@@ -12,10 +12,10 @@ export type RedisClient = Redis | Cluster;
  * then sends them in one system call. ioredis writes each command as it is
  * issued: a worker finishing a batch of 40 jobs made 40 writes to Redis,
  * each a system call (and on a local connection the kernel does much of the
- * receiving side's work in the sender's call). Coalesced, a paced worker
- * spent 6 to 19% less CPU per job, and Redis 6 to 21% less (three bench
- * pairs, docs/performance.md). Order and replies are untouched: the
- * commands go out in the order given, within the same tick.
+ * receiving side's work in the sender's call). Coalesced, both the worker
+ * and Redis spend less CPU per job (figures: docs/journal). Order and
+ * replies are untouched: the commands go out in the order given, within the
+ * same tick.
  */
 function coalesceWrites(stream: Writable): void {
   const write = stream.write.bind(stream) as (...args: unknown[]) => boolean;
