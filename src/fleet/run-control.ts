@@ -82,6 +82,10 @@ export async function controlRun(deps: RunControlDeps, runId: string, action: Ru
     case 'resume': {
       if (STARTABLE_STATUSES.includes(status)) return status;
       await move(deps, runId, PAUSED_STATUSES, 'RUNNING', action);
+      // A worker may still hold the run as paused for a moment (RunGuard's
+      // cache) and would park for good what came back now: the parked jobs
+      // come back once every worker sees the run running.
+      await new Promise((resolve) => setTimeout(resolve, GUARD_DELAY_MS));
       const parked = await jobsOfRun(deps, runId, ['delayed']);
       for (const { queue, id } of parked) await (await queue.getJob(id))?.promote().catch(() => undefined);
       options.onProgress?.(`run ${runId}: ${parked.length} parked job(s) back in the queue`);
