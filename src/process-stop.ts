@@ -1,3 +1,6 @@
+/** How often, in ms, the parent's presence is checked. */
+const PARENT_CHECK_MS = 1_000;
+
 /**
  * Resolves, with what asked for it, when the process is told to stop:
  * SIGTERM, SIGINT, or the end of the process that started it. A process
@@ -9,14 +12,14 @@
  * Call it once, first thing: a signal that arrives while the process is
  * still starting must also end in a clean stop, not a kill.
  */
-export function untilStopRequested(options: { parentCheckMs?: number } = {}): Promise<string> {
+export function untilStopRequested(): Promise<string> {
   return new Promise((resolve) => {
     const parent = process.ppid;
     const timer =
       parent > 1
         ? setInterval(() => {
             if (process.ppid !== parent) stop('parent process exited');
-          }, options.parentCheckMs ?? 1_000)
+          }, PARENT_CHECK_MS)
         : undefined;
     timer?.unref();
     function stop(reason: string) {

@@ -3,10 +3,11 @@ import { describe, expect, it } from 'vitest';
 import { seedMvp } from '../src/demo/seed.js';
 import { lotsFamily } from '../src/families/lots.js';
 import { controlRun, RunControlError, type RunAction } from '../src/fleet/run-control.js';
-import { ENDED_STATUSES, TRANSITIONS, type FleetRunStatus } from '../src/fleet/run-lifecycle.js';
+import { ENDED_STATUSES, type FleetRunStatus } from '../src/fleet/run-lifecycle.js';
 import { reconcileRuns } from '../src/fleet/run-reconciler.js';
 import { createTestDatabase } from './support/databases.js';
 import { testFleet } from './support/fleet.js';
+import { reachableFrom } from './support/lifecycle.js';
 import { until } from './support/processes.js';
 
 /** Sequences tried: a few in npm test; TYS_MODEL_RUNS asks for more (npm run chaos sets it). */
@@ -15,21 +16,6 @@ const SEED = Number(process.env.TYS_MODEL_SEED ?? Date.now() % 1_000_000);
 /** Replays one failure: the path fast-check prints beside the seed. */
 const PATH = process.env.TYS_MODEL_PATH;
 const INVESTMENTS = 40;
-
-/** Every status a run can reach from `from` by the table's moves, `from` included. */
-function reachable(from: FleetRunStatus): Set<FleetRunStatus> {
-  const seen = new Set<FleetRunStatus>([from]);
-  for (let grew = true; grew;) {
-    grew = false;
-    for (const status of [...seen])
-      for (const next of Object.keys(TRANSITIONS[status]) as FleetRunStatus[])
-        if (!seen.has(next)) {
-          seen.add(next);
-          grew = true;
-        }
-  }
-  return seen;
-}
 
 type Fleet = Awaited<ReturnType<typeof testFleet>>;
 
@@ -50,7 +36,7 @@ interface Model {
 async function observe(real: Real): Promise<void> {
   for (const row of await real.fleet.context.prisma.fleetRun.findMany()) {
     const before = real.seen.get(row.id) ?? 'ENQUEUEING';
-    expect(reachable(before).has(row.status), `run ${row.id}: ${before} -> ${row.status}`).toBe(true);
+    expect(reachableFrom(before).has(row.status), `run ${row.id}: ${before} -> ${row.status}`).toBe(true);
     expect(row.finishedAt !== null, `run ${row.id} ${row.status} with finishedAt ${String(row.finishedAt)}`).toBe(ENDED_STATUSES.includes(row.status));
     real.seen.set(row.id, row.status);
   }

@@ -1,19 +1,11 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import {
-  canMove,
-  ENDED_STATUSES,
-  moveRun,
-  OPEN_STATUSES,
-  RUN_STATUSES,
-  RunTransitionError,
-  TRANSITIONS,
-  type FleetRunStatus,
-} from '../src/fleet/run-lifecycle.js';
+import { canMove, ENDED_STATUSES, moveRun, OPEN_STATUSES, RUN_STATUSES, RunTransitionError, type FleetRunStatus } from '../src/fleet/run-lifecycle.js';
 import { newRunId } from '../src/fleet/runs.js';
 import { PROJECT_ROOT } from '../src/project-root.js';
 import { createTestDatabase, type TestDatabase } from './support/databases.js';
+import { reachableFrom } from './support/lifecycle.js';
 
 const PAIRS = RUN_STATUSES.flatMap((from) => RUN_STATUSES.map((to) => [from, to] as const));
 
@@ -72,16 +64,7 @@ describe('the run lifecycle', () => {
   });
 
   it('reaches every status from a new run, and every open run can end', () => {
-    const reachable = new Set<FleetRunStatus>(['ENQUEUEING']);
-    for (let grew = true; grew;) {
-      grew = false;
-      for (const from of [...reachable])
-        for (const to of Object.keys(TRANSITIONS[from]) as FleetRunStatus[])
-          if (!reachable.has(to)) {
-            reachable.add(to);
-            grew = true;
-          }
-    }
+    const reachable = reachableFrom('ENQUEUEING');
     expect([...reachable].sort()).toEqual([...RUN_STATUSES].sort());
     for (const status of OPEN_STATUSES)
       expect(

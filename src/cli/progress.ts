@@ -122,8 +122,9 @@ export function progressLine(counters: RunCounters, ratePerSecond: number | null
   const width = 30;
   const filled = Math.round(fraction * width);
   const rate = ratePerSecond === null ? null : Math.round(ratePerSecond);
-  let eta = rate && counters.enqueued ? `, ETA ${Math.ceil((total - done) / rate)}s` : '';
+  let eta = '';
   if (tookMs !== undefined) eta = `, took ${durationText(tookMs)}`;
+  else if (rate && counters.enqueued) eta = `, ETA ${Math.ceil((total - done) / rate)}s`;
   return (
     `[${'#'.repeat(filled)}${'-'.repeat(width - filled)}] ${(fraction * 100).toFixed(1)}% ` +
     `${done}/${total}${counters.enqueued ? '' : '+'} (completed ${counters.completed}, skipped ${counters.skipped}, failed ${counters.failed}) ` +

@@ -1,3 +1,4 @@
+import { setTimeout as delay } from 'node:timers/promises';
 import type { JobType, Queue } from 'bullmq';
 import type { PrismaClient } from '../db/prisma.js';
 import type { FleetRunStatus } from '../generated/prisma/enums.js';
@@ -85,7 +86,7 @@ export async function controlRun(deps: RunControlDeps, runId: string, action: Ru
       // A worker may still hold the run as paused for a moment (RunGuard's
       // cache) and would park for good what came back now: the parked jobs
       // come back once every worker sees the run running.
-      await new Promise((resolve) => setTimeout(resolve, GUARD_DELAY_MS));
+      await delay(GUARD_DELAY_MS);
       const parked = await jobsOfRun(deps, runId, ['delayed']);
       for (const { queue, id } of parked) await (await queue.getJob(id))?.promote().catch(() => undefined);
       options.onProgress?.(`run ${runId}: ${parked.length} parked job(s) back in the queue`);
@@ -122,7 +123,7 @@ async function move(deps: RunControlDeps, runId: string, from: readonly FleetRun
 /** Waits for the run's active jobs to end, then moves it from `from` to `to`; a cancelled run gets its final counts. */
 async function settle(deps: RunControlDeps, runId: string, from: FleetRunStatus, to: FleetRunStatus, options: RunControlOptions): Promise<FleetRunStatus> {
   const deadline = Date.now() + (options.settleTimeoutMs ?? 30_000);
-  await new Promise((resolve) => setTimeout(resolve, GUARD_DELAY_MS));
+  await delay(GUARD_DELAY_MS);
   for (;;) {
     const active = await jobsOfRun(deps, runId, ['active']);
     if (active.length === 0) break;
@@ -130,7 +131,7 @@ async function settle(deps: RunControlDeps, runId: string, from: FleetRunStatus,
       options.onProgress?.(`run ${runId}: ${active.length} job(s) still active; it stays ${from} until they end (act again to finish)`);
       return from;
     }
-    await new Promise((resolve) => setTimeout(resolve, 200));
+    await delay(200);
   }
   let counts;
   if (to === 'CANCELLED') {
