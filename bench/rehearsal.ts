@@ -344,7 +344,7 @@ function sameLengthWindows(app: ApplicationProcess, [from, to]: TimeRange, secon
  * processes stopped (SIGTSTP), the application beside a fleet that does
  * nothing; then the workers go on (SIGCONT). Pausing the run or its queues
  * instead would put the run behind its schedule for good (see
- * src/fleet/run-pace.ts): its jobs would take the longer way, aside, after
+ * src/fleet/runs/pace.ts): its jobs would take the longer way, aside, after
  * the first pair. The quiet half must stay shorter than the second a worker
  * holds a job for, for the same reason. Resolves to the ms the workers were
  * stopped.

@@ -1,7 +1,7 @@
 import { durationText } from '../src/config/duration.js';
-import { actionsFor } from '../src/fleet/run-control.js';
-import { movingRate, type ProgressSample } from '../src/fleet/run-progress.js';
-import type { RunView } from '../src/fleet/runs.js';
+import { actionsFor } from '../src/fleet/runs/control.js';
+import { movingRate, type ProgressSample } from '../src/fleet/runs/progress.js';
+import type { RunView } from '../src/fleet/runs/store.js';
 import { firingText, type ScheduleFiring } from '../src/fleet/schedules.js';
 
 /** How often the page's script fetches the runs again, in seconds. */

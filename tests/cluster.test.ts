@@ -8,7 +8,7 @@ import { seedMvp } from '../src/demo/seed.js';
 import { constraintsFamily } from '../src/families/constraints.js';
 import { lotsFamily } from '../src/families/lots.js';
 import { openFleet, type FleetContext } from '../src/fleet/context.js';
-import { controlRun, RunControlError } from '../src/fleet/run-control.js';
+import { controlRun, RunControlError } from '../src/fleet/runs/control.js';
 import { workerConnection } from '../src/redis/connection.js';
 import { keySlot } from '../src/redis/slot.js';
 import { ADMIN, basic, startDashboard } from './support/dashboard.js';

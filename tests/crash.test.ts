@@ -1,5 +1,5 @@
 import { openFleet } from '../src/fleet/context.js';
-import { reconcileRuns } from '../src/fleet/run-reconciler.js';
+import { reconcileRuns } from '../src/fleet/runs/reconciler.js';
 import { afterAll, describe, expect, it } from 'vitest';
 import { lotsFamily } from '../src/families/lots.js';
 import { seedMvp } from '../src/demo/seed.js';

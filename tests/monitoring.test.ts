@@ -6,7 +6,7 @@ import { promisify } from 'node:util';
 import { afterAll, describe, expect, it } from 'vitest';
 import { PROJECT_ROOT } from '../src/project-root.js';
 import { seedMvp } from '../src/demo/seed.js';
-import { newRunId } from '../src/fleet/runs.js';
+import { newRunId } from '../src/fleet/runs/store.js';
 import { createTestDatabase, type TestDatabase } from './support/databases.js';
 import { startDashboard } from './support/dashboard.js';
 import { testFleet } from './support/fleet.js';

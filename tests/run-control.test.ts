@@ -2,7 +2,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import pg from 'pg';
 import { seedMvp } from '../src/demo/seed.js';
 import { throttleReasons } from '../src/fleet/db-health.js';
-import { RunProgress } from '../src/fleet/run-progress.js';
+import { RunProgress } from '../src/fleet/runs/progress.js';
 import { lotsFamily } from '../src/families/lots.js';
 import { createTestDatabase, type TestDatabase } from './support/databases.js';
 import { testFleet } from './support/fleet.js';

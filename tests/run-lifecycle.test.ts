@@ -1,8 +1,8 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { canMove, ENDED_STATUSES, moveRun, OPEN_STATUSES, RUN_STATUSES, RunTransitionError, type FleetRunStatus } from '../src/fleet/run-lifecycle.js';
-import { newRunId } from '../src/fleet/runs.js';
+import { canMove, ENDED_STATUSES, moveRun, OPEN_STATUSES, RUN_STATUSES, RunTransitionError, type FleetRunStatus } from '../src/fleet/runs/lifecycle.js';
+import { newRunId } from '../src/fleet/runs/store.js';
 import { PROJECT_ROOT } from '../src/project-root.js';
 import { createTestDatabase, type TestDatabase } from './support/databases.js';
 import { reachableFrom } from './support/lifecycle.js';
@@ -90,6 +90,6 @@ describe('the run lifecycle', () => {
       const sqlWrite = /UPDATE\s+"FleetRun"\s+SET[^;`]*?(\bstatus\s*=|"finishedAt"\s*=)/.test(text);
       return prismaWrite || sqlWrite;
     });
-    expect(writers).toEqual([path.join('src', 'fleet', 'run-lifecycle.ts')]);
+    expect(writers).toEqual([path.join('src', 'fleet', 'runs', 'lifecycle.ts')]);
   });
 });

@@ -1,12 +1,12 @@
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import { bullmq } from '../src/deps/bullmq.js';
-import { reconcileRuns } from '../src/fleet/run-reconciler.js';
-import { newRunId } from '../src/fleet/runs.js';
-import { addingWait, HOLD_IN_WORKER_MS, RunPacer } from '../src/fleet/run-pace.js';
+import { reconcileRuns } from '../src/fleet/runs/reconciler.js';
+import { newRunId } from '../src/fleet/runs/store.js';
+import { addingWait, HOLD_IN_WORKER_MS, RunPacer } from '../src/fleet/runs/pace.js';
 import { seedMvp } from '../src/demo/seed.js';
-import { RunGuard } from '../src/fleet/run-guard.js';
-import { controlRun } from '../src/fleet/run-control.js';
+import { RunGuard } from '../src/fleet/runs/guard.js';
+import { controlRun } from '../src/fleet/runs/control.js';
 import type { PrismaClient } from '../src/db/prisma.js';
 import { lotsFamily } from '../src/families/lots.js';
 import { createTestDatabase, type TestDatabase } from './support/databases.js';

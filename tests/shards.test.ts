@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { seedMvp } from '../src/demo/seed.js';
 import { lotsFamily } from '../src/families/lots.js';
-import { controlRun } from '../src/fleet/run-control.js';
+import { controlRun } from '../src/fleet/runs/control.js';
 import { createTestDatabase, type TestDatabase } from './support/databases.js';
 import { testFleet } from './support/fleet.js';
 import { fleetEnv, runTys, until } from './support/processes.js';

@@ -8,7 +8,7 @@ import { families } from '../src/families/index.js';
 import { lotsFamily } from '../src/families/lots.js';
 import type { WorkItem } from '../src/fleet/family.js';
 import { revertRun } from '../src/fleet/revert.js';
-import { RunRecords } from '../src/fleet/runs-record.js';
+import { RunRecords } from '../src/fleet/runs/record.js';
 import { AlphaVantageStandIn } from './support/alpha-vantage-server.js';
 import { createTestDatabase, type TestDatabase } from './support/databases.js';
 import { flushPrefix, handlerContext, REDIS_URL, testPrefix } from './support/fleet.js';

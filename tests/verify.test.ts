@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { seedMvp } from '../src/demo/seed.js';
-import { newRunId } from '../src/fleet/runs.js';
+import { newRunId } from '../src/fleet/runs/store.js';
 import { createTestDatabase, type TestDatabase } from './support/databases.js';
 import { testFleet } from './support/fleet.js';
 import { fleetEnv, runTys } from './support/processes.js';

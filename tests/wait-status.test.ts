@@ -1,4 +1,4 @@
-import { reconcileRuns } from '../src/fleet/run-reconciler.js';
+import { reconcileRuns } from '../src/fleet/runs/reconciler.js';
 import { spawn } from 'node:child_process';
 import { Worker } from 'bullmq';
 import { Redis } from 'ioredis';
@@ -6,7 +6,7 @@ import { afterAll, beforeEach, describe, expect, it } from 'vitest';
 import { PROJECT_ROOT } from '../src/project-root.js';
 import { openFleet } from '../src/fleet/context.js';
 import { enqueue } from '../src/fleet/producer.js';
-import { newRunId } from '../src/fleet/runs.js';
+import { newRunId } from '../src/fleet/runs/store.js';
 import { seedMvp } from '../src/demo/seed.js';
 import { lotsFamily } from '../src/families/lots.js';
 import { createTestDatabase, type TestDatabase } from './support/databases.js';

@@ -9,8 +9,8 @@ import { redisAddress } from '../src/redis/connection.js';
 import { openFleet } from '../src/fleet/context.js';
 import type { JobFamily } from '../src/fleet/family.js';
 import { DbHealth, type ThrottleThresholds } from '../src/fleet/db-health.js';
-import { RunProgress } from '../src/fleet/run-progress.js';
-import { startRunReconciler } from '../src/fleet/run-reconciler.js';
+import { RunProgress } from '../src/fleet/runs/progress.js';
+import { startRunReconciler } from '../src/fleet/runs/reconciler.js';
 import { startTableStatsKeeper } from '../src/fleet/table-stats.js';
 
 export interface WorkerProcessOptions {

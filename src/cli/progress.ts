@@ -1,6 +1,6 @@
 import { durationText } from '../config/duration.js';
-import { isDone } from '../fleet/run-lifecycle.js';
-import type { RunCounters, RunStore } from '../fleet/runs.js';
+import { isDone } from '../fleet/runs/lifecycle.js';
+import type { RunCounters, RunStore } from '../fleet/runs/store.js';
 import type { CommandIo } from './command.js';
 
 export interface WaitOptions {

@@ -1,7 +1,7 @@
 import { createPrisma } from '../db/prisma.js';
 import { families } from '../families/index.js';
 import { revertRun } from '../fleet/revert.js';
-import { RUN_ID_PATTERN } from '../fleet/runs.js';
+import { RUN_ID_PATTERN } from '../fleet/runs/store.js';
 import { defineCommand, UsageError } from './command.js';
 
 const help = `Usage: tys revert --run ID [--json]

@@ -1,7 +1,7 @@
 import { findFamily } from '../families/index.js';
 import { openFleet } from '../fleet/context.js';
-import { controlRun, RunControlError, type RunAction } from '../fleet/run-control.js';
-import { RUN_ID_PATTERN } from '../fleet/runs.js';
+import { controlRun, RunControlError, type RunAction } from '../fleet/runs/control.js';
+import { RUN_ID_PATTERN } from '../fleet/runs/store.js';
 import { defineCommand, UsageError, type Command } from './command.js';
 
 const WHAT: Record<RunAction, { summary: string; detail: string }> = {

@@ -4,7 +4,7 @@ import { openFleet, type FleetContext } from '../fleet/context.js';
 import { throttleReasons } from '../fleet/db-health.js';
 import { AUXILIARY_QUEUES } from '../fleet/queues.js';
 import { MarketGateway } from '../market/gateway.js';
-import { RUN_ID_PATTERN, type RunView } from '../fleet/runs.js';
+import { RUN_ID_PATTERN, type RunView } from '../fleet/runs/store.js';
 import { integerFlag, UsageError, type CommandIo } from './command.js';
 import type { StatusArgs } from './status-options.js';
 import { progressLine } from './progress.js';

@@ -17,7 +17,7 @@ import { resolveShardCounts, type ShardCounts } from '../redis/shard-counts.js';
 import type { JobData, JobFamily } from './family.js';
 import { enqueue, type EnqueueOptions, type EnqueueResult, type FamilyQueues } from './producer.js';
 import { openQueue } from './queues.js';
-import { RunStore } from './runs.js';
+import { RunStore } from './runs/store.js';
 import { startScheduleRunner } from './schedules.js';
 import type { Scope } from './scope.js';
 import { startWorkers, type FleetWorkerOptions, type FleetWorkers } from './worker.js';

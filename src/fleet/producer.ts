@@ -1,15 +1,17 @@
 import { setTimeout as delay } from 'node:timers/promises';
 import type { Queue } from 'bullmq';
+import { keysOfQueue, type QueueKeys } from '../redis/bullmq-keys.js';
 import type { RedisClient } from '../redis/connection.js';
 import type { PrismaClient } from '../db/prisma.js';
 import { DEFAULT_PAGE_SIZE } from '../../bin/heap-limit.js';
 import { retryTransient } from '../db/transient.js';
 import { jobIdFor, type JobData, type JobFamily } from './family.js';
-import { DEFAULT_PRODUCER_LEASE_MS, holdRunForProducer } from './producer-lease.js';
+import { DEFAULT_PRODUCER_LEASE_MS, holdRunForProducer } from './runs/producer-lease.js';
 import { removeJobs } from './queues.js';
-import { addingWait, scheduledDelay } from './run-pace.js';
+import { addingWait, scheduledDelay } from './runs/pace.js';
 import { newJobKey, sealOf } from './job-seal.js';
-import { newRunId, type RunStore } from './runs.js';
+import { runScripts } from './runs/scripts.js';
+import { newRunId, type RunStore } from './runs/store.js';
 import type { Scope } from './scope.js';
 
 export interface EnqueueOptions {
@@ -192,7 +194,7 @@ async function addRun(
           const queued = (
             await jobStates(
               deps.redis,
-              shards[i]!.qualifiedName,
+              keysOfQueue(shards[i]!),
               group.map((job) => job.id),
             )
           ).filter((state) => state === 'pending').length;
@@ -300,7 +302,7 @@ async function enqueueInShard(
   const runId = run.id;
   const ids = jobs.map((job) => job.id);
   const byId = new Map(jobs.map((job) => [job.id, job]));
-  let states = await jobStates(deps.redis, deps.queue.qualifiedName, ids);
+  let states = await jobStates(deps.redis, keysOfQueue(deps.queue), ids);
   const page: ShardPage = { added: 0, alreadyQueued: 0, requeued: 0, adding: Promise.resolve(0) };
   // Rows an earlier run still has a job for (queued, active, or held by
   // a worker that died): this run follows those jobs instead of adding
@@ -309,7 +311,7 @@ async function enqueueInShard(
   const followed = await deps.runs.adopt(runId, family.name, pending);
   page.alreadyQueued += followed.followed;
   if (followed.gone.length > 0) {
-    const again = await jobStates(deps.redis, deps.queue.qualifiedName, followed.gone);
+    const again = await jobStates(deps.redis, keysOfQueue(deps.queue), followed.gone);
     const gone = new Map(followed.gone.map((id, i) => [id, again[i]!]));
     states = ids.map((id, i) => gone.get(id) ?? states[i]!);
     pending = followed.gone.filter((id) => gone.get(id) === 'pending');
@@ -348,30 +350,15 @@ async function enqueueInShard(
 }
 
 /**
- * For each job of a page, in order: 0 absent, 1 pending (queued, active or
- * held), 2 finished (completed or failed), 3 orphan (a hash without data,
- * left by a removal that did not finish). One script for the whole page:
- * a command per job cost the producer more than the rest of its page.
- * KEYS: the queue's completed and failed sets, then each job's hash; ARGV:
- * the job ids, in the same order. All in one slot on a cluster.
+ * For each job of a page, in order, whether it exists and has finished: one
+ * script for the whole page (see lua/jobStates.lua), since a command per job
+ * cost the producer more than the rest of its page.
  */
-const JOB_STATES = `
-local states = {}
-for i = 3, #KEYS do
-  local id = ARGV[i - 2]
-  if redis.call('EXISTS', KEYS[i]) == 0 then states[i - 2] = 0
-  elseif redis.call('HEXISTS', KEYS[i], 'data') == 0 then states[i - 2] = 3
-  elseif redis.call('ZSCORE', KEYS[1], id) or redis.call('ZSCORE', KEYS[2], id) then states[i - 2] = 2
-  else states[i - 2] = 1 end
-end
-return states`;
 
 const STATE_NAMES: JobState[] = ['absent', 'pending', 'finished', 'orphan'];
 
-/** Which jobs of a page exist, and which of those have finished: one round trip. */
-async function jobStates(redis: RedisClient, base: string, ids: string[]): Promise<JobState[]> {
+async function jobStates(redis: RedisClient, queue: QueueKeys, ids: string[]): Promise<JobState[]> {
   if (ids.length === 0) return [];
-  const keys = [`${base}:completed`, `${base}:failed`, ...ids.map((id) => `${base}:${id}`)];
-  const codes = (await redis.eval(JOB_STATES, keys.length, ...keys, ...ids)) as number[];
+  const codes = (await runScripts.on(redis).jobStates([queue.completed, queue.failed, ...ids.map((id) => queue.job(id))], ids)) as number[];
   return codes.map((code) => STATE_NAMES[code]!);
 }

@@ -2,7 +2,7 @@ import { Prisma, type PrismaClient } from '../db/prisma.js';
 import { utcNowSql } from '../db/utc.js';
 import { auditRecord } from './audit.js';
 import type { JobFamily, RevertibleColumnType, RevertibleTable } from './family.js';
-import { newRunId } from './runs.js';
+import { newRunId } from './runs/store.js';
 
 /**
  * What the families may revert, table by table: the union of what each

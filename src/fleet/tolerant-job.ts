@@ -1,5 +1,6 @@
 import type { Job, JobJson, JobType, Queue } from 'bullmq';
 import { bullmq } from '../deps/bullmq.js';
+import { keysOfQueue, type QueueKeys } from '../redis/bullmq-keys.js';
 import type { RedisClient } from '../redis/connection.js';
 
 /** The data a job is given in place of data it cannot be read from: refused by the data check with the reason it holds. */
@@ -68,7 +69,7 @@ export class FleetQueue<T = unknown> extends bullmq.Queue<T> {
     } catch (error) {
       if (!(error instanceof SyntaxError) || types === undefined) throw error;
       const ids = await this.getRanges(Array.isArray(types) ? types : [types], start, end, asc);
-      await mendJobs(this.opts.connection as RedisClient, this.qualifiedName, ids);
+      await mendJobs(this.opts.connection as RedisClient, keysOfQueue(this), ids);
       return super.getJobs(types, start, end, asc);
     }
   }
@@ -78,7 +79,7 @@ export class FleetQueue<T = unknown> extends bullmq.Queue<T> {
       return await super.getJob(jobId);
     } catch (error) {
       if (!(error instanceof SyntaxError)) throw error;
-      await mendJobs(this.opts.connection as RedisClient, this.qualifiedName, [jobId]);
+      await mendJobs(this.opts.connection as RedisClient, keysOfQueue(this), [jobId]);
       return super.getJob(jobId);
     }
   }
@@ -101,13 +102,13 @@ const ACTIVE_LOOKED_AT = 100;
  * and listings read them. BullMQ reads options and progress in code of its
  * own, before the job class, and fails on them. Resolves to the ids mended.
  */
-async function mendJobs(redis: RedisClient, queueKey: string, ids: readonly string[]): Promise<string[]> {
-  const fields = await Promise.all(ids.map((id) => redis.hmget(`${queueKey}:${id}`, 'data', 'opts', 'progress')));
+async function mendJobs(redis: RedisClient, queue: QueueKeys, ids: readonly string[]): Promise<string[]> {
+  const fields = await Promise.all(ids.map((id) => redis.hmget(queue.job(id), 'data', 'opts', 'progress')));
   const mended: string[] = [];
   for (const [i, [data, opts, progress]] of fields.entries()) {
     const problem = data === null && opts === null ? null : unreadable({ data, opts, progress });
     if (!problem) continue;
-    await redis.hset(`${queueKey}:${ids[i]}`, 'data', markerOf(problem), 'opts', '{}', 'progress', '0');
+    await redis.hset(queue.job(ids[i]!), 'data', markerOf(problem), 'opts', '{}', 'progress', '0');
     mended.push(ids[i]!);
   }
   return mended;
@@ -117,9 +118,9 @@ async function mendJobs(redis: RedisClient, queueKey: string, ids: readonly stri
  * After a fetch failed on a job it could not read (a SyntaxError from
  * BullMQ): that job stays active without a worker, stalls, and would be
  * fetched and fail again for ever. The newest active jobs of the queue
- * (`queueKey`: prefix and queue name) are mended (see mendJobs), so that
+ * are mended (see mendJobs), so that
  * once it stalls it fails once, with its reason.
  */
-export async function mendUnreadableJobs(redis: RedisClient, queueKey: string): Promise<string[]> {
-  return mendJobs(redis, queueKey, await redis.lrange(`${queueKey}:active`, 0, ACTIVE_LOOKED_AT - 1));
+export async function mendUnreadableJobs(redis: RedisClient, queue: QueueKeys): Promise<string[]> {
+  return mendJobs(redis, queue, await redis.lrange(queue.active, 0, ACTIVE_LOOKED_AT - 1));
 }

@@ -3,17 +3,18 @@ import { bullmq } from '../deps/bullmq.js';
 import type { Logger } from 'pino';
 import { loadMarketConfig, type MarketConfig } from '../config/market.js';
 import type { PrismaClient } from '../db/prisma.js';
+import { queueKeys } from '../redis/bullmq-keys.js';
 import type { RedisClient } from '../redis/connection.js';
 import type { KeyLayout } from '../redis/key-layout.js';
 import { ForeignRunError, InvalidJobDataError, RateLimitedError, UntrustedJobError } from './errors.js';
 import { Batcher } from './batcher.js';
 import { FleetMetrics } from './metrics.js';
 import type { DbHealth } from './db-health.js';
-import { HOLD_IN_WORKER_MS, RunPacer } from './run-pace.js';
-import { RunGuard } from './run-guard.js';
+import { HOLD_IN_WORKER_MS, RunPacer } from './runs/pace.js';
+import { RunGuard } from './runs/guard.js';
 import { FleetWorker, mendUnreadableJobs, UNREADABLE_DATA } from './tolerant-job.js';
 import { jobIdFor, type HandlerContext, type JobData, type JobFamily, type JobOutcome, type WorkItem } from './family.js';
-import { RUN_ID_PATTERN, type JobOutcomeRecord, type RunStore } from './runs.js';
+import { RUN_ID_PATTERN, type JobOutcomeRecord, type RunStore } from './runs/store.js';
 
 export interface FleetWorkerOptions {
   /** Overrides every family's own concurrency. */
@@ -120,7 +121,7 @@ export function startWorkers(deps: WorkerDeps, families: JobFamily[], options: F
       countOutcomes(shared, family, worker, log);
       worker.on('error', (error) => {
         if (!(error instanceof SyntaxError)) return;
-        mendUnreadableJobs(deps.connection, `${shard.prefix}:${shard.queueName}`).then(
+        mendUnreadableJobs(deps.connection, queueKeys(shard.prefix, shard.queueName)).then(
           (mended) => mended.length > 0 && log.warn({ jobIds: mended }, 'fetched jobs BullMQ cannot read: they fail once they stall'),
           () => undefined,
         );

@@ -9,7 +9,7 @@ import type { RedisClient } from '../../src/redis/connection.js';
 import { openFleet, type FleetContext } from '../../src/fleet/context.js';
 import { findFamily } from '../../src/families/index.js';
 import { jobIdFor } from '../../src/fleet/family.js';
-import type { RunView } from '../../src/fleet/runs.js';
+import type { RunView } from '../../src/fleet/runs/store.js';
 import { seededRandom } from '../../bench/seeded-random.js';
 import { AlphaVantageStandIn } from '../support/alpha-vantage-server.js';
 import { fleetEnv, killOnExit, runTys, spawnTys, until } from '../support/processes.js';

@@ -1,4 +1,4 @@
-import { TRANSITIONS, type FleetRunStatus } from '../../src/fleet/run-lifecycle.js';
+import { TRANSITIONS, type FleetRunStatus } from '../../src/fleet/runs/lifecycle.js';
 
 /** Every status a run can reach from `from` along the lifecycle's moves, `from` included. */
 export function reachableFrom(from: FleetRunStatus): Set<FleetRunStatus> {

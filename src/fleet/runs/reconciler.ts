@@ -1,8 +1,8 @@
 import type { Logger } from 'pino';
-import { provesLoss, type RedisMarker } from './redis-marker.js';
-import { repeat } from './repeat.js';
-import type { RunProgress } from './run-progress.js';
-import type { RunStore } from './runs.js';
+import { provesLoss, type RedisMarker } from './marker.js';
+import { repeat } from '../repeat.js';
+import type { RunProgress } from './progress.js';
+import type { RunStore } from './store.js';
 
 export interface ReconcileResult {
   /** Runs whose end is now written down. */

@@ -1,4 +1,5 @@
-import type { RedisClient } from '../redis/connection.js';
+import type { RedisClient } from '../../redis/connection.js';
+import { runKeys } from './keys.js';
 
 export interface ProgressSample {
   /** Epoch ms, the start of the sample's bucket. */
@@ -37,7 +38,7 @@ export class RunProgress {
   }
 
   private key(runId: string): string {
-    return `${this.prefix}:runs:${runId}:progress`;
+    return runKeys(this.prefix).progress(runId);
   }
 
   async record(runId: string, done: number, now = Date.now()): Promise<void> {

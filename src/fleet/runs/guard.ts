@@ -1,9 +1,9 @@
-import type { PrismaClient } from '../db/prisma.js';
-import type { FleetRunStatus } from '../generated/prisma/enums.js';
-import type { JobData } from './family.js';
-import { sealMatches } from './job-seal.js';
-import { CANCELLED_STATUSES, PAUSED_STATUSES } from './run-lifecycle.js';
-import type { RunStore } from './runs.js';
+import type { PrismaClient } from '../../db/prisma.js';
+import type { FleetRunStatus } from '../../generated/prisma/enums.js';
+import type { JobData } from '../family.js';
+import { sealMatches } from '../job-seal.js';
+import { CANCELLED_STATUSES, PAUSED_STATUSES } from './lifecycle.js';
+import type { RunStore } from './store.js';
 
 export interface RunGuardOptions {
   /**

@@ -1,9 +1,9 @@
-import { Prisma, type PrismaClient } from '../db/prisma.js';
-import { sqlRows } from '../db/sql.js';
-import { utcTimestampSql } from '../db/utc.js';
-import { CANCELLED_STATUSES, endStatus, isDone, moveRun, OPEN_STATUSES, PAUSED_STATUSES } from './run-lifecycle.js';
-import { RUN_TTL_SECONDS, type RunCounters } from './runs-live.js';
-import type { Scope } from './scope.js';
+import { Prisma, type PrismaClient } from '../../db/prisma.js';
+import { sqlRows } from '../../db/sql.js';
+import { utcTimestampSql } from '../../db/utc.js';
+import { CANCELLED_STATUSES, endStatus, isDone, moveRun, OPEN_STATUSES, PAUSED_STATUSES } from './lifecycle.js';
+import { RUN_TTL_SECONDS, type RunCounters } from './live.js';
+import type { Scope } from '../scope.js';
 
 export type RunRow = Awaited<ReturnType<PrismaClient['fleetRun']['findUniqueOrThrow']>>;
 type FleetRunStatus = RunRow['status'];

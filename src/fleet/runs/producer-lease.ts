@@ -1,4 +1,4 @@
-import type { RunStore } from './runs.js';
+import type { RunStore } from './store.js';
 
 /** How long a run is held for its producer without word from it, by default: a minute. */
 export const DEFAULT_PRODUCER_LEASE_MS = 60_000;

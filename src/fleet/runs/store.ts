@@ -1,13 +1,15 @@
 import { randomBytes } from 'node:crypto';
-import type { PrismaClient } from '../db/prisma.js';
-import type { KeyLayout, QueueShard } from '../redis/key-layout.js';
-import type { RedisClient } from '../redis/connection.js';
-import type { FleetRunStatus } from '../generated/prisma/enums.js';
-import { markerKey, provesLoss, type RedisMarker } from './redis-marker.js';
-import { endStatus, isDone } from './run-lifecycle.js';
-import { LiveRuns, type JobOutcomeRecord, type RunCounters } from './runs-live.js';
-import { RunRecords, type RunRow } from './runs-record.js';
-import type { Scope } from './scope.js';
+import type { PrismaClient } from '../../db/prisma.js';
+import { queueKeys } from '../../redis/bullmq-keys.js';
+import type { KeyLayout, QueueShard } from '../../redis/key-layout.js';
+import type { RedisClient } from '../../redis/connection.js';
+import type { FleetRunStatus } from '../../generated/prisma/enums.js';
+import { runKeys } from './keys.js';
+import { provesLoss, type RedisMarker } from './marker.js';
+import { endStatus, isDone } from './lifecycle.js';
+import { LiveRuns, type JobOutcomeRecord, type RunCounters } from './live.js';
+import { RunRecords, type RunRow } from './record.js';
+import type { Scope } from '../scope.js';
 
 export type { JobOutcomeRecord, RunCounters };
 
@@ -333,8 +335,10 @@ export class RunStore {
   /** Whether Redis has any trace of the fleet: a marker or a queue of `families`, or an auxiliary queue of `shared`. */
   async hasFleetData(families: readonly string[], shared: readonly string[]): Promise<boolean> {
     const keys = [
-      ...families.flatMap((family) => this.layout.shards(family).flatMap((shard) => [markerKey(shard.prefix), `${shard.prefix}:${shard.queueName}:meta`])),
-      ...shared.map((name) => `${this.layout.shared}:${name}:meta`),
+      ...families.flatMap((family) =>
+        this.layout.shards(family).flatMap((shard) => [runKeys(shard.prefix).marker, queueKeys(shard.prefix, shard.queueName).meta]),
+      ),
+      ...shared.map((name) => queueKeys(this.layout.shared, name).meta),
     ];
     // One key per command: on a cluster the keys live in different slots.
     return (await Promise.all(keys.map((key) => this.redisConnection.exists(key)))).some((found) => found === 1);

@@ -1,11 +1,11 @@
 import { setTimeout as delay } from 'node:timers/promises';
 import type { JobType, Queue } from 'bullmq';
-import type { PrismaClient } from '../db/prisma.js';
-import type { FleetRunStatus } from '../generated/prisma/enums.js';
-import type { JobData } from './family.js';
-import { removeJobs } from './queues.js';
-import { canMove, moveRun, PAUSED_STATUSES, STARTABLE_STATUSES } from './run-lifecycle.js';
-import type { RunStore } from './runs.js';
+import type { PrismaClient } from '../../db/prisma.js';
+import type { FleetRunStatus } from '../../generated/prisma/enums.js';
+import type { JobData } from '../family.js';
+import { removeJobs } from '../queues.js';
+import { canMove, moveRun, PAUSED_STATUSES, STARTABLE_STATUSES } from './lifecycle.js';
+import type { RunStore } from './store.js';
 
 /** A pause, resume or cancel that does not apply to the run as it is: one line for the operator. */
 export class RunControlError extends Error {

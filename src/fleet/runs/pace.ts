@@ -1,18 +1,7 @@
 import type { Job } from 'bullmq';
-import type { RedisClient } from '../redis/connection.js';
-
-// Reserves the next start slot of a paced run (KEYS[1]: its next free
-// slot, on the Redis server's clock, so that every worker process on every
-// machine agrees), ARGV[1] ms after the previous one, and starts the job at
-// the first multiple of ARGV[2] ms from that slot on. Returns the ms from now
-// to that start (0: start now).
-const RESERVE = `
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local slot = math.max(now, tonumber(redis.call('GET', KEYS[1]) or '0'))
--- Slots may fall between milliseconds (500/1s is 2.5 ms apart); an expiry may not.
-redis.call('SET', KEYS[1], slot + tonumber(ARGV[1]), 'PX', math.ceil(math.max(60000, slot - now + 60000)))
-return math.max(0, math.ceil(slot / tonumber(ARGV[2])) * tonumber(ARGV[2]) - now)`;
+import type { RedisClient } from '../../redis/connection.js';
+import { runKeys } from './keys.js';
+import { runScripts } from './scripts.js';
 
 /**
  * Paced jobs start in groups this many ms apart rather than one by one. A
@@ -125,7 +114,7 @@ export class RunPacer {
   async waitFor(job: Job, runId: string, intervalMs: number): Promise<number> {
     const reserved = this.held.get(job) ?? reservedStart(job);
     if (reserved !== null) return Math.max(0, reserved - Date.now());
-    const wait = Number(await this.redis.eval(RESERVE, 1, `${this.prefix}:runs:${runId}:next-start`, intervalMs, START_GROUP_MS));
+    const wait = Number(await runScripts.on(this.redis).reserveStart([runKeys(this.prefix).nextStart(runId)], [intervalMs, START_GROUP_MS]));
     const startsAt = Date.now() + wait;
     if (wait <= HOLD_IN_WORKER_MS) {
       this.held.set(job, startsAt);

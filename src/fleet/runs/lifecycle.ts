@@ -1,7 +1,7 @@
-import { Prisma, type PrismaClient } from '../db/prisma.js';
-import { sqlRows } from '../db/sql.js';
-import { utcTimestampSql } from '../db/utc.js';
-import type { FleetRunStatus } from '../generated/prisma/enums.js';
+import { Prisma, type PrismaClient } from '../../db/prisma.js';
+import { sqlRows } from '../../db/sql.js';
+import { utcTimestampSql } from '../../db/utc.js';
+import type { FleetRunStatus } from '../../generated/prisma/enums.js';
 
 /**
  * A run's lifecycle: its statuses, the moves between them, and the one

@@ -1,6 +1,8 @@
 import { randomBytes } from 'node:crypto';
-import { ioredis } from '../deps/ioredis.js';
-import type { RedisClient as Redis } from '../redis/connection.js';
+import { ioredis } from '../../deps/ioredis.js';
+import type { RedisClient as Redis } from '../../redis/connection.js';
+import { runKeys } from './keys.js';
+import { runScripts } from './scripts.js';
 
 /**
  * The fleet's mark in a Redis it uses: an id made when the fleet first
@@ -18,31 +20,11 @@ export interface RedisMarker {
 
 const MAX_LOST = 50;
 
-export function markerKey(prefix: string): string {
-  return `${prefix}:fleet:marker`;
-}
-
 export async function readMarker(redis: Redis, prefix: string): Promise<RedisMarker | null> {
-  const raw = await redis.hgetall(markerKey(prefix));
+  const raw = await redis.hgetall(runKeys(prefix).marker);
   if (!raw.id) return null;
   return { id: raw.id, lost: raw.lost ? raw.lost.split(' ') : [] };
 }
-
-// Creates the marker when there is none. When the caller saw another marker
-// in this same Redis before (ARGV[2]) and it is no longer the current one,
-// this Redis lost that marker's data: it is added to the list of lost ones.
-const ENSURE = `
-local id = redis.call('HGET', KEYS[1], 'id')
-if not id then
-  redis.call('HSET', KEYS[1], 'id', ARGV[1], 'createdAt', ARGV[3])
-  id = ARGV[1]
-end
-local lost = redis.call('HGET', KEYS[1], 'lost') or ''
-if ARGV[2] ~= '' and ARGV[2] ~= id and not string.find(' ' .. lost .. ' ', ' ' .. ARGV[2] .. ' ', 1, true) then
-  lost = ARGV[2] .. (lost ~= '' and (' ' .. lost) or '') .. (ARGV[4] ~= '' and (' ' .. ARGV[4]) or '')
-  redis.call('HSET', KEYS[1], 'lost', lost)
-end
-return {id, lost}`;
 
 /**
  * The marker of this Redis, created if it has none. `seen` is the marker
@@ -51,15 +33,12 @@ return {id, lost}`;
  */
 export async function ensureMarker(redis: Redis, prefix: string, seen: RedisMarker | null = null): Promise<RedisMarker> {
   const fresh = `redis-${randomBytes(8).toString('hex')}`;
-  const [id, lost] = (await redis.eval(
-    ENSURE,
-    1,
-    markerKey(prefix),
-    fresh,
-    seen?.id ?? '',
-    new Date().toISOString(),
-    seen?.lost.slice(0, MAX_LOST - 1).join(' ') ?? '',
-  )) as [string, string];
+  const [id, lost] = (await runScripts
+    .on(redis)
+    .ensureMarker([runKeys(prefix).marker], [fresh, seen?.id ?? '', new Date().toISOString(), seen?.lost.slice(0, MAX_LOST - 1).join(' ') ?? ''])) as [
+    string,
+    string,
+  ];
   return { id, lost: lost ? lost.split(' ').slice(0, MAX_LOST) : [] };
 }
 
