@@ -133,7 +133,14 @@ async function settleAndCheck(real: Real): Promise<void> {
     const jobs = await Promise.all(queues.map((queue) => queue.getJobCounts()));
     throw new Error(`${(error as Error).message}; open runs: ${JSON.stringify(counters)}; jobs: ${JSON.stringify(jobs)}`);
   });
-  const pending = (await Promise.all(queues.map((queue) => queue.getJobs(['waiting', 'delayed', 'active', 'prioritized'])))).flat();
+  // A run ends when its last outcome is counted, which is just before BullMQ moves that job to its finished set.
+  const ended = new Set((await context.prisma.fleetRun.findMany({ select: { id: true } })).map((run) => run.id));
+  const unfinishedJobs = async () =>
+    (await Promise.all(queues.map((queue) => queue.getJobs(['waiting', 'delayed', 'active', 'prioritized']))))
+      .flat()
+      .filter((job) => ended.has(job.data?.runId));
+  await until('the jobs of ended runs to leave the queue', async () => (await unfinishedJobs()).length === 0, 10_000).catch(() => undefined);
+  const pending = await unfinishedJobs();
   for (const run of await context.prisma.fleetRun.findMany()) {
     expect(['COMPLETED', 'FAILED', 'CANCELLED'], `run ${run.id}`).toContain(run.status);
     const done = run.completed + run.skipped + run.failed;

@@ -77,6 +77,33 @@ export function addingWait(firstPageAt: number, scheduled: number, intervalMs: n
   return Math.max(0, firstPageAt + Math.max(scheduledMs / ADD_AHEAD_FACTOR, scheduledMs - MAX_ADD_LEAD_MS) - now);
 }
 
+/**
+ * A paced run's schedule as its producer keeps it: from the time it read
+ * its first page, moved on by any time the run spent paused (its jobs
+ * would otherwise all be due at once when it is resumed).
+ */
+export class AddingSchedule {
+  private firstPageAt: number | null = null;
+
+  constructor(readonly intervalMs: number) {}
+
+  /** How long to wait before reading the next page, `scheduled` jobs scheduled so far (see addingWait). */
+  waitBeforePage(scheduled: number, now = Date.now()): number {
+    return this.firstPageAt === null ? 0 : addingWait(this.firstPageAt, scheduled, this.intervalMs, now);
+  }
+
+  /** The delay of the run's job number `index`, its page read at `now` (see scheduledDelay). */
+  delayOf(index: number, now: number): number {
+    this.firstPageAt ??= now;
+    return scheduledDelay(this.firstPageAt, index, this.intervalMs, now);
+  }
+
+  /** The run was paused for `ms`: what is still to start, starts that much later. */
+  moveOn(ms: number): void {
+    if (this.firstPageAt !== null) this.firstPageAt += ms;
+  }
+}
+
 /** Where a job keeps its reserved start, in its progress field: visible on the board. */
 interface PacedProgress {
   startsAt: number;

@@ -142,6 +142,11 @@ export class RunStore {
     await this.records.discardEmpty(runId);
   }
 
+  /** What an operator has done to the run, if anything (see RunRecords.operatorHold): what its producer must heed. */
+  operatorHold(runId: string): Promise<'cancelled' | 'paused' | null> {
+    return this.records.operatorHold(runId);
+  }
+
   /** `totals`: the run's jobs in each of the family's shards, in shard order. */
   async markEnqueued(family: string, runId: string, totals: number[], alreadyQueued: number): Promise<void> {
     await Promise.all(this.everyShard(family).map((live, i) => live.markEnqueued(runId, totals[i] ?? 0)));
