@@ -1,6 +1,6 @@
 import type { Redis } from 'ioredis';
 import pg from 'pg';
-import { deployMigrations } from '../src/db/migrations.js';
+import { deployMigrations } from '../src/db/migrate/deploy.js';
 import { createPrisma } from '../src/db/prisma.js';
 import { seedMvp } from '../src/demo/seed.js';
 

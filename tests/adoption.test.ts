@@ -1,7 +1,9 @@
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import { afterEach, describe, expect, it } from 'vitest';
-import { connectDatabase, listMigrationFiles, readMigrationSql, revertMigrations } from '../src/db/migrations.js';
+import { connectDatabase } from '../src/db/migrate/connect.js';
+import { listMigrationFiles, readMigrationSql } from '../src/db/migrate/files.js';
+import { revertMigrations } from '../src/db/migrate/revert.js';
 import { MIN_SERVER_VERSION_NUM, serverVersionProblem } from '../src/db/server-version.js';
 import { lockPlan, newObjectsFirst } from '../src/db/lock-plan.js';
 import { createTestDatabase, type TestDatabase } from './support/databases.js';

@@ -3,7 +3,9 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { listMigrationFiles, MIGRATIONS_DIR } from '../src/db/migrations.js';
+import { listMigrationFiles, MIGRATIONS_DIR, readMigrationSql } from '../src/db/migrate/files.js';
+import { dropsOf } from '../src/db/migrate/revert.js';
+import { dropsSales } from '../src/db/sales-archive.js';
 import { PROJECT_ROOT } from '../src/project-root.js';
 
 const SQUAWK = path.join(PROJECT_ROOT, 'node_modules', '.bin', 'squawk');
@@ -37,5 +39,17 @@ describe('migration SQL lint (Squawk)', () => {
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
+  });
+});
+
+describe('what a rollback drops, read from its down.sql', () => {
+  it('names the one rollback that would take sales with it, by what it drops', () => {
+    const takesSales = listMigrationFiles()
+      .filter((file) => file.hasDown && dropsSales(dropsOf(readMigrationSql(file.name, 'down'))))
+      .map((file) => file.name);
+    expect(takesSales).toEqual(['20251012000200_phase2_tax_reporting']);
+    // A column of a sales table is not the table.
+    expect(dropsSales(dropsOf('ALTER TABLE "SaleTransaction" DROP COLUMN "note";'))).toBe(false);
+    expect(dropsSales(dropsOf('DROP TABLE IF EXISTS "TaxLotAllocation";'))).toBe(true);
   });
 });

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { rehearse, targetVerdict, verdictLine, type StepReport } from '../bench/rehearsal.js';
-import { listMigrationFiles } from '../src/db/migrations.js';
+import { listMigrationFiles } from '../src/db/migrate/files.js';
 import { REDIS_URL } from './support/fleet.js';
 import { adminUrl } from './support/server.js';
 

@@ -1,4 +1,4 @@
-import { deployMigrations } from '../db/migrations.js';
+import { deployMigrations } from '../db/migrate/deploy.js';
 import { seedMvp } from '../demo/seed.js';
 import { lotsFamily } from '../families/lots.js';
 import { openFleet } from '../fleet/context.js';

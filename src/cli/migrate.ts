@@ -1,5 +1,9 @@
 import { parseDuration } from '../config/duration.js';
-import { AdoptionRefused, deployMigrations, listMigrationFiles, migrationStatus, planRevert, revertMigrations, type RevertPlan } from '../db/migrations.js';
+import { AdoptionRefused } from '../db/migrate/adopt.js';
+import { deployMigrations } from '../db/migrate/deploy.js';
+import { listMigrationFiles } from '../db/migrate/files.js';
+import { planRevert, revertMigrations, type RevertPlan } from '../db/migrate/revert.js';
+import { migrationStatus } from '../db/migrate/status.js';
 import type { LockLimits } from '../db/lock-retry.js';
 import { defineCommand, integerFlag, UsageError, type CommandIo } from './command.js';
 import { confirmByTyping } from './confirm.js';

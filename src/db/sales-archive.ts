@@ -1,15 +1,21 @@
 import type pg from 'pg';
 import { MigrationError } from './migration-error.js';
 
-/** The migration whose rollback would drop sales: the document says they are kept when they exist. */
-export const SALES_MIGRATION = '20251012000200_phase2_tax_reporting';
-
 /** Each table the rollback drops, and the archive that keeps its rows. Allocations name lots, so lots are kept too. */
 const ARCHIVES = [
   { table: 'SaleTransaction', archive: 'ArchivedSaleTransaction' },
   { table: 'TaxLotAllocation', archive: 'ArchivedTaxLotAllocation' },
   { table: 'TaxLot', archive: 'ArchivedTaxLot' },
 ] as const;
+
+/**
+ * Whether a rollback that drops these tables would take sales, allocations
+ * or the lots they name with it: the plan says those are kept when they
+ * exist, so such a rollback archives them first (or is refused).
+ */
+export function dropsSales(drops: readonly { table?: string; column?: string }[]): boolean {
+  return drops.some((drop) => !drop.column && ARCHIVES.some(({ table }) => table === drop.table));
+}
 
 export async function salesHeld(client: pg.ClientBase): Promise<{ sales: number; allocations: number }> {
   const result = await client.query<{ sales: string; allocations: string }>(

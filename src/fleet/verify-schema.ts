@@ -1,4 +1,6 @@
-import { connectDatabase, listMigrationFiles, migrationStatus, MIGRATIONS_DIR, readMigrationSql } from '../db/migrations.js';
+import { connectDatabase } from '../db/migrate/connect.js';
+import { listMigrationFiles, MIGRATIONS_DIR, readMigrationSql } from '../db/migrate/files.js';
+import { migrationStatus } from '../db/migrate/status.js';
 import type { VerifyReport } from './family.js';
 
 /** Names of the CHECK constraints a migration adds (`ADD CONSTRAINT "name" CHECK ...`). */

@@ -2,7 +2,7 @@ import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import type { FleetConfig } from '../../src/config/env.js';
-import { deployMigrations } from '../../src/db/migrations.js';
+import { deployMigrations } from '../../src/db/migrate/deploy.js';
 import { PROJECT_ROOT } from '../../src/project-root.js';
 import { createPrisma, type PrismaClient } from '../../src/db/prisma.js';
 import type { RedisClient } from '../../src/redis/connection.js';

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import type { TestProject } from 'vitest/node';
-import { deployMigrations } from '../../src/db/migrations.js';
+import { deployMigrations } from '../../src/db/migrate/deploy.js';
 import { flushPrefix } from './redis-keys.js';
 import { serverUrl, withClient } from './server.js';
 

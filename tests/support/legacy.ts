@@ -1,4 +1,4 @@
-import { readMigrationSql } from '../../src/db/migrations.js';
+import { readMigrationSql } from '../../src/db/migrate/files.js';
 import type { PrismaClient } from '../../src/db/prisma.js';
 
 /** The migrations that add CHECK constraints, in the order they were applied. */
