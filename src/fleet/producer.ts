@@ -256,7 +256,7 @@ class RunTally {
       adds.push(
         page.adding.then((n) => {
           this.confirmed[i]! += n;
-          return this.deps.runs.noteAdded(this.family.name, i, this.runId, this.confirmed[i]!, this.followed[i]!);
+          return this.deps.runs.noteAdded(this.family.name, i, this.runId);
         }),
       );
     }

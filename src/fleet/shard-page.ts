@@ -78,6 +78,11 @@ export async function addShardPage(
     page.alreadyQueued += (await deps.runs.adopt(runId, family.name, unfollowed)).followed;
   }
   page.added = toAdd.length;
+  await deps.runs.noteAdding(
+    family.name,
+    runId,
+    toAdd.map(({ id }) => id),
+  );
   page.adding = deps.queue
     .addBulk(
       toAdd.map(({ key, id, delayMs }) => ({

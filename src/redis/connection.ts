@@ -68,12 +68,16 @@ export function workerConnection(target: RedisTarget): RedisClient {
 }
 
 /**
- * Producers and the CLI must fail fast when Redis is down instead of queueing
- * commands in memory: offline queue off, few retries.
+ * Producers and the CLI must fail fast when Redis is down instead of waiting
+ * for it: the first connect is made, and fails, in connectProducer, and a
+ * dropped connection is tried again three times over about a second. The
+ * commands issued during those tries wait for them (offline queue on), so a
+ * blip of the connection does not abort an enqueue of a million rows; once
+ * the tries are spent they fail.
  */
 export function producerConnection(target: RedisTarget, options: RedisOptions = {}): RedisClient {
   const redis = connect(target, {
-    enableOfflineQueue: false,
+    enableOfflineQueue: true,
     maxRetriesPerRequest: 1,
     connectTimeout: 5_000,
     retryStrategy: (attempt) => (attempt > 3 ? null : 200 * attempt),

@@ -6,6 +6,8 @@ export interface RunKeys {
   run(runId: string): string;
   /** The outcome counted for each job of a run (a hash by job id): each counted once. */
   pending(runId: string): string;
+  /** The jobs a producer is adding to a run and has not noted as added yet (a set). */
+  adding(runId: string): string;
   /** The runs that follow each job of an earlier run (a hash by job id, run ids space-separated). */
   adopters: string;
   /** The next free start slot of a paced run. */
@@ -22,6 +24,7 @@ export function runKeys(prefix: string): RunKeys {
     runPrefix,
     run: (runId) => `${runPrefix}${runId}`,
     pending: (runId) => `${runPrefix}${runId}:pending`,
+    adding: (runId) => `${runPrefix}${runId}:adding`,
     adopters: `${runPrefix}adopters`,
     nextStart: (runId) => `${runPrefix}${runId}:next-start`,
     progress: (runId) => `${runPrefix}${runId}:progress`,

@@ -119,9 +119,14 @@ export class LiveRuns {
     return ms < 0 ? null : ms;
   }
 
+  /** See RunStore.noteAdding. */
+  async noteAdding(runId: string, jobIds: readonly string[]): Promise<void> {
+    if (jobIds.length > 0) await this.scripts.addingJobs([this.key(runId), this.keys.adding(runId)], [RUN_TTL_SECONDS, ...jobIds]);
+  }
+
   /** See RunStore.noteAdded. */
-  async noteAdded(runId: string, added: number, followed: number): Promise<void> {
-    await this.scripts.setIfLive([this.key(runId)], ['added', added, 'followed', followed]);
+  async noteAdded(runId: string): Promise<void> {
+    await this.scripts.noteAdded([this.key(runId), this.keys.adding(runId)]);
   }
 
   /**
@@ -130,8 +135,11 @@ export class LiveRuns {
    * must have lapsed. What the shard holds, sealed now or before (`fresh`
    * false); null when it was left as it was.
    */
-  async sealAbandoned(runId: string, leased: boolean): Promise<{ total: number; followed: number; fresh: boolean } | null> {
-    const sealed = (await this.scripts.sealAbandoned([this.key(runId)], [leased ? '1' : '0'])) as [number, number, number] | null;
+  async sealAbandoned(runId: string, queueName: string, leased: boolean): Promise<{ total: number; followed: number; fresh: boolean } | null> {
+    const sealed = (await this.scripts.sealAbandoned(
+      [this.key(runId), this.keys.adding(runId)],
+      [leased ? '1' : '0', queueKeys(this.prefix, queueName).jobPrefix, runId],
+    )) as [number, number, number] | null;
     return sealed ? { total: sealed[0], followed: sealed[1], fresh: sealed[2] === 1 } : null;
   }
 
@@ -178,7 +186,7 @@ export class LiveRuns {
     return Promise.all(
       [...byRun].map(async ([runId, args]) => {
         const [lost, revised, ...touched] = (await this.scripts.recordOutcomes(
-          [this.key(runId), this.keys.pending(runId), this.keys.adopters],
+          [this.key(runId), this.keys.pending(runId), this.keys.adopters, this.keys.adding(runId)],
           [this.keys.runPrefix, RUN_TTL_SECONDS, ...args],
         )) as [number, number, ...(string | number)[]];
         const done: string[] = [];

@@ -4,12 +4,14 @@ import { ScriptFolder } from '../../redis/scripts.js';
 export const runScripts = new ScriptFolder(
   ['src', 'fleet', 'runs', 'lua'],
   [
+    'addingJobs',
     'addStat',
     'adopt',
     'ensureMarker',
     'handOver',
     'holdProducer',
     'jobStates',
+    'noteAdded',
     'recordOutcomes',
     'reserveStart',
     'sealAbandoned',

@@ -168,9 +168,19 @@ export class RunStore {
     return this.first(family).holdProducer(runId, leaseMs);
   }
 
-  /** What the producer has added to the run in one shard (`shard`: its index), for sealAbandoned. */
-  noteAdded(family: string, shard: number, runId: string, added: number, followed: number): Promise<void> {
-    return this.live(this.layout.shards(family)[shard]!).noteAdded(runId, added, followed);
+  /**
+   * Notes the jobs the producer is about to add to the run, before it adds
+   * them, and noteAdded once Redis has them: a producer killed in between
+   * leaves them in its run's total all the same (sealAbandoned, and the
+   * workers that count their outcomes, find them).
+   */
+  async noteAdding(family: string, runId: string, jobIds: string[]): Promise<void> {
+    await Promise.all(this.byShard(family, jobIds, (id) => id).map(([shard, ids]) => this.live(shard).noteAdding(runId, ids)));
+  }
+
+  /** The jobs noted as being added to the run in one shard (`shard`: its index) are in Redis. */
+  noteAdded(family: string, shard: number, runId: string): Promise<void> {
+    return this.live(this.layout.shards(family)[shard]!).noteAdded(runId);
   }
 
   /**
@@ -180,14 +190,13 @@ export class RunStore {
    * end (reconcileRuns finishes it once they all have an outcome).
    * A run Redis has sealed already gets its record written, should the
    * record have missed it. Null when the run is left alone; `fresh` when
-   * this call sealed it. A producer killed between adding jobs and noting
-   * them leaves those out of the total: at most a page per shard.
+   * this call sealed it.
    */
   async sealAbandoned(family: string, runId: string): Promise<{ total: number; fresh: boolean } | null> {
-    const [leased, ...others] = this.everyShard(family);
-    const first = await leased!.sealAbandoned(runId, true);
+    const [leased, ...others] = this.layout.shards(family);
+    const first = await this.live(leased!).sealAbandoned(runId, leased!.queueName, true);
     if (!first) return null;
-    const rest = await Promise.all(others.map((live) => live.sealAbandoned(runId, false)));
+    const rest = await Promise.all(others.map((shard) => this.live(shard).sealAbandoned(runId, shard.queueName, false)));
     const shards = [first, ...rest.filter((sealed) => sealed !== null)];
     const total = shards.reduce((sum, shard) => sum + shard.total, 0);
     await this.records.markEnqueued(

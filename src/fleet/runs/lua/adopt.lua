@@ -1,6 +1,7 @@
 -- Makes a run follow jobs of earlier runs that are still queued or active.
 -- A job whose outcome its own run has already counted is counted for this
--- run at once.
+-- run at once. Both are added to the run's followed jobs in the same step,
+-- so that a producer that dies right after still has them in its total.
 -- KEYS: the adopters hash, the run's hash, its pending hash, the queue's
 -- completed and failed sets.
 -- ARGV: the prefix of the queue's job keys, the prefix of run keys, the
@@ -35,6 +36,7 @@ for i = 5, #ARGV do
   end
 end
 redis.call('EXPIRE', KEYS[3], ttl)
+if followed + counted > 0 and redis.call('EXISTS', KEYS[2]) == 1 then redis.call('HINCRBY', KEYS[2], 'followed', followed + counted) end
 local result = {followed, counted}
 for _, id in ipairs(gone) do result[#result + 1] = id end
 return result

@@ -5,8 +5,11 @@
 -- its new outcome.
 -- A batch is hundreds of jobs of one run: each run's hash is looked up, and
 -- its counters and expiry written, once per call rather than once per job.
+-- A job of the run that its producer was still adding (in the run's adding
+-- set) is noted as added by its outcome, should the producer die before it
+-- notes it (see noteAdded).
 -- KEYS: the run's hash, its pending hash (outcomes by job), the adopters
--- hash (followers by job).
+-- hash (followers by job), the run's adding set.
 -- ARGV: the prefix of run keys, the runs' time to live (s), then job id and
 -- outcome pairs.
 -- Returns {lost, revised, then for each run touched: id, total, completed,
@@ -14,7 +17,7 @@
 -- when a failure of the run turned into a success. Whether a run is done is
 -- the caller's to decide from those counters.
 local runsPrefix, ttl = ARGV[1], ARGV[2]
-local revised = 0
+local revised, added = 0, 0
 local runs, changes, pendingOf = {}, {}, {}
 local function open(hash, pending)
   if changes[hash] == nil then
@@ -33,6 +36,7 @@ local function count(hash, pending, jobId, outcome)
   if not change then return end
   if redis.call('HSETNX', pending, jobId, outcome) == 1 then
     change[outcome] = change[outcome] + 1
+    if hash == KEYS[1] then added = added + redis.call('SREM', KEYS[4], jobId) end
   elseif outcome ~= 'failed' and redis.call('HGET', pending, jobId) == 'failed' then
     redis.call('HSET', pending, jobId, outcome)
     change.failed = change.failed - 1
@@ -53,6 +57,7 @@ for i = 3, #ARGV, 2 do
     redis.call('HDEL', KEYS[3], jobId)
   end
 end
+if own and added > 0 then redis.call('HINCRBY', KEYS[1], 'added', added) end
 local result = {own and 0 or 1, revised}
 for _, hash in ipairs(runs) do
   for _, outcome in ipairs({'completed', 'skipped', 'failed'}) do
