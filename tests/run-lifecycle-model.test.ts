@@ -73,6 +73,18 @@ class Enqueue implements fc.AsyncCommand<Model, Real> {
   toString = () => 'enqueue';
 }
 
+/**
+ * The statuses in which an operator's action applies, as the operations
+ * guide promises them: the model's own, not read from the lifecycle's
+ * table, so that a move missing from the table is caught as a refusal.
+ */
+const ACCEPTS: Record<RunAction, FleetRunStatus[]> = {
+  pause: ['ENQUEUEING', 'RUNNING'],
+  resume: ['PAUSING', 'PAUSED'],
+  cancel: ['ENQUEUEING', 'RUNNING', 'PAUSING', 'PAUSED', 'CANCELLING'],
+  retry: ['FAILED'],
+};
+
 class Control implements fc.AsyncCommand<Model, Real> {
   constructor(
     readonly action: RunAction,
@@ -84,11 +96,25 @@ class Control implements fc.AsyncCommand<Model, Real> {
     const runId = ids[this.pick % ids.length]!;
     const queues = real.fleet.context.shardQueues(lotsFamily);
     // An action that does not apply to the run as it is, is the operator's refusal: one line, nothing changed.
-    await controlRun({ prisma: real.fleet.context.prisma, runs: real.fleet.context.runs, family: lotsFamily.name, queues }, runId, this.action, {
-      settleTimeoutMs: 300,
-    }).catch((error: unknown) => {
-      if (!(error instanceof RunControlError)) throw error;
-    });
+    const refused = await controlRun(
+      { prisma: real.fleet.context.prisma, runs: real.fleet.context.runs, family: lotsFamily.name, queues },
+      runId,
+      this.action,
+      {
+        settleTimeoutMs: 300,
+      },
+    ).then(
+      () => false,
+      (error: unknown) => {
+        if (!(error instanceof RunControlError)) throw error;
+        return true;
+      },
+    );
+    if (refused) {
+      // Only the workers moved the run meanwhile, and none of their moves takes a run out of ACCEPTS and back.
+      const { status } = await real.fleet.context.prisma.fleetRun.findUniqueOrThrow({ where: { id: runId } });
+      expect(ACCEPTS[this.action], `${this.action} refused for run ${runId} ${status}`).not.toContain(status);
+    }
     await observe(real);
   }
   toString = () => `${this.action} #${this.pick}`;
