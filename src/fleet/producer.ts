@@ -1,6 +1,5 @@
 import { setTimeout as delay } from 'node:timers/promises';
 import type { Queue } from 'bullmq';
-import { keysOfQueue } from '../redis/bullmq-keys.js';
 import type { RedisClient } from '../redis/connection.js';
 import type { PrismaClient } from '../db/prisma.js';
 import { DEFAULT_PAGE_SIZE } from '../../bin/heap-limit.js';
@@ -11,7 +10,7 @@ import { AddingSchedule } from './runs/pace.js';
 import { DEFAULT_PRODUCER_LEASE_MS, holdRunForProducer } from './runs/producer-lease.js';
 import { newRunId, type RunStore } from './runs/store.js';
 import type { Scope } from './scope.js';
-import { addShardPage, jobStates, type NewJob, type ShardPage } from './shard-page.js';
+import { addShardPage, countShardPage, type NewJob, type ShardPage } from './shard-page.js';
 
 export interface EnqueueOptions {
   /** Keys read from the source query per page. Default DEFAULT_PAGE_SIZE. */
@@ -134,14 +133,9 @@ async function countRun(
   for await (const groups of plannedPages(deps, family, scope, options, schedule, progress)) {
     for (const [i, group] of groups.entries()) {
       if (group.length === 0) continue;
-      const states = await jobStates(
-        deps.redis,
-        keysOfQueue(deps.queues.queues[i]!),
-        group.map((job) => job.id),
-      );
-      const queued = states.filter((state) => state === 'pending').length;
-      progress.alreadyQueued += queued;
-      progress.added += group.length - queued;
+      const counted = await countShardPage(deps.redis, deps.queues.queues[i]!, group);
+      progress.added += counted.added;
+      progress.alreadyQueued += counted.alreadyQueued;
     }
     options.onProgress?.({ ...progress });
   }

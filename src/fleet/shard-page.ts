@@ -45,7 +45,8 @@ export async function addShardPage(
   const runId = run.id;
   const ids = jobs.map((job) => job.id);
   const byId = new Map(jobs.map((job) => [job.id, job]));
-  let states = await jobStates(deps.redis, keysOfQueue(deps.queue), ids);
+  const keys = keysOfQueue(deps.queue);
+  let states = await jobStates(deps.redis, keys, ids);
   const page: ShardPage = { added: 0, alreadyQueued: 0, requeued: 0, adding: Promise.resolve(0) };
   // Rows an earlier run still has a job for (queued, active, or held by
   // a worker that died): this run follows those jobs instead of adding
@@ -54,7 +55,7 @@ export async function addShardPage(
   const followed = await deps.runs.adopt(runId, family.name, pending);
   page.alreadyQueued += followed.followed;
   if (followed.gone.length > 0) {
-    const again = await jobStates(deps.redis, keysOfQueue(deps.queue), followed.gone);
+    const again = await jobStates(deps.redis, keys, followed.gone);
     const gone = new Map(followed.gone.map((id, i) => [id, again[i]!]));
     states = ids.map((id, i) => gone.get(id) ?? states[i]!);
     pending = followed.gone.filter((id) => gone.get(id) === 'pending');
@@ -97,6 +98,17 @@ export async function addShardPage(
   return page;
 }
 
+/** What a page would do in one shard, doing nothing (a dry run): jobs it would add, and jobs still queued it would follow. */
+export async function countShardPage(redis: RedisClient, queue: Queue<JobData>, jobs: NewJob[]): Promise<{ added: number; alreadyQueued: number }> {
+  const states = await jobStates(
+    redis,
+    keysOfQueue(queue),
+    jobs.map((job) => job.id),
+  );
+  const alreadyQueued = states.filter((state) => state === 'pending').length;
+  return { added: jobs.length - alreadyQueued, alreadyQueued };
+}
+
 const STATE_NAMES: JobState[] = ['absent', 'pending', 'finished', 'orphan'];
 
 /**
@@ -104,7 +116,7 @@ const STATE_NAMES: JobState[] = ['absent', 'pending', 'finished', 'orphan'];
  * script for the whole page (see lua/jobStates.lua), since a command per job
  * cost the producer more than the rest of its page.
  */
-export async function jobStates(redis: RedisClient, queue: QueueKeys, ids: string[]): Promise<JobState[]> {
+async function jobStates(redis: RedisClient, queue: QueueKeys, ids: string[]): Promise<JobState[]> {
   if (ids.length === 0) return [];
   const codes = (await runScripts.on(redis).jobStates([queue.completed, queue.failed, ...ids.map((id) => queue.job(id))], ids)) as number[];
   return codes.map((code) => STATE_NAMES[code]!);
