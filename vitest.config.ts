@@ -11,5 +11,7 @@ export default defineConfig({
     hookTimeout: 120_000,
     // Each file has its own database and queue prefix, so files run in parallel.
     fileParallelism: true,
+    // Files run in a new order each time: none may lean on another having run first.
+    sequence: { shuffle: { files: true, tests: false } },
   },
 });
