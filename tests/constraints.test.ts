@@ -143,7 +143,10 @@ describe('constraints family', () => {
       constraints: ['Investment_totalQuantity_positive', 'Investment_averageCostBasis_positive', 'Investment_currentPrice_positive'],
     });
 
-    const failed = await fleet.context.queue(constraintsFamily).getFailed();
+    // The run ends as its last outcome is counted, just before BullMQ moves that job to its failed set.
+    const queue = fleet.context.queue(constraintsFamily);
+    await expect.poll(async () => (await queue.getFailed()).length, { timeout: 10_000 }).toBe(2);
+    const failed = await queue.getFailed();
     expect(failed.map((j) => j.failedReason).sort()).toEqual([
       'TaxLot lotL3 breaks TaxLot_quantity_positive (quantity = -2.00000000): a lot without a positive quantity cannot be repaired by rule: correct it by hand',
       'TaxLot lotL4 breaks TaxLot_quantity_positive (quantity = 0.00000000): a lot without a positive quantity cannot be repaired by rule: correct it by hand',

@@ -314,6 +314,8 @@ describe('dashboard in a real browser', () => {
       const { db, fleet, dashboard, runId } = own;
       const failed = await fleet.context.queue(lotsFamily).getFailed();
       expect(failed).toHaveLength(2);
+      const notes = () => db.prisma.fleetJobOutcome.findMany({ where: { runId }, select: { key: true, outcome: true } });
+      expect((await notes()).map((note) => note.key).sort()).toEqual(failed.map((job) => job.data.key).sort());
       // The person fixes the rows the jobs failed on, then retries them from the board.
       await db.prisma.investment.updateMany({ where: { id: { in: failed.map((job) => job.data.key) } }, data: { totalQuantity: '1' } });
       const retry = await fetch(`${dashboard.url}/board/api/queues/lots/retry/failed`, {
@@ -324,6 +326,8 @@ describe('dashboard in a real browser', () => {
       await until('the run to be revised', async () => (await db.prisma.fleetRun.findUniqueOrThrow({ where: { id: runId } })).status === 'COMPLETED', 30_000);
       expect(await db.prisma.fleetRun.findUniqueOrThrow({ where: { id: runId } })).toMatchObject({ completed: 200, failed: 0, skipped: 0 });
       expect(await db.prisma.taxLot.count()).toBe(200);
+      // Failures that a retry turned into successes leave no note behind.
+      expect(await notes()).toEqual([]);
     } finally {
       await own.close();
     }

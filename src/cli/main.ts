@@ -14,6 +14,8 @@ const commands: { name: string; load: () => Promise<Command> }[] = [
   { name: 'cancel', load: async () => (await import('./run-control.js')).cancelCommand },
   { name: 'retry', load: async () => (await import('./run-control.js')).retryCommand },
   { name: 'verify', load: async () => (await import('./verify.js')).verifyCommand },
+  { name: 'jobs', load: async () => (await import('./jobs.js')).jobsCommand },
+  { name: 'why', load: async () => (await import('./why.js')).whyCommand },
   { name: 'audit', load: async () => (await import('./audit.js')).auditCommand },
   { name: 'validate', load: async () => (await import('./validate.js')).validateCommand },
   { name: 'revert', load: async () => (await import('./revert.js')).revertCommand },

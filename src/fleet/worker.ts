@@ -171,13 +171,15 @@ function familyBatcher({ deps, options, metrics }: Shared, family: JobFamily, co
     void metrics.recordDurations(family.name, durations).catch((error) => context.log.warn({ err: error }, 'could not record job durations'));
     const records: JobOutcomeRecord[] = [];
     results.forEach((result, i) => {
-      const { work, final } = entries[i]!;
+      const { work, final, attempts } = entries[i]!;
+      const { runId, jobId, key } = work;
       if (!(result instanceof Error)) {
-        records.push({ runId: work.runId, jobId: work.jobId, outcome: result.status === 'skipped' ? 'skipped' : 'completed' });
+        if (result.status === 'skipped') records.push({ runId, jobId, outcome: 'skipped', why: { key, reason: result.reason, attempts } });
+        else records.push({ runId, jobId, outcome: 'completed' });
       } else if (result instanceof RateLimitedError) {
         // Not an outcome: the job runs again once the window allows.
       } else if (final || result instanceof bullmq.UnrecoverableError) {
-        records.push({ runId: work.runId, jobId: work.jobId, outcome: 'failed' });
+        records.push({ runId, jobId, outcome: 'failed', why: { key, reason: result.message, attempts } });
         counted.add(result);
       }
     });
@@ -249,6 +251,7 @@ function jobProcessor(
       return await batcher.submit({
         work: { key: admitted.data.key, runId: admitted.data.runId, jobId: job.id! },
         final: isLastAttempt(job),
+        attempts: job.attemptsMade + 1,
         startedAt: Date.now(),
       });
     } catch (error) {
@@ -262,7 +265,7 @@ function jobProcessor(
       }
       const runId = error instanceof UntrustedJobError ? null : runIdOf(job);
       if (runId && isFinalAttempt(job, error) && !counted.has(error as object)) {
-        await deps.runs.record(family.name, [{ runId, jobId: job.id!, outcome: 'failed' }]);
+        await deps.runs.record(family.name, [{ runId, jobId: job.id!, outcome: 'failed', why: whyFailed(job, error, job.attemptsMade + 1) }]);
       }
       throw error;
     }
@@ -286,7 +289,7 @@ function countOutcomes({ deps, metrics, settling }: Shared, family: JobFamily, w
     // The failure stays on record (not forgotten), so that a retry that
     // succeeds later moves it to its new outcome instead of counting twice.
     const pending = deps.runs
-      .record(family.name, [{ runId, jobId: job.id, outcome: 'failed' }])
+      .record(family.name, [{ runId, jobId: job.id, outcome: 'failed', why: whyFailed(job, error, job.attemptsMade) }])
       .catch((err) => log.error({ err, runId, jobId: job.id }, 'could not record job outcome'))
       .finally(() => settling.delete(pending));
     settling.add(pending);
@@ -339,7 +342,15 @@ const PARKED_MS = 10 * 60_000;
 interface QueuedItem {
   work: WorkItem;
   final: boolean;
+  /** Attempts the job has made, this one included. */
+  attempts: number;
   startedAt: number;
+}
+
+/** Why a job failed, for its run's notes: its row (when its data names one), the error, its attempts. */
+function whyFailed(job: Job, error: unknown, attempts: number): JobOutcomeRecord['why'] {
+  const key = (job.data as Partial<JobData> | undefined)?.key;
+  return typeof key === 'string' ? { key, reason: error instanceof Error ? error.message : String(error), attempts } : undefined;
 }
 
 function isLastAttempt(job: Job): boolean {

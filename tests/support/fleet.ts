@@ -4,6 +4,7 @@ import pino from 'pino';
 import { inject } from 'vitest';
 import type { FleetConfig } from '../../src/config/env.js';
 import { loadMarketConfig } from '../../src/config/market.js';
+import { findFamily } from '../../src/families/index.js';
 import { openFleet, type FleetContext } from '../../src/fleet/context.js';
 import type { HandlerContext, JobFamily } from '../../src/fleet/family.js';
 import type { PrismaClient } from '../../src/db/prisma.js';
@@ -39,12 +40,21 @@ export async function testFleet(db: TestDatabase, prefix = testPrefix(), setting
     context,
     enqueue: (family: JobFamily, scope: Scope = { kind: 'all' }, options?: EnqueueOptions) => context.enqueue(family, scope, options),
     startWorkers: (families: JobFamily[], options?: FleetWorkerOptions) => context.startWorkers(families, options),
-    /** Polls the run's durable record until it has finished, or fails after the deadline. */
+    /**
+     * Polls the run's durable record until it has finished, then until BullMQ
+     * has filed its last jobs (a run ends as its last outcome is counted, just
+     * before BullMQ moves that job out of the active list); fails after the
+     * deadline.
+     */
     async waitForRun(runId: string, deadlineMs = 60_000) {
       const until = Date.now() + deadlineMs;
       for (;;) {
         const run = await context.runs.get(runId);
-        if (run?.finishedAt) return run;
+        const family = run?.finishedAt ? findFamily(run.family) : undefined;
+        const filing = family
+          ? (await Promise.all(context.shardQueues(family).map((queue) => queue.getActive()))).flat().some((job) => job.data?.runId === runId)
+          : false;
+        if (run?.finishedAt && !filing) return run;
         if (Date.now() > until) throw new Error(`run ${runId} did not finish within ${deadlineMs} ms: ${JSON.stringify(run)}`);
         await new Promise((resolve) => setTimeout(resolve, 100));
       }

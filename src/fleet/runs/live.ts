@@ -26,6 +26,8 @@ export interface JobOutcomeRecord {
   runId: string;
   jobId: string;
   outcome: 'completed' | 'skipped' | 'failed';
+  /** Why a job failed or was skipped, and its row and attempts: kept in Postgres (JobOutcomes) for `tys why` and `tys jobs`. */
+  why?: { key: string; reason: string; attempts: number };
 }
 
 /** What recording outcomes did to a run: whether its counters are gone, whether a failure turned into a success, which runs it finished. */

@@ -8,6 +8,7 @@ import { runKeys } from './keys.js';
 import { provesLoss, type RedisMarker } from './marker.js';
 import { endStatus, isDone } from './lifecycle.js';
 import { LiveRuns, type JobOutcomeRecord, type RunCounters } from './live.js';
+import { JobOutcomes } from './outcomes.js';
 import { RunRecords, type RunRow } from './record.js';
 import type { Scope } from '../scope.js';
 
@@ -49,6 +50,8 @@ export const RUN_ID_PATTERN = /^run-\d{8}T\d{6}Z-[0-9a-f]{6}$/;
  */
 export class RunStore {
   readonly records: RunRecords;
+  /** Why jobs failed or were skipped, row by row. */
+  readonly outcomes: JobOutcomes;
   private readonly lives = new Map<string, LiveRuns>();
 
   constructor(
@@ -58,6 +61,7 @@ export class RunStore {
     private readonly layout: KeyLayout,
   ) {
     this.records = new RunRecords(prisma);
+    this.outcomes = new JobOutcomes(prisma);
   }
 
   /** The live side of one shard's runs: their keys go with the shard's queue. */
@@ -213,12 +217,24 @@ export class RunStore {
    * recorded and counts nothing. Called before BullMQ marks the jobs
    * finished, so a crash in between loses no count. Finishes every run whose
    * last job this was. Every job is of `family`.
+   *
+   * Why a job failed or was skipped is noted first, in one statement, so
+   * that a run never ends before its reasons can be read.
    */
   async record(family: string, outcomes: JobOutcomeRecord[]): Promise<void> {
+    await this.outcomes.note(
+      outcomes.flatMap(({ runId, jobId, outcome, why }) => (why && outcome !== 'completed' ? [{ runId, jobId, outcome, family, ...why }] : [])),
+    );
     for (const [shard, group] of this.byShard(family, outcomes, (outcome) => outcome.jobId)) {
       // A shard that has every outcome of a run may not be the last one: finishIfDone adds the shards up.
       for (const { runId, revised, done } of await this.live(shard).record(group)) {
-        if (revised) await this.finishIfDone(family, runId, { revise: true });
+        if (revised) {
+          await this.outcomes.clearFailures(
+            runId,
+            group.filter((outcome) => outcome.runId === runId && outcome.outcome !== 'failed').map((outcome) => outcome.jobId),
+          );
+          await this.finishIfDone(family, runId, { revise: true });
+        }
         for (const id of done) await this.finishIfDone(family, id);
       }
     }

@@ -1,0 +1,94 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { seedMvp } from '../src/demo/seed.js';
+import { lotsFamily } from '../src/families/lots.js';
+import { createTestDatabase, type TestDatabase } from './support/databases.js';
+import { testFleet } from './support/fleet.js';
+import { fleetEnv, runTys } from './support/processes.js';
+
+/** Every tenth position has a quantity the phase 4 constraints forbid: the lots family refuses it. */
+const INVESTMENTS = 60;
+
+describe('why a row, and which jobs, failed or were skipped', () => {
+  let db: TestDatabase;
+  let fleet: Awaited<ReturnType<typeof testFleet>>;
+  let env: NodeJS.ProcessEnv;
+  let runId: string;
+  let refused: string[];
+  let changed: string;
+
+  beforeAll(async () => {
+    db = await createTestDatabase();
+    await seedMvp(db.prisma, { investments: INVESTMENTS, badQuantityRate: 0.1 });
+    fleet = await testFleet(db);
+    env = fleetEnv(fleet.config);
+    const workers = fleet.startWorkers([lotsFamily]);
+    try {
+      runId = (await fleet.enqueue(lotsFamily)).runId!;
+      expect(await fleet.waitForRun(runId)).toMatchObject({ status: 'FAILED' });
+    } finally {
+      await workers.close();
+    }
+    refused = (await db.prisma.investment.findMany({ where: { totalQuantity: { lte: 0 } }, select: { id: true } })).map((i) => i.id).sort();
+    changed = (await db.prisma.taxLot.findFirstOrThrow({ select: { investmentId: true } })).investmentId;
+    expect(refused.length).toBeGreaterThan(2);
+  });
+
+  afterAll(async () => {
+    await fleet.close();
+    await db.drop();
+  });
+
+  it("tys jobs counts a run's failures by reason, each row in its place, and --reason finds exactly those jobs", async () => {
+    const listed = await runTys(['jobs', '--run', runId], env);
+    expect(listed.code).toBe(0);
+    expect(listed.stdout).toContain(`${refused.length} job(s), by reason:`);
+    expect(listed.stdout).toMatch(
+      new RegExp(
+        `^ +${refused.length}  failed +investment <key> breaks Investment_totalQuantity_positive \\(totalQuantity = <value>\\): run the constraints family first`,
+        'm',
+      ),
+    );
+
+    const found = await runTys(['jobs', '--run', runId, '--reason', 'CONSTRAINTS FAMILY', '--json'], env);
+    expect(found.code).toBe(0);
+    const report = JSON.parse(found.stdout) as { jobs: { key: string; outcome: string; attempts: number }[] };
+    expect(report.jobs.map((job) => job.key).sort()).toEqual(refused);
+    expect(report.jobs.every((job) => job.outcome === 'failed' && job.attempts === 1)).toBe(true);
+
+    const none = await runTys(['jobs', '--family', 'lots', '--reason', 'no reason says this'], env);
+    expect(none.stdout).toContain('no failed or skipped job matches');
+    const bad = await runTys(['jobs', '--outcome', 'lost'], env);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr.trim().split('\n')).toEqual(['error: tys jobs: --outcome takes failed or skipped (got "lost")']);
+  });
+
+  it("tys why names a refused row's reason and the command that retries it, a changed row's audit entries, and exits 1 for an unknown key", async () => {
+    const why = await runTys(['why', 'lots', refused[0]!], env);
+    expect(why.code).toBe(0);
+    expect(why.stdout).toContain(`failed in ${runId} after 1 attempt(s): investment ${refused[0]} breaks`);
+    expect(why.stdout).toContain(`next: failed (investment ${refused[0]} breaks`);
+    expect(why.stdout).toContain(`tys retry --run ${runId}`);
+
+    const done = await runTys(['why', 'lots', changed, '--json'], env);
+    expect(done.code).toBe(0);
+    const story = JSON.parse(done.stdout) as { changes: { runId: string; after: unknown }[]; outcomes: unknown[]; next: string };
+    expect(story.outcomes).toEqual([]);
+    expect(story.changes.length).toBeGreaterThan(0);
+    expect(story.changes.every((change) => change.runId === runId && change.after !== null)).toBe(true);
+    expect(story.next).toMatch(/^nothing to fix/);
+
+    const unknown = await runTys(['why', 'lots', 'nosuchrow0000000000000000'], env);
+    expect(unknown.code).toBe(1);
+    expect(unknown.stdout).toContain('the fleet has no record of it');
+    expect((await runTys(['why', 'lots'], env)).code).toBe(2);
+  });
+
+  it('tys jobs --purge deletes what is older than it is told, and only that', async () => {
+    const kept = await runTys(['jobs', '--purge', '--older-than', '1d'], env);
+    expect(kept.stdout).toContain('deleted 0 job outcome(s)');
+    const purged = await runTys(['jobs', '--purge', '--older-than', '0s'], env);
+    expect(purged.code).toBe(0);
+    expect(purged.stdout).toContain(`deleted ${refused.length} job outcome(s)`);
+    expect((await runTys(['jobs', '--run', runId], env)).stdout).toContain('no failed or skipped job matches');
+  });
+});
