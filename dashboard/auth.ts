@@ -29,6 +29,8 @@ export interface AuthOptions {
 declare module 'express-serve-static-core' {
   interface Request {
     role?: Role;
+    /** The account the request authenticated as; unset for the metrics token. */
+    user?: string;
   }
 }
 
@@ -149,7 +151,10 @@ export function basicAuth(options: AuthOptions) {
       // Every account is compared, so the time taken does not tell which user exists.
       for (const account of options.accounts) {
         const match = given !== null && same(given.user, account.user) && same(given.password, account.password);
-        if (match && !role) role = account.role;
+        if (match && !role) {
+          role = account.role;
+          req.user = account.user;
+        }
       }
     }
     if (!role) {

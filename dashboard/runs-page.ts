@@ -1,4 +1,5 @@
 import { durationText } from '../src/config/duration.js';
+import type { RecordedAction } from '../src/fleet/runs/actions.js';
 import { actionsFor } from '../src/fleet/runs/control.js';
 import { movingRate, type ProgressSample } from '../src/fleet/runs/progress.js';
 import type { RunView } from '../src/fleet/runs/store.js';
@@ -76,6 +77,8 @@ export interface RunsPageOptions {
   /** Progress samples of the runs still going, by run id. */
   progress?: Map<string, ProgressSample[]>;
   schedules?: ScheduleRow[];
+  /** What operators did to each run, oldest first, by run id. */
+  actions?: Map<string, RecordedAction[]>;
   /** The time the page is drawn at. Default now. */
   now?: number;
 }
@@ -112,6 +115,10 @@ function runRow(run: RunView, options: RunsPageOptions, now: number): string {
     ['started', momentText(run.startedAt, now)],
     ['finished', run.finishedAt ? momentText(run.finishedAt, now) : ''],
     ['duration', durationText(elapsedMs)],
+    ...(options.actions?.get(run.id) ?? []).map((action): [string, string] => [
+      escape(action.action),
+      `${momentText(action.at, now)} by ${escape(action.operator)}: ${escape(action.result)}${action.note ? ` (${escape(action.note)})` : ''}`,
+    ]),
   ]
     .map(([name, value]) => `<dt>${name}</dt><dd class="${name}">${value}</dd>`)
     .join('');

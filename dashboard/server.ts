@@ -194,7 +194,8 @@ export async function createDashboard(options: DashboardOptions): Promise<Dashbo
     const running = list.filter((run) => !run.finishedAt);
     const progress = new Map(await Promise.all(running.map(async (run) => [run.id, await runProgress.read(run.id)] as const)));
     const schedules = await scheduleRows(queues.get(SCHEDULES_QUEUE)!);
-    return [list, { boardPath: BOARD_PATH, canControl: req.role === 'admin', throttled, progress, schedules }];
+    const actions = await runs.actions.ofRuns(list.map((run) => run.id));
+    return [list, { boardPath: BOARD_PATH, canControl: req.role === 'admin', throttled, progress, schedules, actions }];
   };
   app.get('/runs', async (req, res, next) => {
     try {
@@ -222,7 +223,10 @@ export async function createDashboard(options: DashboardOptions): Promise<Dashbo
       return;
     }
     try {
-      const status = await controlRun({ prisma, runs, family: run.family, queues: shardQueues }, runId, action as RunAction, { settleTimeoutMs: 5_000 });
+      const status = await controlRun({ prisma, runs, family: run.family, queues: shardQueues }, runId, action as RunAction, {
+        settleTimeoutMs: 5_000,
+        by: { operator: `dashboard ${req.user ?? '(no login)'}` },
+      });
       log.info({ runId, action, status }, 'run control from the dashboard');
       res.redirect(303, '/runs');
     } catch (error) {

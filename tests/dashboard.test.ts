@@ -364,6 +364,9 @@ describe('dashboard in a real browser', () => {
     await page.locator(`tr[data-run="${waiting}"] button.resume`).click();
     await page.waitForURL(`${dashboard.url}/runs`);
     await expect.poll(() => page.locator(`tr[data-run="${waiting}"] .status`).textContent()).toBe('RUNNING');
+    // Each action is in the run's history, with the dashboard's user who took it.
+    await expect(page.locator(`tr[data-run="${waiting}"] dd.pause`).textContent()).resolves.toMatch(/ by dashboard operator: PAUS(ING|ED)$/);
+    await expect(page.locator(`tr[data-run="${waiting}"] dd.resume`).textContent()).resolves.toMatch(/ by dashboard operator: RUNNING$/);
     // What the workers write while they hold back for the database.
     await fleet.context.redis.set(throttleKey(fleet.prefix, 'metadata'), '7 sessions waiting on locks (limit 5)', 'PX', 10_000);
     await page.goto(`${dashboard.url}/runs`);

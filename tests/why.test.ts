@@ -91,4 +91,27 @@ describe('why a row, and which jobs, failed or were skipped', () => {
     expect(purged.stdout).toContain(`deleted ${refused.length} job outcome(s)`);
     expect((await runTys(['jobs', '--run', runId], env)).stdout).toContain('no failed or skipped job matches');
   });
+
+  it("records each operator action with who took it and the note, and tys status --run shows the run's history", async () => {
+    const retried = await runTys(['retry', '--run', runId, '--note', 'quantities fixed by hand'], env);
+    expect(retried.code).toBe(0);
+    const cancelled = await runTys(['cancel', '--run', runId], env);
+    expect(cancelled.code).toBe(0);
+    const refused = await runTys(['resume', '--run', runId, '--note', 'too late'], env);
+    expect(refused.code).toBe(2);
+
+    const status = await runTys(['status', '--run', runId], env);
+    const history = status.stdout
+      .split('\n')
+      .slice(status.stdout.split('\n').indexOf('history:') + 1)
+      .filter((line) => line.startsWith('  '));
+    expect(history).toHaveLength(2);
+    expect(history[0]).toMatch(/^ {2}\S+Z {2}retry by cli \S+@\S+: RUNNING \(quantities fixed by hand\)$/);
+    expect(history[1]).toMatch(/^ {2}\S+Z {2}cancel by cli \S+@\S+: CANCELLED$/);
+    const report = JSON.parse((await runTys(['status', '--run', runId, '--json'], env)).stdout) as { actions: { action: string; note: string | null }[] };
+    expect(report.actions.map((action) => [action.action, action.note])).toEqual([
+      ['retry', 'quantities fixed by hand'],
+      ['cancel', null],
+    ]);
+  });
 });

@@ -1,9 +1,9 @@
-import os from 'node:os';
 import { DEFAULT_PAGE_SIZE } from '../../bin/heap-limit.js';
 import { parseDuration } from '../config/duration.js';
 import { familyNames } from '../families/index.js';
 import { openFleet } from '../fleet/context.js';
 import { describeScope, missingScopeRows } from '../fleet/scope.js';
+import { cliOperator } from './operator.js';
 import { defineCommand, integerFlag, rateFlag, UsageError } from './command.js';
 import { parseScope, requireFamily } from './families.js';
 import { waitForRun, type WaitResult } from './progress.js';
@@ -104,7 +104,7 @@ export const enqueueCommand = defineCommand({
         result = await fleet.enqueue(family, scope, {
           pageSize,
           dryRun: values['dry-run'],
-          origin: `cli ${os.userInfo().username}@${os.hostname()}`,
+          origin: cliOperator(),
           rate,
           signal: interrupt.signal,
           onProgress: io.isTty ? (p) => process.stdout.write(`\rreading rows: ${p.found} found, ${p.added} to add\x1b[K`) : undefined,

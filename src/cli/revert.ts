@@ -1,10 +1,12 @@
 import { createPrisma } from '../db/prisma.js';
 import { families } from '../families/index.js';
 import { revertRun } from '../fleet/revert.js';
+import { RunActions } from '../fleet/runs/actions.js';
 import { RUN_ID_PATTERN } from '../fleet/runs/store.js';
 import { defineCommand, UsageError } from './command.js';
+import { cliOperator } from './operator.js';
 
-const help = `Usage: tys revert --run ID [--json]
+const help = `Usage: tys revert --run ID [--note TEXT] [--json]
 
 Restores the values a run changed, from its audit entries, newest first, and
 deletes the rows it created: only where the row still holds exactly what the
@@ -13,9 +15,12 @@ constraints run fixed): such a constraint is put back NOT VALID. A row changed s
 The revert writes audit entries of its own, under a new run id, so it can be
 reverted in turn. Running it twice changes nothing the second time.
 Exit status 0 when everything was restored, 1 when any conflict remains.
+The revert goes into the run's history (tys status --run ID) with who ran it
+(user@host) and the note.
 
 Options:
   --run ID     the run to revert (see tys status)
+  --note TEXT  why, for the run's history
   --json       machine-readable report
   -h, --help   this help`;
 
@@ -23,7 +28,7 @@ export const revertCommand = defineCommand({
   name: 'revert',
   summary: 'restore what a run changed, where nothing changed since',
   help,
-  options: { run: { type: 'string' }, json: { type: 'boolean' } },
+  options: { run: { type: 'string' }, note: { type: 'string' }, json: { type: 'boolean' } },
   positionals: false,
   async run({ values, positionals, config, json }, io) {
     if (positionals.length > 0) throw new UsageError(`tys revert: unexpected argument "${positionals[0]}"`);
@@ -35,6 +40,12 @@ export const revertCommand = defineCommand({
         throw new UsageError(`tys revert: no run ${values.run}`);
       }
       const report = await revertRun(prisma, values.run, families);
+      await new RunActions(prisma).record(
+        values.run,
+        'revert',
+        { operator: cliOperator(), note: values.note },
+        `${report.reverted} restored as ${report.revertRunId}, ${report.conflicts.length} conflicts`,
+      );
       if (values.json) json(report);
       else {
         io.out(

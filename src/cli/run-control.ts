@@ -3,6 +3,7 @@ import { openFleet } from '../fleet/context.js';
 import { controlRun, RunControlError, type RunAction } from '../fleet/runs/control.js';
 import { RUN_ID_PATTERN } from '../fleet/runs/store.js';
 import { defineCommand, UsageError, type Command } from './command.js';
+import { cliOperator } from './operator.js';
 
 const WHAT: Record<RunAction, { summary: string; detail: string }> = {
   pause: {
@@ -34,18 +35,22 @@ function runControlCommand(action: RunAction): Command {
   return defineCommand({
     name: action,
     summary: WHAT[action].summary,
-    help: `Usage: tys ${action} --run ID [--json]
+    help: `Usage: tys ${action} --run ID [--note TEXT] [--json]
 
 ${WHAT[action].detail}
 
 An unknown run, or one in a state the action does not apply to, is
 refused (exit 2).
 
+The action goes into the run's history (tys status --run ID) with who took
+it (user@host) and the note.
+
 Options:
   --run ID      the run (as tys status lists them)
+  --note TEXT   why, for the run's history
   --json        machine-readable output
   -h, --help    this help`,
-    options: { run: { type: 'string' }, json: { type: 'boolean' } },
+    options: { run: { type: 'string' }, note: { type: 'string' }, json: { type: 'boolean' } },
     positionals: false,
     async run({ values, config, json }, io) {
       if (!values.run) throw new UsageError(`tys ${action}: --run ID is required`);
@@ -61,6 +66,7 @@ Options:
         try {
           status = await controlRun({ prisma: fleet.prisma, runs: fleet.runs, family: family.name, queues: fleet.shardQueues(family) }, run.id, action, {
             onProgress: (line) => io.out(line),
+            by: { operator: cliOperator(), note: values.note },
           });
         } catch (error) {
           if (error instanceof RunControlError) throw new UsageError(`tys ${action}: ${error.message}`);

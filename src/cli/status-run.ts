@@ -101,10 +101,17 @@ export async function showStatus({ values, positionals, config, target, json }: 
     }
     if (run) {
       const failures = await failuresOf(fleet, run);
-      if (values.json) json({ run, failures, fleetDataInRedis: fleetData, quotaSpentSeconds, throttled });
+      const actions = (await fleet.runs.actions.ofRuns([run.id])).get(run.id) ?? [];
+      if (values.json) json({ run, failures, actions, fleetDataInRedis: fleetData, quotaSpentSeconds, throttled });
       else {
         io.out(runLine(run));
         for (const failure of failures) io.out(`  failed ${failure.jobId} (${failure.attempts} attempts): ${failure.reason}`);
+        if (actions.length > 0) io.out('history:');
+        for (const action of actions) {
+          io.out(
+            `  ${action.at.toISOString().replace(/\.\d+Z$/, 'Z')}  ${action.action} by ${action.operator}: ${action.result}${action.note ? ` (${action.note})` : ''}`,
+          );
+        }
       }
       return 0;
     }

@@ -4,6 +4,7 @@ import type { PrismaClient } from '../../db/prisma.js';
 import type { FleetRunStatus } from '../../generated/prisma/enums.js';
 import type { JobData } from '../family.js';
 import { removeJobs } from '../queues.js';
+import type { Operator } from './actions.js';
 import { canMove, moveRun, PAUSED_STATUSES, STARTABLE_STATUSES } from './lifecycle.js';
 import type { RunStore } from './store.js';
 
@@ -38,6 +39,8 @@ export interface RunControlOptions {
   settleTimeoutMs?: number;
   /** Told of each step that takes a while. */
   onProgress?: (line: string) => void;
+  /** Who acts, and why: the action goes into the run's history. Default: not recorded (the fleet's own calls). */
+  by?: Operator;
 }
 
 /** The actions an operator may take on a run in `status`, as the lifecycle's moves allow them. */
@@ -68,6 +71,13 @@ const GUARD_DELAY_MS = 1_200;
  *   from the run's failures to its successes, and the run ends again.
  */
 export async function controlRun(deps: RunControlDeps, runId: string, action: RunAction, options: RunControlOptions = {}): Promise<FleetRunStatus> {
+  const status = await act(deps, runId, action, options);
+  if (options.by) await deps.runs.actions.record(runId, action, options.by, status);
+  return status;
+}
+
+/** The action itself, unrecorded (see controlRun). */
+async function act(deps: RunControlDeps, runId: string, action: RunAction, options: RunControlOptions): Promise<FleetRunStatus> {
   const run = await deps.prisma.fleetRun.findUnique({ where: { id: runId }, select: { status: true, finishedAt: true } });
   if (!run) throw new RunControlError(`no run ${runId}`);
   const status = run.status;

@@ -8,6 +8,7 @@ import { runKeys } from './keys.js';
 import { provesLoss, type RedisMarker } from './marker.js';
 import { endStatus, isDone } from './lifecycle.js';
 import { LiveRuns, type JobOutcomeRecord, type RunCounters } from './live.js';
+import { RunActions } from './actions.js';
 import { JobOutcomes } from './outcomes.js';
 import { RunRecords, type RunRow } from './record.js';
 import type { Scope } from '../scope.js';
@@ -52,6 +53,8 @@ export class RunStore {
   readonly records: RunRecords;
   /** Why jobs failed or were skipped, row by row. */
   readonly outcomes: JobOutcomes;
+  /** What operators did to runs. */
+  readonly actions: RunActions;
   private readonly lives = new Map<string, LiveRuns>();
 
   constructor(
@@ -62,6 +65,7 @@ export class RunStore {
   ) {
     this.records = new RunRecords(prisma);
     this.outcomes = new JobOutcomes(prisma);
+    this.actions = new RunActions(prisma);
   }
 
   /** The live side of one shard's runs: their keys go with the shard's queue. */

@@ -1,0 +1,2 @@
+-- The history of operators' actions goes; the runs stay.
+DROP TABLE "FleetRunAction";
