@@ -1,5 +1,6 @@
 import { durationText } from '../src/config/duration.js';
 import type { RecordedAction } from '../src/fleet/runs/actions.js';
+import type { NotedOutcome, ReasonCount } from '../src/fleet/runs/outcomes.js';
 import { actionsFor } from '../src/fleet/runs/control.js';
 import { movingRate, type ProgressSample } from '../src/fleet/runs/progress.js';
 import type { RunView } from '../src/fleet/runs/store.js';
@@ -79,6 +80,10 @@ export interface RunsPageOptions {
   schedules?: ScheduleRow[];
   /** What operators did to each run, oldest first, by run id. */
   actions?: Map<string, RecordedAction[]>;
+  /** Why jobs of a run failed or were skipped, the most common reason first, by run id. */
+  reasons?: Map<string, ReasonCount[]>;
+  /** A search of failed and skipped jobs by row or reason (the page's search box), with what it found. */
+  search?: { text: string; found: NotedOutcome[] };
   /** The time the page is drawn at. Default now. */
   now?: number;
 }
@@ -106,7 +111,7 @@ function runRow(run: RunView, options: RunsPageOptions, now: number): string {
     const seconds = Math.ceil((run.total - done) / rate);
     time = `<span class="eta" data-seconds="${seconds}" title="time left at the current rate">${durationText(seconds * 1_000)} left</span>`;
   }
-  const details = [
+  const details: [name: string, value: string, cls?: string][] = [
     ['scope', escape(scopeText(run.scope))],
     ['origin', escape(run.origin ?? '')],
     ['total', `${count(run.total)}${run.enqueued ? '' : '+'}`],
@@ -115,13 +120,19 @@ function runRow(run: RunView, options: RunsPageOptions, now: number): string {
     ['started', momentText(run.startedAt, now)],
     ['finished', run.finishedAt ? momentText(run.finishedAt, now) : ''],
     ['duration', durationText(elapsedMs)],
-    ...(options.actions?.get(run.id) ?? []).map((action): [string, string] => [
+    // Why jobs failed or were skipped, the most common reasons first; then what operators did.
+    ...(options.reasons?.get(run.id) ?? []).map((reason): [string, string, string] => [
+      `${count(reason.jobs)} ${reason.outcome}`,
+      escape(reason.reason),
+      'reason',
+    ]),
+    ...(options.actions?.get(run.id) ?? []).map((action): [string, string, string] => [
       escape(action.action),
       `${momentText(action.at, now)} by ${escape(action.operator)}: ${escape(action.result)}${action.note ? ` (${escape(action.note)})` : ''}`,
+      `action ${escape(action.action)}`,
     ]),
-  ]
-    .map(([name, value]) => `<dt>${name}</dt><dd class="${name}">${value}</dd>`)
-    .join('');
+  ];
+  const detailList = details.map(([name, value, cls]) => `<dt>${name}</dt><dd class="${cls ?? name}">${value}</dd>`).join('');
   const failedLink = run.failed > 0 ? ` <a href="${queueLink('failed')}">reasons</a>` : '';
   return `<tr class="run" id="${escape(run.id)}" data-run="${escape(run.id)}">
   <td class="run-id"><code title="${escape(run.id)}">${escape(run.id.slice(-6))}</code><button type="button" class="copy" data-copy="${escape(run.id)}" title="copy the run id">copy</button></td>
@@ -131,7 +142,7 @@ function runRow(run: RunView, options: RunsPageOptions, now: number): string {
   <td class="num time">${time}</td>
   <td class="num failed-count${run.failed > 0 ? ' failed' : ''}" data-label="failed">${count(run.failed)}${failedLink}</td>
   <td class="started wide">${momentText(run.startedAt, now)}</td>
-  <td class="wide"><details><summary>more</summary><dl>${details}</dl></details></td>${options.canControl ? `<td class="controls">${controls(run)}</td>` : ''}</tr>`;
+  <td class="wide"><details><summary>more</summary><dl>${detailList}</dl></details></td>${options.canControl ? `<td class="controls">${controls(run)}</td>` : ''}</tr>`;
 }
 
 /**
@@ -168,6 +179,7 @@ table { border-collapse: collapse; width: 100%; font-size: .92rem; } th, td { pa
 .num { text-align: right; } progress { width: 5rem; vertical-align: middle; } svg.chart { display: block; margin-left: auto; }
 button.copy { font-size: .75em; margin-left: .3rem; } td.controls { white-space: normal; } td.controls form { display: inline-block; margin: 0 .25rem .15rem 0; }
 details dl { display: grid; grid-template-columns: auto auto; gap: .1rem .6rem; margin: .3rem 0 0; } details dd { margin: 0; }
+td.reason, dd.reason { white-space: normal; } #search input { width: 22rem; max-width: 70vw; }
 .throttle { color: #a60; font-size: .85em; white-space: normal; } .muted, #updated { color: #666; }
 .failed { color: #b00; font-weight: 600; } .status-completed { color: #070; } .status-failed, .status-interrupted { color: #b00; }
 /* A phone: each row a card of the cells that matter. */
@@ -176,9 +188,31 @@ details dl { display: grid; grid-template-columns: auto auto; gap: .1rem .6rem; 
   td[data-label]::before { content: attr(data-label) " "; color: #666; } }
 </style></head>
 <body><h1>Runs</h1><p><a href="${escape(options.boardPath)}">Queues and jobs</a> · <a href="api/runs">JSON</a> · <span id="updated">updated every ${LIVE_EVERY_S} s</span></p>
+<form id="search" method="get" action="runs"><input name="q" type="search" maxlength="${MAX_SEARCH}" placeholder="a row's id, or words of a reason" value="${escape(options.search?.text ?? '')}"> <button type="submit">find failed or skipped jobs</button></form>
+${options.search ? searchResults(options.search, options.now ?? Date.now()) : ''}
 <main id="live" data-every-ms="${LIVE_EVERY_S * 1_000}">
 ${runsContent(runs, options)}
 </main></body></html>`;
+}
+
+/** A search is at most this long: a row's id, or a few words of a reason. */
+export const MAX_SEARCH = 200;
+
+/** The failed and skipped jobs a search found, newest first, each with its run. */
+function searchResults(search: { text: string; found: NotedOutcome[] }, now: number): string {
+  if (search.found.length === 0) return `<p id="found" class="muted">no failed or skipped job of a row "${escape(search.text)}" or with it in its reason</p>`;
+  const rows = search.found
+    .map(
+      (
+        job,
+      ) => `<tr class="found" data-key="${escape(job.key)}"><td><a href="#${escape(job.runId)}"><code title="${escape(job.runId)}">${escape(job.runId.slice(-6))}</code></a></td>
+  <td>${escape(job.family)}</td><td><code>${escape(job.key)}</code></td><td>${escape(job.outcome)}</td><td class="reason">${escape(job.reason)}</td><td>${momentText(job.at, now)}</td></tr>`,
+    )
+    .join('\n');
+  return `<table id="found"><thead><tr><th>run</th><th>family</th><th>row</th><th>outcome</th><th>reason</th><th>when</th></tr></thead>
+<tbody>
+${rows}
+</tbody></table>`;
 }
 
 /** The installed schedulers and what each last firing did: a firing that found nothing keeps no run. */

@@ -25,7 +25,7 @@ import { basicAuth, readOnlyGuard, type Account } from './auth.js';
 import { AuditWatch } from './audit-watch.js';
 import { createMetricsRegistry } from './metrics.js';
 import { loopbackHostOnly, sameOriginWrites } from './origin.js';
-import { runsContent, runsPage, type RunsPageOptions, type ScheduleRow } from './runs-page.js';
+import { MAX_SEARCH, runsContent, runsPage, type RunsPageOptions, type ScheduleRow } from './runs-page.js';
 import { MIN_METRICS_TOKEN_LENGTH } from './settings.js';
 
 export interface DashboardOptions {
@@ -188,6 +188,8 @@ export async function createDashboard(options: DashboardOptions): Promise<Dashbo
       next(error);
     }
   });
+  /** Jobs a search of the runs page lists at most. */
+  const SEARCH_LIMIT = 50;
   const runsView = async (req: Request): Promise<[RunView[], RunsPageOptions]> => {
     const throttled = await throttleReasons(redis, layout.shared, [...familyQueues.keys()]);
     const list = await runs.list({ limit: 50 });
@@ -195,7 +197,16 @@ export async function createDashboard(options: DashboardOptions): Promise<Dashbo
     const progress = new Map(await Promise.all(running.map(async (run) => [run.id, await runProgress.read(run.id)] as const)));
     const schedules = await scheduleRows(queues.get(SCHEDULES_QUEUE)!);
     const actions = await runs.actions.ofRuns(list.map((run) => run.id));
-    return [list, { boardPath: BOARD_PATH, canControl: req.role === 'admin', throttled, progress, schedules, actions }];
+    const reasons = new Map(
+      await Promise.all(
+        list
+          .filter((run) => run.failed + run.skipped > 0)
+          .map(async (run) => [run.id, (await runs.outcomes.countByReason({ runId: run.id })).slice(0, 5)] as const),
+      ),
+    );
+    const text = typeof req.query.q === 'string' ? req.query.q.trim().slice(0, MAX_SEARCH) : '';
+    const search = text ? { text, found: await runs.outcomes.search(text, SEARCH_LIMIT) } : undefined;
+    return [list, { boardPath: BOARD_PATH, canControl: req.role === 'admin', throttled, progress, schedules, actions, reasons, search }];
   };
   app.get('/runs', async (req, res, next) => {
     try {

@@ -308,6 +308,30 @@ describe('dashboard in a real browser', () => {
     }
   });
 
+  it("searches failed and skipped jobs by a row's id and by words of a reason, and shows a run's failures by reason", async () => {
+    const notes = await db.prisma.fleetJobOutcome.findMany({ where: { runId }, orderBy: { key: 'asc' } });
+    expect(notes.length).toBe(INVESTMENTS / 100);
+    const context = await browser.newContext({ httpCredentials: { username: VIEWER.user, password: VIEWER.password } });
+    const page = await context.newPage();
+    const search = async (text: string) => {
+      await page.goto(`${dashboard.url}/runs`);
+      await page.fill('#search input[name=q]', text);
+      await Promise.all([page.waitForURL(/\/runs\?q=/), page.click('#search button')]);
+      return page.locator('#found tr.found').evaluateAll((rows) => rows.map((row) => row.getAttribute('data-key')));
+    };
+    expect(await search(notes[0]!.key)).toEqual([notes[0]!.key]);
+    expect((await search('CONSTRAINTS family')).sort()).toEqual(notes.map((note) => note.key));
+    expect(await page.locator('input[name=q]').inputValue()).toBe('CONSTRAINTS family');
+    await search('no reason says this');
+    expect(await page.locator('p#found').textContent()).toContain('no failed or skipped job');
+    // The run's failures, counted by reason (its rows folded into <key>).
+    const reason = page.locator(`tr[data-run="${runId}"] dd.reason`);
+    expect(await reason.count()).toBe(1);
+    expect(await reason.textContent()).toMatch(/^investment <key> breaks .*run the constraints family first/);
+    expect(await page.locator(`tr[data-run="${runId}"] dd.reason`).evaluate((dd) => dd.previousElementSibling!.textContent)).toBe(`${notes.length} failed`);
+    await context.close();
+  });
+
   it('a failed run whose jobs are retried from the board and then succeed turns COMPLETED with the right counts', async () => {
     const own = await failedLotsRun(200);
     try {

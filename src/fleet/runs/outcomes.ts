@@ -103,6 +103,16 @@ export class JobOutcomes {
     return rows.map((row) => ({ ...row, at: new Date(row.at) }));
   }
 
+  /** The notes of the row `text` names, or whose reason holds `text` (in any case), newest first, at most `limit`. */
+  async search(text: string, limit: number): Promise<NotedOutcome[]> {
+    const rows = await sqlRows<NotedOutcome>(
+      this.prisma,
+      Prisma.sql`SELECT "runId", family, key, "jobId", outcome, reason, attempts, at FROM "FleetJobOutcome"
+                  WHERE key = ${text} OR strpos(lower(reason), lower(${text})) > 0 ORDER BY at DESC, id DESC LIMIT ${limit}`,
+    );
+    return rows.map((row) => ({ ...row, at: new Date(row.at) }));
+  }
+
   /**
    * How many jobs match, by outcome and reason, the most common first. A
    * reason that names its own row or one of its values counts with the
