@@ -118,7 +118,7 @@ export function startWorkers(deps: WorkerDeps, families: JobFamily[], options: F
           autorun: true,
         },
       );
-      countOutcomes(shared, family, worker, log);
+      countOutcomes(shared, family, worker, counted, log);
       worker.on('error', (error) => {
         if (!(error instanceof SyntaxError)) return;
         mendUnreadableJobs(deps.connection, queueKeys(shard.prefix, shard.queueName)).then(
@@ -272,8 +272,14 @@ function jobProcessor(
   };
 }
 
-/** Counts what BullMQ reports of the family's jobs: outcomes for the metrics, and final failures for their run. */
-function countOutcomes({ deps, metrics, settling }: Shared, family: JobFamily, worker: Worker<JobData, JobOutcome>, log: Logger): void {
+/** Counts what BullMQ reports of the family's jobs: outcomes for the metrics, and final failures for their run (`counted`: the errors whose failure the batch end recorded already). */
+function countOutcomes(
+  { deps, metrics, settling }: Shared,
+  family: JobFamily,
+  worker: Worker<JobData, JobOutcome>,
+  counted: WeakSet<object>,
+  log: Logger,
+): void {
   worker.on('completed', (job, result) => {
     const runId = runIdOf(job);
     if (runId) deps.runs.forget(family.name, runId, job.id!);
@@ -288,8 +294,10 @@ function countOutcomes({ deps, metrics, settling }: Shared, family: JobFamily, w
     if (!final || !runId || !job.id) return;
     // The failure stays on record (not forgotten), so that a retry that
     // succeeds later moves it to its new outcome instead of counting twice.
+    // The batch end noted why already: the note would only cost a statement per job.
+    const why = counted.has(error) ? undefined : whyFailed(job, error, job.attemptsMade);
     const pending = deps.runs
-      .record(family.name, [{ runId, jobId: job.id, outcome: 'failed', why: whyFailed(job, error, job.attemptsMade) }])
+      .record(family.name, [{ runId, jobId: job.id, outcome: 'failed', why }])
       .catch((err) => log.error({ err, runId, jobId: job.id }, 'could not record job outcome'))
       .finally(() => settling.delete(pending));
     settling.add(pending);
