@@ -55,6 +55,10 @@ describe('why a row, and which jobs, failed or were skipped', () => {
     expect(report.jobs.map((job) => job.key).sort()).toEqual(refused);
     expect(report.jobs.every((job) => job.outcome === 'failed' && job.attempts === 1)).toBe(true);
 
+    // Times come back as the moments they were, whatever the zone of the command's machine (these columns hold UTC).
+    const far = JSON.parse((await runTys(['jobs', '--run', runId, '--json'], { ...env, TZ: 'Pacific/Kiritimati' })).stdout) as { jobs: { at: string }[] };
+    for (const job of far.jobs) expect(Math.abs(Date.parse(job.at) - Date.now())).toBeLessThan(10 * 60_000);
+
     const none = await runTys(['jobs', '--family', 'lots', '--reason', 'no reason says this'], env);
     expect(none.stdout).toContain('no failed or skipped job matches');
     const bad = await runTys(['jobs', '--outcome', 'lost'], env);

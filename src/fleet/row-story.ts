@@ -47,7 +47,7 @@ export async function rowStory(prisma: PrismaClient, family: JobFamily, key: str
   const outcomes = (await new JobOutcomes(prisma).find({ family: family.name, key }, MOST)).reverse();
   const audited = await sqlRows<{ createdAt: Date; action: string; entity: string; entityId: string; metadata: Record<string, unknown> | null }>(
     prisma,
-    Prisma.sql`SELECT "createdAt", action, entity, "entityId", metadata FROM "AuditLog"
+    Prisma.sql`SELECT "createdAt" AT TIME ZONE 'UTC' AS "createdAt", action, entity, "entityId", metadata FROM "AuditLog"
                 WHERE "userAgent" = ${FLEET_ACTOR} AND metadata->>'jobId' = ${jobId} ORDER BY "createdAt", id LIMIT ${MOST}`,
   );
   if (outcomes.length === 0 && audited.length === 0) return null;

@@ -40,7 +40,7 @@ export class RunActions {
     if (runIds.length === 0) return byRun;
     const rows = await sqlRows<RecordedAction>(
       this.prisma,
-      Prisma.sql`SELECT "runId", action, operator, note, result, at FROM "FleetRunAction"
+      Prisma.sql`SELECT "runId", action, operator, note, result, at AT TIME ZONE 'UTC' AS at FROM "FleetRunAction"
                   WHERE "runId" = ANY(${[...runIds]}::text[]) ORDER BY at, id`,
     );
     for (const row of rows) {

@@ -97,7 +97,7 @@ export class JobOutcomes {
   async find(filter: OutcomeFilter, limit: number): Promise<NotedOutcome[]> {
     const rows = await sqlRows<NotedOutcome>(
       this.prisma,
-      Prisma.sql`SELECT "runId", family, key, "jobId", outcome, reason, attempts, at FROM "FleetJobOutcome" ${this.where(filter)}
+      Prisma.sql`SELECT "runId", family, key, "jobId", outcome, reason, attempts, at AT TIME ZONE 'UTC' AS at FROM "FleetJobOutcome" ${this.where(filter)}
                   ORDER BY at DESC, id DESC LIMIT ${limit}`,
     );
     return rows.map((row) => ({ ...row, at: new Date(row.at) }));
@@ -107,7 +107,7 @@ export class JobOutcomes {
   async search(text: string, limit: number): Promise<NotedOutcome[]> {
     const rows = await sqlRows<NotedOutcome>(
       this.prisma,
-      Prisma.sql`SELECT "runId", family, key, "jobId", outcome, reason, attempts, at FROM "FleetJobOutcome"
+      Prisma.sql`SELECT "runId", family, key, "jobId", outcome, reason, attempts, at AT TIME ZONE 'UTC' AS at FROM "FleetJobOutcome"
                   WHERE key = ${text} OR strpos(lower(reason), lower(${text})) > 0 ORDER BY at DESC, id DESC LIMIT ${limit}`,
     );
     return rows.map((row) => ({ ...row, at: new Date(row.at) }));
