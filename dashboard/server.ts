@@ -205,7 +205,7 @@ export async function createDashboard(options: DashboardOptions): Promise<Dashbo
       ),
     );
     const text = typeof req.query.q === 'string' ? req.query.q.trim().slice(0, MAX_SEARCH) : '';
-    const search = text ? { text, found: await runs.outcomes.search(text, SEARCH_LIMIT) } : undefined;
+    const search = text ? { text, found: await runs.outcomes.find({ keyOrReason: text }, SEARCH_LIMIT) } : undefined;
     return [list, { boardPath: BOARD_PATH, canControl: req.role === 'admin', throttled, progress, schedules, actions, reasons, search }];
   };
   app.get('/runs', async (req, res, next) => {

@@ -1,4 +1,4 @@
-import { parseDuration } from '../config/duration.js';
+import { parseDuration, utcSecondText } from '../config/duration.js';
 import { createPrisma } from '../db/prisma.js';
 import { DEFAULT_OUTCOME_RETENTION_MS, JobOutcomes, type NotedOutcome, type OutcomeFilter } from '../fleet/runs/outcomes.js';
 import { RUN_ID_PATTERN } from '../fleet/runs/store.js';
@@ -102,5 +102,5 @@ export const jobsCommand = defineCommand({
 
 function jobLine(job: NotedOutcome): string {
   const attempts = `${job.attempts} attempt${job.attempts === 1 ? '' : 's'}`;
-  return `${job.at.toISOString().replace(/\.\d+Z$/, 'Z')}  ${job.outcome.padEnd(7)}  ${job.family} ${job.key}  ${job.runId}  ${attempts}  ${job.reason}`;
+  return `${utcSecondText(job.at)}  ${job.outcome.padEnd(7)}  ${job.family} ${job.key}  ${job.runId}  ${attempts}  ${job.reason}`;
 }

@@ -1,3 +1,4 @@
+import { utcSecondText } from '../config/duration.js';
 import { redisLine } from '../config/target.js';
 import { families } from '../families/index.js';
 import { openFleet, type FleetContext } from '../fleet/context.js';
@@ -108,9 +109,7 @@ export async function showStatus({ values, positionals, config, target, json }: 
         for (const failure of failures) io.out(`  failed ${failure.jobId} (${failure.attempts} attempts): ${failure.reason}`);
         if (actions.length > 0) io.out('history:');
         for (const action of actions) {
-          io.out(
-            `  ${action.at.toISOString().replace(/\.\d+Z$/, 'Z')}  ${action.action} by ${action.operator}: ${action.result}${action.note ? ` (${action.note})` : ''}`,
-          );
+          io.out(`  ${utcSecondText(action.at)}  ${action.action} by ${action.operator}: ${action.result}${action.note ? ` (${action.note})` : ''}`);
         }
       }
       return 0;

@@ -1,3 +1,4 @@
+import { utcSecondText } from '../config/duration.js';
 import { createPrisma } from '../db/prisma.js';
 import { rowStory } from '../fleet/row-story.js';
 import { defineCommand, UsageError } from './command.js';
@@ -48,10 +49,10 @@ export const whyCommand = defineCommand({
       io.out(`${family.name} ${key} (job ${story.jobId})`);
       if (story.runs.length > 0) io.out(`runs: ${story.runs.map((run) => `${run.id} ${run.status}`).join(', ')}`);
       for (const outcome of story.outcomes) {
-        io.out(`  ${stamp(outcome.at)}  ${outcome.outcome} in ${outcome.runId} after ${outcome.attempts} attempt(s): ${outcome.reason}`);
+        io.out(`  ${utcSecondText(outcome.at)}  ${outcome.outcome} in ${outcome.runId} after ${outcome.attempts} attempt(s): ${outcome.reason}`);
       }
       for (const change of story.changes) {
-        io.out(`  ${stamp(change.at)}  ${change.action} ${change.entity} ${change.entityId} in ${change.runId ?? 'an unknown run'}`);
+        io.out(`  ${utcSecondText(change.at)}  ${change.action} ${change.entity} ${change.entityId} in ${change.runId ?? 'an unknown run'}`);
         if (change.before !== null) io.out(`      before ${JSON.stringify(change.before)}`);
         if (change.after !== null) io.out(`      after  ${JSON.stringify(change.after)}`);
       }
@@ -62,7 +63,3 @@ export const whyCommand = defineCommand({
     }
   },
 });
-
-function stamp(at: Date): string {
-  return at.toISOString().replace(/\.\d+Z$/, 'Z');
-}

@@ -32,3 +32,8 @@ export function durationText(ms: number, parts = 2): string {
   }
   return spoken.length ? spoken.join(' ') : '0 s';
 }
+
+/** A moment in UTC to the second, as command lines print it: 2026-12-07T10:15:02Z. */
+export function utcSecondText(at: Date): string {
+  return at.toISOString().replace(/\.\d+Z$/, 'Z');
+}

@@ -26,6 +26,8 @@ export interface OutcomeFilter {
   key?: string;
   outcome?: 'failed' | 'skipped';
   reason?: string;
+  /** The row it names (its key), or a part of the reason (the runs page's search box). */
+  keyOrReason?: string;
 }
 
 /** A reason and how many jobs ended with it. */
@@ -83,12 +85,14 @@ export class JobOutcomes {
   }
 
   private where(filter: OutcomeFilter): Prisma.Sql {
+    const holds = (text: string) => Prisma.sql`strpos(lower(reason), lower(${text})) > 0`;
     const conditions = [
       filter.runId !== undefined ? Prisma.sql`"runId" = ${filter.runId}` : null,
       filter.family !== undefined ? Prisma.sql`family = ${filter.family}` : null,
       filter.key !== undefined ? Prisma.sql`key = ${filter.key}` : null,
       filter.outcome !== undefined ? Prisma.sql`outcome = ${filter.outcome}` : null,
-      filter.reason !== undefined ? Prisma.sql`strpos(lower(reason), lower(${filter.reason})) > 0` : null,
+      filter.reason !== undefined ? holds(filter.reason) : null,
+      filter.keyOrReason !== undefined ? Prisma.sql`(key = ${filter.keyOrReason} OR ${holds(filter.keyOrReason)})` : null,
     ].filter((condition) => condition !== null);
     return conditions.length > 0 ? Prisma.sql`WHERE ${Prisma.join(conditions, ' AND ')}` : Prisma.empty;
   }
@@ -99,16 +103,6 @@ export class JobOutcomes {
       this.prisma,
       Prisma.sql`SELECT "runId", family, key, "jobId", outcome, reason, attempts, at AT TIME ZONE 'UTC' AS at FROM "FleetJobOutcome" ${this.where(filter)}
                   ORDER BY at DESC, id DESC LIMIT ${limit}`,
-    );
-    return rows.map((row) => ({ ...row, at: new Date(row.at) }));
-  }
-
-  /** The notes of the row `text` names, or whose reason holds `text` (in any case), newest first, at most `limit`. */
-  async search(text: string, limit: number): Promise<NotedOutcome[]> {
-    const rows = await sqlRows<NotedOutcome>(
-      this.prisma,
-      Prisma.sql`SELECT "runId", family, key, "jobId", outcome, reason, attempts, at AT TIME ZONE 'UTC' AS at FROM "FleetJobOutcome"
-                  WHERE key = ${text} OR strpos(lower(reason), lower(${text})) > 0 ORDER BY at DESC, id DESC LIMIT ${limit}`,
     );
     return rows.map((row) => ({ ...row, at: new Date(row.at) }));
   }
