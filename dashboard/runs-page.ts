@@ -4,6 +4,7 @@ import type { NotedOutcome, ReasonCount } from '../src/fleet/runs/outcomes.js';
 import { actionsFor } from '../src/fleet/runs/control.js';
 import { movingRate, type ProgressSample } from '../src/fleet/runs/progress.js';
 import type { RunView } from '../src/fleet/runs/store.js';
+import { describeScope } from '../src/fleet/scope.js';
 import { firingText, type ScheduleFiring } from '../src/fleet/schedules.js';
 
 /** How often the page's script fetches the runs again, in seconds. */
@@ -22,18 +23,6 @@ const escape = (text: string) => text.replace(/[&<>"']/g, (c) => ({ '&': '&amp;'
 
 /** A count with thousands separators: 100,000 reads at a glance, 100000 does not. */
 const count = (n: number) => n.toLocaleString('en-US');
-
-function scopeText(scope: RunView['scope']): string {
-  switch (scope.kind) {
-    case 'all':
-    case 'changed':
-      return scope.kind;
-    case 'investments':
-      return `${scope.ids.length} investment(s)`;
-    default:
-      return `${scope.kind} ${scope.id}`;
-  }
-}
 
 /**
  * Jobs per second between consecutive samples, as a small inline chart: no
@@ -112,7 +101,7 @@ function runRow(run: RunView, options: RunsPageOptions, now: number): string {
     time = `<span class="eta" data-seconds="${seconds}" title="time left at the current rate">${durationText(seconds * 1_000)} left</span>`;
   }
   const details: [name: string, value: string, cls?: string][] = [
-    ['scope', escape(scopeText(run.scope))],
+    ['scope', escape(describeScope(run.scope))],
     ['origin', escape(run.origin ?? '')],
     ['total', `${count(run.total)}${run.enqueued ? '' : '+'}`],
     ['completed', count(run.completed)],

@@ -6,6 +6,7 @@ import type { FleetWorkers } from '../src/fleet/worker.js';
 import { AlphaVantageStandIn } from './support/alpha-vantage-server.js';
 import { createTestDatabase, type TestDatabase } from './support/databases.js';
 import { testFleet } from './support/fleet.js';
+import { fleetEnv, runTys } from './support/processes.js';
 
 // One run over every ticker, made before the tests; each test then runs its own tickers alone.
 describe('metadata family', () => {
@@ -15,6 +16,8 @@ describe('metadata family', () => {
   let server: AlphaVantageStandIn;
   let portfolioId: string;
   let first: { runId: string; added: number; calls: string[]; provider: Awaited<ReturnType<FleetMetrics['providerAnswers']>> };
+  /** The run whose jobs the refused key failed. */
+  let refusedRunId: string;
 
   const investment = (ticker: string, assetType: 'STOCK' | 'ETF' | 'CRYPTO', extra: Record<string, unknown> = {}) =>
     db.prisma.investment.create({
@@ -129,6 +132,7 @@ describe('metadata family', () => {
       for (const t of ['K1', 'K2', 'K3', 'K4', 'K5', 'K6', 'K7', 'K8']) ids.push((await investment(t, 'STOCK')).id);
       const calls = server.calls.length;
       const { runId } = await fleet.enqueue(metadataFamily, { kind: 'investments', ids });
+      refusedRunId = runId!;
       const run = await fleet.waitForRun(runId!);
       // At most one call per job already running when the first refusal came back.
       expect(server.calls.length - calls).toBeLessThanOrEqual(metadataFamily.options.concurrency);
@@ -142,5 +146,47 @@ describe('metadata family', () => {
       await workers.close();
       workers = fleet.startWorkers([metadataFamily]);
     }
+  });
+
+  it('finds the jobs the refused key failed by their reason, and retries exactly those, reason by reason, once the key is fixed', async () => {
+    const env = fleetEnv(fleet.config);
+    const jobs = async (reason: string) =>
+      JSON.parse((await runTys(['jobs', '--run', refusedRunId, '--reason', reason, '--json'], env)).stdout) as {
+        counts: { outcome: string; reason: string; jobs: number }[];
+        jobs: { key: string; reason: string }[];
+      };
+    const refusals = await jobs('api KEY is for');
+    expect(refusals.jobs.map((job) => job.key).sort()).toEqual(['K1', 'K2', 'K3', 'K4', 'K5', 'K6', 'K7', 'K8']);
+    expect(refusals.counts.reduce((sum, count) => sum + count.jobs, 0)).toBe(8);
+    for (const ticker of ['K1', 'K2', 'K3']) server.overviews.set(ticker, { Sector: 'ENERGY', Country: 'USA' });
+
+    // The most common reason, as tys jobs counts it (its rows folded into <key>), names its jobs alone.
+    const top = refusals.counts[0]!;
+    const calls = server.calls.length;
+    const preview = await runTys(['retry', '--run', refusedRunId, '--reason', top.reason], env);
+    expect(preview.code).toBe(0);
+    expect(preview.stdout).toContain(`${top.jobs} job(s) to retry`);
+    expect(server.calls.length).toBe(calls);
+    // The workers run with a fixed key now (restarted after the refusal).
+    const first = await runTys(['retry', '--run', refusedRunId, '--reason', top.reason, '--yes', '--rate', '20/1s', '--wait'], env);
+    expect(first.code).toBe(0);
+    expect(first.stdout).toContain('paced at 20/1s');
+    expect(first.stdout).toMatch(new RegExp(`finished: \\d+ completed, \\d+ skipped, 0 failed`));
+    const firstRun = /^run (run-\S+): metadata over/m.exec(first.stdout)![1]!;
+    expect(await fleet.context.runs.get(firstRun)).toMatchObject({ total: top.jobs, failed: 0 });
+
+    // Then the rest, by words of the reason: the jobs already taken up are left out.
+    const rest = await runTys(['retry', '--run', refusedRunId, '--reason', 'api key is for'], env);
+    expect(rest.stdout).toContain(`${8 - top.jobs} job(s) to retry`);
+    expect(rest.stdout).toContain(`${top.jobs} matching job(s) were taken up already, by ${firstRun} (left out)`);
+    const second = await runTys(['retry', '--run', refusedRunId, '--reason', 'api key is for', '--yes', '--wait'], env);
+    expect(second.code).toBe(0);
+    const secondRun = /^run (run-\S+): metadata over/m.exec(second.stdout)![1]!;
+    expect(await fleet.context.runs.get(secondRun)).toMatchObject({ total: 8 - top.jobs, failed: 0 });
+    const energy = await db.prisma.investment.findMany({ where: { ticker: { in: ['K1', 'K2', 'K3'] } }, select: { sector: true } });
+    expect(energy.map((row) => row.sector)).toEqual(['ENERGY', 'ENERGY', 'ENERGY']);
+    expect((await runTys(['retry', '--run', refusedRunId, '--reason', 'api key is for', '--yes'], env)).stdout).toContain(
+      'nothing to retry: the 8 matching job(s) were taken up already',
+    );
   });
 });

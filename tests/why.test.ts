@@ -87,6 +87,63 @@ describe('why a row, and which jobs, failed or were skipped', () => {
     expect((await runTys(['why', 'lots'], env)).code).toBe(2);
   });
 
+  it('tys retry by a filter shows the count and changes nothing, then with --yes retries exactly those as a new run, once', async () => {
+    const [first, second] = refused;
+    const runsBefore = await db.prisma.fleetRun.count();
+    const preview = await runTys(['retry', '--run', runId, '--key', first!, '--key', second!], env);
+    expect(preview.code).toBe(0);
+    expect(preview.stdout).toContain(`2 job(s) to retry, the failed and skipped jobs of ${runId} among 2 row(s); by reason:`);
+    expect(preview.stdout).toMatch(/^ +2 +failed +investment <key> breaks Investment_totalQuantity_positive/m);
+    expect(preview.stdout).toContain(`rows: ${first}, ${second}\n`);
+    expect(preview.stdout).toContain('nothing changed');
+    const byReason = JSON.parse((await runTys(['retry', '--run', runId, '--reason', 'constraints FAMILY', '--json'], env)).stdout) as { jobs: number };
+    expect(byReason.jobs).toBe(refused.length);
+    expect(await db.prisma.fleetRun.count()).toBe(runsBefore);
+    expect(await db.prisma.fleetJobOutcome.count({ where: { retriedBy: { not: null } } })).toBe(0);
+
+    // The person fixes the two rows, then retries just them.
+    await db.prisma.investment.updateMany({ where: { id: { in: [first!, second!] } }, data: { totalQuantity: '3' } });
+    const workers = fleet.startWorkers([lotsFamily]);
+    try {
+      const retried = await runTys(['retry', '--run', runId, '--key', first!, '--key', second!, '--yes', '--wait', '--note', 'two fixed by hand'], env);
+      expect(retried.code).toBe(0);
+      const newRunId = /^run (run-\S+): lots over the failed and skipped jobs/m.exec(retried.stdout)![1]!;
+      expect(retried.stdout).toContain(`run ${newRunId} finished: 2 completed, 0 skipped, 0 failed`);
+      const newRun = await db.prisma.fleetRun.findUniqueOrThrow({ where: { id: newRunId } });
+      expect(newRun).toMatchObject({ status: 'COMPLETED', total: 2, completed: 2 });
+      expect(newRun.origin).toMatch(new RegExp(`^cli \\S+@\\S+: tys retry --run ${runId} --key \\(2 rows\\)$`));
+      expect(await db.prisma.taxLot.count({ where: { investmentId: { in: [first!, second!] } } })).toBe(2);
+      const notes = await db.prisma.fleetJobOutcome.findMany({ where: { runId }, select: { key: true, retriedBy: true } });
+      expect(
+        notes
+          .filter((note) => note.retriedBy === newRunId)
+          .map((note) => note.key)
+          .sort(),
+      ).toEqual([first, second].sort());
+      expect(notes.filter((note) => note.retriedBy === null)).toHaveLength(refused.length - 2);
+
+      // Again: nothing new to take up, and no run made.
+      const again = await runTys(['retry', '--run', runId, '--key', first!, '--key', second!, '--yes'], env);
+      expect(again.code).toBe(0);
+      expect(again.stdout).toContain(`nothing to retry: the 2 matching job(s) were taken up already, by ${newRunId}\n`);
+      expect(await db.prisma.fleetRun.count()).toBe(runsBefore + 1);
+
+      const why = await runTys(['why', 'lots', first!], env);
+      expect(why.stdout).toContain(`(taken up again by ${newRunId})`);
+      const action = await db.prisma.fleetRunAction.findFirstOrThrow({ where: { runId } });
+      expect(action).toMatchObject({ action: 'retry', note: 'two fixed by hand', result: `2 job(s) taken up by ${newRunId}` });
+    } finally {
+      await workers.close();
+    }
+
+    const wrong = await runTys(['retry', '--run', runId, '--key', "x'; drop"], env);
+    expect(wrong.code).toBe(2);
+    expect(wrong.stderr.trim()).toBe(`error: tys retry: "x'; drop" is not a key of lots (like ${lotsFamily.exampleKey})`);
+    expect((await runTys(['retry', '--run', runId, '--yes'], env)).stderr.trim()).toBe(
+      'error: tys retry: --yes goes with a filter (--outcome, --reason or --key)',
+    );
+  });
+
   it('tys jobs --purge deletes what is older than it is told, and only that', async () => {
     const kept = await runTys(['jobs', '--purge', '--older-than', '1d'], env);
     expect(kept.stdout).toContain('deleted 0 job outcome(s)');
@@ -109,11 +166,13 @@ describe('why a row, and which jobs, failed or were skipped', () => {
       .split('\n')
       .slice(status.stdout.split('\n').indexOf('history:') + 1)
       .filter((line) => line.startsWith('  '));
-    expect(history).toHaveLength(2);
-    expect(history[0]).toMatch(/^ {2}\S+Z {2}retry by cli \S+@\S+: RUNNING \(quantities fixed by hand\)$/);
-    expect(history[1]).toMatch(/^ {2}\S+Z {2}cancel by cli \S+@\S+: CANCELLED$/);
+    expect(history).toHaveLength(3);
+    expect(history[0]).toMatch(/^ {2}\S+Z {2}retry by cli \S+@\S+: 2 job\(s\) taken up by run-\S+ \(two fixed by hand\)$/);
+    expect(history[1]).toMatch(/^ {2}\S+Z {2}retry by cli \S+@\S+: RUNNING \(quantities fixed by hand\)$/);
+    expect(history[2]).toMatch(/^ {2}\S+Z {2}cancel by cli \S+@\S+: CANCELLED$/);
     const report = JSON.parse((await runTys(['status', '--run', runId, '--json'], env)).stdout) as { actions: { action: string; note: string | null }[] };
     expect(report.actions.map((action) => [action.action, action.note])).toEqual([
+      ['retry', 'two fixed by hand'],
       ['retry', 'quantities fixed by hand'],
       ['cancel', null],
     ]);

@@ -2,11 +2,11 @@ import { DEFAULT_PAGE_SIZE } from '../../bin/heap-limit.js';
 import { parseDuration } from '../config/duration.js';
 import { familyNames } from '../families/index.js';
 import { openFleet } from '../fleet/context.js';
-import { describeScope, missingScopeRows } from '../fleet/scope.js';
+import { missingScopeRows } from '../fleet/scope.js';
+import { addRunAndReport } from './add-run.js';
 import { cliOperator } from './operator.js';
 import { defineCommand, integerFlag, rateFlag, UsageError } from './command.js';
 import { parseScope, requireFamily } from './families.js';
-import { waitForRun, type WaitResult } from './progress.js';
 
 const help = `Usage: tys enqueue <family> (--all | --changed | --investment ID... | --portfolio ID | --user ID) [options]
 
@@ -92,85 +92,20 @@ export const enqueueCommand = defineCommand({
         const more = missing.length > 3 ? ` and ${missing.length - 3} more` : '';
         throw new UsageError(`tys enqueue: no ${missing.slice(0, 3).join(', ')}${more}; nothing enqueued`);
       }
-      // A line of its own, past the progress line a terminal shows.
-      const say = (line: string) => io.out(io.isTty ? `\r\x1b[K${line}` : line);
-      // Ctrl-C or a SIGTERM while adding: the run keeps the jobs added so far, and says so.
-      const interrupt = new AbortController();
-      const onSignal = (signal: NodeJS.Signals) => interrupt.abort(new Error(`interrupted by ${signal}`));
-      process.on('SIGINT', onSignal);
-      process.on('SIGTERM', onSignal);
-      let result;
-      try {
-        result = await fleet.enqueue(family, scope, {
+      return await addRunAndReport(
+        fleet,
+        family,
+        scope,
+        {
+          origin: cliOperator(),
           pageSize,
           dryRun: values['dry-run'],
-          origin: cliOperator(),
-          rate,
-          signal: interrupt.signal,
-          onProgress: io.isTty ? (p) => process.stdout.write(`\rreading rows: ${p.found} found, ${p.added} to add\x1b[K`) : undefined,
-          // The id first, before any job is added: adding a million takes a minute, a paced run's as long as
-          // it runs, and the operator may want to pause or cancel the run meanwhile.
-          onRun: (runId) =>
-            say(
-              `run ${runId}: ${family.name} over ${describeScope(scope)}${rate ? `, paced at ${values.rate}: adding its jobs as it goes` : ': adding its jobs'} (tys status --run ${runId})`,
-            ),
-          onPaused: (paused) => say(paused ? 'the run is paused: adding waits until it is resumed' : 'the run is resumed: adding goes on'),
-        });
-      } catch (error) {
-        if (!interrupt.signal.aborted) throw error;
-        if (io.isTty) process.stdout.write('\r\x1b[K');
-        io.err((error as Error).message);
-        return 130;
-      } finally {
-        process.off('SIGINT', onSignal);
-        process.off('SIGTERM', onSignal);
-      }
-      if (io.isTty) process.stdout.write('\r\x1b[K');
-      const already = `${result.alreadyQueued} already queued by an earlier run`;
-      if (values['dry-run']) {
-        io.out(`dry run: ${family.name} over ${describeScope(scope)}: ${result.found} rows need work, would add ${result.added} jobs (${already})`);
-        return 0;
-      }
-      io.out(
-        `run ${result.runId}: ${family.name} over ${describeScope(scope)}: added ${result.added} jobs ` +
-          `(${already}, followed by this run; ${result.requeued} re-added after an earlier failure)`,
+          rate: rate && { ...rate, text: values.rate! },
+          wait: values.wait,
+          timeout: timeoutMs === undefined ? undefined : { ms: timeoutMs, text: values.timeout! },
+        },
+        io,
       );
-      if (!values.wait) return 0;
-      const runId = result.runId!;
-      const stop = new AbortController();
-      const onInterrupt = () => stop.abort();
-      process.on('SIGINT', onInterrupt);
-      let outcome: WaitResult;
-      try {
-        // Every worker process of the family listens on each of its shards: the first one counts them.
-        const queue = fleet.shardQueues(family)[0]!;
-        outcome = await waitForRun(fleet.runs, family.name, runId, io, {
-          timeoutMs,
-          signal: stop.signal,
-          workers: { family: family.name, count: () => queue.getWorkersCount() },
-        });
-      } finally {
-        process.off('SIGINT', onInterrupt);
-      }
-      const background = `run ${runId} goes on in the background while workers run: watch it with tys status --run ${runId}`;
-      if (outcome.ended === 'stopped') {
-        io.err(`stopped waiting; ${background}`);
-        return 130;
-      }
-      if (outcome.ended === 'timed-out') {
-        io.err(`gave up waiting after ${values.timeout}; ${background}`);
-        return 1;
-      }
-      if (outcome.ended === 'interrupted') {
-        io.err(`run ${runId} interrupted: Redis lost its jobs and counters. Enqueue again to pick up what is missing.`);
-        return 1;
-      }
-      const { completed, skipped, failed, stats } = outcome.counters;
-      io.out(`run ${runId} finished: ${completed} completed, ${skipped} skipped, ${failed} failed`);
-      const figures = Object.entries(stats).map(([name, n]) => `${name} ${n}`);
-      if (figures.length > 0) io.out(`  ${figures.join(', ')}`);
-      if (failed > 0) io.out(`see the reasons with: tys status --run ${runId}`);
-      return failed > 0 ? 1 : 0;
     } finally {
       await fleet.close();
     }

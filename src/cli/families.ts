@@ -1,6 +1,6 @@
 import { familiesNamed, familyNames, findFamily } from '../families/index.js';
 import type { JobFamily } from '../fleet/family.js';
-import { isRowId, type Scope } from '../fleet/scope.js';
+import { isRowId, type RowScope } from '../fleet/scope.js';
 import { UsageError } from './command.js';
 
 /** "  name   text..." as a help line, the text wrapped at 78 columns under itself. */
@@ -36,7 +36,10 @@ function requireId(flag: string, value: string): string {
 }
 
 /** Exactly one of --all, --changed, --investment ID..., --portfolio ID, --user ID. */
-export function parseScope(family: JobFamily, values: { all?: boolean; changed?: boolean; investment?: string[]; portfolio?: string; user?: string }): Scope {
+export function parseScope(
+  family: JobFamily,
+  values: { all?: boolean; changed?: boolean; investment?: string[]; portfolio?: string; user?: string },
+): RowScope {
   const given = [
     values.all && 'all',
     values.changed && 'changed',
@@ -47,7 +50,7 @@ export function parseScope(family: JobFamily, values: { all?: boolean; changed?:
   if (given.length !== 1) {
     throw new UsageError('tys enqueue: give exactly one of --all, --changed, --investment ID, --portfolio ID, --user ID');
   }
-  let scope: Scope;
+  let scope: RowScope;
   if (values.all) scope = { kind: 'all' };
   else if (values.changed) scope = { kind: 'changed' };
   else if (values.investment?.length) scope = { kind: 'investments', ids: values.investment.map((id) => requireId('investment', id)) };

@@ -12,7 +12,7 @@ const commands: { name: string; load: () => Promise<Command> }[] = [
   { name: 'pause', load: async () => (await import('./run-control.js')).pauseCommand },
   { name: 'resume', load: async () => (await import('./run-control.js')).resumeCommand },
   { name: 'cancel', load: async () => (await import('./run-control.js')).cancelCommand },
-  { name: 'retry', load: async () => (await import('./run-control.js')).retryCommand },
+  { name: 'retry', load: async () => (await import('./retry.js')).retryCommand },
   { name: 'verify', load: async () => (await import('./verify.js')).verifyCommand },
   { name: 'jobs', load: async () => (await import('./jobs.js')).jobsCommand },
   { name: 'why', load: async () => (await import('./why.js')).whyCommand },

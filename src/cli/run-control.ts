@@ -1,11 +1,11 @@
 import { findFamily } from '../families/index.js';
-import { openFleet } from '../fleet/context.js';
+import { openFleet, type FleetContext } from '../fleet/context.js';
 import { controlRun, RunControlError, type RunAction } from '../fleet/runs/control.js';
 import { RUN_ID_PATTERN } from '../fleet/runs/store.js';
-import { defineCommand, UsageError, type Command } from './command.js';
+import { defineCommand, UsageError, type Command, type CommandIo } from './command.js';
 import { cliOperator } from './operator.js';
 
-const WHAT: Record<RunAction, { summary: string; detail: string }> = {
+const WHAT: Record<Exclude<RunAction, 'retry'>, { summary: string; detail: string }> = {
   pause: {
     summary: 'pause a run: no new job of it starts',
     detail: `No new job of the run starts, in any worker process, within about a
@@ -17,12 +17,6 @@ Other runs of the same family go on. Resume it with tys resume --run ID.`,
     detail: `The run's jobs flow again from where they stopped; the run is RUNNING
 (or ends at once if every job had already ended).`,
   },
-  retry: {
-    summary: 'run the failed jobs of a FAILED run again',
-    detail: `Queues the run's failed jobs again (fix what they failed on first: their
-reasons are in tys status --run ID). Each that succeeds moves from the run's
-failures to its successes; the run ends COMPLETED once none is left failed.`,
-  },
   cancel: {
     summary: 'cancel a run: its jobs that have not started are removed',
     detail: `Removes the run's jobs that have not started; its active jobs finish,
@@ -31,7 +25,7 @@ picked up by the next enqueue.`,
   },
 };
 
-function runControlCommand(action: RunAction): Command {
+function runControlCommand(action: Exclude<RunAction, 'retry'>): Command {
   return defineCommand({
     name: action,
     summary: WHAT[action].summary,
@@ -53,29 +47,10 @@ Options:
     options: { run: { type: 'string' }, note: { type: 'string' }, json: { type: 'boolean' } },
     positionals: false,
     async run({ values, config, json }, io) {
-      if (!values.run) throw new UsageError(`tys ${action}: --run ID is required`);
-      if (!RUN_ID_PATTERN.test(values.run)) {
-        throw new UsageError(`tys ${action}: "${values.run.slice(0, 40)}" is not a run id (like run-20260101T000000Z-abcdef)`);
-      }
+      const runId = requireRunId(action, values.run);
       const fleet = await openFleet(config);
       try {
-        const run = await fleet.runs.get(values.run);
-        const family = run && findFamily(run.family);
-        if (!run || !family) throw new UsageError(`tys ${action}: no run ${values.run}`);
-        let status;
-        try {
-          status = await controlRun({ prisma: fleet.prisma, runs: fleet.runs, family: family.name, queues: fleet.shardQueues(family) }, run.id, action, {
-            onProgress: (line) => io.out(line),
-            by: { operator: cliOperator(), note: values.note },
-          });
-        } catch (error) {
-          if (error instanceof RunControlError) throw new UsageError(`tys ${action}: ${error.message}`);
-          throw error;
-        }
-        const after = (await fleet.runs.get(run.id))!;
-        if (values.json) json({ run: after });
-        else io.out(`run ${run.id}: ${status} (completed ${after.completed}, skipped ${after.skipped}, failed ${after.failed} of ${after.total})`);
-        return 0;
+        return await controlFromCli(fleet, action, runId, values, json, io);
       } finally {
         await fleet.close();
       }
@@ -83,7 +58,41 @@ Options:
   });
 }
 
+/** The run id a command was given, checked: a UsageError when it is missing or is not one. */
+export function requireRunId(command: string, runId: string | undefined): string {
+  if (!runId) throw new UsageError(`tys ${command}: --run ID is required`);
+  if (!RUN_ID_PATTERN.test(runId)) throw new UsageError(`tys ${command}: "${runId.slice(0, 40)}" is not a run id (like run-20260101T000000Z-abcdef)`);
+  return runId;
+}
+
+/** Takes the action on the run, recorded with the CLI's operator and the note; resolves to the exit status. */
+export async function controlFromCli(
+  fleet: FleetContext,
+  action: RunAction,
+  runId: string,
+  values: { note?: string; json?: boolean },
+  json: (report: object) => void,
+  io: CommandIo,
+): Promise<number> {
+  const run = await fleet.runs.get(runId);
+  const family = run && findFamily(run.family);
+  if (!run || !family) throw new UsageError(`tys ${action}: no run ${runId}`);
+  let status;
+  try {
+    status = await controlRun({ prisma: fleet.prisma, runs: fleet.runs, family: family.name, queues: fleet.shardQueues(family) }, run.id, action, {
+      onProgress: (line) => io.out(line),
+      by: { operator: cliOperator(), note: values.note },
+    });
+  } catch (error) {
+    if (error instanceof RunControlError) throw new UsageError(`tys ${action}: ${error.message}`);
+    throw error;
+  }
+  const after = (await fleet.runs.get(run.id))!;
+  if (values.json) json({ run: after });
+  else io.out(`run ${run.id}: ${status} (completed ${after.completed}, skipped ${after.skipped}, failed ${after.failed} of ${after.total})`);
+  return 0;
+}
+
 export const pauseCommand = runControlCommand('pause');
 export const resumeCommand = runControlCommand('resume');
 export const cancelCommand = runControlCommand('cancel');
-export const retryCommand = runControlCommand('retry');

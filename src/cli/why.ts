@@ -49,7 +49,8 @@ export const whyCommand = defineCommand({
       io.out(`${family.name} ${key} (job ${story.jobId})`);
       if (story.runs.length > 0) io.out(`runs: ${story.runs.map((run) => `${run.id} ${run.status}`).join(', ')}`);
       for (const outcome of story.outcomes) {
-        io.out(`  ${utcSecondText(outcome.at)}  ${outcome.outcome} in ${outcome.runId} after ${outcome.attempts} attempt(s): ${outcome.reason}`);
+        const retried = outcome.retriedBy ? ` (taken up again by ${outcome.retriedBy})` : '';
+        io.out(`  ${utcSecondText(outcome.at)}  ${outcome.outcome} in ${outcome.runId} after ${outcome.attempts} attempt(s): ${outcome.reason}${retried}`);
       }
       for (const change of story.changes) {
         io.out(`  ${utcSecondText(change.at)}  ${change.action} ${change.entity} ${change.entityId} in ${change.runId ?? 'an unknown run'}`);

@@ -2,7 +2,7 @@ import type { RedisClient } from '../redis/connection.js';
 import type { Logger } from 'pino';
 import type { MarketConfig } from '../config/market.js';
 import type { PrismaClient } from '../db/prisma.js';
-import type { Scope } from './scope.js';
+import type { RowScope } from './scope.js';
 
 /** What every job of every family carries: ids only, never row contents or secrets. */
 export interface JobData {
@@ -92,13 +92,13 @@ export interface JobFamily {
   auditHelp?: string;
   /** One line: what `tys verify` checks for the family (with `verify`). */
   verifyHelp?: string;
-  /** Scope kinds the family accepts on enqueue. */
-  scopes: ReadonlyArray<Scope['kind']>;
+  /** Scope kinds the family's source query takes (any family takes a retry of its own jobs). */
+  scopes: ReadonlyArray<RowScope['kind']>;
   /**
    * One page of the keys that still need work, in ascending key order,
    * strictly after `after` (keyset pagination: never the whole table).
    */
-  source: (prisma: PrismaClient, scope: Scope, after: string, limit: number) => Promise<string[]>;
+  source: (prisma: PrismaClient, scope: RowScope, after: string, limit: number) => Promise<string[]>;
   /** Validates a key before it becomes a job id or reaches SQL. */
   isValidKey: (key: string) => boolean;
   /**

@@ -6,6 +6,7 @@ import { DEFAULT_PAGE_SIZE } from '../../bin/heap-limit.js';
 import { retryTransient } from '../db/transient.js';
 import { jobIdFor, type JobData, type JobFamily } from './family.js';
 import { newJobKey } from './job-seal.js';
+import { rowSource, type RowSource } from './row-source.js';
 import { AddingSchedule } from './runs/pace.js';
 import { DEFAULT_PRODUCER_LEASE_MS, holdRunForProducer } from './runs/producer-lease.js';
 import { newRunId, type RunStore } from './runs/store.js';
@@ -130,7 +131,7 @@ async function countRun(
   schedule: AddingSchedule | null,
 ): Promise<EnqueueProgress> {
   const progress: EnqueueProgress = { found: 0, added: 0, alreadyQueued: 0, requeued: 0 };
-  for await (const groups of plannedPages(deps, family, scope, options, schedule, progress)) {
+  for await (const groups of plannedPages(deps, family, rowSource(deps.prisma, family, scope), options, schedule, progress)) {
     for (const [i, group] of groups.entries()) {
       if (group.length === 0) continue;
       const counted = await countShardPage(deps.redis, deps.queues.queues[i]!, group);
@@ -152,14 +153,18 @@ async function addRun(
   schedule: AddingSchedule | null,
 ): Promise<EnqueueResult> {
   const tally = new RunTally(deps, family, run.id);
+  const source = rowSource(deps.prisma, family, scope);
   try {
-    for await (const groups of plannedPages(deps, family, scope, options, schedule, tally.progress, () => heedOperator(deps, run.id, schedule, options))) {
+    for await (const groups of plannedPages(deps, family, source, options, schedule, tally.progress, () => heedOperator(deps, run.id, schedule, options))) {
       // The previous page's adds overlap this page's source query; at most one page is in flight.
       await tally.settled();
+      const keys = groups.flatMap((group) => group.map((job) => job.key));
       tally.note(
         await Promise.allSettled(
           groups.map((group, i) => (group.length === 0 ? Promise.resolve(null) : addShardPage({ ...deps, queue: deps.queues.queues[i]! }, family, run, group))),
         ),
+        // Only once every job of the page is in Redis: a page cut short is taken up again by the next try.
+        () => retryTransient(() => source.taken(keys, run.id)),
       );
       options.onProgress?.({ ...tally.progress });
     }
@@ -185,7 +190,7 @@ async function addRun(
 async function* plannedPages(
   deps: ProducerDeps,
   family: JobFamily,
-  scope: Scope,
+  source: RowSource,
   options: EnqueueOptions,
   schedule: AddingSchedule | null,
   progress: EnqueueProgress,
@@ -198,7 +203,7 @@ async function* plannedPages(
     if (page > 0 && beforePage && !(await beforePage())) return;
     if (schedule && !options.dryRun) await waitUnlessStopped(schedule.waitBeforePage(progress.found), options.signal);
     // Pages are reads: a dropped connection costs a pause, not the run.
-    const keys = await retryTransient(() => family.source(deps.prisma, scope, after, pageSize));
+    const keys = await retryTransient(() => source.page(after, pageSize));
     if (keys.length === 0) return;
     after = keys[keys.length - 1]!;
     const now = Date.now();
@@ -234,11 +239,12 @@ class RunTally {
   }
 
   /**
-   * Counts a page's shards, and notes each shard's adds once Redis has them.
-   * Every shard is accounted for even when another failed (the jobs it added
-   * belong to the run); then the first failure is thrown.
+   * Counts a page's shards, and notes each shard's adds once Redis has them,
+   * then tells `whenAdded` once all have them. Every shard is accounted for
+   * even when another failed (the jobs it added belong to the run); then the
+   * first failure is thrown.
    */
-  note(pages: PromiseSettledResult<ShardPage | null>[]): void {
+  note(pages: PromiseSettledResult<ShardPage | null>[], whenAdded: () => Promise<void>): void {
     const adds: Promise<unknown>[] = [];
     for (const [i, settled] of pages.entries()) {
       const page = settled.status === 'fulfilled' ? settled.value : null;
@@ -254,8 +260,8 @@ class RunTally {
         }),
       );
     }
-    this.inFlight = Promise.all(adds);
     const failed = pages.find((settled) => settled.status === 'rejected');
+    this.inFlight = Promise.all(adds).then(() => (failed ? undefined : whenAdded()));
     if (failed) throw failed.reason;
   }
 

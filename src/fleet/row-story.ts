@@ -4,7 +4,6 @@ import { FLEET_ACTOR } from './audit.js';
 import { jobIdFor, type JobFamily } from './family.js';
 import { JobOutcomes, type NotedOutcome } from './runs/outcomes.js';
 import type { FleetRunStatus } from './runs/lifecycle.js';
-import { isRowId } from './scope.js';
 
 /** A change the fleet made to the row, from the audit log. */
 export interface AuditedChange {
@@ -60,7 +59,9 @@ export async function rowStory(prisma: PrismaClient, family: JobFamily, key: str
     before: row.metadata?.before ?? null,
     after: row.metadata?.after ?? null,
   }));
-  const runIds = [...new Set([...outcomes.map((o) => o.runId), ...changes.flatMap((c) => (c.runId ? [c.runId] : []))])];
+  const runIds = [
+    ...new Set([...outcomes.flatMap((o) => (o.retriedBy ? [o.runId, o.retriedBy] : [o.runId])), ...changes.flatMap((c) => (c.runId ? [c.runId] : []))]),
+  ];
   const runs = await prisma.fleetRun.findMany({
     where: { id: { in: runIds } },
     select: { id: true, status: true, startedAt: true },
@@ -76,10 +77,11 @@ function nextStep(family: JobFamily, key: string, outcomes: NotedOutcome[], chan
   if (!lastOutcome || (lastChange && lastChange.at >= lastOutcome.at)) {
     return `nothing to fix: the fleet last changed it in run ${lastChange?.runId ?? 'unknown'}; tys verify ${family.name} checks it with the rest`;
   }
-  const enqueue = family.scopes.includes('investments') && isRowId(key) ? `tys enqueue ${family.name} --investment ${key}` : `tys enqueue ${family.name} --all`;
-  if (lastOutcome.outcome === 'skipped') return `skipped (${lastOutcome.reason}): fix what the reason names, then ${enqueue}`;
-  const run = runs.find((r) => r.id === lastOutcome.runId);
-  if (run?.status === 'FAILED')
-    return `failed (${lastOutcome.reason}): once its cause is fixed, tys retry --run ${run.id} (every failed job of that run), or ${enqueue}`;
-  return `failed (${lastOutcome.reason}): once its cause is fixed, ${enqueue}`;
+  if (lastOutcome.retriedBy) {
+    const retry = runs.find((r) => r.id === lastOutcome.retriedBy);
+    return `${lastOutcome.outcome} (${lastOutcome.reason}), then taken up again by run ${lastOutcome.retriedBy}${retry ? ` (${retry.status})` : ''}: tys status --run ${lastOutcome.retriedBy}`;
+  }
+  const retry = `tys retry --run ${lastOutcome.runId} --key ${key} --yes`;
+  if (lastOutcome.outcome === 'skipped') return `skipped (${lastOutcome.reason}): fix what the reason names, then ${retry}`;
+  return `failed (${lastOutcome.reason}): once its cause is fixed, ${retry}`;
 }

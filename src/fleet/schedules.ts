@@ -10,7 +10,7 @@ import type { JobFamily } from './family.js';
 import type { EnqueueOptions, EnqueueResult } from './producer.js';
 import { SCHEDULES_QUEUE } from './queues.js';
 import { FleetWorker } from './tolerant-job.js';
-import { isRowId, type Scope } from './scope.js';
+import { isRowId, type RowScope } from './scope.js';
 
 export interface Schedule {
   /** Also the BullMQ job scheduler id. */
@@ -20,7 +20,7 @@ export interface Schedule {
   pattern?: string;
   /** an interval such as "30s", "5m", "1h". */
   every?: string;
-  scope: Scope;
+  scope: RowScope;
 }
 
 export class ScheduleError extends Error {
@@ -45,7 +45,7 @@ function checkPattern(pattern: string): void {
   }
 }
 
-function parseScope(where: string, raw: unknown): Scope {
+function parseScope(where: string, raw: unknown): RowScope {
   if (raw === undefined) return { kind: 'all' };
   const scope = raw as Partial<Record<string, unknown>>;
   if (scope?.kind === 'all' || scope?.kind === 'changed') return { kind: scope.kind };
@@ -112,7 +112,7 @@ function checkEntry(entry: Record<string, unknown>, where: string, names: Set<st
 
 interface ScheduledEnqueue {
   family: string;
-  scope: Scope;
+  scope: RowScope;
 }
 
 export interface ApplyReport {
@@ -212,7 +212,7 @@ export function startScheduleRunner(
     producer: RedisClient;
     prefix: string;
     log: Logger;
-    enqueue: (family: JobFamily, scope: Scope, options: EnqueueOptions) => Promise<EnqueueResult>;
+    enqueue: (family: JobFamily, scope: RowScope, options: EnqueueOptions) => Promise<EnqueueResult>;
   },
   families: readonly JobFamily[],
 ): Worker {
@@ -230,7 +230,7 @@ export function startScheduleRunner(
       // checked again here, with the same rules as the file.
       const family = families.find((f) => f.name === job.data?.family);
       if (!family) throw new PermanentJobError(`scheduled job ${job.id} names unknown family "${String(job.data?.family).slice(0, 40)}"`);
-      let scope: Scope;
+      let scope: RowScope;
       try {
         scope = parseScope(`scheduled job ${job.id}`, job.data.scope);
       } catch (error) {

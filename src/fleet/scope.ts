@@ -2,12 +2,31 @@ import { Prisma, type PrismaClient } from '../db/prisma.js';
 import { sqlRows } from '../db/sql.js';
 
 /**
- * Which rows an enqueue covers. `changed`: the rows the application changed
- * since the fleet last brought them in step, as the family's change log
- * holds them (only families that keep one take it).
+ * Which rows a family's source query covers. `changed`: the rows the
+ * application changed since the fleet last brought them in step, as the
+ * family's change log holds them (only families that keep one take it).
  */
-export type Scope =
+export type RowScope =
   { kind: 'all' } | { kind: 'changed' } | { kind: 'investments'; ids: string[] } | { kind: 'portfolio'; id: string } | { kind: 'user'; id: string };
+
+/**
+ * The rows of jobs of an earlier run that failed or were skipped, as the
+ * fleet noted them, narrowed by the filter (tys retry with a filter): any
+ * family's, without its source query, each row taken up once.
+ */
+export interface RetryScope {
+  kind: 'retry';
+  /** The run whose jobs are taken up again. */
+  runId: string;
+  outcome?: 'failed' | 'skipped';
+  /** A part of the reason, in any case (as `tys jobs --reason`). */
+  reason?: string;
+  /** These rows only. */
+  keys?: string[];
+}
+
+/** Which rows an enqueue covers. */
+export type Scope = RowScope | RetryScope;
 
 /** Ids of the application are cuids; anything else is refused before it reaches SQL or Redis. */
 const ID_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
@@ -28,14 +47,24 @@ export function describeScope(scope: Scope): string {
       return `portfolio ${scope.id}`;
     case 'user':
       return `user ${scope.id}`;
+    case 'retry':
+      return retryText(scope);
   }
+}
+
+/** "the failed jobs of run R whose reason holds "x", 2 row(s)": what a retry takes up. */
+function retryText(scope: RetryScope): string {
+  const jobs = scope.outcome ? `${scope.outcome} jobs` : 'failed and skipped jobs';
+  const reason = scope.reason !== undefined ? ` whose reason holds "${scope.reason}"` : '';
+  const keys = scope.keys ? ` among ${scope.keys.length} row(s)` : '';
+  return `the ${jobs} of ${scope.runId}${reason}${keys}`;
 }
 
 /**
  * The WHERE fragment that restricts investments (alias `i`, joined to its
  * portfolio as `p`) to a scope.
  */
-export function investmentScopeSql(scope: Scope): Prisma.Sql {
+export function investmentScopeSql(scope: RowScope): Prisma.Sql {
   switch (scope.kind) {
     case 'all':
       return Prisma.sql`TRUE`;
@@ -58,6 +87,7 @@ export async function missingScopeRows(prisma: PrismaClient, scope: Scope): Prom
   switch (scope.kind) {
     case 'all':
     case 'changed':
+    case 'retry':
       return [];
     case 'investments': {
       const rows = await sqlRows<{ id: string }>(prisma, Prisma.sql`SELECT id FROM "Investment" WHERE id = ANY(${scope.ids}::text[])`);

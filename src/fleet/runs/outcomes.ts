@@ -1,6 +1,7 @@
 import { Prisma, type PrismaClient } from '../../db/prisma.js';
 import { sqlRows } from '../../db/sql.js';
 import { utcTimestampSql } from '../../db/utc.js';
+import type { RetryScope } from '../scope.js';
 
 /** What is kept of a job that failed or was skipped (FleetJobOutcome). */
 export interface OutcomeNote {
@@ -17,17 +18,39 @@ export interface OutcomeNote {
 
 export interface NotedOutcome extends OutcomeNote {
   at: Date;
+  /** The run a filtered retry took the job up in, if any. */
+  retriedBy: string | null;
 }
 
-/** What to look for: every field narrows; `reason` matches a part of the reason, in any case. */
+/**
+ * What to look for: every field narrows. `reason` matches a part of the
+ * reason, in any case, as it reads or as countByReason folds it (with
+ * KEY_MARK and VALUE_MARK): a reason copied from the counts finds its jobs.
+ */
 export interface OutcomeFilter {
   runId?: string;
   family?: string;
   key?: string;
+  /** Any of these rows. */
+  keys?: readonly string[];
   outcome?: 'failed' | 'skipped';
   reason?: string;
+  /** Only jobs no filtered retry has taken up yet. */
+  notRetried?: boolean;
   /** The row it names (its key), or a part of the reason (the runs page's search box). */
   keyOrReason?: string;
+}
+
+/** What a filtered retry would take up: how many jobs, a few of their rows, and those a retry took up already. */
+export interface RetryPreview {
+  /** Jobs the retry would take up. */
+  jobs: number;
+  /** A few of their rows, in key order. */
+  sample: string[];
+  /** Jobs that match but were taken up by an earlier retry. */
+  alreadyRetried: number;
+  /** The runs that took those up. */
+  retriedBy: string[];
 }
 
 /** A reason and how many jobs ended with it. */
@@ -41,6 +64,11 @@ export interface ReasonCount {
 export const KEY_MARK = '<key>';
 export const VALUE_MARK = '<value>';
 const DECIMAL_PATTERN = String.raw`-?[0-9]+\.[0-9]+`;
+/** A reason as countByReason counts it: its row's key and its decimal values replaced by the marks. */
+const FOLDED_REASON = Prisma.sql`regexp_replace(replace(reason, key, ${KEY_MARK}), ${DECIMAL_PATTERN}, ${VALUE_MARK}, 'g')`;
+
+/** Rows a preview names. */
+const SAMPLE_KEYS = 10;
 
 /** A reason longer than this is cut: an error can quote a whole statement. */
 const MAX_REASON = 500;
@@ -90,8 +118,10 @@ export class JobOutcomes {
       filter.runId !== undefined ? Prisma.sql`"runId" = ${filter.runId}` : null,
       filter.family !== undefined ? Prisma.sql`family = ${filter.family}` : null,
       filter.key !== undefined ? Prisma.sql`key = ${filter.key}` : null,
+      filter.keys !== undefined ? Prisma.sql`key = ANY(${[...filter.keys]}::text[])` : null,
       filter.outcome !== undefined ? Prisma.sql`outcome = ${filter.outcome}` : null,
-      filter.reason !== undefined ? holds(filter.reason) : null,
+      filter.reason !== undefined ? Prisma.sql`(${holds(filter.reason)} OR strpos(lower(${FOLDED_REASON}), lower(${filter.reason})) > 0)` : null,
+      filter.notRetried ? Prisma.sql`"retriedBy" IS NULL` : null,
       filter.keyOrReason !== undefined ? Prisma.sql`(key = ${filter.keyOrReason} OR ${holds(filter.keyOrReason)})` : null,
     ].filter((condition) => condition !== null);
     return conditions.length > 0 ? Prisma.sql`WHERE ${Prisma.join(conditions, ' AND ')}` : Prisma.empty;
@@ -101,7 +131,7 @@ export class JobOutcomes {
   async find(filter: OutcomeFilter, limit: number): Promise<NotedOutcome[]> {
     const rows = await sqlRows<NotedOutcome>(
       this.prisma,
-      Prisma.sql`SELECT "runId", family, key, "jobId", outcome, reason, attempts, at AT TIME ZONE 'UTC' AS at FROM "FleetJobOutcome" ${this.where(filter)}
+      Prisma.sql`SELECT "runId", family, key, "jobId", outcome, reason, attempts, at AT TIME ZONE 'UTC' AS at, "retriedBy" FROM "FleetJobOutcome" ${this.where(filter)}
                   ORDER BY at DESC, id DESC LIMIT ${limit}`,
     );
     return rows.map((row) => ({ ...row, at: new Date(row.at) }));
@@ -117,12 +147,48 @@ export class JobOutcomes {
   async countByReason(filter: OutcomeFilter): Promise<ReasonCount[]> {
     const rows = await sqlRows<{ outcome: ReasonCount['outcome']; reason: string; jobs: string }>(
       this.prisma,
-      Prisma.sql`SELECT outcome, regexp_replace(replace(reason, key, ${KEY_MARK}), ${DECIMAL_PATTERN}, ${VALUE_MARK}, 'g') AS reason,
-                        count(*) AS jobs
+      Prisma.sql`SELECT outcome, ${FOLDED_REASON} AS reason, count(*) AS jobs
                    FROM "FleetJobOutcome" ${this.where(filter)}
                   GROUP BY 1, 2 ORDER BY count(*) DESC, 2`,
     );
     return rows.map((row) => ({ outcome: row.outcome, reason: row.reason, jobs: Number(row.jobs) }));
+  }
+
+  /** What a retry over `scope` would take up, and what earlier retries took up already. */
+  async previewRetry(scope: RetryScope): Promise<RetryPreview> {
+    const filter = retryFilter(scope);
+    const [counts] = await sqlRows<{ jobs: string; retried: string; by: string[] | null }>(
+      this.prisma,
+      Prisma.sql`SELECT count(*) FILTER (WHERE "retriedBy" IS NULL) AS jobs, count("retriedBy") AS retried,
+                        array_agg(DISTINCT "retriedBy") FILTER (WHERE "retriedBy" IS NOT NULL) AS by
+                   FROM "FleetJobOutcome" ${this.where(filter)}`,
+    );
+    return {
+      jobs: Number(counts!.jobs),
+      sample: await this.retryPage(scope, '', SAMPLE_KEYS),
+      alreadyRetried: Number(counts!.retried),
+      retriedBy: counts!.by ?? [],
+    };
+  }
+
+  /** The rows a retry over `scope` takes up, in key order, strictly after `after`: its source, a page at a time. */
+  async retryPage(scope: RetryScope, after: string, limit: number): Promise<string[]> {
+    const rows = await sqlRows<{ key: string }>(
+      this.prisma,
+      Prisma.sql`SELECT key FROM "FleetJobOutcome" ${this.where({ ...retryFilter(scope), notRetried: true })} AND key > ${after}
+                  ORDER BY key LIMIT ${limit}`,
+    );
+    return rows.map((row) => row.key);
+  }
+
+  /** Notes that run `by` took the rows up: a retry over the same filter leaves them be. */
+  async markRetried(scope: RetryScope, keys: readonly string[], by: string): Promise<void> {
+    if (keys.length === 0) return;
+    await sqlRows(
+      this.prisma,
+      Prisma.sql`UPDATE "FleetJobOutcome" SET "retriedBy" = ${by}
+                  WHERE "runId" = ${scope.runId} AND key = ANY(${[...keys]}::text[]) AND "retriedBy" IS NULL`,
+    );
   }
 
   /** Deletes the notes older than `before`, a batch at a time; `onProgress` is told the count so far. Resolves to how many went. */
@@ -139,4 +205,9 @@ export class JobOutcomes {
       onProgress?.(deleted);
     }
   }
+}
+
+/** The notes a retry scope names: its run's, narrowed by its filter. */
+export function retryFilter(scope: RetryScope): OutcomeFilter {
+  return { runId: scope.runId, outcome: scope.outcome, reason: scope.reason, keys: scope.keys };
 }
