@@ -1,11 +1,13 @@
 import { durationText } from '../src/config/duration.js';
 import type { RecordedAction } from '../src/fleet/runs/actions.js';
 import type { NotedOutcome, ReasonCount } from '../src/fleet/runs/outcomes.js';
+import { MAX_NOTE } from '../src/fleet/runs/actions.js';
 import { actionsFor } from '../src/fleet/runs/control.js';
 import { movingRate, type ProgressSample } from '../src/fleet/runs/progress.js';
 import type { RunView } from '../src/fleet/runs/store.js';
 import { describeScope } from '../src/fleet/scope.js';
 import { firingText, type ScheduleFiring } from '../src/fleet/schedules.js';
+import { count, escape } from './html.js';
 
 /** How often the page's script fetches the runs again, in seconds. */
 const LIVE_EVERY_S = 5;
@@ -18,11 +20,6 @@ export interface ScheduleRow {
   next: Date | null;
   lastFiring: ScheduleFiring | undefined;
 }
-
-const escape = (text: string) => text.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
-
-/** A count with thousands separators: 100,000 reads at a glance, 100000 does not. */
-const count = (n: number) => n.toLocaleString('en-US');
 
 /**
  * Jobs per second between consecutive samples, as a small inline chart: no
@@ -41,10 +38,17 @@ export function throughputChart(samples: ProgressSample[], width = 100, height =
   return `<svg class="chart" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" role="img" aria-label="jobs per second, peak ${Math.round(top)}/s"><title>jobs per second over time, peak ${Math.round(top)}/s</title><polyline fill="none" stroke="#36c" stroke-width="1.5" points="${path}"/></svg>`;
 }
 
+/** The actions the run's state allows, as buttons of one form whose note goes into the run's history. */
 function controls(run: RunView): string {
-  return actionsFor(run.status)
-    .map((action) => `<form method="post" action="runs/${escape(run.id)}/${action}"><button class="${action}" type="submit">${action}</button></form>`)
-    .join('');
+  const actions = actionsFor(run.status);
+  if (actions.length === 0) return '';
+  const buttons = actions.map((action) => `<button class="${action}" type="submit" formaction="runs/${escape(run.id)}/${action}">${action}</button>`);
+  return `<form method="post"><input name="note" class="note" maxlength="${MAX_NOTE}" placeholder="note" aria-label="why (for the run's history)">${buttons.join('')}</form>`;
+}
+
+/** A retry of the run's jobs that ended with this reason: the server answers with the count to confirm first. */
+function retryReason(run: RunView, reason: ReasonCount): string {
+  return `<form method="post" action="runs/${escape(run.id)}/retry-matching" class="retry-reason"><input type="hidden" name="outcome" value="${reason.outcome}"><input type="hidden" name="reason" value="${escape(reason.reason)}"><button type="submit">retry these…</button></form>`;
 }
 
 /** A moment as "3 min ago" (or "in 3 min"), with the exact UTC time on hover. */
@@ -112,7 +116,7 @@ function runRow(run: RunView, options: RunsPageOptions, now: number): string {
     // Why jobs failed or were skipped, the most common reasons first; then what operators did.
     ...(options.reasons?.get(run.id) ?? []).map((reason): [string, string, string] => [
       `${count(reason.jobs)} ${reason.outcome}`,
-      escape(reason.reason),
+      `${escape(reason.reason)}${options.canControl ? retryReason(run, reason) : ''}`,
       'reason',
     ]),
     ...(options.actions?.get(run.id) ?? []).map((action): [string, string, string] => [
@@ -166,7 +170,8 @@ export function runsPage(runs: RunView[], options: RunsPageOptions): string {
 body { font-family: system-ui, sans-serif; margin: 1rem 1.25rem; color: #222; }
 table { border-collapse: collapse; width: 100%; font-size: .92rem; } th, td { padding: .3rem .45rem; border-bottom: 1px solid #ddd; text-align: left; vertical-align: top; white-space: nowrap; }
 .num { text-align: right; } progress { width: 5rem; vertical-align: middle; } svg.chart { display: block; margin-left: auto; }
-button.copy { font-size: .75em; margin-left: .3rem; } td.controls { white-space: normal; } td.controls form { display: inline-block; margin: 0 .25rem .15rem 0; }
+button.copy { font-size: .75em; margin-left: .3rem; } td.controls { white-space: normal; } td.controls button { margin: 0 .25rem .15rem 0; } input.note { width: 5rem; margin: 0 .25rem .15rem 0; }
+form.retry-reason { display: inline; margin-left: .4rem; }
 details dl { display: grid; grid-template-columns: auto auto; gap: .1rem .6rem; margin: .3rem 0 0; } details dd { margin: 0; }
 td.reason, dd.reason { white-space: normal; } #search input { width: 22rem; max-width: 70vw; }
 .throttle { color: #a60; font-size: .85em; white-space: normal; } .muted, #updated { color: #666; }

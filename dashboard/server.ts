@@ -15,6 +15,9 @@ import type { JobFamily } from '../src/fleet/family.js';
 import { FleetMetrics } from '../src/fleet/metrics.js';
 import { controlRun, RunControlError, type RunAction } from '../src/fleet/runs/control.js';
 import { RUN_ID_PATTERN, type RunView } from '../src/fleet/runs/store.js';
+import { MAX_NOTE } from '../src/fleet/runs/actions.js';
+import { retryFilter } from '../src/fleet/runs/outcomes.js';
+import { describeScope, type RetryScope } from '../src/fleet/scope.js';
 import type { JobData } from '../src/fleet/family.js';
 import { AUXILIARY_QUEUES, SCHEDULES_QUEUE } from '../src/fleet/queues.js';
 import { RunProgress } from '../src/fleet/runs/progress.js';
@@ -25,6 +28,7 @@ import { basicAuth, readOnlyGuard, type Account } from './auth.js';
 import { AuditWatch } from './audit-watch.js';
 import { createMetricsRegistry } from './metrics.js';
 import { loopbackHostOnly, sameOriginWrites } from './origin.js';
+import { retryConfirmPage } from './retry-page.js';
 import { MAX_SEARCH, runsContent, runsPage, type RunsPageOptions, type ScheduleRow } from './runs-page.js';
 import { MIN_METRICS_TOKEN_LENGTH } from './settings.js';
 
@@ -60,6 +64,15 @@ const BOARD_PATH = '/board';
 /** The runs page's one script, read once: the page's own, served from here (the policy allows no inline script). */
 const RUNS_LIVE_SCRIPT = readFileSync(path.join(PROJECT_ROOT, 'dashboard', 'public', 'runs-live.js'), 'utf8');
 const RUN_ACTIONS: RunAction[] = ['pause', 'resume', 'cancel', 'retry'];
+
+/** A reason a retry names is at most this long (the longest a job's reason is kept, with room for its marks). */
+const MAX_SEARCH_REASON = 1_000;
+
+/** A field of a posted form, trimmed and cut at `max` characters; empty when absent or not text. */
+function formText(req: Request, name: string, max: number): string {
+  const value = (req.body as Record<string, unknown> | undefined)?.[name];
+  return typeof value === 'string' ? value.trim().slice(0, max) : '';
+}
 
 function securityHeaders(https: boolean) {
   return (_req: Request, res: Response, next: NextFunction): void => {
@@ -224,19 +237,72 @@ export async function createDashboard(options: DashboardOptions): Promise<Dashbo
     }
   });
   app.get('/runs/live.js', (_req, res) => res.type('text/javascript').send(RUNS_LIVE_SCRIPT));
-  // The runs page's buttons: plain form posts, answered with the page again.
-  app.post('/runs/:runId/:action', readOnlyGuard, async (req, res, next) => {
-    const { runId, action } = req.params as { runId: string; action: string };
+  // The runs page's forms: plain posts (a note at most), answered with the page again.
+  const form = express.urlencoded({ extended: false, limit: '8kb', parameterLimit: 10 });
+  const operatorOf = (req: Request) => ({ operator: `dashboard ${req.user ?? '(no login)'}`, note: formText(req, 'note', MAX_NOTE) || undefined });
+  /** The run a form names, with its family's queues; null (answered 404) when there is none. */
+  const runOf = async (req: Request, res: Response) => {
+    const { runId } = req.params as { runId: string };
     const run = RUN_ID_PATTERN.test(runId) ? await runs.get(runId).catch(() => null) : null;
-    const shardQueues = run && familyQueues.get(run.family);
-    if (!run || !shardQueues || !RUN_ACTIONS.includes(action as RunAction)) {
-      res.status(404).json({ error: 'no such run or action' });
+    const family = run && families.find((f) => f.name === run.family);
+    if (!run || !family) {
+      res.status(404).json({ error: 'no such run' });
+      return null;
+    }
+    return { run, family };
+  };
+  /** Retries running in the background (a large one adds its jobs for a while after the page has answered). */
+  const adding = new Set<Promise<unknown>>();
+
+  app.post('/runs/:runId/retry-matching', readOnlyGuard, form, async (req, res, next) => {
+    try {
+      const found = await runOf(req, res);
+      if (!found) return;
+      const outcome = formText(req, 'outcome', 10);
+      const reason = formText(req, 'reason', MAX_SEARCH_REASON);
+      if ((outcome !== '' && outcome !== 'failed' && outcome !== 'skipped') || (!outcome && !reason)) {
+        res.status(400).json({ error: 'a retry takes an outcome (failed or skipped) and a reason' });
+        return;
+      }
+      const scope: RetryScope = { kind: 'retry', runId: found.run.id, ...(outcome ? { outcome } : {}), ...(reason ? { reason } : {}) };
+      const preview = await runs.outcomes.previewRetry(scope);
+      // What the operator confirmed is what is done: a count that changed meanwhile is shown again.
+      if (preview.jobs === 0 || formText(req, 'confirm', 12) !== String(preview.jobs)) {
+        const counts = await runs.outcomes.countByReason({ ...retryFilter(scope), notRetried: true });
+        res.type('html').send(retryConfirmPage(scope, preview, counts));
+        return;
+      }
+      const by = operatorOf(req);
+      const newRunId = await new Promise<string>((resolve, reject) => {
+        const retry = fleet
+          .enqueue(found.family, scope, { origin: `${by.operator}: retry of ${describeScope(scope)}`, onRun: resolve })
+          .then((result) => log.info({ runId: result.runId, of: scope.runId, jobs: result.added }, 'retry from the dashboard added'))
+          .catch((error: Error) => {
+            log.error({ err: error, of: scope.runId }, 'retry from the dashboard failed');
+            reject(error);
+          })
+          .finally(() => adding.delete(retry));
+        adding.add(retry);
+      });
+      await runs.actions.record(scope.runId, 'retry', by, `${preview.jobs} job(s) taken up by ${newRunId}`);
+      res.redirect(303, `/runs#${newRunId}`);
+    } catch (error) {
+      next(error);
+    }
+  });
+  app.post('/runs/:runId/:action', readOnlyGuard, form, async (req, res, next) => {
+    const { action } = req.params as { action: string };
+    if (!RUN_ACTIONS.includes(action as RunAction)) {
+      res.status(404).json({ error: 'no such action' });
       return;
     }
     try {
-      const status = await controlRun({ prisma, runs, family: run.family, queues: shardQueues }, runId, action as RunAction, {
+      const found = await runOf(req, res);
+      if (!found) return;
+      const runId = found.run.id;
+      const status = await controlRun({ prisma, runs, family: found.family.name, queues: familyQueues.get(found.family.name)! }, runId, action as RunAction, {
         settleTimeoutMs: 5_000,
-        by: { operator: `dashboard ${req.user ?? '(no login)'}` },
+        by: operatorOf(req),
       });
       log.info({ runId, action, status }, 'run control from the dashboard');
       res.redirect(303, '/runs');
@@ -266,6 +332,7 @@ export async function createDashboard(options: DashboardOptions): Promise<Dashbo
     app,
     async close() {
       await audits.stop();
+      await Promise.allSettled(adding);
       await Promise.all([...queues.values()].map((queue) => queue.close()));
       await fleet.close();
     },

@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { seedMvp } from '../src/demo/seed.js';
 import { metadataFamily } from '../src/families/metadata.js';
 import { controlRun } from '../src/fleet/runs/control.js';
+import { JobOutcomes } from '../src/fleet/runs/outcomes.js';
 import { RunProgress } from '../src/fleet/runs/progress.js';
 import { lotsFamily } from '../src/families/lots.js';
 import { throttleKey } from '../src/fleet/db-health.js';
@@ -54,6 +55,12 @@ async function failedLotsRun(investments: number) {
   };
 }
 const SCREENSHOTS = path.join(process.cwd(), 'tests', '.artifacts');
+
+/** The reason the failed jobs of the run share, as the runs page counts it. */
+async function reasonOf(db: TestDatabase, runId: string): Promise<string> {
+  const [top] = await new JobOutcomes(db.prisma).countByReason({ runId });
+  return top!.reason;
+}
 
 // One failed lots run made before the tests; a test that retries one of its failed jobs waits until it has failed
 // again, and the test that repairs the run works on a run of its own.
@@ -357,6 +364,63 @@ describe('dashboard in a real browser', () => {
     }
   });
 
+  it("retries a run's failed jobs by their reason from the runs page, after a confirmation that shows the count", async () => {
+    const own = await failedLotsRun(200);
+    try {
+      const { db, dashboard, runId } = own;
+      const failed = (await db.prisma.fleetJobOutcome.findMany({ where: { runId }, select: { key: true } })).map((note) => note.key).sort();
+      expect(failed).toHaveLength(2);
+      await db.prisma.investment.updateMany({ where: { id: { in: failed } }, data: { totalQuantity: '1' } });
+      const runsBefore = await db.prisma.fleetRun.count();
+
+      const context = await browser.newContext({ httpCredentials: { username: ADMIN.user, password: ADMIN.password } });
+      const page = await context.newPage();
+      await page.goto(`${dashboard.url}/runs`);
+      const row = page.locator(`tr[data-run="${runId}"]`);
+      await row.locator('summary').click();
+      await Promise.all([page.waitForURL(`${dashboard.url}/runs/${runId}/retry-matching`), row.locator('form.retry-reason button').click()]);
+      // The confirmation: how many, why, and which rows; nothing done yet.
+      expect(await page.locator('#count').textContent()).toBe('2');
+      expect(await page.locator('body').textContent()).toMatch(/investment <key> breaks Investment_totalQuantity_positive/);
+      expect((await page.locator('code').allTextContents()).sort()).toEqual(failed);
+      expect(await db.prisma.fleetRun.count()).toBe(runsBefore);
+      await page.screenshot({ path: path.join(SCREENSHOTS, 'retry-confirm.png'), fullPage: true });
+
+      await page.fill('#confirm input[name=note]', 'quantities fixed');
+      await Promise.all([page.waitForURL(/\/runs#run-/), page.click('#confirm button')]);
+      const newRunId = new URL(page.url()).hash.slice(1);
+      await until('the retry to complete', async () => (await db.prisma.fleetRun.findUnique({ where: { id: newRunId } }))?.status === 'COMPLETED', 30_000);
+      const newRun = await db.prisma.fleetRun.findUniqueOrThrow({ where: { id: newRunId } });
+      expect(newRun).toMatchObject({ total: 2, completed: 2, failed: 0 });
+      expect(newRun.origin).toBe(`dashboard ${ADMIN.user}: retry of the failed jobs of ${runId} whose reason holds "${await reasonOf(db, runId)}"`);
+      expect(await db.prisma.taxLot.count({ where: { investmentId: { in: failed } } })).toBe(2);
+      expect(await db.prisma.fleetJobOutcome.count({ where: { runId, retriedBy: newRunId } })).toBe(2);
+      await page.goto(`${dashboard.url}/runs`);
+      expect(await page.locator(`tr[data-run="${runId}"] dd.retry`).textContent()).toMatch(
+        new RegExp(` by dashboard ${ADMIN.user}: 2 job\\(s\\) taken up by ${newRunId} \\(quantities fixed\\)$`),
+      );
+
+      // The same confirmation sent again finds nothing left to take up, and makes no run.
+      const again = await fetch(`${dashboard.url}/runs/${runId}/retry-matching`, {
+        method: 'POST',
+        headers: { authorization: basic(ADMIN), origin: dashboard.url, 'content-type': 'application/x-www-form-urlencoded' },
+        body: new URLSearchParams({ outcome: 'failed', reason: await reasonOf(db, runId), confirm: '2' }),
+      });
+      expect(await again.text()).toContain('Nothing to retry');
+      expect(await db.prisma.fleetRun.count()).toBe(runsBefore + 1);
+      // The read-only account sees no retry, and the server refuses it one.
+      const viewer = await fetch(`${dashboard.url}/runs/${runId}/retry-matching`, {
+        method: 'POST',
+        headers: { authorization: basic(VIEWER), origin: dashboard.url, 'content-type': 'application/x-www-form-urlencoded' },
+        body: new URLSearchParams({ outcome: 'failed', reason: 'x', confirm: '2' }),
+      });
+      expect(viewer.status).toBe(403);
+      await context.close();
+    } finally {
+      await own.close();
+    }
+  });
+
   it('lists a queue holding a job whose data is not JSON, instead of failing the page', async () => {
     const queue = fleet.context.queue(lotsFamily);
     const job = await queue.add(lotsFamily.name, { runId, key: 'corrupted' }, { jobId: 'corrupted-data', delay: 60_000 });
@@ -381,6 +445,7 @@ describe('dashboard in a real browser', () => {
     const row = page.locator(`tr[data-run="${waiting}"]`);
     await expect(row.locator('.status').textContent()).resolves.toBe('RUNNING');
     await expect(row.locator('.origin').textContent()).resolves.toBe('');
+    await row.locator('input.note').fill('the database is busy');
     await row.locator('button.pause').click();
     await page.waitForURL(`${dashboard.url}/runs`);
     await expect.poll(() => page.locator(`tr[data-run="${waiting}"] .status`).textContent()).toBe('PAUSED');
@@ -389,7 +454,9 @@ describe('dashboard in a real browser', () => {
     await page.waitForURL(`${dashboard.url}/runs`);
     await expect.poll(() => page.locator(`tr[data-run="${waiting}"] .status`).textContent()).toBe('RUNNING');
     // Each action is in the run's history, with the dashboard's user who took it.
-    await expect(page.locator(`tr[data-run="${waiting}"] dd.pause`).textContent()).resolves.toMatch(/ by dashboard operator: PAUS(ING|ED)$/);
+    await expect(page.locator(`tr[data-run="${waiting}"] dd.pause`).textContent()).resolves.toMatch(
+      / by dashboard operator: PAUS(ING|ED) \(the database is busy\)$/,
+    );
     await expect(page.locator(`tr[data-run="${waiting}"] dd.resume`).textContent()).resolves.toMatch(/ by dashboard operator: RUNNING$/);
     // What the workers write while they hold back for the database.
     await fleet.context.redis.set(throttleKey(fleet.prefix, 'metadata'), '7 sessions waiting on locks (limit 5)', 'PX', 10_000);

@@ -10,7 +10,7 @@ import { lotsFamily } from '../src/families/lots.js';
 import { createTestDatabase, type TestDatabase } from './support/databases.js';
 import { startDashboard } from './support/dashboard.js';
 import { REDIS_URL, testFleet, testPrefix } from './support/fleet.js';
-import { runTys, until } from './support/processes.js';
+import { fleetEnv, runTys, until } from './support/processes.js';
 import { PrivateRedis } from './support/redis-server.js';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -109,10 +109,31 @@ describe('schedules', () => {
     }
   });
 
+  it('records who applied and removed schedulers, and why; tys schedule list shows the latest changes', async () => {
+    const env = fleetEnv(fleet.config);
+    const file = write('noted.json', [{ name: 'noted-hourly', family: 'lots', every: '1h' }]);
+    const applied = await runTys(['schedule', 'apply', '--file', file, '--note', 'hourly catch-up'], env);
+    expect(applied.code).toBe(0);
+    expect((await runTys(['schedule', 'apply', '--file', file], env)).stdout).toContain('schedules unchanged');
+    const removed = await runTys(['schedule', 'remove', 'noted-hourly', '--note', 'done with it'], env);
+    expect(removed.code).toBe(0);
+    const listed = (await runTys(['schedule', 'list'], env)).stdout.split('\n');
+    const changes = listed.slice(listed.indexOf('latest changes:') + 1).filter((line) => line.includes('noted-hourly'));
+    expect(changes).toHaveLength(2);
+    expect(changes[0]).toMatch(/^ {2}\S+Z {2}noted-hourly removed by cli \S+@\S+ \(done with it\)$/);
+    expect(changes[1]).toMatch(/^ {2}\S+Z {2}noted-hourly created by cli \S+@\S+ \(hourly catch-up\)$/);
+    const history = await db.prisma.fleetRunAction.findMany({ where: { schedule: 'noted-hourly' }, orderBy: { id: 'asc' } });
+    expect(history.map((entry) => [entry.action, entry.result, entry.runId])).toEqual([
+      ['schedule apply', 'created', null],
+      ['schedule remove', 'removed', null],
+    ]);
+    expect((await runTys(['schedule', 'list', '--note', 'x'], env)).code).toBe(2);
+  });
+
   it('refuses a scheduler whose family is unknown, exit 2 from the CLI', async () => {
     const file = write('bad.json', [{ name: 'mystery', family: 'mystery', every: '5m' }]);
     expect(() => loadSchedules(file, families)).toThrow(/unknown family "mystery"/);
-    const result = await runTys(['schedule', 'apply', '--file', file], { ...process.env, TYS_QUEUE_PREFIX: fleet.prefix });
+    const result = await runTys(['schedule', 'apply', '--file', file], fleetEnv(fleet.config));
     expect(result.code).toBe(2);
     expect(result.stderr).toMatch(/unknown family "mystery"/);
   });
@@ -129,7 +150,7 @@ describe('schedules', () => {
       expect(() => loadSchedules(file, families)).toThrow(
         /nothing applied: schedule 2 \(bad-cron\): "pattern" "99 99 \* \* \*" is not a valid cron pattern \(.+\); schedule 3 \(zero\): "every" must look like 30s, 5m or 1h \(at least 1s\), got "0s"$/,
       );
-      const result = await runTys(['schedule', 'apply', '--file', file], { ...process.env, TYS_QUEUE_PREFIX: fleet.prefix });
+      const result = await runTys(['schedule', 'apply', '--file', file], fleetEnv(fleet.config));
       expect(result.code).toBe(2);
       expect(result.stderr.trim().split('\n')).toHaveLength(1);
       expect(result.stderr).toMatch(/bad-cron.*zero/);
@@ -208,10 +229,10 @@ describe('schedules', () => {
       await until('two more firings', async () => (await queue.getCompletedCount()) >= fired + 2, 30_000);
       expect(await db.prisma.fleetRun.count()).toBe(runs);
       // The empty firings are visible as the scheduler's last firing instead.
-      const listed = await runTys(['schedule', 'list'], { ...process.env, TYS_QUEUE_PREFIX: fleet.prefix });
+      const listed = await runTys(['schedule', 'list'], fleetEnv(fleet.config));
       expect(listed.code).toBe(0);
       expect(listed.stdout).toMatch(/lots-now .* last \d{4}-\d\d-\d\dT[\d:.]+Z: nothing to do/);
-      const asJson = JSON.parse((await runTys(['schedule', 'list', '--json'], { ...process.env, TYS_QUEUE_PREFIX: fleet.prefix })).stdout);
+      const asJson = JSON.parse((await runTys(['schedule', 'list', '--json'], fleetEnv(fleet.config))).stdout);
       expect(asJson.schedules[0].lastFiring).toMatchObject({ runId: null, found: 0, added: 0 });
     } finally {
       await removeSchedule(queue, fleet.context.redis, 'lots-now');

@@ -5,11 +5,16 @@ import { families } from '../families/index.js';
 import { SCHEDULES_QUEUE } from '../fleet/queues.js';
 import { applySchedules, lastFirings, loadSchedules, removeSchedule, ScheduleError, firingText, type Schedule } from '../fleet/schedules.js';
 import { openFleet } from '../fleet/context.js';
+import { utcSecondText } from '../config/duration.js';
 import { defineCommand, UsageError } from './command.js';
+import { cliOperator } from './operator.js';
+
+/** Changes to schedulers that tys schedule list shows. */
+const HISTORY_SHOWN = 10;
 
 const DEFAULT_FILE = path.join(PROJECT_ROOT, 'config', 'schedules.json');
 
-const help = `Usage: tys schedule (apply | list | remove NAME) [--file PATH] [--json]
+const help = `Usage: tys schedule (apply | list | remove NAME) [--file PATH] [--note TEXT] [--json]
 
 Recurring enqueues, declared in one file and installed as BullMQ job
 schedulers. Worker processes run the enqueues they produce.
@@ -18,11 +23,16 @@ schedulers. Worker processes run the enqueues they produce.
                              remove schedulers no longer declared; applying
                              twice changes nothing
   tys schedule list          the installed schedulers, their next run and
-                             what their last firing did
+                             what their last firing did, then the latest
+                             changes made to them, by whom and why
   tys schedule remove NAME   remove one scheduler
+
+Each change (a scheduler created, updated or removed) is recorded with who
+made it (user@host) and the note.
 
 Options:
   --file PATH   schedule file (default config/schedules.json, or TYS_SCHEDULES)
+  --note TEXT   with apply or remove: why, for the history
   --json        machine-readable output
   -h, --help    this help
 
@@ -33,7 +43,7 @@ export const scheduleCommand = defineCommand({
   name: 'schedule',
   summary: 'install, list or remove recurring enqueues',
   help,
-  options: { file: { type: 'string' }, json: { type: 'boolean' } },
+  options: { file: { type: 'string' }, note: { type: 'string' }, json: { type: 'boolean' } },
   async run({ values, positionals, config, json }, io) {
     const [action, name, ...extra] = positionals;
     if (extra.length > 0) throw new UsageError(`tys schedule: unexpected argument "${extra[0]}"`);
@@ -42,6 +52,8 @@ export const scheduleCommand = defineCommand({
     }
     if (action === 'remove' && !name) throw new UsageError('tys schedule remove: name the scheduler to remove');
     if (action !== 'remove' && name) throw new UsageError(`tys schedule ${action}: unexpected argument "${name}"`);
+    if (action === 'list' && values.note !== undefined) throw new UsageError('tys schedule list: --note goes with apply or remove');
+    const by = { operator: cliOperator(), note: values.note };
     const file = values.file ?? process.env.TYS_SCHEDULES ?? DEFAULT_FILE;
     let schedules: Schedule[];
     try {
@@ -56,6 +68,9 @@ export const scheduleCommand = defineCommand({
     try {
       if (action === 'apply') {
         const report = await applySchedules(queue, redis, schedules);
+        for (const [result, names] of Object.entries(report) as [string, string[]][]) {
+          if (result !== 'unchanged') await fleet.runs.actions.recordSchedules(names, 'schedule apply', by, result);
+        }
         if (values.json) json(report);
         else {
           for (const [what, names] of Object.entries(report) as [string, string[]][]) if (names.length) io.out(`${what}: ${names.join(', ')}`);
@@ -67,12 +82,14 @@ export const scheduleCommand = defineCommand({
       if (action === 'remove') {
         const removed = await removeSchedule(queue, redis, name!);
         if (!removed) throw new UsageError(`tys schedule remove: no scheduler named "${name}" (tys schedule list shows them)`);
+        await fleet.runs.actions.recordSchedules([name!], 'schedule remove', by, 'removed');
         io.out(`removed ${name}`);
         return 0;
       }
       const list = await queue.getJobSchedulers(0, -1, true);
       const fired = await lastFirings(redis, fleet.layout.shared);
-      if (values.json) json({ schedules: list.map((s) => ({ ...s, lastFiring: fired[s.key] ?? null })) });
+      const changes = await fleet.runs.actions.ofSchedules(HISTORY_SHOWN);
+      if (values.json) json({ schedules: list.map((s) => ({ ...s, lastFiring: fired[s.key] ?? null })), changes });
       else if (list.length === 0) io.out('no schedulers installed (tys schedule apply)');
       else {
         for (const s of list) {
@@ -81,6 +98,10 @@ export const scheduleCommand = defineCommand({
             `${s.key.padEnd(28)} ${(data?.family ?? '?').padEnd(12)} ${s.pattern ? `cron ${s.pattern}` : `every ${Number(s.every) / 1000}s`}  next ${s.next ? new Date(s.next).toISOString() : '-'}  last ${firingText(fired[s.key])}`,
           );
         }
+      }
+      if (!values.json && changes.length > 0) {
+        io.out('latest changes:');
+        for (const c of changes) io.out(`  ${utcSecondText(c.at)}  ${c.schedule} ${c.result} by ${c.operator}${c.note ? ` (${c.note})` : ''}`);
       }
       return 0;
     } finally {

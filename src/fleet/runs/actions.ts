@@ -19,10 +19,22 @@ export interface RecordedAction {
   at: Date;
 }
 
-/** A note longer than this is cut: it is a line for the history, not a document. */
-const MAX_NOTE = 500;
+/** A change an operator made to a scheduler, as FleetRunAction keeps it. */
+export interface ScheduleAction {
+  schedule: string;
+  /** "schedule apply" or "schedule remove". */
+  action: string;
+  operator: string;
+  note: string | null;
+  /** What became of the scheduler: created, updated, removed. */
+  result: string;
+  at: Date;
+}
 
-/** The history of what operators did to runs (FleetRunAction). */
+/** A note longer than this is cut: it is a line for the history, not a document. */
+export const MAX_NOTE = 500;
+
+/** The history of what operators did to runs and schedulers (FleetRunAction). */
 export class RunActions {
   constructor(private readonly prisma: PrismaClient) {}
 
@@ -32,6 +44,26 @@ export class RunActions {
       Prisma.sql`INSERT INTO "FleetRunAction" ("runId", action, operator, note, result, at)
                  VALUES (${runId}, ${action}, ${by.operator}, ${by.note?.slice(0, MAX_NOTE) ?? null}, ${result}, ${utcTimestampSql(new Date())})`,
     );
+  }
+
+  /** Notes a change to each of the schedulers. */
+  async recordSchedules(schedules: readonly string[], action: string, by: Operator, result: string): Promise<void> {
+    if (schedules.length === 0) return;
+    await sqlRows(
+      this.prisma,
+      Prisma.sql`INSERT INTO "FleetRunAction" (schedule, action, operator, note, result, at)
+                 SELECT unnest(${[...schedules]}::text[]), ${action}, ${by.operator}, ${by.note?.slice(0, MAX_NOTE) ?? null}, ${result}, ${utcTimestampSql(new Date())}`,
+    );
+  }
+
+  /** The latest changes to schedulers, newest first. */
+  async ofSchedules(limit: number): Promise<ScheduleAction[]> {
+    const rows = await sqlRows<ScheduleAction>(
+      this.prisma,
+      Prisma.sql`SELECT schedule, action, operator, note, result, at AT TIME ZONE 'UTC' AS at FROM "FleetRunAction"
+                  WHERE schedule IS NOT NULL ORDER BY at DESC, id DESC LIMIT ${limit}`,
+    );
+    return rows.map((row) => ({ ...row, at: new Date(row.at) }));
   }
 
   /** The actions on each of the runs, oldest first. */
