@@ -81,6 +81,15 @@ describe('why a row, and which jobs, failed or were skipped', () => {
     expect(story.changes.every((change) => change.runId === runId && change.after !== null)).toBe(true);
     expect(story.next).toMatch(/^nothing to fix/);
 
+    // Across the families whose jobs concern an investment: here only lots has a record of it.
+    const across = await runTys(['why', 'investment', refused[0]!, '--json'], env);
+    expect(across.code).toBe(0);
+    const all = JSON.parse(across.stdout) as { found: boolean; stories: { family: string; key: string }[] };
+    expect(all.stories.map((story) => [story.family, story.key])).toEqual([['lots', refused[0]]]);
+    expect((await runTys(['why', 'investment', changed], env)).stdout).toMatch(new RegExp(`^lots ${changed} \\(job lots-${changed}\\)$`, 'm'));
+    expect((await runTys(['why', 'investment', 'nosuchrow0000000000000000'], env)).code).toBe(1);
+    expect((await runTys(['why', 'investment', 'AAPL.X'], env)).code).toBe(2);
+
     const unknown = await runTys(['why', 'lots', 'nosuchrow0000000000000000'], env);
     expect(unknown.code).toBe(1);
     expect(unknown.stdout).toContain('the fleet has no record of it');

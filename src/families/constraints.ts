@@ -274,6 +274,10 @@ export const constraintsFamily: JobFamily = {
   },
 
   isValidKey: (key) => KEY_PATTERN.test(key) && isRowId(parseKey(key).id),
+  async investmentKeys(prisma, investmentId) {
+    const lots = await sqlRows<{ id: string }>(prisma, Prisma.sql`SELECT id FROM "TaxLot" WHERE "investmentId" = ${investmentId} ORDER BY id`);
+    return [`Investment.${investmentId}`, ...lots.map((lot) => `TaxLot.${lot.id}`)];
+  },
 
   handle: eachItem((ctx, item) => fixRow(ctx.prisma, item)),
 

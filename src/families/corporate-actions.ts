@@ -202,6 +202,7 @@ export const corporateActionsFamily: JobFamily = {
   },
 
   isValidKey: isRowId,
+  investmentKeys: (_prisma, investmentId) => Promise.resolve([investmentId]),
 
   handle: eachItem((ctx, item) => applyDueActions(ctx.prisma, item)),
 

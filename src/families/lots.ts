@@ -474,6 +474,7 @@ export const lotsFamily: JobFamily = {
   },
 
   isValidKey: isRowId,
+  investmentKeys: (_prisma, investmentId) => Promise.resolve([investmentId]),
 
   async handle({ prisma }, items) {
     const ids = items.map((item) => item.key);

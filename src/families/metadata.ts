@@ -6,6 +6,7 @@ import { DEFAULT_FAMILY_OPTIONS, eachItem, type ItemResult, type JobFamily } fro
 import { investmentScopeSql } from '../fleet/scope.js';
 import { MarketGateway, PROVIDER_QUEUE_LIMITER } from '../market/gateway.js';
 import { TICKER_PATTERN, type Overview } from '../market/provider.js';
+import { investmentTicker } from './investment-keys.js';
 
 const COLUMNS = ['sector', 'industry', 'country', 'marketCap'] as const;
 type Column = (typeof COLUMNS)[number];
@@ -46,6 +47,7 @@ export const metadataFamily: JobFamily = {
   },
 
   isValidKey: (key) => TICKER_PATTERN.test(key),
+  investmentKeys: investmentTicker,
 
   handle: eachItem(async (ctx, { key: ticker, runId, jobId }): Promise<ItemResult> => {
     const market = MarketGateway.open(ctx);

@@ -99,6 +99,12 @@ export interface JobFamily {
    * strictly after `after` (keyset pagination: never the whole table).
    */
   source: (prisma: PrismaClient, scope: RowScope, after: string, limit: number) => Promise<string[]>;
+  /**
+   * The keys of the family's jobs that concern one investment (its id, its
+   * lots, its ticker), for `tys why investment ID`. Default: the family's
+   * jobs concern no investment.
+   */
+  investmentKeys?: (prisma: PrismaClient, investmentId: string) => Promise<string[]>;
   /** Validates a key before it becomes a job id or reaches SQL. */
   isValidKey: (key: string) => boolean;
   /**
