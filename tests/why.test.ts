@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { seedMvp } from '../src/demo/seed.js';
+import { constraintsFamily } from '../src/families/constraints.js';
 import { lotsFamily } from '../src/families/lots.js';
 import { createTestDatabase, type TestDatabase } from './support/databases.js';
 import { testFleet } from './support/fleet.js';
@@ -160,6 +161,36 @@ describe('why a row, and which jobs, failed or were skipped', () => {
     expect(purged.code).toBe(0);
     expect(purged.stdout).toContain(`deleted ${refused.length} job outcome(s)`);
     expect((await runTys(['jobs', '--run', runId], env)).stdout).toContain('no failed or skipped job matches');
+  });
+
+  it('tys cancel --key shows the queued jobs of those rows, then with --yes cancels just them; the run counts them skipped', async () => {
+    // No worker takes constraints jobs here: the run's jobs stay queued.
+    const { runId: fixing, added } = await fleet.enqueue(constraintsFamily);
+    expect(added).toBe(refused.length - 2);
+    const dropped = `Investment.${refused[3]}`;
+    const preview = await runTys(['cancel', '--run', fixing!, '--key', dropped, '--key', 'Investment.nosuchrow'], env);
+    expect(preview.code).toBe(0);
+    expect(preview.stdout).toContain(`1 of 2 row(s) have a job of ${fixing} that has not started: ${dropped}\n`);
+    expect(await fleet.context.queue(constraintsFamily).getWaitingCount()).toBe(added);
+
+    const cancelled = await runTys(['cancel', '--run', fixing!, '--key', dropped, '--yes', '--note', 'left for a person'], env);
+    expect(cancelled.code).toBe(0);
+    expect(cancelled.stdout).toContain(`cancelled 1 job(s) of ${fixing}`);
+    expect(await fleet.context.queue(constraintsFamily).getWaitingCount()).toBe(added - 1);
+    expect(await fleet.context.runs.get(fixing!)).toMatchObject({ status: 'RUNNING', skipped: 1, total: added });
+    const note = await db.prisma.fleetJobOutcome.findFirstOrThrow({ where: { runId: fixing! } });
+    expect(note).toMatchObject({ key: dropped, outcome: 'skipped', attempts: 0 });
+    expect(note.reason).toMatch(/^cancelled by cli \S+@\S+$/);
+    expect((await runTys(['cancel', '--run', fixing!, '--key', dropped, '--yes'], env)).stdout).toContain(`cancelled 0 job(s) of ${fixing}`);
+    expect(await db.prisma.fleetRunAction.findFirstOrThrow({ where: { runId: fixing! } })).toMatchObject({ action: 'cancel', note: 'left for a person' });
+
+    // The other jobs run on, and the run ends with the cancelled one counted.
+    const workers = fleet.startWorkers([constraintsFamily]);
+    try {
+      expect(await fleet.waitForRun(fixing!)).toMatchObject({ status: 'COMPLETED', skipped: 1, completed: added - 1 });
+    } finally {
+      await workers.close();
+    }
   });
 
   it("records each operator action with who took it and the note, and tys status --run shows the run's history", async () => {

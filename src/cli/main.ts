@@ -11,7 +11,7 @@ const commands: { name: string; load: () => Promise<Command> }[] = [
   { name: 'status', load: async () => (await import('./status.js')).statusCommand },
   { name: 'pause', load: async () => (await import('./run-control.js')).pauseCommand },
   { name: 'resume', load: async () => (await import('./run-control.js')).resumeCommand },
-  { name: 'cancel', load: async () => (await import('./run-control.js')).cancelCommand },
+  { name: 'cancel', load: async () => (await import('./cancel.js')).cancelCommand },
   { name: 'retry', load: async () => (await import('./retry.js')).retryCommand },
   { name: 'verify', load: async () => (await import('./verify.js')).verifyCommand },
   { name: 'jobs', load: async () => (await import('./jobs.js')).jobsCommand },

@@ -1,15 +1,11 @@
 import { DEFAULT_PAGE_SIZE } from '../../bin/heap-limit.js';
-import { findFamily } from '../families/index.js';
 import { openFleet, type FleetContext } from '../fleet/context.js';
 import { retryFilter, type RetryPreview } from '../fleet/runs/outcomes.js';
 import { describeScope, type RetryScope } from '../fleet/scope.js';
 import { addRunAndReport } from './add-run.js';
 import { defineCommand, rateFlag, UsageError, type CommandIo } from './command.js';
 import { cliOperator } from './operator.js';
-import { controlFromCli, requireRunId } from './run-control.js';
-
-/** Rows one command may name with --key: more is a job for --reason, or for tys enqueue. */
-const MAX_KEYS = 1_000;
+import { controlFromCli, MAX_KEYS, requireKeys, requireRun, requireRunId } from './run-control.js';
 
 const help = `Usage: tys retry --run ID [--note TEXT] [--json]
        tys retry --run ID [--outcome failed|skipped] [--reason TEXT] [--key KEY]...
@@ -89,17 +85,13 @@ export const retryCommand = defineCommand({
     const fleet = await openFleet(config);
     try {
       if (!filtered) return await controlFromCli(fleet, 'retry', runId, values, json, io);
-      const run = await fleet.runs.get(runId);
-      const family = run && findFamily(run.family);
-      if (!run || !family) throw new UsageError(`tys retry: no run ${runId}`);
-      const badKey = values.key?.find((key) => !family.isValidKey(key));
-      if (badKey !== undefined) throw new UsageError(`tys retry: "${badKey.slice(0, 40)}" is not a key of ${family.name} (like ${family.exampleKey})`);
+      const { family } = await requireRun(fleet, 'retry', runId);
       const scope: RetryScope = {
         kind: 'retry',
         runId,
         ...(values.outcome ? { outcome: values.outcome } : {}),
         ...(values.reason !== undefined ? { reason: values.reason } : {}),
-        ...(values.key ? { keys: [...new Set(values.key)] } : {}),
+        ...(values.key ? { keys: requireKeys('retry', family, values.key) } : {}),
       };
       const preview = await fleet.runs.outcomes.previewRetry(scope);
       if (!values.yes || preview.jobs === 0) return await showPreview(fleet, scope, preview, json, values.json ? undefined : io);

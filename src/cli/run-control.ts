@@ -1,11 +1,12 @@
 import { findFamily } from '../families/index.js';
 import { openFleet, type FleetContext } from '../fleet/context.js';
 import { controlRun, RunControlError, type RunAction } from '../fleet/runs/control.js';
-import { RUN_ID_PATTERN } from '../fleet/runs/store.js';
+import type { JobFamily } from '../fleet/family.js';
+import { RUN_ID_PATTERN, type RunView } from '../fleet/runs/store.js';
 import { defineCommand, UsageError, type Command, type CommandIo } from './command.js';
 import { cliOperator } from './operator.js';
 
-const WHAT: Record<Exclude<RunAction, 'retry'>, { summary: string; detail: string }> = {
+const WHAT: Record<'pause' | 'resume', { summary: string; detail: string }> = {
   pause: {
     summary: 'pause a run: no new job of it starts',
     detail: `No new job of the run starts, in any worker process, within about a
@@ -17,15 +18,9 @@ Other runs of the same family go on. Resume it with tys resume --run ID.`,
     detail: `The run's jobs flow again from where they stopped; the run is RUNNING
 (or ends at once if every job had already ended).`,
   },
-  cancel: {
-    summary: 'cancel a run: its jobs that have not started are removed',
-    detail: `Removes the run's jobs that have not started; its active jobs finish,
-and the run ends CANCELLED with its counts. The rows it did not reach are
-picked up by the next enqueue.`,
-  },
 };
 
-function runControlCommand(action: Exclude<RunAction, 'retry'>): Command {
+function runControlCommand(action: 'pause' | 'resume'): Command {
   return defineCommand({
     name: action,
     summary: WHAT[action].summary,
@@ -65,6 +60,25 @@ export function requireRunId(command: string, runId: string | undefined): string
   return runId;
 }
 
+/** Rows one command may name with --key: more is a job for a filter by reason, or for tys enqueue. */
+export const MAX_KEYS = 1_000;
+
+/** The run and its family, or a UsageError naming the command. */
+export async function requireRun(fleet: FleetContext, command: string, runId: string): Promise<{ run: RunView; family: JobFamily }> {
+  const run = await fleet.runs.get(runId);
+  const family = run && findFamily(run.family);
+  if (!run || !family) throw new UsageError(`tys ${command}: no run ${runId}`);
+  return { run, family };
+}
+
+/** The --key values, each a key of the family's, without repeats; a UsageError for the first that is not. */
+export function requireKeys(command: string, family: JobFamily, keys: readonly string[]): string[] {
+  if (keys.length > MAX_KEYS) throw new UsageError(`tys ${command}: at most ${MAX_KEYS} --key (got ${keys.length})`);
+  const bad = keys.find((key) => !family.isValidKey(key));
+  if (bad !== undefined) throw new UsageError(`tys ${command}: "${bad.slice(0, 40)}" is not a key of ${family.name} (like ${family.exampleKey})`);
+  return [...new Set(keys)];
+}
+
 /** Takes the action on the run, recorded with the CLI's operator and the note; resolves to the exit status. */
 export async function controlFromCli(
   fleet: FleetContext,
@@ -74,9 +88,7 @@ export async function controlFromCli(
   json: (report: object) => void,
   io: CommandIo,
 ): Promise<number> {
-  const run = await fleet.runs.get(runId);
-  const family = run && findFamily(run.family);
-  if (!run || !family) throw new UsageError(`tys ${action}: no run ${runId}`);
+  const { run, family } = await requireRun(fleet, action, runId);
   let status;
   try {
     status = await controlRun({ prisma: fleet.prisma, runs: fleet.runs, family: family.name, queues: fleet.shardQueues(family) }, run.id, action, {
@@ -95,4 +107,3 @@ export async function controlFromCli(
 
 export const pauseCommand = runControlCommand('pause');
 export const resumeCommand = runControlCommand('resume');
-export const cancelCommand = runControlCommand('cancel');

@@ -2,7 +2,7 @@ import { setTimeout as delay } from 'node:timers/promises';
 import type { JobType, Queue } from 'bullmq';
 import type { PrismaClient } from '../../db/prisma.js';
 import type { FleetRunStatus } from '../../generated/prisma/enums.js';
-import type { JobData } from '../family.js';
+import { jobIdFor, type JobData, type JobFamily } from '../family.js';
 import { removeJobs } from '../queues.js';
 import type { Operator } from './actions.js';
 import { canMove, moveRun, PAUSED_STATUSES, STARTABLE_STATUSES } from './lifecycle.js';
@@ -122,6 +122,50 @@ async function act(deps: RunControlDeps, runId: string, action: RunAction, optio
       return settle(deps, runId, 'CANCELLING', 'CANCELLED', options);
     }
   }
+}
+
+/** A job of a run that has not started, for a row an operator named. */
+export interface QueuedRow {
+  key: string;
+  jobId: string;
+  queue: Queue<JobData>;
+}
+
+/** The states of a job that has not started: the ones a cancel can take it from. */
+const NOT_STARTED: JobType[] = ['waiting', 'delayed', 'prioritized'];
+
+/** Of the rows, those whose job of the run has not started yet, in whichever shard holds it. */
+export async function queuedRows(deps: RunControlDeps, family: JobFamily, runId: string, keys: readonly string[]): Promise<QueuedRow[]> {
+  const rows: QueuedRow[] = [];
+  for (const key of keys) {
+    const jobId = jobIdFor(family, key);
+    for (const queue of deps.queues) {
+      const job = await queue.getJob(jobId);
+      if (job?.data?.runId === runId && NOT_STARTED.includes((await job.getState()) as JobType)) rows.push({ key, jobId, queue });
+    }
+  }
+  return rows;
+}
+
+/**
+ * Cancels the jobs of these rows, which have not started: each is removed
+ * and counted skipped, with the operator in its reason, for the run and for
+ * every run that follows it, so that none waits for it. A job a worker took
+ * meanwhile is left to finish. Resolves to the rows cancelled.
+ */
+export async function cancelRows(deps: RunControlDeps, runId: string, rows: readonly QueuedRow[], by: Operator): Promise<string[]> {
+  const cancelled: string[] = [];
+  for (const row of rows) {
+    const [removed] = await removeJobs(row.queue, [row.jobId]);
+    // Removed, and not done in between (a job's outcome is counted before BullMQ files it).
+    if (removed !== 1 || (await deps.runs.hasOutcome(deps.family, runId, row.jobId))) continue;
+    await deps.runs.record(deps.family, [
+      { runId, jobId: row.jobId, outcome: 'skipped', why: { key: row.key, reason: `cancelled by ${by.operator}`, attempts: 0 } },
+    ]);
+    cancelled.push(row.key);
+  }
+  if (cancelled.length > 0) await deps.runs.actions.record(runId, 'cancel', by, `${cancelled.length} job(s) cancelled: ${cancelled.join(', ').slice(0, 200)}`);
+  return cancelled;
 }
 
 /** Moves the run from one of `from` to `to`, or says, for the operator, where it is instead. */
