@@ -201,6 +201,8 @@ export async function createDashboard(options: DashboardOptions): Promise<Dashbo
       next(error);
     }
   });
+  /** Reasons the runs page shows of each run, the most common first. */
+  const REASONS_SHOWN = 5;
   /** Jobs a search of the runs page lists at most. */
   const SEARCH_LIMIT = 50;
   const runsView = async (req: Request): Promise<[RunView[], RunsPageOptions]> => {
@@ -210,12 +212,9 @@ export async function createDashboard(options: DashboardOptions): Promise<Dashbo
     const progress = new Map(await Promise.all(running.map(async (run) => [run.id, await runProgress.read(run.id)] as const)));
     const schedules = await scheduleRows(queues.get(SCHEDULES_QUEUE)!);
     const actions = await runs.actions.ofRuns(list.map((run) => run.id));
-    const reasons = new Map(
-      await Promise.all(
-        list
-          .filter((run) => run.failed + run.skipped > 0)
-          .map(async (run) => [run.id, (await runs.outcomes.countByReason({ runId: run.id })).slice(0, 5)] as const),
-      ),
+    const reasons = await runs.outcomes.topReasonsOfRuns(
+      list.filter((run) => run.failed + run.skipped > 0).map((run) => run.id),
+      REASONS_SHOWN,
     );
     const text = typeof req.query.q === 'string' ? req.query.q.trim().slice(0, MAX_SEARCH) : '';
     const search = text ? { text, found: await runs.outcomes.find({ keyOrReason: text }, SEARCH_LIMIT) } : undefined;

@@ -154,6 +154,26 @@ export class JobOutcomes {
     return rows.map((row) => ({ outcome: row.outcome, reason: row.reason, jobs: Number(row.jobs) }));
   }
 
+  /** The `top` most common reasons of each of the runs, as countByReason counts them, in one query. */
+  async topReasonsOfRuns(runIds: readonly string[], top: number): Promise<Map<string, ReasonCount[]>> {
+    const byRun = new Map<string, ReasonCount[]>();
+    if (runIds.length === 0) return byRun;
+    const rows = await sqlRows<{ runId: string; outcome: ReasonCount['outcome']; reason: string; jobs: string }>(
+      this.prisma,
+      Prisma.sql`SELECT "runId", outcome, reason, jobs FROM (
+                   SELECT *, row_number() OVER (PARTITION BY "runId" ORDER BY jobs DESC, reason) AS rank FROM (
+                     SELECT "runId", outcome, ${FOLDED_REASON} AS reason, count(*) AS jobs
+                       FROM "FleetJobOutcome" WHERE "runId" = ANY(${[...runIds]}::text[]) GROUP BY 1, 2, 3) counted) ranked
+                  WHERE rank <= ${top} ORDER BY "runId", rank`,
+    );
+    for (const row of rows) {
+      const list = byRun.get(row.runId) ?? [];
+      list.push({ outcome: row.outcome, reason: row.reason, jobs: Number(row.jobs) });
+      byRun.set(row.runId, list);
+    }
+    return byRun;
+  }
+
   /** What a retry over `scope` would take up, and what earlier retries took up already. */
   async previewRetry(scope: RetryScope): Promise<RetryPreview> {
     const filter = retryFilter(scope);
