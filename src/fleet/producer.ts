@@ -3,13 +3,11 @@ import type { Queue } from 'bullmq';
 import type { RedisClient } from '../redis/connection.js';
 import type { PrismaClient } from '../db/prisma.js';
 import { DEFAULT_PAGE_SIZE } from '../../bin/heap-limit.js';
-import { retryTransient } from '../db/transient.js';
 import { jobIdFor, type JobData, type JobFamily } from './family.js';
-import { newJobKey } from './job-seal.js';
 import { rowSource, type RowSource } from './row-source.js';
 import { AddingSchedule } from './runs/pace.js';
-import { DEFAULT_PRODUCER_LEASE_MS, holdRunForProducer } from './runs/producer-lease.js';
-import { newRunId, type RunStore } from './runs/store.js';
+import { DEFAULT_PRODUCER_LEASE_MS, ProducerRun } from './runs/producer-run.js';
+import type { RunStore } from './runs/store.js';
 import type { Scope } from './scope.js';
 import { addShardPage, countShardPage, type NewJob, type ShardPage } from './shard-page.js';
 
@@ -92,12 +90,6 @@ export interface ProducerDeps {
   runs: RunStore;
 }
 
-/** The run being added to: its id, and the key its jobs are sealed with. */
-interface AddedRun {
-  id: string;
-  jobKey: string;
-}
-
 /**
  * Streams the family's source query page by page and turns every key into a
  * job of one run, in the shard its job id hashes to. A key whose job is
@@ -107,18 +99,19 @@ interface AddedRun {
  */
 export async function enqueue(deps: ProducerDeps, family: JobFamily, scope: Scope, options: EnqueueOptions = {}): Promise<EnqueueResult> {
   const schedule = options.rate ? new AddingSchedule(options.rate.windowMs / options.rate.max) : null;
-  if (options.dryRun) return { runId: null, ...(await countRun(deps, family, scope, options, schedule)) };
-  const run: AddedRun = { id: newRunId(), jobKey: newJobKey() };
-  await retryTransient(() =>
-    deps.runs.create(run.id, family.name, scope, { origin: options.origin ?? null, paceMs: schedule?.intervalMs ?? null, jobKey: run.jobKey }),
-  );
+  const source = rowSource(deps.prisma, family, scope);
+  if (options.dryRun) return { runId: null, ...(await countRun(deps, family, source, options, schedule)) };
+  const run = await ProducerRun.open(deps.runs, family.name, scope, {
+    origin: options.origin ?? null,
+    paceMs: schedule?.intervalMs ?? null,
+    leaseMs: options.leaseMs ?? DEFAULT_PRODUCER_LEASE_MS,
+  });
   options.onRun?.(run.id);
-  const lease = await holdRunForProducer(deps.runs, family.name, run.id, options.leaseMs ?? DEFAULT_PRODUCER_LEASE_MS);
   try {
-    const signal = AbortSignal.any([lease.signal, ...(options.signal ? [options.signal] : [])]);
-    return await addRun(deps, family, scope, run, { ...options, signal }, schedule);
+    const signal = AbortSignal.any([run.signal, ...(options.signal ? [options.signal] : [])]);
+    return await addRun(deps, family, source, run, { ...options, signal }, schedule);
   } finally {
-    lease.release();
+    run.release();
   }
 }
 
@@ -126,12 +119,12 @@ export async function enqueue(deps: ProducerDeps, family: JobFamily, scope: Scop
 async function countRun(
   deps: ProducerDeps,
   family: JobFamily,
-  scope: Scope,
+  source: RowSource,
   options: EnqueueOptions,
   schedule: AddingSchedule | null,
 ): Promise<EnqueueProgress> {
   const progress: EnqueueProgress = { found: 0, added: 0, alreadyQueued: 0, requeued: 0 };
-  for await (const groups of plannedPages(deps, family, rowSource(deps.prisma, family, scope), options, schedule, progress)) {
+  for await (const groups of plannedPages(deps, family, source, options, schedule, progress)) {
     for (const [i, group] of groups.entries()) {
       if (group.length === 0) continue;
       const counted = await countShardPage(deps.redis, deps.queues.queues[i]!, group);
@@ -147,15 +140,14 @@ async function countRun(
 async function addRun(
   deps: ProducerDeps,
   family: JobFamily,
-  scope: Scope,
-  run: AddedRun,
+  source: RowSource,
+  run: ProducerRun,
   options: EnqueueOptions,
   schedule: AddingSchedule | null,
 ): Promise<EnqueueResult> {
-  const tally = new RunTally(deps, family, run.id);
-  const source = rowSource(deps.prisma, family, scope);
+  const tally = new RunTally(run, deps.queues.queues.length);
   try {
-    for await (const groups of plannedPages(deps, family, source, options, schedule, tally.progress, () => heedOperator(deps, run.id, schedule, options))) {
+    for await (const groups of plannedPages(deps, family, source, options, schedule, tally.progress, () => heedOperator(run, schedule, options))) {
       // The previous page's adds overlap this page's source query; at most one page is in flight.
       await tally.settled();
       const keys = groups.flatMap((group) => group.map((job) => job.key));
@@ -164,7 +156,7 @@ async function addRun(
           groups.map((group, i) => (group.length === 0 ? Promise.resolve(null) : addShardPage({ ...deps, queue: deps.queues.queues[i]! }, family, run, group))),
         ),
         // Only once every job of the page is in Redis: a page cut short is taken up again by the next try.
-        () => retryTransient(() => source.taken(keys, run.id)),
+        () => source.taken(keys, run.id),
       );
       options.onProgress?.({ ...tally.progress });
     }
@@ -173,10 +165,10 @@ async function addRun(
     throw await tally.sealStopped(error);
   }
   if (tally.progress.found === 0 && options.keepEmpty === false) {
-    await retryTransient(() => deps.runs.discard(family.name, run.id));
+    await run.discard();
     return { runId: null, ...tally.progress };
   }
-  await retryTransient(() => tally.seal());
+  await tally.seal();
   return { runId: run.id, ...tally.progress };
 }
 
@@ -202,8 +194,7 @@ async function* plannedPages(
     options.signal?.throwIfAborted();
     if (page > 0 && beforePage && !(await beforePage())) return;
     if (schedule && !options.dryRun) await waitUnlessStopped(schedule.waitBeforePage(progress.found), options.signal);
-    // Pages are reads: a dropped connection costs a pause, not the run.
-    const keys = await retryTransient(() => source.page(after, pageSize));
+    const keys = await source.page(after, pageSize);
     if (keys.length === 0) return;
     after = keys[keys.length - 1]!;
     const now = Date.now();
@@ -230,12 +221,11 @@ class RunTally {
   private inFlight: Promise<unknown> = Promise.resolve();
 
   constructor(
-    private readonly deps: ProducerDeps,
-    private readonly family: JobFamily,
-    private readonly runId: string,
+    private readonly run: ProducerRun,
+    shards: number,
   ) {
-    this.confirmed = deps.queues.queues.map(() => 0);
-    this.followed = deps.queues.queues.map(() => 0);
+    this.confirmed = new Array<number>(shards).fill(0);
+    this.followed = new Array<number>(shards).fill(0);
   }
 
   /**
@@ -256,7 +246,7 @@ class RunTally {
       adds.push(
         page.adding.then((n) => {
           this.confirmed[i]! += n;
-          return this.deps.runs.noteAdded(this.family.name, i, this.runId);
+          return this.run.noteAdded(i);
         }),
       );
     }
@@ -273,7 +263,7 @@ class RunTally {
   /** Seals the run with its jobs in each shard. */
   seal(): Promise<void> {
     const totals = this.confirmed.map((n, i) => n + this.followed[i]!);
-    return this.deps.runs.markEnqueued(this.family.name, this.runId, totals, this.progress.alreadyQueued);
+    return this.run.seal(totals, this.progress.alreadyQueued);
   }
 
   /**
@@ -285,7 +275,7 @@ class RunTally {
     await this.inFlight.catch(() => undefined);
     await this.seal().catch(() => undefined);
     const added = this.confirmed.reduce((sum, n) => sum + n, 0);
-    return new Error(`run ${this.runId} stopped enqueuing after ${added} jobs (they still run): ${(error as Error).message}; enqueue again for the rest`, {
+    return new Error(`run ${this.run.id} stopped enqueuing after ${added} jobs (they still run): ${(error as Error).message}; enqueue again for the rest`, {
       cause: error,
     });
   }
@@ -307,15 +297,14 @@ const PAUSED_LOOK_MS = 1_000;
  * added whole, its adds brief (a scheduled enqueue among them, which must
  * not hold its worker's shutdown).
  */
-async function heedOperator(deps: ProducerDeps, runId: string, schedule: AddingSchedule | null, options: EnqueueOptions): Promise<boolean> {
-  const look = () => retryTransient(() => deps.runs.operatorHold(runId));
-  let hold = await look();
+async function heedOperator(run: ProducerRun, schedule: AddingSchedule | null, options: EnqueueOptions): Promise<boolean> {
+  let hold = await run.operatorHold();
   if (hold !== 'paused' || !schedule) return hold !== 'cancelled';
   const from = Date.now();
   options.onPaused?.(true);
   while (hold === 'paused') {
     await waitUnlessStopped(PAUSED_LOOK_MS, options.signal);
-    hold = await look();
+    hold = await run.operatorHold();
   }
   if (hold === 'cancelled') return false;
   options.onPaused?.(false);

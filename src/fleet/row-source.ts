@@ -1,9 +1,14 @@
 import type { PrismaClient } from '../db/prisma.js';
+import { retryTransient } from '../db/transient.js';
 import type { JobFamily } from './family.js';
 import { JobOutcomes } from './runs/outcomes.js';
 import type { Scope } from './scope.js';
 
-/** Where the rows of a run come from, a page at a time, and what is told once a page's jobs are in Redis. */
+/**
+ * Where the rows of a run come from, a page at a time, and what is told once
+ * a page's jobs are in Redis. Each is tried again through a dropped
+ * connection: a database blip costs a pause, not the run.
+ */
 export interface RowSource {
   /** The next page of keys, in ascending order, strictly after `after`; empty at the end. */
   page(after: string, limit: number): Promise<string[]>;
@@ -21,11 +26,11 @@ export interface RowSource {
  */
 export function rowSource(prisma: PrismaClient, family: JobFamily, scope: Scope): RowSource {
   if (scope.kind !== 'retry') {
-    return { page: (after, limit) => family.source(prisma, scope, after, limit), taken: () => Promise.resolve() };
+    return { page: (after, limit) => retryTransient(() => family.source(prisma, scope, after, limit)), taken: () => Promise.resolve() };
   }
   const outcomes = new JobOutcomes(prisma);
   return {
-    page: (after, limit) => outcomes.retryPage(scope, after, limit),
-    taken: (keys, runId) => outcomes.markRetried(scope, keys, runId),
+    page: (after, limit) => retryTransient(() => outcomes.retryPage(scope, after, limit)),
+    taken: (keys, runId) => retryTransient(() => outcomes.markRetried(scope, keys, runId)),
   };
 }
