@@ -73,6 +73,9 @@ describe('why a row, and which jobs, failed or were skipped', () => {
     expect(why.stdout).toContain(`failed in ${runId} after 1 attempt(s): investment ${refused[0]} breaks`);
     expect(why.stdout).toContain(`next: failed (investment ${refused[0]} breaks`);
     expect(why.stdout).toContain(`tys retry --run ${runId}`);
+    // The family's source query, asked now: the refused row still needs its lot, the changed one nothing.
+    expect(why.stdout).toContain("now: still needs the lots family's work");
+    expect((await runTys(['why', 'lots', changed], env)).stdout).toContain('now: nothing left for the lots family to do');
 
     const done = await runTys(['why', 'lots', changed, '--json'], env);
     expect(done.code).toBe(0);

@@ -49,8 +49,10 @@ export const whyCommand = defineCommand({
     if (acrossFamilies && !isRowId(key)) throw new UsageError(`tys why: "${shown}" is not an investment id`);
     const prisma = createPrisma(config.databaseUrl);
     try {
-      const asked = family ? [{ family, key }] : await investmentRows(prisma, key);
-      const stories = (await Promise.all(asked.map(({ family, key }) => rowStory(prisma, family, key)))).filter((story) => story !== null);
+      const asked = family ? [{ family, key, investmentId: await investmentNamed(prisma, family, key) }] : await investmentRows(prisma, key);
+      const stories = (await Promise.all(asked.map(({ family, key, investmentId }) => rowStory(prisma, family, key, { investmentId })))).filter(
+        (story) => story !== null,
+      );
       if (values.json) {
         if (family) json(stories[0] ?? { family: family.name, key, found: false });
         else json({ investment: key, found: stories.length > 0, stories });
@@ -70,11 +72,19 @@ export const whyCommand = defineCommand({
 });
 
 /** The rows of every family whose jobs concern the investment. */
-async function investmentRows(prisma: PrismaClient, investmentId: string): Promise<{ family: JobFamily; key: string }[]> {
+async function investmentRows(prisma: PrismaClient, investmentId: string): Promise<{ family: JobFamily; key: string; investmentId: string }[]> {
   const rows = await Promise.all(
-    families.map(async (family) => (await (family.investmentKeys?.(prisma, investmentId) ?? Promise.resolve([]))).map((key) => ({ family, key }))),
+    families.map(async (family) =>
+      (await (family.investmentKeys?.(prisma, investmentId) ?? Promise.resolve([]))).map((key) => ({ family, key, investmentId })),
+    ),
   );
   return rows.flat();
+}
+
+/** The key itself, when it is the id of an investment the family's jobs are for (lots, corporate actions). */
+async function investmentNamed(prisma: PrismaClient, family: JobFamily, key: string): Promise<string | undefined> {
+  if (!isRowId(key) || !family.investmentKeys) return undefined;
+  return (await family.investmentKeys(prisma, key)).includes(key) ? key : undefined;
 }
 
 function printStory(story: RowStory, io: CommandIo): void {
@@ -89,5 +99,7 @@ function printStory(story: RowStory, io: CommandIo): void {
     if (change.before !== null) io.out(`      before ${JSON.stringify(change.before)}`);
     if (change.after !== null) io.out(`      after  ${JSON.stringify(change.after)}`);
   }
+  if (story.needsWork !== null)
+    io.out(`now: ${story.needsWork ? `still needs the ${story.family} family's work` : `nothing left for the ${story.family} family to do`}`);
   io.out(`next: ${story.next}`);
 }

@@ -27,6 +27,12 @@ export interface RowStory {
   changes: AuditedChange[];
   /** The runs named above, with their status now. */
   runs: { id: string; status: FleetRunStatus; startedAt: Date }[];
+  /**
+   * Whether the family's source query still selects the row now (it still
+   * needs the family's work); null when the row names no investment that
+   * the source can be asked about.
+   */
+  needsWork: boolean | null;
   /** What to run next, or why nothing: one line for an operator. */
   next: string;
 }
@@ -41,7 +47,7 @@ const MOST = 50;
  * in its entries' metadata: on a large log that is a scan, fine for a
  * question about one row, not for a loop over many.
  */
-export async function rowStory(prisma: PrismaClient, family: JobFamily, key: string): Promise<RowStory | null> {
+export async function rowStory(prisma: PrismaClient, family: JobFamily, key: string, options: { investmentId?: string } = {}): Promise<RowStory | null> {
   const jobId = jobIdFor(family, key);
   const outcomes = (await new JobOutcomes(prisma).find({ family: family.name, key }, MOST)).reverse();
   const audited = await sqlRows<{ createdAt: Date; action: string; entity: string; entityId: string; metadata: Record<string, unknown> | null }>(
@@ -67,14 +73,45 @@ export async function rowStory(prisma: PrismaClient, family: JobFamily, key: str
     select: { id: true, status: true, startedAt: true },
     orderBy: { startedAt: 'asc' },
   });
-  return { family: family.name, key, jobId, outcomes, changes, runs, next: nextStep(family, key, outcomes, changes, runs) };
+  const needsWork = await stillNeedsWork(prisma, family, key, options.investmentId);
+  return {
+    family: family.name,
+    key,
+    jobId,
+    outcomes,
+    changes,
+    runs,
+    needsWork,
+    next: nextStep(family, key, outcomes, changes, runs, { needsWork, investmentId: options.investmentId }),
+  };
+}
+
+/** Whether the family's source query selects the row, asked for the rows of the investment it concerns; null when that cannot be asked. */
+async function stillNeedsWork(prisma: PrismaClient, family: JobFamily, key: string, investmentId: string | undefined): Promise<boolean | null> {
+  if (investmentId === undefined || !family.scopes.includes('investments')) return null;
+  // An investment's rows of a family are a handful (itself, its lots, its ticker).
+  const keys = await family.source(prisma, { kind: 'investments', ids: [investmentId] }, '', 1_000);
+  return keys.includes(key);
 }
 
 /** What an operator does next for the row, from its latest event. */
-function nextStep(family: JobFamily, key: string, outcomes: NotedOutcome[], changes: AuditedChange[], runs: RowStory['runs']): string {
+function nextStep(
+  family: JobFamily,
+  key: string,
+  outcomes: NotedOutcome[],
+  changes: AuditedChange[],
+  runs: RowStory['runs'],
+  now: { needsWork: boolean | null; investmentId?: string },
+): string {
+  const { needsWork, investmentId } = now;
   const lastOutcome = outcomes.at(-1);
   const lastChange = changes.at(-1);
+  if (needsWork === false && lastOutcome && !(lastChange && lastChange.at >= lastOutcome.at)) {
+    return `nothing to do: the ${family.name} family has no work left for it (its row was put right since its last job)`;
+  }
   if (!lastOutcome || (lastChange && lastChange.at >= lastOutcome.at)) {
+    if (needsWork === true)
+      return `the ${family.name} family has work for it again (it changed since the fleet last did): tys enqueue ${family.name} --investment ${investmentId}`;
     return `nothing to fix: the fleet last changed it in run ${lastChange?.runId ?? 'unknown'}; tys verify ${family.name} checks it with the rest`;
   }
   if (lastOutcome.retriedBy) {
