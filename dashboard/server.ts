@@ -66,7 +66,7 @@ const RUNS_LIVE_SCRIPT = readFileSync(path.join(PROJECT_ROOT, 'dashboard', 'publ
 const RUN_ACTIONS: RunAction[] = ['pause', 'resume', 'cancel', 'retry'];
 
 /** A reason a retry names is at most this long (the longest a job's reason is kept, with room for its marks). */
-const MAX_SEARCH_REASON = 1_000;
+const MAX_RETRY_REASON = 1_000;
 
 /** A field of a posted form, trimmed and cut at `max` characters; empty when absent or not text. */
 function formText(req: Request, name: string, max: number): string {
@@ -236,10 +236,10 @@ export async function createDashboard(options: DashboardOptions): Promise<Dashbo
     }
   });
   app.get('/runs/live.js', (_req, res) => res.type('text/javascript').send(RUNS_LIVE_SCRIPT));
-  // The runs page's forms: plain posts (a note at most), answered with the page again.
+  // The runs page's forms: plain posts of a few short fields, answered with a page.
   const form = express.urlencoded({ extended: false, limit: '8kb', parameterLimit: 10 });
   const operatorOf = (req: Request) => ({ operator: `dashboard ${req.user ?? '(no login)'}`, note: formText(req, 'note', MAX_NOTE) || undefined });
-  /** The run a form names, with its family's queues; null (answered 404) when there is none. */
+  /** The run a form names, with its family; null (answered 404) when there is none. */
   const runOf = async (req: Request, res: Response) => {
     const { runId } = req.params as { runId: string };
     const run = RUN_ID_PATTERN.test(runId) ? await runs.get(runId).catch(() => null) : null;
@@ -258,7 +258,7 @@ export async function createDashboard(options: DashboardOptions): Promise<Dashbo
       const found = await runOf(req, res);
       if (!found) return;
       const outcome = formText(req, 'outcome', 10);
-      const reason = formText(req, 'reason', MAX_SEARCH_REASON);
+      const reason = formText(req, 'reason', MAX_RETRY_REASON);
       if ((outcome !== '' && outcome !== 'failed' && outcome !== 'skipped') || (!outcome && !reason)) {
         res.status(400).json({ error: 'a retry takes an outcome (failed or skipped) and a reason' });
         return;

@@ -21,8 +21,8 @@ of the run, in any state, that failed or were skipped and match, as a new
 run whose origin names the command. First it shows how many jobs match,
 counted by reason, and some of their rows, and changes nothing; --yes does
 it. Each job is taken up once: the same command again finds nothing new
-(tys why shows which run took a row up). A row whose work is done meanwhile
-is skipped by its job.
+(tys why shows which run took a row up). A job whose row needs nothing any
+more changes nothing: every job is idempotent.
 
 The action goes into the run's history (tys status --run ID) with who took
 it (user@host) and the note.
@@ -38,7 +38,7 @@ Options:
                        (like 50/1s), across every worker
   --wait               with --yes: show progress until the new run ends
   --note TEXT          why, for the run's history
-  --json               the preview, machine-readable
+  --json               machine-readable (with a filter: the preview)
   -h, --help           this help
 
 Ctrl-C while the jobs are being added stops adding (exit 130): the jobs

@@ -21,8 +21,8 @@ export interface RowSource {
  * its work, or, for a retry, the rows of the earlier run's jobs that the
  * filter names, each noted as taken up so that the same retry again finds
  * nothing new. A retried job runs whether or not the source query would
- * select its row: handlers are idempotent, and one whose row needs nothing
- * more says so.
+ * select its row: handlers are idempotent, and change nothing where
+ * nothing is left to do.
  */
 export function rowSource(prisma: PrismaClient, family: JobFamily, scope: Scope): RowSource {
   if (scope.kind !== 'retry') {

@@ -52,7 +52,7 @@ export function describeScope(scope: Scope): string {
   }
 }
 
-/** "the failed jobs of run R whose reason holds "x", 2 row(s)": what a retry takes up. */
+/** "the failed jobs of run-... whose reason holds "x" among 2 row(s)": what a retry takes up. */
 function retryText(scope: RetryScope): string {
   const jobs = scope.outcome ? `${scope.outcome} jobs` : 'failed and skipped jobs';
   const reason = scope.reason !== undefined ? ` whose reason holds "${scope.reason}"` : '';
