@@ -51,7 +51,7 @@ Examples:
 
 export const retryCommand = defineCommand({
   name: 'retry',
-  summary: "run a run's failed jobs again, or those a filter names, as a new run",
+  summary: "run a FAILED run's failed jobs again, or just those a filter names (a new run)",
   help,
   options: {
     run: { type: 'string' },

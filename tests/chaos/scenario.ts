@@ -282,13 +282,23 @@ export async function runChaos(options: ChaosOptions = {}): Promise<ChaosReport>
     await until('every run to end', async () => (await openRuns()).length === 0, Math.min(30_000, timeLeft()), 200).catch(() => undefined);
     const leftOpen = await openRuns();
 
-    // Refused, or gone with a Redis that lost its data; never run.
+    // Refused, or gone with a Redis that lost its data; never run. A run ends
+    // without waiting for them (they are none of its jobs): the workers are
+    // given a moment to take the ones still queued.
+    const hostileJob = ({ family, jobId }: (typeof hostile)[number]) =>
+      queueOf(family, jobId)
+        .getJob(jobId)
+        .catch(() => undefined);
+    await until(
+      'the hand-written jobs to be taken',
+      async () => (await Promise.all(hostile.map(hostileJob))).every((job) => !job || job.finishedOn),
+      Math.min(30_000, timeLeft()),
+      200,
+    ).catch(() => undefined);
     const hostileJobsBelieved: string[] = [];
     let hostileJobsRefused = 0;
     for (const { family, jobId, runId } of hostile) {
-      const job = await queueOf(family, jobId)
-        .getJob(jobId)
-        .catch(() => undefined);
+      const job = await hostileJob({ family, jobId, runId });
       if (!job?.finishedOn) continue;
       if (/did not add this job/.test(job.failedReason ?? '')) hostileJobsRefused += 1;
       else hostileJobsBelieved.push(`${family} ${jobId} naming ${runId}: ${job.failedReason ?? 'completed'}`);
