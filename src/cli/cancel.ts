@@ -2,10 +2,8 @@ import { openFleet } from '../fleet/context.js';
 import { cancelRows, queuedRows } from '../fleet/runs/control.js';
 import { defineCommand, UsageError } from './command.js';
 import { cliOperator } from './operator.js';
-import { controlFromCli, MAX_KEYS, requireKeys, requireRun, requireRunId } from './run-control.js';
-
-/** Rows a preview names. */
-const SAMPLE_KEYS = 10;
+import { MAX_KEYS, requireKeys, requireRun, requireRunId, sampleText } from './run-args.js';
+import { controlFromCli } from './run-control.js';
 
 const help = `Usage: tys cancel --run ID [--note TEXT] [--json]
        tys cancel --run ID --key KEY... [--yes] [--note TEXT] [--json]
@@ -53,9 +51,8 @@ export const cancelCommand = defineCommand({
       if (!values.yes) {
         if (values.json) json({ runId, queued, notQueued: keys.filter((key) => !queued.includes(key)) });
         else {
-          const more = queued.length > SAMPLE_KEYS ? ` and ${queued.length - SAMPLE_KEYS} more` : '';
           io.out(
-            `${queued.length} of ${keys.length} row(s) have a job of ${runId} that has not started${queued.length > 0 ? `: ${queued.slice(0, SAMPLE_KEYS).join(', ')}${more}` : ''}`,
+            `${queued.length} of ${keys.length} row(s) have a job of ${runId} that has not started${queued.length > 0 ? `: ${sampleText(queued, queued.length)}` : ''}`,
           );
           io.out(queued.length > 0 ? 'nothing changed: the same command with --yes cancels them' : 'nothing to cancel');
         }

@@ -4,6 +4,7 @@ import { DEFAULT_OUTCOME_RETENTION_MS, JobOutcomes, type NotedOutcome, type Outc
 import { RUN_ID_PATTERN } from '../fleet/runs/store.js';
 import { defineCommand, integerFlag, UsageError } from './command.js';
 import { requireFamily } from './families.js';
+import { reasonLines } from './run-args.js';
 
 const help = `Usage: tys jobs [--run ID] [--family NAME] [--outcome failed|skipped]
                 [--reason TEXT] [--key KEY] [--limit N] [--json]
@@ -89,8 +90,7 @@ export const jobsCommand = defineCommand({
         return 0;
       }
       io.out(`${total.toLocaleString('en-US')} job(s), by reason:`);
-      const width = Math.max(...counts.map((count) => count.jobs.toLocaleString('en-US').length));
-      for (const count of counts) io.out(`  ${count.jobs.toLocaleString('en-US').padStart(width)}  ${count.outcome.padEnd(7)}  ${count.reason}`);
+      for (const line of reasonLines(counts)) io.out(line);
       io.out(jobs.length < total ? `the latest ${jobs.length}:` : 'each:');
       for (const job of jobs) io.out(`  ${jobLine(job)}`);
       return 0;

@@ -5,7 +5,8 @@ import { describeScope, type RetryScope } from '../fleet/scope.js';
 import { addRunAndReport } from './add-run.js';
 import { defineCommand, rateFlag, UsageError, type CommandIo } from './command.js';
 import { cliOperator } from './operator.js';
-import { controlFromCli, MAX_KEYS, requireKeys, requireRun, requireRunId } from './run-control.js';
+import { MAX_KEYS, reasonLines, requireKeys, requireRun, requireRunId, sampleText } from './run-args.js';
+import { controlFromCli } from './run-control.js';
 
 const help = `Usage: tys retry --run ID [--note TEXT] [--json]
        tys retry --run ID [--outcome failed|skipped] [--reason TEXT] [--key KEY]...
@@ -134,10 +135,8 @@ async function showPreview(
     return 0;
   }
   io.out(`${preview.jobs.toLocaleString('en-US')} job(s) to retry, ${describeScope(scope)}; by reason:`);
-  const width = Math.max(...counts.map((count) => count.jobs.toLocaleString('en-US').length));
-  for (const count of counts) io.out(`  ${count.jobs.toLocaleString('en-US').padStart(width)}  ${count.outcome.padEnd(7)}  ${count.reason}`);
-  const more = preview.jobs > preview.sample.length ? ` and ${(preview.jobs - preview.sample.length).toLocaleString('en-US')} more` : '';
-  io.out(`rows: ${preview.sample.join(', ')}${more}`);
+  for (const line of reasonLines(counts)) io.out(line);
+  io.out(`rows: ${sampleText(preview.sample, preview.jobs)}`);
   if (preview.alreadyRetried > 0) io.out(`${earlier} (left out)`);
   io.out('nothing changed: the same command with --yes retries them as a new run');
   return 0;

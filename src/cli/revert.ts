@@ -2,9 +2,9 @@ import { createPrisma } from '../db/prisma.js';
 import { families } from '../families/index.js';
 import { revertRun } from '../fleet/revert.js';
 import { RunActions } from '../fleet/runs/actions.js';
-import { RUN_ID_PATTERN } from '../fleet/runs/store.js';
 import { defineCommand, UsageError } from './command.js';
 import { cliOperator } from './operator.js';
+import { requireRunId } from './run-args.js';
 
 const help = `Usage: tys revert --run ID [--note TEXT] [--json]
 
@@ -32,16 +32,15 @@ export const revertCommand = defineCommand({
   positionals: false,
   async run({ values, positionals, config, json }, io) {
     if (positionals.length > 0) throw new UsageError(`tys revert: unexpected argument "${positionals[0]}"`);
-    if (!values.run) throw new UsageError('tys revert: --run ID is required');
-    if (!RUN_ID_PATTERN.test(values.run)) throw new UsageError(`tys revert: "${values.run.slice(0, 40)}" is not a run id (like run-20260101T000000Z-abcdef)`);
+    const runId = requireRunId('revert', values.run);
     const prisma = createPrisma(config.databaseUrl);
     try {
-      if (!(await prisma.fleetRun.findUnique({ where: { id: values.run }, select: { id: true } }))) {
-        throw new UsageError(`tys revert: no run ${values.run}`);
+      if (!(await prisma.fleetRun.findUnique({ where: { id: runId }, select: { id: true } }))) {
+        throw new UsageError(`tys revert: no run ${runId}`);
       }
-      const report = await revertRun(prisma, values.run, families);
+      const report = await revertRun(prisma, runId, families);
       await new RunActions(prisma).record(
-        values.run,
+        runId,
         'revert',
         { operator: cliOperator(), note: values.note },
         `${report.reverted} restored as ${report.revertRunId}, ${report.conflicts.length} conflicts`,
@@ -49,7 +48,7 @@ export const revertCommand = defineCommand({
       if (values.json) json(report);
       else {
         io.out(
-          `revert of ${values.run} (as ${report.revertRunId}): ${report.entries} audit entries, ${report.reverted} restored, ` +
+          `revert of ${runId} (as ${report.revertRunId}): ${report.entries} audit entries, ${report.reverted} restored, ` +
             `${report.alreadyReverted} already reverted, ${report.conflicts.length} conflicts`,
         );
         for (const name of report.constraintsReopened) {

@@ -68,7 +68,7 @@ const DECIMAL_PATTERN = String.raw`-?[0-9]+\.[0-9]+`;
 const FOLDED_REASON = Prisma.sql`regexp_replace(replace(reason, key, ${KEY_MARK}), ${DECIMAL_PATTERN}, ${VALUE_MARK}, 'g')`;
 
 /** Rows a preview names. */
-const SAMPLE_KEYS = 10;
+export const PREVIEW_SAMPLE = 10;
 
 /** A reason longer than this is cut: an error can quote a whole statement. */
 const MAX_REASON = 500;
@@ -185,7 +185,7 @@ export class JobOutcomes {
     );
     return {
       jobs: Number(counts!.jobs),
-      sample: await this.retryPage(scope, '', SAMPLE_KEYS),
+      sample: await this.retryPage(scope, '', PREVIEW_SAMPLE),
       alreadyRetried: Number(counts!.retried),
       retriedBy: counts!.by ?? [],
     };
