@@ -91,11 +91,12 @@ export interface ProducerDeps {
 }
 
 /**
- * Streams the family's source query page by page and turns every key into a
- * job of one run, in the shard its job id hashes to. A key whose job is
- * still pending is left alone; a key whose job already finished but which
- * the source query still selects (it failed, or its row was changed back)
- * gets a fresh job.
+ * Streams the scope's rows page by page (the family's source query, or the
+ * jobs a retry takes up: see rowSource) and turns every key into a job of
+ * one run, in the shard its job id hashes to. A key whose job is still
+ * pending is left alone; a key whose job already finished but which the
+ * source still selects (it failed, or its row was changed back) gets a
+ * fresh job.
  */
 export async function enqueue(deps: ProducerDeps, family: JobFamily, scope: Scope, options: EnqueueOptions = {}): Promise<EnqueueResult> {
   const schedule = options.rate ? new AddingSchedule(options.rate.windowMs / options.rate.max) : null;
@@ -173,7 +174,7 @@ async function addRun(
 }
 
 /**
- * The source query's keys, a page at a time, planned over the family's
+ * The source's keys, a page at a time, planned over the family's
  * shards (each job in the shard its id hashes to, with its delay when the
  * run is paced). Before each page after the first, `beforePage` may end the
  * run (an operator cancelled it: false); a paced run's pages are read a
