@@ -13,17 +13,19 @@ describe("BullMQ's keys the fleet reads", () => {
   const prefix = testPrefix();
   const redis = new Redis(REDIS_URL);
   const connection = { url: REDIS_URL, maxRetriesPerRequest: null };
-  const queue = new Queue('layout', { connection, prefix });
   const keys = queueKeys(prefix, 'layout');
+  // Made in the test, after the look at an empty prefix: a queue writes its meta key as it connects.
+  let queue: Queue | undefined;
 
   afterAll(async () => {
-    await queue.close();
+    await queue?.close();
     redis.disconnect();
     await flushPrefix(prefix);
   });
 
   it('are where BullMQ keeps a job, its data, the active list and the finished sets', async () => {
     expect(await redis.exists(keys.meta)).toBe(0);
+    queue = new Queue('layout', { connection, prefix });
     await queue.add('layout', { runId: 'r1', key: 'ok' }, { jobId: 'job-ok' });
     await queue.add('layout', { runId: 'r1', key: 'bad' }, { jobId: 'job-bad', attempts: 1 });
     expect(await redis.exists(keys.meta)).toBe(1);
